@@ -1,0 +1,488 @@
+//! Control laws of plants, substations and buildings. Pure and deterministic.
+
+use model::{
+    Action, Actuator, ActuatorWrite, Command, Metric, Mode, NodeKind, Reading, SupplyCurve,
+};
+use serde::{Deserialize, Serialize};
+
+/// Longest manual override accepted, ms (7 days).
+pub const MAX_OVERRIDE_MS: i64 = 7 * 24 * 3_600_000;
+/// Longest time step a tick may integrate over, s (a longer gap is treated as this).
+const MAX_DT_S: f64 = 600.0;
+
+/// What the gateway's link to the optimizer looks like at this tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkState {
+    /// The optimizer has been heard from within the fallback window.
+    pub optimizer_recent: bool,
+}
+
+/// One scan's worth of input for one actor.
+#[derive(Clone, Debug)]
+pub struct TickInput {
+    /// Network time of the readings, Unix ms.
+    pub time_ms: i64,
+    /// The actor's device readings; `None` when the scan did not return the device.
+    pub readings: Option<Vec<Reading>>,
+    pub link: LinkState,
+}
+
+/// What one tick decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TickOutput {
+    pub writes: Vec<ActuatorWrite>,
+    pub mode: Mode,
+    /// Readings to report upstream (device readings plus the active setpoint).
+    pub readings: Vec<Reading>,
+}
+
+/// Static configuration of one actor, from the gateway's configuration file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub id: model::NodeId,
+    pub kind: NodeKind,
+    /// Buildings: their substation.
+    #[serde(default)]
+    pub parent: Option<model::NodeId>,
+    /// Substations: supply-curve group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Plants and substations: accepted supply setpoint range, °C.
+    #[serde(default)]
+    pub supply_limits_c: Option<(f64, f64)>,
+    /// Plants and substations: the curve to fall back on until the optimizer sends one.
+    #[serde(default)]
+    pub fallback_curve: Option<SupplyCurve>,
+    /// Fastest setpoint change applied, K per minute of network time.
+    #[serde(default = "default_rate")]
+    pub max_setpoint_rate_k_per_min: f64,
+}
+
+fn default_rate() -> f64 {
+    2.0
+}
+
+/// PI controller, positional form, with conditional integration (anti-windup).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pi {
+    pub kp: f64,
+    pub ti_s: f64,
+    pub out_min: f64,
+    pub out_max: f64,
+    pub integral: f64,
+}
+
+impl Pi {
+    pub fn new(kp: f64, ti_s: f64, out_min: f64, out_max: f64, initial_out: f64) -> Self {
+        Self {
+            kp,
+            ti_s,
+            out_min,
+            out_max,
+            integral: initial_out,
+        }
+    }
+
+    /// One step: returns the clamped output. The integral does not grow while
+    /// the output is saturated in the direction of the error.
+    pub fn step(&mut self, setpoint: f64, measured: f64, dt_s: f64) -> f64 {
+        let e = setpoint - measured;
+        let p = self.kp * e;
+        let candidate = self.integral + self.kp * dt_s / self.ti_s * e;
+        let unsat = p + candidate;
+        let saturating_high = unsat > self.out_max && e > 0.0;
+        let saturating_low = unsat < self.out_min && e < 0.0;
+        if !(saturating_high || saturating_low) {
+            self.integral = candidate;
+        }
+        // Keep the integral itself inside the output range.
+        self.integral = self.integral.clamp(self.out_min, self.out_max);
+        (p + self.integral).clamp(self.out_min, self.out_max)
+    }
+}
+
+/// Moves `current` toward `target` by at most `rate_per_s·dt_s`.
+pub fn ramp(current: f64, target: f64, rate_per_s: f64, dt_s: f64) -> f64 {
+    let step = rate_per_s * dt_s;
+    current + (target - current).clamp(-step, step)
+}
+
+fn get(readings: &[Reading], m: Metric) -> Option<f64> {
+    readings.iter().find(|r| r.metric == m).map(|r| r.value)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Override {
+    pub supply_temp_c: f64,
+    pub expires_at_ms: i64,
+}
+
+/// Where a plant's or substation's supply setpoint comes from, and the command
+/// handling that changes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetpointSource {
+    pub limits_c: (f64, f64),
+    pub rate_k_per_s: f64,
+    pub curve: SupplyCurve,
+    pub curve_version: u64,
+    pub optimizer_setpoint_c: Option<f64>,
+    pub override_: Option<Override>,
+    /// Version of the last command applied.
+    pub last_version: u64,
+    pub mode: Mode,
+    /// The ramped setpoint the loop follows.
+    pub active_c: Option<f64>,
+    pub last_time_ms: Option<i64>,
+}
+
+impl SetpointSource {
+    fn new(limits_c: (f64, f64), rate_k_per_min: f64, curve: SupplyCurve) -> Self {
+        Self {
+            limits_c,
+            rate_k_per_s: rate_k_per_min / 60.0,
+            curve,
+            curve_version: 0,
+            optimizer_setpoint_c: None,
+            override_: None,
+            last_version: 0,
+            mode: Mode::Fallback,
+            active_c: None,
+            last_time_ms: None,
+        }
+    }
+
+    /// Seconds since the previous tick (0 on the first), bounded.
+    fn dt_s(&mut self, time_ms: i64) -> f64 {
+        let dt = match self.last_time_ms {
+            Some(t) if time_ms > t => ((time_ms - t) as f64 / 1000.0).min(MAX_DT_S),
+            _ => 0.0,
+        };
+        if self.last_time_ms.is_none_or(|t| time_ms > t) {
+            self.last_time_ms = Some(time_ms);
+        }
+        dt
+    }
+
+    /// Chooses the mode and advances the active setpoint.
+    fn update(&mut self, time_ms: i64, outdoor_c: Option<f64>, link: LinkState, dt_s: f64) -> f64 {
+        if let Some(o) = self.override_
+            && time_ms >= o.expires_at_ms
+        {
+            tracing::info!(expired_at_ms = o.expires_at_ms, "override expired");
+            self.override_ = None;
+        }
+        let (mode, target) = match (self.override_, self.optimizer_setpoint_c) {
+            (Some(o), _) => (Mode::Override, o.supply_temp_c),
+            (None, Some(sp)) if link.optimizer_recent => (Mode::Optimizer, sp),
+            _ => {
+                let t = match outdoor_c {
+                    Some(t_out) => self.curve.supply_temp_c(t_out),
+                    // No outdoor reading: hold what we have, else the curve's top (safe side).
+                    None => self.active_c.unwrap_or(self.curve.max_supply_temp_c()),
+                };
+                (Mode::Fallback, t)
+            }
+        };
+        if mode != self.mode {
+            tracing::info!(from = ?self.mode, to = ?mode, "mode change");
+            self.mode = mode;
+        }
+        let target = target.clamp(self.limits_c.0, self.limits_c.1);
+        let active = match self.active_c {
+            None => target,
+            Some(a) => ramp(a, target, self.rate_k_per_s, dt_s),
+        };
+        self.active_c = Some(active);
+        active
+    }
+
+    /// Validates a command against this node's limits and applies it whole, or not at all.
+    fn command(&mut self, cmd: &Command) -> Result<(), String> {
+        if cmd.version <= self.last_version {
+            return Err(format!(
+                "stale command: version {} is not newer than the last applied version {}",
+                cmd.version, self.last_version
+            ));
+        }
+        let (lo, hi) = self.limits_c;
+        let check = |field: &str, t: f64| {
+            if t.is_finite() && t >= lo && t <= hi {
+                Ok(t)
+            } else {
+                Err(format!(
+                    "{field} {t} °C is outside this node's limits {lo}..{hi} °C"
+                ))
+            }
+        };
+        match &cmd.action {
+            Action::SetSupplyTemp { supply_temp_c } => {
+                self.optimizer_setpoint_c = Some(check("supply_temp_c", *supply_temp_c)?);
+            }
+            Action::SetCurve {
+                curve,
+                curve_version,
+            } => {
+                let checked = SupplyCurve::new(
+                    curve.points().to_vec(),
+                    curve.min_supply_temp_c(),
+                    curve.max_supply_temp_c(),
+                    self.limits_c,
+                )
+                .map_err(|e| format!("curve: {e}"))?;
+                self.curve = checked;
+                self.curve_version = *curve_version;
+            }
+            Action::SetOverride {
+                supply_temp_c,
+                expires_at_ms,
+            } => {
+                let t = check("supply_temp_c", *supply_temp_c)?;
+                let now = self.last_time_ms.unwrap_or(0);
+                if *expires_at_ms <= now {
+                    return Err(format!(
+                        "override expires at {expires_at_ms} ms, which is not after the node's current time {now} ms"
+                    ));
+                }
+                if *expires_at_ms - now > MAX_OVERRIDE_MS {
+                    return Err(format!(
+                        "override lasts {} h; at most {} h",
+                        (*expires_at_ms - now) / 3_600_000,
+                        MAX_OVERRIDE_MS / 3_600_000
+                    ));
+                }
+                self.override_ = Some(Override {
+                    supply_temp_c: t,
+                    expires_at_ms: *expires_at_ms,
+                });
+            }
+            Action::ClearOverride => self.override_ = None,
+        }
+        self.last_version = cmd.version;
+        Ok(())
+    }
+}
+
+/// Secondary supply temperature held by a PI loop on the primary control valve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubstationCtl {
+    pub source: SetpointSource,
+    pub pi: Pi,
+    /// Valve opening used when the supply sensor has failed.
+    pub safe_valve: f64,
+    pub last_valve: f64,
+}
+
+/// Plant supply temperature setpoint (the plant's own boiler control holds it) and pump.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlantCtl {
+    pub source: SetpointSource,
+}
+
+/// Balancing valve throttled when the building runs warm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BuildingCtl {
+    pub valve: f64,
+    pub last_time_ms: Option<i64>,
+    pub mode: Mode,
+}
+
+/// Room temperature above which a building's balancing valve starts to close, °C.
+pub const BUILDING_THROTTLE_FROM_C: f64 = 21.0;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Controller {
+    Plant(PlantCtl),
+    Substation(SubstationCtl),
+    Building(BuildingCtl),
+}
+
+impl Controller {
+    /// A fresh controller for a configured node.
+    pub fn new(cfg: &NodeConfig) -> Result<Self, String> {
+        let curve_and_limits =
+            |default_limits: (f64, f64)| -> Result<(SupplyCurve, (f64, f64)), String> {
+                let limits = cfg.supply_limits_c.unwrap_or(default_limits);
+                if !(limits.0.is_finite()
+                    && limits.1.is_finite()
+                    && limits.0 < limits.1
+                    && limits.0 >= default_limits.0
+                    && limits.1 <= default_limits.1)
+                {
+                    return Err(format!(
+                        "{}: supply_limits_c {:?} must lie within {:?}",
+                        cfg.id, limits, default_limits
+                    ));
+                }
+                let curve = cfg
+                    .fallback_curve
+                    .clone()
+                    .ok_or_else(|| format!("{}: fallback_curve is missing", cfg.id))?;
+                let curve = SupplyCurve::new(
+                    curve.points().to_vec(),
+                    curve.min_supply_temp_c(),
+                    curve.max_supply_temp_c(),
+                    limits,
+                )
+                .map_err(|e| format!("{}: fallback_curve: {e}", cfg.id))?;
+                Ok((curve, limits))
+            };
+        if !(cfg.max_setpoint_rate_k_per_min > 0.0 && cfg.max_setpoint_rate_k_per_min <= 60.0) {
+            return Err(format!(
+                "{}: max_setpoint_rate_k_per_min must be in (0, 60]",
+                cfg.id
+            ));
+        }
+        Ok(match cfg.kind {
+            NodeKind::Substation => {
+                let (curve, limits) = curve_and_limits(model::network::SECONDARY_SUPPLY_LIMITS_C)?;
+                Controller::Substation(SubstationCtl {
+                    source: SetpointSource::new(limits, cfg.max_setpoint_rate_k_per_min, curve),
+                    pi: Pi::new(0.015, 180.0, 0.0, 1.0, 0.5),
+                    safe_valve: 0.5,
+                    last_valve: 0.5,
+                })
+            }
+            NodeKind::Plant => {
+                let (curve, limits) = curve_and_limits(model::network::PLANT_SUPPLY_LIMITS_C)?;
+                Controller::Plant(PlantCtl {
+                    source: SetpointSource::new(limits, cfg.max_setpoint_rate_k_per_min, curve),
+                })
+            }
+            NodeKind::Building => Controller::Building(BuildingCtl {
+                valve: 1.0,
+                last_time_ms: None,
+                mode: Mode::Fallback,
+            }),
+        })
+    }
+
+    pub fn kind(&self) -> NodeKind {
+        match self {
+            Controller::Plant(_) => NodeKind::Plant,
+            Controller::Substation(_) => NodeKind::Substation,
+            Controller::Building(_) => NodeKind::Building,
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self {
+            Controller::Plant(p) => p.source.mode,
+            Controller::Substation(s) => s.source.mode,
+            Controller::Building(b) => b.mode,
+        }
+    }
+
+    pub fn tick(&mut self, input: &TickInput) -> TickOutput {
+        let readings = input.readings.clone().unwrap_or_default();
+        match self {
+            Controller::Substation(s) => {
+                let dt = s.source.dt_s(input.time_ms);
+                let sp = s.source.update(
+                    input.time_ms,
+                    get(&readings, Metric::OutdoorTempC),
+                    input.link,
+                    dt,
+                );
+                let valve = match get(&readings, Metric::SecondarySupplyTempC) {
+                    Some(t_sup) => s.pi.step(sp, t_sup, dt),
+                    None => {
+                        if s.source.mode != Mode::Safe {
+                            tracing::warn!(
+                                "secondary supply sensor missing: valve to safe opening"
+                            );
+                        }
+                        s.source.mode = Mode::Safe;
+                        s.safe_valve
+                    }
+                };
+                s.last_valve = valve;
+                let mut out = readings;
+                out.push(Reading::new(Metric::SetpointC, sp));
+                TickOutput {
+                    writes: vec![
+                        ActuatorWrite {
+                            actuator: Actuator::PrimaryValve,
+                            value: valve,
+                        },
+                        ActuatorWrite {
+                            actuator: Actuator::SecondaryPump,
+                            value: 1.0,
+                        },
+                    ],
+                    mode: s.source.mode,
+                    readings: out,
+                }
+            }
+            Controller::Plant(p) => {
+                let dt = p.source.dt_s(input.time_ms);
+                let sp = p.source.update(
+                    input.time_ms,
+                    get(&readings, Metric::OutdoorTempC),
+                    input.link,
+                    dt,
+                );
+                let mut out = readings;
+                out.push(Reading::new(Metric::SetpointC, sp));
+                TickOutput {
+                    writes: vec![
+                        ActuatorWrite {
+                            actuator: Actuator::PlantSupplySetpointC,
+                            value: sp,
+                        },
+                        ActuatorWrite {
+                            actuator: Actuator::PlantPump,
+                            value: 1.0,
+                        },
+                    ],
+                    mode: p.source.mode,
+                    readings: out,
+                }
+            }
+            Controller::Building(b) => {
+                let dt = match b.last_time_ms {
+                    Some(t) if input.time_ms > t => {
+                        ((input.time_ms - t) as f64 / 1000.0).min(MAX_DT_S)
+                    }
+                    _ => 0.0,
+                };
+                b.last_time_ms = Some(input.time_ms.max(b.last_time_ms.unwrap_or(0)));
+                b.mode = if input.link.optimizer_recent {
+                    Mode::Optimizer
+                } else {
+                    Mode::Fallback
+                };
+                if let Some(room) = get(&readings, Metric::RoomTempC) {
+                    let target = (1.0 - 0.4 * (room - BUILDING_THROTTLE_FROM_C)).clamp(0.3, 1.0);
+                    // Valves move slowly on purpose: a full stroke takes 10 minutes.
+                    b.valve = ramp(b.valve, target, 1.0 / 600.0, dt);
+                }
+                TickOutput {
+                    writes: vec![ActuatorWrite {
+                        actuator: Actuator::BalancingValve,
+                        value: b.valve,
+                    }],
+                    mode: b.mode,
+                    readings,
+                }
+            }
+        }
+    }
+
+    /// Validates and applies a command whole, or refuses it with the reason.
+    pub fn command(&mut self, cmd: &Command) -> Result<(), String> {
+        match self {
+            Controller::Plant(p) => p.source.command(cmd),
+            Controller::Substation(s) => s.source.command(cmd),
+            Controller::Building(_) => Err(format!(
+                "building {} takes no {} command: supply temperatures are set on its substation",
+                cmd.actor_id,
+                cmd.action.name()
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

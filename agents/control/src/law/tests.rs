@@ -1,0 +1,279 @@
+use model::{CurvePoint, NodeId};
+
+use super::*;
+
+const T0: i64 = 1_796_054_400_000;
+
+fn curve() -> SupplyCurve {
+    SupplyCurve::new(
+        vec![
+            CurvePoint {
+                outdoor_temp_c: -10.0,
+                supply_temp_c: 80.0,
+            },
+            CurvePoint {
+                outdoor_temp_c: 10.0,
+                supply_temp_c: 40.0,
+            },
+        ],
+        35.0,
+        85.0,
+        (25.0, 95.0),
+    )
+    .unwrap()
+}
+
+fn substation() -> Controller {
+    Controller::new(&NodeConfig {
+        id: NodeId::new("s01").unwrap(),
+        kind: NodeKind::Substation,
+        parent: None,
+        group: Some("radiator".into()),
+        supply_limits_c: Some((30.0, 90.0)),
+        fallback_curve: Some(curve()),
+        max_setpoint_rate_k_per_min: 2.0,
+    })
+    .unwrap()
+}
+
+fn cmd(version: u64, action: Action) -> Command {
+    Command {
+        command_id: format!("c{version}"),
+        actor_id: NodeId::new("s01").unwrap(),
+        version,
+        action,
+    }
+}
+
+fn input(t_ms: i64, outdoor: f64, t_sup: Option<f64>, online: bool) -> TickInput {
+    let mut r = vec![Reading::new(Metric::OutdoorTempC, outdoor)];
+    if let Some(t) = t_sup {
+        r.push(Reading::new(Metric::SecondarySupplyTempC, t));
+    }
+    TickInput {
+        time_ms: t_ms,
+        readings: Some(r),
+        link: LinkState {
+            optimizer_recent: online,
+        },
+    }
+}
+
+fn setpoint(out: &TickOutput) -> f64 {
+    out.readings
+        .iter()
+        .find(|r| r.metric == Metric::SetpointC)
+        .unwrap()
+        .value
+}
+
+#[test]
+fn pi_does_not_wind_up_while_saturated() {
+    let mut pi = Pi::new(0.02, 100.0, 0.0, 1.0, 0.5);
+    // A long, large positive error saturates the output at 1.
+    for _ in 0..1000 {
+        assert!(pi.step(80.0, 20.0, 10.0) <= 1.0);
+    }
+    assert!(pi.integral <= 1.0);
+    // As soon as the error turns negative, the output leaves saturation.
+    let out = pi.step(80.0, 85.0, 10.0);
+    assert!(out < 1.0, "{out}");
+}
+
+#[test]
+fn ramp_is_bounded() {
+    assert_eq!(ramp(50.0, 60.0, 2.0 / 60.0, 60.0), 52.0);
+    assert_eq!(ramp(50.0, 49.5, 2.0 / 60.0, 60.0), 49.5);
+}
+
+#[test]
+fn falls_back_to_the_curve_then_follows_the_optimizer_without_a_bump() {
+    let mut c = substation();
+    let out = c.tick(&input(T0, 0.0, Some(55.0), false));
+    assert_eq!(out.mode, Mode::Fallback);
+    assert_eq!(setpoint(&out), 60.0); // curve at 0 °C
+    c.command(&cmd(
+        1,
+        Action::SetSupplyTemp {
+            supply_temp_c: 70.0,
+        },
+    ))
+    .unwrap();
+    let out = c.tick(&input(T0 + 60_000, 0.0, Some(58.0), true));
+    assert_eq!(out.mode, Mode::Optimizer);
+    // Ramp: at most 2 K in the minute since the last tick.
+    assert!((setpoint(&out) - 62.0).abs() < 1e-9, "{}", setpoint(&out));
+    // Link lost: back to the curve, again ramped.
+    let out = c.tick(&input(T0 + 120_000, 0.0, Some(60.0), false));
+    assert_eq!(out.mode, Mode::Fallback);
+    assert!((setpoint(&out) - 60.0).abs() < 1e-9);
+}
+
+#[test]
+fn override_wins_until_it_expires() {
+    let mut c = substation();
+    c.tick(&input(T0, 0.0, Some(55.0), true));
+    c.command(&cmd(
+        1,
+        Action::SetSupplyTemp {
+            supply_temp_c: 60.0,
+        },
+    ))
+    .unwrap();
+    c.command(&cmd(
+        2,
+        Action::SetOverride {
+            supply_temp_c: 61.0,
+            expires_at_ms: T0 + 120_000,
+        },
+    ))
+    .unwrap();
+    let out = c.tick(&input(T0 + 60_000, 0.0, Some(55.0), true));
+    assert_eq!(out.mode, Mode::Override);
+    let out = c.tick(&input(T0 + 120_000, 0.0, Some(55.0), true));
+    assert_eq!(out.mode, Mode::Optimizer);
+}
+
+#[test]
+fn a_failed_supply_sensor_puts_the_valve_at_its_safe_opening() {
+    let mut c = substation();
+    let out = c.tick(&input(T0, 0.0, None, true));
+    assert_eq!(out.mode, Mode::Safe);
+    assert_eq!(
+        out.writes[0],
+        ActuatorWrite {
+            actuator: Actuator::PrimaryValve,
+            value: 0.5
+        }
+    );
+}
+
+#[test]
+fn bad_commands_are_refused_whole_and_change_nothing() {
+    let mut c = substation();
+    c.tick(&input(T0, 0.0, Some(55.0), true));
+    c.command(&cmd(
+        5,
+        Action::SetSupplyTemp {
+            supply_temp_c: 60.0,
+        },
+    ))
+    .unwrap();
+    let before = c.clone();
+    let nan_curve = || {
+        // A curve that passed the wire's wide limits but not this node's.
+        SupplyCurve::new(
+            vec![
+                CurvePoint {
+                    outdoor_temp_c: -10.0,
+                    supply_temp_c: 94.0,
+                },
+                CurvePoint {
+                    outdoor_temp_c: 10.0,
+                    supply_temp_c: 40.0,
+                },
+            ],
+            30.0,
+            95.0,
+            (25.0, 95.0),
+        )
+        .unwrap()
+    };
+    let cases = vec![
+        (
+            cmd(
+                6,
+                Action::SetSupplyTemp {
+                    supply_temp_c: 95.0,
+                },
+            ),
+            "supply_temp_c 95 °C is outside this node's limits 30..90 °C",
+        ),
+        (
+            cmd(
+                6,
+                Action::SetSupplyTemp {
+                    supply_temp_c: f64::NAN,
+                },
+            ),
+            "supply_temp_c NaN °C is outside this node's limits 30..90 °C",
+        ),
+        (
+            cmd(
+                5,
+                Action::SetSupplyTemp {
+                    supply_temp_c: 50.0,
+                },
+            ),
+            "stale command: version 5 is not newer than the last applied version 5",
+        ),
+        (
+            cmd(
+                6,
+                Action::SetCurve {
+                    curve: nan_curve(),
+                    curve_version: 2,
+                },
+            ),
+            "curve: limits: min_supply_temp_c 30 and max_supply_temp_c 95 must be finite, with min < max, inside 30..90 °C",
+        ),
+        (
+            cmd(
+                6,
+                Action::SetOverride {
+                    supply_temp_c: 60.0,
+                    expires_at_ms: T0,
+                },
+            ),
+            "override expires at 1796054400000 ms, which is not after the node's current time 1796054400000 ms",
+        ),
+        (
+            cmd(
+                6,
+                Action::SetOverride {
+                    supply_temp_c: 60.0,
+                    expires_at_ms: T0 + 8 * 24 * 3_600_000,
+                },
+            ),
+            "override lasts 192 h; at most 168 h",
+        ),
+    ];
+    for (command, want) in cases {
+        assert_eq!(c.command(&command).unwrap_err(), want);
+        assert_eq!(c, before, "a refused command changed the controller");
+    }
+}
+
+#[test]
+fn buildings_refuse_supply_commands_and_throttle_when_warm() {
+    let mut b = Controller::new(&NodeConfig {
+        id: NodeId::new("s01-b01").unwrap(),
+        kind: NodeKind::Building,
+        parent: Some(NodeId::new("s01").unwrap()),
+        group: None,
+        supply_limits_c: None,
+        fallback_curve: None,
+        max_setpoint_rate_k_per_min: 2.0,
+    })
+    .unwrap();
+    let err = b
+        .command(&cmd(
+            1,
+            Action::SetSupplyTemp {
+                supply_temp_c: 60.0,
+            },
+        ))
+        .unwrap_err();
+    assert!(err.contains("takes no set_supply_temp command"), "{err}");
+    let warm = |t| TickInput {
+        time_ms: t,
+        readings: Some(vec![Reading::new(Metric::RoomTempC, 23.0)]),
+        link: LinkState {
+            optimizer_recent: true,
+        },
+    };
+    b.tick(&warm(T0));
+    let out = b.tick(&warm(T0 + 600_000));
+    // Target at 23 °C: 1 − 0.4·2 = 0.2 → clamped to 0.3; reached within a full stroke.
+    assert!((out.writes[0].value - 0.3).abs() < 1e-9, "{:?}", out.writes);
+}

@@ -1,0 +1,132 @@
+//! Gateway configuration (TOML).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use control::NodeConfig;
+use model::{NodeId, NodeKind};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub gateway_id: NodeId,
+    /// Local state (sled) of this gateway only.
+    pub data_dir: PathBuf,
+    /// The optimizer's agent API, `host:port`.
+    pub optimizer: String,
+    /// gRPC health (and reflection) endpoint of this gateway.
+    pub health_listen: SocketAddr,
+    pub hardware: HardwareConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    /// The nodes this gateway hosts: its plant or substation, and its buildings.
+    pub actors: Vec<NodeConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "driver", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HardwareConfig {
+    /// The simulator's gRPC hardware API at `address` (`host:port`).
+    Simulator { address: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Real time between two scans of the hardware, ms.
+    pub scan_period_ms: u64,
+    /// Optimizer silent this long (real time) ⇒ actors fall back on their local curves, ms.
+    pub fallback_after_ms: u64,
+    /// Heartbeat period on the session stream, ms.
+    pub heartbeat_ms: u64,
+    /// Batches sent but not yet acknowledged, at most.
+    pub max_in_flight: usize,
+    /// Batches kept in the outbox at most; when full, new scans are not recorded
+    /// (counted and logged) until the optimizer acknowledges.
+    pub max_outbox_batches: u64,
+    /// sled page cache, bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            scan_period_ms: 1000,
+            fallback_after_ms: 30_000,
+            heartbeat_ms: 1000,
+            max_in_flight: 64,
+            max_outbox_batches: 500_000,
+            cache_bytes: 4 << 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read gateway configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("gateway configuration {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl GatewayConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let cfg: GatewayConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        cfg.validate().map_err(invalid)?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let l = &self.limits;
+        let in_range = |name: &str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err(format!("limits.{name} = {v} is outside {lo}..{hi}"))
+            } else {
+                Ok(())
+            }
+        };
+        in_range("scan_period_ms", l.scan_period_ms, 10, 600_000)?;
+        in_range("fallback_after_ms", l.fallback_after_ms, 1_000, 86_400_000)?;
+        in_range("heartbeat_ms", l.heartbeat_ms, 100, 60_000)?;
+        in_range("max_in_flight", l.max_in_flight as u64, 1, 10_000)?;
+        in_range("max_outbox_batches", l.max_outbox_batches, 10, 100_000_000)?;
+        in_range("cache_bytes", l.cache_bytes, 1 << 20, 1 << 30)?;
+        if self.actors.is_empty() {
+            return Err("actors: the gateway hosts no actor".into());
+        }
+        let heads = self
+            .actors
+            .iter()
+            .filter(|a| a.kind != NodeKind::Building)
+            .count();
+        if heads != 1 {
+            return Err(format!(
+                "actors: a gateway hosts exactly one plant or substation, found {heads}"
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.actors {
+            if !seen.insert(&a.id) {
+                return Err(format!("actors: {} is listed twice", a.id));
+            }
+            control::Controller::new(a)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,181 @@
+//! The gateway process: scan loop, link, health server, graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use control::{Actors, LinkState, TickInput};
+use hardware::{Hardware, SimHardware};
+use model::{ActorSnapshot, NodeId};
+use store::{Store, StoreConfig};
+
+use crate::config::{GatewayConfig, HardwareConfig};
+use crate::link::{Link, LinkShared};
+use crate::outbox::{Outbox, OutboxError, OutboxInfo};
+
+fn store_config(cfg: &GatewayConfig) -> StoreConfig {
+    StoreConfig {
+        kind: "gateway".into(),
+        identity: cfg.gateway_id.to_string(),
+        cache_bytes: cfg.limits.cache_bytes,
+    }
+}
+
+/// What the outbox of a stopped gateway holds (reads its data directory).
+pub fn inspect(cfg: &GatewayConfig) -> anyhow::Result<OutboxInfo> {
+    let store = Store::open(&cfg.data_dir, &store_config(cfg))?;
+    Ok(Outbox::open(&store, cfg.limits.max_outbox_batches)?.info()?)
+}
+
+/// Runs the gateway until `shutdown` resolves.
+pub async fn run(
+    cfg: GatewayConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let store = Store::open(&cfg.data_dir, &store_config(&cfg))?;
+    let outbox = Outbox::open(&store, cfg.limits.max_outbox_batches)?;
+    let info = outbox.info()?;
+    tracing::info!(gateway_id = %cfg.gateway_id, next_seq = info.next_seq, pending = info.pending, "gateway starting");
+    let actors = Arc::new(Actors::start(&cfg.gateway_id, cfg.actors.clone(), &store).await?);
+    let hw = match &cfg.hardware {
+        HardwareConfig::Simulator { address } => SimHardware::new(address)?,
+    };
+
+    let (reporter, health, reflection) = observe::grpc::health_and_reflection()?;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    let listener = tokio::net::TcpListener::bind(cfg.health_listen)
+        .await
+        .with_context(|| format!("binding the health endpoint {}", cfg.health_listen))?;
+    let health_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+
+    let shared = Arc::new(LinkShared::default());
+    let instance_id = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+    let link = tokio::spawn(
+        Link {
+            cfg: cfg.clone(),
+            outbox: outbox.clone(),
+            actors: actors.clone(),
+            shared: shared.clone(),
+            instance_id,
+        }
+        .run(),
+    );
+
+    let ids: Vec<NodeId> = actors.actors().keys().cloned().collect();
+    let fallback_after = Duration::from_millis(cfg.limits.fallback_after_ms);
+    let mut scans = tokio::time::interval(Duration::from_millis(cfg.limits.scan_period_ms));
+    scans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut hardware_ok = None::<bool>;
+    let scans_done = observe::counter("heatnet.gateway.scans", "hardware scans completed");
+    let scan_failures = observe::counter(
+        "heatnet.gateway.scan_failures",
+        "hardware scans that failed",
+    );
+    let batches_written = observe::counter(
+        "heatnet.gateway.batches_written",
+        "telemetry batches written to the outbox",
+    );
+    let mut skipped_full = 0u64;
+    let scanning = async {
+        loop {
+            scans.tick().await;
+            if !actors.is_running() {
+                anyhow::bail!("the actor supervisor stopped after repeated failures");
+            }
+            let scan = match hw.scan(&ids).await {
+                Ok(s) => {
+                    if hardware_ok != Some(true) {
+                        tracing::info!("hardware reachable");
+                        reporter
+                            .set_service_status("", tonic_health::ServingStatus::Serving)
+                            .await;
+                        hardware_ok = Some(true);
+                    }
+                    scans_done.add(1, &[]);
+                    s
+                }
+                Err(e) => {
+                    scan_failures.add(1, &[]);
+                    if hardware_ok != Some(false) {
+                        tracing::error!(error = %e, "hardware scan failed: actuators hold their last values");
+                        reporter
+                            .set_service_status("", tonic_health::ServingStatus::NotServing)
+                            .await;
+                        hardware_ok = Some(false);
+                    }
+                    continue;
+                }
+            };
+            let link = LinkState {
+                optimizer_recent: shared.optimizer_recent(fallback_after),
+            };
+            let mut snapshots = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let input = TickInput {
+                    time_ms: scan.time_ms,
+                    readings: scan.devices.get(id).cloned(),
+                    link,
+                };
+                let out = match actors.tick(id, input).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        tracing::warn!(actor_id = %id, error = %e, "actor skipped this scan");
+                        continue;
+                    }
+                };
+                if let Err(e) = hw.write(id, &out.writes).await {
+                    tracing::warn!(actor_id = %id, error = %e, "actuator write failed");
+                }
+                snapshots.push(ActorSnapshot {
+                    actor_id: id.clone(),
+                    time_ms: scan.time_ms,
+                    mode: out.mode,
+                    readings: out.readings,
+                });
+            }
+            if snapshots.is_empty() {
+                continue;
+            }
+            match outbox.append(snapshots).await {
+                Ok(_) => {
+                    batches_written.add(1, &[]);
+                    if skipped_full > 0 {
+                        tracing::warn!(skipped_scans = skipped_full, "outbox has room again");
+                        skipped_full = 0;
+                    }
+                    shared.new_data.notify_one();
+                }
+                Err(OutboxError::Full { pending }) => {
+                    skipped_full += 1;
+                    if skipped_full == 1 || skipped_full.is_multiple_of(600) {
+                        tracing::error!(
+                            pending,
+                            skipped_scans = skipped_full,
+                            "outbox full: scans are not recorded until the optimizer acknowledges"
+                        );
+                    }
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context("storing telemetry")),
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = scanning => r,
+        _ = shutdown => Ok(()),
+    };
+    link.abort();
+    health_server.abort();
+    actors.stop().await;
+    store.flush_async().await?;
+    tracing::info!(gateway_id = %cfg.gateway_id, "gateway stopped");
+    result
+}

@@ -1,0 +1,135 @@
+//! The one way agents touch hardware: the [`Hardware`] trait, and its drivers.
+//!
+//! - [`SimHardware`]: the simulator's gRPC hardware API.
+//! - Modbus TCP: next (issue 4), behind the same trait.
+//!
+//! A driver reads every device a gateway needs in one scan and writes one
+//! device's actuators at a time. It never retries on its own: the scan loop
+//! decides what a failed read or write means for control.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use model::{ActuatorWrite, NodeId, Reading};
+use proto::v1;
+use proto::v1::simulator_service_client::SimulatorServiceClient;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// Readings of several devices taken in one scan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scan {
+    /// Time of the readings (the hardware's clock: network time in the simulator), Unix ms.
+    pub time_ms: i64,
+    pub devices: BTreeMap<NodeId, Vec<Reading>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HardwareError {
+    #[error("hardware unreachable at {address}: {reason}")]
+    Unavailable { address: String, reason: String },
+    #[error("hardware refused the request: {0}")]
+    Refused(String),
+    #[error("hardware answered with bad data: {0}")]
+    BadData(String),
+}
+
+/// Sensors and actuators of the devices a gateway drives.
+pub trait Hardware: Send + Sync + 'static {
+    fn scan(&self, devices: &[NodeId]) -> impl Future<Output = Result<Scan, HardwareError>> + Send;
+    fn write(
+        &self,
+        device: &NodeId,
+        writes: &[ActuatorWrite],
+    ) -> impl Future<Output = Result<(), HardwareError>> + Send;
+}
+
+/// The simulator's gRPC hardware API.
+#[derive(Clone)]
+pub struct SimHardware {
+    address: String,
+    client: SimulatorServiceClient<InterceptedService<Channel, observe::grpc::TracePropagation>>,
+}
+
+impl SimHardware {
+    /// Connects lazily: a simulator that is not up yet is an error on the first scan, not here.
+    pub fn new(address: &str) -> Result<Self, HardwareError> {
+        let channel = observe::grpc::endpoint(address)
+            .map_err(|e| HardwareError::Unavailable {
+                address: address.to_string(),
+                reason: e.to_string(),
+            })?
+            .timeout(std::time::Duration::from_secs(5))
+            .connect_lazy();
+        Ok(Self {
+            address: address.to_string(),
+            client: SimulatorServiceClient::with_interceptor(
+                channel,
+                observe::grpc::TracePropagation,
+            ),
+        })
+    }
+
+    fn map_status(&self, s: tonic::Status) -> HardwareError {
+        match s.code() {
+            tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled
+            | tonic::Code::Unknown => HardwareError::Unavailable {
+                address: self.address.clone(),
+                reason: s.message().to_string(),
+            },
+            _ => HardwareError::Refused(format!("{:?}: {}", s.code(), s.message())),
+        }
+    }
+}
+
+impl Hardware for SimHardware {
+    async fn scan(&self, devices: &[NodeId]) -> Result<Scan, HardwareError> {
+        let req = v1::ReadSensorsRequest {
+            device_ids: devices.iter().map(|d| d.to_string()).collect(),
+        };
+        let resp = self
+            .client
+            .clone()
+            .read_sensors(req)
+            .await
+            .map_err(|s| self.map_status(s))?
+            .into_inner();
+        let mut out = BTreeMap::new();
+        for d in resp.devices {
+            let id = proto::convert::node_id("device_id", &d.device_id)
+                .map_err(|e| HardwareError::BadData(e.to_string()))?;
+            // A reading the wire conversion refuses (NaN, out of range) is left out:
+            // the control loop sees the sensor as missing and reacts to that.
+            let readings = d
+                .readings
+                .iter()
+                .filter_map(|r| {
+                    let m = proto::convert::metric("metric", r.metric).ok()?;
+                    proto::convert::in_range("value", r.value, m.plausible_range())
+                        .ok()
+                        .map(|v| Reading::new(m, v))
+                })
+                .collect();
+            out.insert(id, readings);
+        }
+        Ok(Scan {
+            time_ms: resp.time_ms,
+            devices: out,
+        })
+    }
+
+    async fn write(&self, device: &NodeId, writes: &[ActuatorWrite]) -> Result<(), HardwareError> {
+        let req = v1::WriteActuatorsRequest {
+            device_id: device.to_string(),
+            writes: writes.iter().map(|w| v1::ActuatorWrite::from(*w)).collect(),
+        };
+        self.client
+            .clone()
+            .write_actuators(req)
+            .await
+            .map_err(|s| self.map_status(s))?;
+        Ok(())
+    }
+}

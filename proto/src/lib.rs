@@ -1,0 +1,20 @@
+//! The heatnet wire contract (protobuf package `heatnet.v1`) and the conversions
+//! between its generated types and the domain types of `model`.
+//!
+//! This is the only crate that knows protobuf. Generated types are used by the
+//! gRPC edge of each process and converted here, with precise errors, before
+//! anything else sees them: a missing field, an unknown enum value, a number out
+//! of range or an unknown node is refused with the field's name and the reason.
+
+pub mod convert;
+
+/// Generated code for `heatnet.v1`.
+#[allow(clippy::all, clippy::unwrap_used)]
+pub mod v1 {
+    tonic::include_proto!("heatnet.v1");
+}
+
+pub use convert::{ConversionError, check_known_actors, decode_batch, encode_batch};
+
+/// The encoded file descriptor set of `heatnet.v1`, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("heatnet_v1_descriptor");

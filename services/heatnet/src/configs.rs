@@ -1,0 +1,134 @@
+//! Configurations that `heatnet up` (and the cross-process tests) generate for
+//! every gateway of a network description.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use control::NodeConfig;
+use gateway::config::{GatewayConfig, HardwareConfig, Limits};
+use model::network::{PLANT_SUPPLY_LIMITS_C, SECONDARY_SUPPLY_LIMITS_C};
+use model::{CurvePoint, Network, NodeKind, SupplyCurve};
+
+use crate::layout;
+
+/// The curve a substation falls back on: quality regulation for its design temperatures.
+fn substation_curve(
+    s: &model::Substation,
+    outdoor_design_c: f64,
+    limits: (f64, f64),
+) -> anyhow::Result<SupplyCurve> {
+    SupplyCurve::quality_regulation(
+        s.secondary_design_supply_temp_c,
+        s.secondary_design_return_temp_c,
+        20.0,
+        outdoor_design_c,
+        limits,
+    )
+    .with_context(|| format!("fallback curve of substation {}", s.id))
+}
+
+fn plant_curve(p: &model::Plant, outdoor_design_c: f64) -> anyhow::Result<SupplyCurve> {
+    let top = p.design_supply_temp_c.min(PLANT_SUPPLY_LIMITS_C.1);
+    SupplyCurve::new(
+        vec![
+            CurvePoint {
+                outdoor_temp_c: outdoor_design_c,
+                supply_temp_c: top,
+            },
+            CurvePoint {
+                outdoor_temp_c: 10.0,
+                supply_temp_c: 70.0_f64.min(top),
+            },
+        ],
+        60.0_f64.min(top - 1.0),
+        top,
+        PLANT_SUPPLY_LIMITS_C,
+    )
+    .with_context(|| format!("fallback curve of plant {}", p.id))
+}
+
+/// Gateway configurations for every plant and substation of the network.
+pub fn gateway_configs(
+    net: &Network,
+    data_dir: &Path,
+    optimizer: &str,
+    simulator: &str,
+    base_port: u16,
+    fallback_after_ms: u64,
+) -> anyhow::Result<Vec<GatewayConfig>> {
+    let mut out = Vec::new();
+    let limits = Limits {
+        fallback_after_ms,
+        ..Limits::default()
+    };
+    let mut port = base_port + 10;
+    let mut next_port = || {
+        let p = port;
+        port += 1;
+        p
+    };
+    for p in &net.plants {
+        out.push(GatewayConfig {
+            gateway_id: p.id.clone(),
+            data_dir: layout::gateway_data_dir(data_dir, p.id.as_str()),
+            optimizer: optimizer.to_string(),
+            health_listen: format!("127.0.0.1:{}", next_port()).parse()?,
+            hardware: HardwareConfig::Simulator {
+                address: simulator.to_string(),
+            },
+            limits: limits.clone(),
+            actors: vec![NodeConfig {
+                id: p.id.clone(),
+                kind: NodeKind::Plant,
+                parent: None,
+                group: None,
+                supply_limits_c: Some(PLANT_SUPPLY_LIMITS_C),
+                fallback_curve: Some(plant_curve(p, net.outdoor_design_temp_c)?),
+                max_setpoint_rate_k_per_min: 1.0,
+            }],
+        });
+    }
+    for s in &net.substations {
+        let lim = (
+            SECONDARY_SUPPLY_LIMITS_C.0,
+            (s.secondary_design_supply_temp_c + 10.0).min(SECONDARY_SUPPLY_LIMITS_C.1),
+        );
+        let mut actors = vec![NodeConfig {
+            id: s.id.clone(),
+            kind: NodeKind::Substation,
+            parent: None,
+            group: Some(s.group.clone()),
+            supply_limits_c: Some(lim),
+            fallback_curve: Some(substation_curve(s, net.outdoor_design_temp_c, lim)?),
+            max_setpoint_rate_k_per_min: 2.0,
+        }];
+        for b in &s.buildings {
+            actors.push(NodeConfig {
+                id: b.id.clone(),
+                kind: NodeKind::Building,
+                parent: Some(s.id.clone()),
+                group: None,
+                supply_limits_c: None,
+                fallback_curve: None,
+                max_setpoint_rate_k_per_min: 2.0,
+            });
+        }
+        out.push(GatewayConfig {
+            gateway_id: s.id.clone(),
+            data_dir: layout::gateway_data_dir(data_dir, s.id.as_str()),
+            optimizer: optimizer.to_string(),
+            health_listen: format!("127.0.0.1:{}", next_port()).parse()?,
+            hardware: HardwareConfig::Simulator {
+                address: simulator.to_string(),
+            },
+            limits: limits.clone(),
+            actors,
+        });
+    }
+    for c in &out {
+        c.validate().map_err(|e| {
+            anyhow::anyhow!("generated configuration of gateway {}: {e}", c.gateway_id)
+        })?;
+    }
+    Ok(out)
+}

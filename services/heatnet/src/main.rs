@@ -1,0 +1,65 @@
+//! `heatnet`: the command line of the heatnet district heating control system.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+mod status;
+mod up;
+
+/// District heating control: simulator, optimizer and edge gateways.
+#[derive(Parser)]
+#[command(name = "heatnet", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start the simulator, the optimizer and every gateway of a network as
+    /// separate processes on loopback; supervise them until Ctrl-C.
+    Up(up::UpArgs),
+    /// Show every plant, substation and building: online or lost, mode, latest
+    /// readings and setpoints.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The optimizer's address; default: from <data-dir>/up.json, else 127.0.0.1:7401.
+        #[arg(long)]
+        optimizer: Option<String>,
+        #[arg(long, default_value = heatnet::layout::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Up(args) => heatnet::run_process("heatnet", "up", 2, || up::run(args)),
+        Cmd::Status {
+            json,
+            optimizer,
+            data_dir,
+        } => {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("heatnet: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(status::run(json, optimizer, &data_dir)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("heatnet status: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! `heatnet up`: the whole system on one machine, one OS process per part.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use heatnet::configs::gateway_configs;
+use heatnet::layout::{self, GatewayEntry, UpFile};
+use model::Network;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::sync::watch;
+
+#[derive(Args, Clone, Debug)]
+pub struct UpArgs {
+    /// Sample network (demo) or a network file (.toml, .json).
+    #[arg(long, default_value = "demo")]
+    network: String,
+    /// Where every process keeps its state and logs.
+    #[arg(long, default_value = layout::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// First of the loopback ports: simulator = base, optimizer = base+1, gateways from base+10.
+    #[arg(long, default_value_t = layout::DEFAULT_BASE_PORT)]
+    base_port: u16,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 60.0)]
+    speed: f64,
+    /// Gateways fall back on their local curves after this much optimizer silence, ms.
+    #[arg(long, default_value_t = 30_000)]
+    fallback_after_ms: u64,
+}
+
+/// One supervised child process.
+#[derive(Clone)]
+struct Spec {
+    name: String,
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+/// Shared view of the children, written to `up.json` on every change.
+struct Book {
+    file: UpFile,
+    pids: BTreeMap<String, u32>,
+    restarts: BTreeMap<String, u32>,
+    path: PathBuf,
+}
+
+#[derive(serde::Serialize)]
+struct UpJson<'a> {
+    #[serde(flatten)]
+    file: &'a UpFile,
+    pids: &'a BTreeMap<String, u32>,
+    restarts: &'a BTreeMap<String, u32>,
+}
+
+impl Book {
+    fn write(&self) {
+        let json = UpJson {
+            file: &self.file,
+            pids: &self.pids,
+            restarts: &self.restarts,
+        };
+        let tmp = self.path.with_extension("json.tmp");
+        let ok = serde_json::to_vec_pretty(&json)
+            .ok()
+            .and_then(|bytes| std::fs::write(&tmp, bytes).ok())
+            .and_then(|_| std::fs::rename(&tmp, &self.path).ok());
+        if ok.is_none() {
+            tracing::warn!(path = %self.path.display(), "cannot write up.json");
+        }
+    }
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the heatnet binary")?;
+    let dir = exe
+        .parent()
+        .context("the heatnet binary has no directory")?;
+    let p = dir.join(name);
+    anyhow::ensure!(
+        p.exists(),
+        "{} not found next to {}: build every binary with `cargo build --release --bins`",
+        p.display(),
+        exe.display()
+    );
+    Ok(p)
+}
+
+async fn wait_for_port(addr: &str, what: &str, timeout: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{what} did not open {addr} within {timeout:?}; see its log")
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let net = Network::load(&args.network)?;
+    let data_dir = args.data_dir.clone();
+    std::fs::create_dir_all(data_dir.join("logs"))
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir.join("gateways"))?;
+    anyhow::ensure!(
+        args.base_port <= 65_000,
+        "--base-port {} leaves no room for the gateways' ports",
+        args.base_port
+    );
+    let sim_addr = format!("127.0.0.1:{}", args.base_port);
+    let opt_addr = format!("127.0.0.1:{}", args.base_port + 1);
+
+    let configs = gateway_configs(
+        &net,
+        &data_dir,
+        &opt_addr,
+        &sim_addr,
+        args.base_port,
+        args.fallback_after_ms,
+    )?;
+    let mut entries = Vec::new();
+    for c in &configs {
+        let path = layout::gateway_config_path(&data_dir, c.gateway_id.as_str());
+        std::fs::write(&path, c.to_toml())
+            .with_context(|| format!("writing {}", path.display()))?;
+        entries.push(GatewayEntry {
+            gateway_id: c.gateway_id.to_string(),
+            config: path,
+            health: c.health_listen.to_string(),
+        });
+    }
+
+    let network_arg = if args.network.contains('/') || args.network.contains('.') {
+        std::fs::canonicalize(&args.network)?.display().to_string()
+    } else {
+        args.network.clone()
+    };
+    let sim = Spec {
+        name: "sim".into(),
+        program: sibling("heatnet-sim")?,
+        args: vec![
+            "--network".into(),
+            network_arg,
+            "--data-dir".into(),
+            data_dir.join("sim").display().to_string(),
+            "--listen".into(),
+            sim_addr.clone(),
+            "--speed".into(),
+            args.speed.to_string(),
+        ],
+    };
+    let opt = Spec {
+        name: "optimizer".into(),
+        program: sibling("heatnet-optimizer")?,
+        args: vec![
+            "--data-dir".into(),
+            data_dir.join("optimizer").display().to_string(),
+            "--listen".into(),
+            opt_addr.clone(),
+        ],
+    };
+    let gw_program = sibling("heatnet-gateway")?;
+    let gateways: Vec<Spec> = entries
+        .iter()
+        .map(|e| Spec {
+            name: format!("gateway-{}", e.gateway_id),
+            program: gw_program.clone(),
+            args: vec![
+                "run".into(),
+                "--config".into(),
+                e.config.display().to_string(),
+            ],
+        })
+        .collect();
+
+    let book = Arc::new(Mutex::new(Book {
+        file: UpFile {
+            network: net.name.clone(),
+            simulator: sim_addr.clone(),
+            optimizer: opt_addr.clone(),
+            supervisor_pid: std::process::id(),
+            gateways: entries,
+        },
+        pids: BTreeMap::new(),
+        restarts: BTreeMap::new(),
+        path: layout::up_file(&data_dir),
+    }));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    println!(
+        "heatnet up: network {} ({} plants, {} substations, {} buildings), data in {}",
+        net.name,
+        net.plants.len(),
+        net.substations.len(),
+        net.substations
+            .iter()
+            .map(|s| s.buildings.len())
+            .sum::<usize>(),
+        data_dir.display()
+    );
+    tasks.push(tokio::spawn(supervise(
+        sim,
+        data_dir.clone(),
+        book.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(supervise(
+        opt,
+        data_dir.clone(),
+        book.clone(),
+        stop_rx.clone(),
+    )));
+    let started = Instant::now();
+    let ready = async {
+        wait_for_port(&sim_addr, "the simulator", Duration::from_secs(30)).await?;
+        wait_for_port(&opt_addr, "the optimizer", Duration::from_secs(30)).await
+    };
+    tokio::select! {
+        r = ready => r?,
+        _ = heatnet::shutdown_signal() => {
+            let _ = stop_tx.send(true);
+            for t in tasks { let _ = t.await; }
+            return Ok(());
+        }
+    }
+    println!("  simulator   {sim_addr}  (speed ×{})", args.speed);
+    println!("  optimizer   {opt_addr}");
+    let n_gateways = gateways.len();
+    for g in gateways {
+        tasks.push(tokio::spawn(supervise(
+            g,
+            data_dir.clone(),
+            book.clone(),
+            stop_rx.clone(),
+        )));
+    }
+    println!(
+        "  gateways    {n_gateways} processes, health from 127.0.0.1:{}",
+        args.base_port + 10
+    );
+    println!("  logs        {}", data_dir.join("logs").display());
+    println!(
+        "Ctrl-C stops everything. Watch with: heatnet status --data-dir {}",
+        data_dir.display()
+    );
+
+    let watch_online = {
+        let opt_addr = opt_addr.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if let Ok(state) = crate::status::fetch(&opt_addr).await {
+                    let online = state.gateways.iter().filter(|g| g.online).count();
+                    if online == n_gateways {
+                        println!(
+                            "all {n_gateways} gateways online after {:.1} s",
+                            started.elapsed().as_secs_f64()
+                        );
+                        break;
+                    }
+                }
+            }
+            std::future::pending::<()>().await
+        }
+    };
+    tokio::select! {
+        _ = watch_online => {}
+        _ = heatnet::shutdown_signal() => {}
+    }
+    println!("stopping every process…");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = std::fs::remove_file(layout::up_file(&data_dir));
+    println!("stopped.");
+    Ok(())
+}
+
+/// Starts a child, restarts it when it dies, stops it (SIGTERM, then SIGKILL) on request.
+async fn supervise(
+    spec: Spec,
+    data_dir: PathBuf,
+    book: Arc<Mutex<Book>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let log = layout::log_path(&data_dir, &spec.name);
+        let child = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|out| {
+                let err = out.try_clone()?;
+                let mut cmd = tokio::process::Command::new(&spec.program);
+                cmd.args(&spec.args)
+                    .stdout(out)
+                    .stderr(err)
+                    .stdin(std::process::Stdio::null());
+                // SAFETY: only async-signal-safe work between fork and exec:
+                // one prctl(2) so that the child is told to stop if we die.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+                            .map_err(std::io::Error::from)
+                    });
+                }
+                cmd.spawn()
+            });
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "heatnet up: cannot start {} ({}): {e}",
+                    spec.name,
+                    spec.program.display()
+                );
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        if let Ok(mut b) = book.lock() {
+            b.pids.insert(spec.name.clone(), pid);
+            b.write();
+        }
+        let began = Instant::now();
+        tokio::select! {
+            status = child.wait() => {
+                if *stop.borrow() {
+                    return;
+                }
+                let how = match status {
+                    Ok(s) => describe_exit(s),
+                    Err(e) => format!("could not be waited on: {e}"),
+                };
+                if began.elapsed() > Duration::from_secs(60) {
+                    backoff = Duration::from_millis(500);
+                }
+                eprintln!("heatnet up: {} (pid {pid}) {how}; restarting in {:.1} s", spec.name, backoff.as_secs_f64());
+                tracing::error!(process = %spec.name, pid, exit = %how, "child process died: restarting");
+                if let Ok(mut b) = book.lock() {
+                    *b.restarts.entry(spec.name.clone()).or_default() += 1;
+                    b.pids.remove(&spec.name);
+                    b.write();
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            _ = stop.changed() => {
+                if pid != 0 {
+                    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+                }
+                if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+                    eprintln!("heatnet up: {} did not stop within 10 s: killing it", spec.name);
+                    let _ = child.kill().await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn describe_exit(s: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with code {c}"),
+        (None, Some(sig)) => format!(
+            "was killed by signal {sig} ({})",
+            Signal::try_from(sig).map(|s| s.as_str()).unwrap_or("?")
+        ),
+        _ => "ended".into(),
+    }
+}

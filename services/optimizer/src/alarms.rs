@@ -1,0 +1,258 @@
+//! Alarms with a lifecycle: raised → acknowledged → cleared, persisted in sled.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use store::{StoreError, Table, seq_key};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmState {
+    Raised,
+    Acknowledged,
+    Cleared,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alarm {
+    pub id: u64,
+    pub kind: String,
+    pub node_id: String,
+    pub severity: Severity,
+    pub state: AlarmState,
+    pub message: String,
+    pub raised_at_ms: i64,
+    pub acknowledged_at_ms: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub cleared_at_ms: Option<i64>,
+}
+
+/// Most alarms kept (cleared ones beyond this are forgotten, oldest first).
+pub const MAX_ALARMS: usize = 100_000;
+
+pub struct AlarmBook {
+    table: Table,
+    alarms: BTreeMap<u64, Alarm>,
+    next_id: u64,
+}
+
+impl AlarmBook {
+    pub fn load(table: Table) -> Result<Self, StoreError> {
+        let mut alarms = BTreeMap::new();
+        for entry in table.scan_prefix(b"a/") {
+            let (_, v) = entry?;
+            let a: Alarm = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                key: "alarm".into(),
+                reason: e.to_string(),
+            })?;
+            alarms.insert(a.id, a);
+        }
+        let next_id = alarms.keys().next_back().map_or(1, |id| id + 1);
+        Ok(Self {
+            table,
+            alarms,
+            next_id,
+        })
+    }
+
+    fn save(&self, a: &Alarm) -> Result<(), StoreError> {
+        self.table.put_json(seq_key(b"a/", a.id), a)
+    }
+
+    fn active(&self, kind: &str, node: &str) -> Option<u64> {
+        self.alarms
+            .values()
+            .rev()
+            .find(|a| a.kind == kind && a.node_id == node && a.state != AlarmState::Cleared)
+            .map(|a| a.id)
+    }
+
+    /// Raises an alarm unless one of the same kind is already active for the node.
+    /// Returns the new alarm, if any.
+    pub fn raise(
+        &mut self,
+        kind: &str,
+        node: &str,
+        severity: Severity,
+        message: String,
+        now_ms: i64,
+    ) -> Result<Option<Alarm>, StoreError> {
+        if self.active(kind, node).is_some() {
+            return Ok(None);
+        }
+        let a = Alarm {
+            id: self.next_id,
+            kind: kind.to_string(),
+            node_id: node.to_string(),
+            severity,
+            state: AlarmState::Raised,
+            message,
+            raised_at_ms: now_ms,
+            acknowledged_at_ms: None,
+            acknowledged_by: None,
+            cleared_at_ms: None,
+        };
+        self.next_id += 1;
+        self.save(&a)?;
+        self.alarms.insert(a.id, a.clone());
+        self.trim()?;
+        Ok(Some(a))
+    }
+
+    /// Clears the active alarm of this kind on the node, if any.
+    pub fn clear(
+        &mut self,
+        kind: &str,
+        node: &str,
+        now_ms: i64,
+    ) -> Result<Option<Alarm>, StoreError> {
+        let Some(id) = self.active(kind, node) else {
+            return Ok(None);
+        };
+        let a = self.alarms.get_mut(&id).map(|a| {
+            a.state = AlarmState::Cleared;
+            a.cleared_at_ms = Some(now_ms);
+            a.clone()
+        });
+        if let Some(a) = &a {
+            self.save(a)?;
+        }
+        Ok(a)
+    }
+
+    pub fn acknowledge(&mut self, id: u64, user: &str, now_ms: i64) -> Result<Alarm, AckError> {
+        let a = self.alarms.get_mut(&id).ok_or(AckError::Unknown(id))?;
+        match a.state {
+            AlarmState::Cleared => return Err(AckError::Cleared(id)),
+            AlarmState::Acknowledged => return Ok(a.clone()),
+            AlarmState::Raised => {
+                a.state = AlarmState::Acknowledged;
+                a.acknowledged_at_ms = Some(now_ms);
+                a.acknowledged_by = Some(user.to_string());
+            }
+        }
+        let a = a.clone();
+        self.save(&a)?;
+        Ok(a)
+    }
+
+    pub fn list(&self, include_cleared: bool) -> Vec<Alarm> {
+        self.alarms
+            .values()
+            .filter(|a| include_cleared || a.state != AlarmState::Cleared)
+            .cloned()
+            .collect()
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.alarms
+            .values()
+            .filter(|a| a.state != AlarmState::Cleared)
+            .count()
+    }
+
+    fn trim(&mut self) -> Result<(), StoreError> {
+        while self.alarms.len() > MAX_ALARMS {
+            let Some(id) = self
+                .alarms
+                .values()
+                .find(|a| a.state == AlarmState::Cleared)
+                .map(|a| a.id)
+            else {
+                break;
+            };
+            self.alarms.remove(&id);
+            self.table.remove(seq_key(b"a/", id))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AckError {
+    #[error("alarm {0} does not exist")]
+    Unknown(u64),
+    #[error("alarm {0} is already cleared")]
+    Cleared(u64),
+    #[error("storing the acknowledgement: {0}")]
+    Store(#[from] StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use store::{Store, StoreConfig};
+
+    use super::*;
+
+    #[test]
+    fn lifecycle_dedups_and_persists() {
+        let dir = std::env::temp_dir().join(format!("heatnet-alarms-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = StoreConfig {
+            kind: "optimizer".into(),
+            identity: "central".into(),
+            cache_bytes: 1 << 20,
+        };
+        {
+            let store = Store::open(&dir, &cfg).unwrap();
+            let mut book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+            let a = book
+                .raise("gateway_lost", "s01", Severity::Critical, "lost".into(), 1)
+                .unwrap()
+                .unwrap();
+            assert!(
+                book.raise("gateway_lost", "s01", Severity::Critical, "again".into(), 2)
+                    .unwrap()
+                    .is_none()
+            );
+            let acked = book.acknowledge(a.id, "alice", 3).unwrap();
+            assert_eq!(acked.state, AlarmState::Acknowledged);
+            assert_eq!(acked.acknowledged_by.as_deref(), Some("alice"));
+            book.raise(
+                "room_below_18c",
+                "s01-b01",
+                Severity::Warning,
+                "cold".into(),
+                4,
+            )
+            .unwrap();
+            assert_eq!(book.active_count(), 2);
+            book.clear("gateway_lost", "s01", 5).unwrap().unwrap();
+            assert!(matches!(
+                book.acknowledge(a.id, "bob", 6),
+                Err(AckError::Cleared(_))
+            ));
+            assert!(matches!(
+                book.acknowledge(99, "bob", 6),
+                Err(AckError::Unknown(99))
+            ));
+            store.flush().unwrap();
+        }
+        let store = Store::open(&dir, &cfg).unwrap();
+        let mut book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+        assert_eq!(book.list(true).len(), 2);
+        assert_eq!(book.list(false).len(), 1);
+        // A new alarm after a cleared one gets a fresh id.
+        let b = book
+            .raise(
+                "gateway_lost",
+                "s01",
+                Severity::Critical,
+                "lost again".into(),
+                7,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.id, 3);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

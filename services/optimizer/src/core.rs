@@ -1,0 +1,980 @@
+//! The optimizer's state and behaviour behind its gRPC edge: gateway registry,
+//! sessions and liveness, live network state from telemetry, alarms, curves,
+//! planning and command fan-out.
+//!
+//! One `std::sync::Mutex` guards the in-memory state; it is never held across
+//! an `.await`. Commands reach a gateway through its session's bounded queue.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use model::{
+    Action, Command, CommandOutcome, CommandResult, Metric, Mode, NodeId, NodeKind, Reading,
+    SupplyCurve, TelemetryBatch,
+};
+use proto::v1;
+use serde::{Deserialize, Serialize};
+use store::{Store, StoreError, Table};
+use tokio::sync::mpsc;
+
+use crate::alarms::{AckError, Alarm, AlarmBook, Severity};
+use crate::curves::{CurveBook, CurveVersion};
+use crate::ingest::{Ingest, Outcome};
+use crate::planner::{self, SubstationInput};
+
+/// Room temperature below which a building raises an alarm, °C.
+pub const ROOM_ALARM_C: f64 = model::COMFORT_MIN_ROOM_TEMP_C;
+/// Commands queued for one gateway, at most.
+pub const SESSION_QUEUE: usize = 1024;
+/// Margin added to the persisted command version at start-up (covers versions
+/// handed out but not yet flushed before a crash).
+const VERSION_RESTART_MARGIN: u64 = 100_000;
+
+pub type SessionTx = mpsc::Sender<Result<v1::OptimizerMessage, tonic::Status>>;
+
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// A gateway silent this long (real time) is lost.
+    pub heartbeat_timeout: Duration,
+    /// Heartbeat period asked of gateways, ms.
+    pub heartbeat_interval_ms: u32,
+    /// Network time between two planning rounds, ms.
+    pub plan_interval_ms: i64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_timeout: Duration::from_secs(3),
+            heartbeat_interval_ms: 1000,
+            plan_interval_ms: 5 * 60_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        CoreError::Internal(format!("local storage: {e}"))
+    }
+}
+
+impl From<proto::ConversionError> for CoreError {
+    fn from(e: proto::ConversionError) -> Self {
+        CoreError::InvalidArgument(e.to_string())
+    }
+}
+
+/// What a gateway said about one of its actors when it registered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActorInfo {
+    pub id: NodeId,
+    pub kind: NodeKind,
+    pub parent: Option<NodeId>,
+    pub group: Option<String>,
+    pub limits_c: (f64, f64),
+    pub default_curve: Option<SupplyCurve>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GatewayRecord {
+    pub gateway_id: NodeId,
+    pub instance_id: String,
+    pub actors: Vec<ActorInfo>,
+    pub registrations: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    pub batches_stored: u64,
+    pub samples_stored: u64,
+    pub duplicates_dropped: u64,
+    pub sequence_gaps: u64,
+    pub last_stored_seq: u64,
+}
+
+struct GatewayLive {
+    record: GatewayRecord,
+    online: bool,
+    last_seen: Option<Instant>,
+    last_seen_wall_ms: i64,
+    session_id: Option<String>,
+    /// Which session is current (older sessions' endings are ignored).
+    session_seq: u64,
+    tx: Option<SessionTx>,
+    stats: IngestStats,
+}
+
+struct NodeLive {
+    info: ActorInfo,
+    gateway: NodeId,
+    mode: Option<Mode>,
+    readings: Vec<Reading>,
+    time_ms: i64,
+    commanded_c: Option<f64>,
+    trim_k: f64,
+}
+
+impl NodeLive {
+    fn get(&self, m: Metric) -> Option<f64> {
+        self.readings
+            .iter()
+            .find(|r| r.metric == m)
+            .map(|r| r.value)
+    }
+}
+
+struct Inner {
+    gateways: BTreeMap<NodeId, GatewayLive>,
+    nodes: BTreeMap<NodeId, NodeLive>,
+    alarms: AlarmBook,
+    curves: CurveBook,
+    next_version: u64,
+    last_plan_ms: Option<i64>,
+    replan: bool,
+    next_session_seq: u64,
+}
+
+pub struct Core {
+    cfg: CoreConfig,
+    store: Store,
+    ingest: Ingest,
+    registry: Table,
+    meta: Table,
+    inner: Mutex<Inner>,
+}
+
+/// Wall-clock now, Unix ms (audit timestamps; control uses network time from telemetry).
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct Registered {
+    pub session_id: String,
+    pub last_stored_seq: u64,
+    pub heartbeat_interval_ms: u32,
+}
+
+/// A point-in-time view of the network for the control room.
+pub struct NetworkView {
+    pub gateways: Vec<GatewayView>,
+    pub nodes: Vec<NodeView>,
+    pub active_alarms: usize,
+}
+
+pub struct GatewayView {
+    pub gateway_id: NodeId,
+    pub online: bool,
+    pub instance_id: String,
+    pub last_seen_ms: i64,
+    pub registrations: u32,
+    pub stats: IngestStats,
+}
+
+pub struct NodeView {
+    pub info: ActorInfo,
+    pub gateway: NodeId,
+    pub online: bool,
+    pub mode: Option<Mode>,
+    pub time_ms: i64,
+    pub readings: Vec<Reading>,
+    pub commanded_c: Option<f64>,
+}
+
+impl Core {
+    pub fn open(store: &Store, ingest: Ingest, cfg: CoreConfig) -> Result<Self, CoreError> {
+        let registry = store.table("registry")?;
+        let meta = store.table("meta")?;
+        let alarms = AlarmBook::load(store.table("alarms")?)?;
+        let curves = CurveBook::load(store.table("curves")?)?;
+        let mut gateways = BTreeMap::new();
+        let mut nodes = BTreeMap::new();
+        for entry in registry.scan_prefix(b"g/") {
+            let (_, v) = entry?;
+            let record: GatewayRecord = serde_json::from_slice(&v)
+                .map_err(|e| CoreError::Internal(format!("registry entry is corrupt: {e}")))?;
+            let last_stored = ingest.last_stored(&record.gateway_id)?;
+            let batches = ingest.count(&record.gateway_id) as u64;
+            for a in &record.actors {
+                nodes.insert(
+                    a.id.clone(),
+                    NodeLive::new(a.clone(), record.gateway_id.clone()),
+                );
+            }
+            gateways.insert(
+                record.gateway_id.clone(),
+                GatewayLive {
+                    record,
+                    online: false,
+                    last_seen: None,
+                    last_seen_wall_ms: 0,
+                    session_id: None,
+                    session_seq: 0,
+                    tx: None,
+                    stats: IngestStats {
+                        batches_stored: batches,
+                        last_stored_seq: last_stored,
+                        ..Default::default()
+                    },
+                },
+            );
+        }
+        let stored_version = meta
+            .get(b"next_version")?
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        let next_version = stored_version + VERSION_RESTART_MARGIN;
+        meta.insert(b"next_version", next_version.to_be_bytes())?;
+        store.flush()?;
+        tracing::info!(
+            gateways = gateways.len(),
+            nodes = nodes.len(),
+            "optimizer state loaded"
+        );
+        Ok(Self {
+            cfg,
+            store: store.clone(),
+            ingest,
+            registry,
+            meta,
+            inner: Mutex::new(Inner {
+                gateways,
+                nodes,
+                alarms,
+                curves,
+                next_version,
+                last_plan_ms: None,
+                replan: true,
+                next_session_seq: 1,
+            }),
+        })
+    }
+
+    pub fn ingest(&self) -> &Ingest {
+        &self.ingest
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>, CoreError> {
+        self.inner.lock().map_err(|_| {
+            CoreError::Internal(
+                "optimizer state poisoned by an earlier panic; restart the optimizer".into(),
+            )
+        })
+    }
+
+    /// Registers (or re-registers) a gateway and its actors.
+    pub async fn register(&self, record: GatewayRecord) -> Result<Registered, CoreError> {
+        if record.actors.is_empty() {
+            return Err(CoreError::InvalidArgument(
+                "actors: a gateway must host at least one actor".into(),
+            ));
+        }
+        let session_id = format!(
+            "{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
+        let last_stored_seq = {
+            let mut inner = self.lock()?;
+            for a in &record.actors {
+                if let Some(n) = inner.nodes.get(&a.id)
+                    && n.gateway != record.gateway_id
+                {
+                    return Err(CoreError::FailedPrecondition(format!(
+                        "actor {} is hosted by gateway {}; gateway {} cannot register it",
+                        a.id, n.gateway, record.gateway_id
+                    )));
+                }
+            }
+            let registrations = inner
+                .gateways
+                .get(&record.gateway_id)
+                .map_or(0, |g| g.record.registrations)
+                + 1;
+            let record = GatewayRecord {
+                registrations,
+                ..record
+            };
+            self.registry
+                .put_json(format!("g/{}", record.gateway_id), &record)?;
+            // Actors the gateway no longer hosts are forgotten.
+            let gw = record.gateway_id.clone();
+            inner
+                .nodes
+                .retain(|id, n| n.gateway != gw || record.actors.iter().any(|a| &a.id == id));
+            for a in &record.actors {
+                match inner.nodes.get_mut(&a.id) {
+                    Some(n) => n.info = a.clone(),
+                    None => {
+                        inner
+                            .nodes
+                            .insert(a.id.clone(), NodeLive::new(a.clone(), gw.clone()));
+                    }
+                }
+                // A group without a curve starts from the first registrant's configured curve.
+                if let (Some(group), Some(curve)) = (&a.group, &a.default_curve)
+                    && inner.curves.current(group).is_none()
+                {
+                    let cv = inner.curves.set(
+                        group,
+                        curve.clone(),
+                        "system",
+                        &format!("initial curve from the configuration of gateway {gw}"),
+                        wall_ms(),
+                    )?;
+                    tracing::info!(group = %group, version = cv.version, "supply curve initialised");
+                }
+            }
+            let last_stored = self.ingest.last_stored(&gw)?;
+            let entry = inner
+                .gateways
+                .entry(gw.clone())
+                .or_insert_with(|| GatewayLive {
+                    record: record.clone(),
+                    online: false,
+                    last_seen: None,
+                    last_seen_wall_ms: 0,
+                    session_id: None,
+                    session_seq: 0,
+                    tx: None,
+                    stats: IngestStats::default(),
+                });
+            entry.record = record;
+            entry.session_id = Some(session_id.clone());
+            entry.stats.last_stored_seq = last_stored;
+            entry.last_seen = Some(Instant::now());
+            entry.last_seen_wall_ms = wall_ms();
+            inner.replan = true;
+            last_stored
+        };
+        self.store.flush_async().await?;
+        Ok(Registered {
+            session_id,
+            last_stored_seq,
+            heartbeat_interval_ms: self.cfg.heartbeat_interval_ms,
+        })
+    }
+
+    /// Attaches a session stream; returns its sequence number.
+    pub fn open_session(
+        &self,
+        gateway: &NodeId,
+        session_id: &str,
+        tx: SessionTx,
+    ) -> Result<u64, CoreError> {
+        let mut inner = self.lock()?;
+        let seq = inner.next_session_seq;
+        inner.next_session_seq += 1;
+        let g = inner.gateways.get_mut(gateway).ok_or_else(|| {
+            CoreError::FailedPrecondition(format!(
+                "gateway {gateway} has not registered: call Register first"
+            ))
+        })?;
+        if g.session_id.as_deref() != Some(session_id) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "session {session_id:?} is not the current registration of gateway {gateway}: register again"
+            )));
+        }
+        g.online = true;
+        g.tx = Some(tx);
+        g.session_seq = seq;
+        g.last_seen = Some(Instant::now());
+        g.last_seen_wall_ms = wall_ms();
+        let now = wall_ms();
+        if let Some(a) = inner.alarms.clear("gateway_lost", gateway.as_str(), now)? {
+            tracing::info!(gateway_id = %gateway, alarm_id = a.id, "gateway back online");
+        }
+        // Bring the gateway's actors to the desired state: curves, then setpoints.
+        let actors: Vec<ActorInfo> = inner.gateways[gateway].record.actors.clone();
+        for a in actors {
+            if let Some(group) = &a.group
+                && let Some(cv) = inner.curves.current(group).cloned()
+            {
+                send_command(
+                    &mut inner,
+                    gateway,
+                    &a.id,
+                    Action::SetCurve {
+                        curve: cv.curve,
+                        curve_version: cv.version,
+                    },
+                )?;
+            }
+            if let Some(sp) = inner.nodes.get(&a.id).and_then(|n| n.commanded_c) {
+                send_command(
+                    &mut inner,
+                    gateway,
+                    &a.id,
+                    Action::SetSupplyTemp { supply_temp_c: sp },
+                )?;
+            }
+        }
+        self.persist_version(&inner)?;
+        tracing::info!(gateway_id = %gateway, session = seq, "session open");
+        Ok(seq)
+    }
+
+    fn persist_version(&self, inner: &Inner) -> Result<(), CoreError> {
+        self.meta
+            .insert(b"next_version", inner.next_version.to_be_bytes())?;
+        Ok(())
+    }
+
+    pub fn touch(&self, gateway: &NodeId) {
+        if let Ok(mut inner) = self.lock()
+            && let Some(g) = inner.gateways.get_mut(gateway)
+        {
+            g.last_seen = Some(Instant::now());
+            g.last_seen_wall_ms = wall_ms();
+        }
+    }
+
+    /// True if the actor is registered to this gateway.
+    pub fn hosts(&self, gateway: &NodeId, actor: &NodeId) -> bool {
+        self.lock()
+            .map(|inner| {
+                inner
+                    .nodes
+                    .get(actor)
+                    .is_some_and(|n| &n.gateway == gateway)
+            })
+            .unwrap_or(false)
+    }
+
+    /// Stores a batch durably, then updates the live state. Returns the sequence to acknowledge.
+    pub async fn ingest_batch(
+        &self,
+        gateway: &NodeId,
+        batch: TelemetryBatch,
+    ) -> Result<u64, CoreError> {
+        let samples = batch.sample_count() as u64;
+        let outcome = self
+            .ingest
+            .store(gateway.clone(), batch.clone())
+            .await
+            .map_err(|e| CoreError::Unavailable(e.to_string()))?;
+        let mut inner = self.lock()?;
+        let now = wall_ms();
+        let last = match outcome {
+            Outcome::Duplicate { last_stored } => {
+                if let Some(g) = inner.gateways.get_mut(gateway) {
+                    g.stats.duplicates_dropped += 1;
+                }
+                return Ok(last_stored);
+            }
+            Outcome::Stored { last_stored } => last_stored,
+            Outcome::StoredAfterGap {
+                last_stored,
+                missing_from,
+            } => {
+                tracing::error!(gateway_id = %gateway, missing_from, got = last_stored, "telemetry sequence gap");
+                if let Some(g) = inner.gateways.get_mut(gateway) {
+                    g.stats.sequence_gaps += 1;
+                }
+                inner.alarms.raise(
+                    "telemetry_gap",
+                    gateway.as_str(),
+                    Severity::Warning,
+                    format!(
+                        "gateway {gateway} skipped batches {missing_from}..{}",
+                        last_stored - 1
+                    ),
+                    now,
+                )?;
+                last_stored
+            }
+        };
+        if let Some(g) = inner.gateways.get_mut(gateway) {
+            g.stats.batches_stored += 1;
+            g.stats.samples_stored += samples;
+            g.stats.last_stored_seq = last;
+            g.last_seen = Some(Instant::now());
+            g.last_seen_wall_ms = now;
+        }
+        for snap in batch.snapshots {
+            let Some(node) = inner.nodes.get_mut(&snap.actor_id) else {
+                continue;
+            };
+            if snap.time_ms < node.time_ms {
+                continue; // replayed older data: stored, but not the live state
+            }
+            let kind = node.info.kind;
+            let prev_mode = node.mode;
+            node.mode = Some(snap.mode);
+            node.time_ms = snap.time_ms;
+            node.readings = snap.readings;
+            let room = node.get(Metric::RoomTempC);
+            let id = snap.actor_id.to_string();
+            if kind == NodeKind::Building {
+                if let Some(t) = room {
+                    if t < ROOM_ALARM_C - 0.05 {
+                        inner.alarms.raise(
+                            "room_below_18c",
+                            &id,
+                            Severity::Warning,
+                            format!("room at {t:.1} °C in building {id}"),
+                            now,
+                        )?;
+                    } else if t >= ROOM_ALARM_C {
+                        inner.alarms.clear("room_below_18c", &id, now)?;
+                    }
+                }
+            } else if prev_mode != Some(snap.mode) {
+                match snap.mode {
+                    Mode::Fallback | Mode::Safe => {
+                        inner.alarms.raise(
+                            "local_fallback",
+                            &id,
+                            if snap.mode == Mode::Safe {
+                                Severity::Critical
+                            } else {
+                                Severity::Info
+                            },
+                            format!("{id} runs in {:?} mode", snap.mode),
+                            now,
+                        )?;
+                    }
+                    Mode::Optimizer | Mode::Override => {
+                        inner.alarms.clear("local_fallback", &id, now)?;
+                    }
+                }
+            }
+        }
+        Ok(last)
+    }
+
+    pub fn command_result(&self, gateway: &NodeId, result: CommandResult) {
+        match &result.outcome {
+            CommandOutcome::Accepted => {
+                tracing::debug!(gateway_id = %gateway, command_id = %result.command_id, "command accepted")
+            }
+            CommandOutcome::Rejected { reason } => {
+                tracing::warn!(gateway_id = %gateway, command_id = %result.command_id, %reason, "command rejected by gateway");
+                if let Ok(mut inner) = self.lock() {
+                    let _ = inner.alarms.raise(
+                        "command_rejected",
+                        gateway.as_str(),
+                        Severity::Warning,
+                        format!("command {} rejected: {reason}", result.command_id),
+                        wall_ms(),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A session stream ended; the gateway is lost unless a newer session replaced it.
+    pub fn session_ended(&self, gateway: &NodeId, session_seq: u64, why: &str) {
+        let Ok(mut inner) = self.lock() else { return };
+        let Some(g) = inner.gateways.get_mut(gateway) else {
+            return;
+        };
+        if g.session_seq != session_seq || !g.online {
+            return;
+        }
+        g.online = false;
+        g.tx = None;
+        let msg = format!("gateway {gateway} lost: {why}");
+        tracing::error!(gateway_id = %gateway, reason = why, "gateway lost");
+        let _ = inner.alarms.raise(
+            "gateway_lost",
+            gateway.as_str(),
+            Severity::Critical,
+            msg,
+            wall_ms(),
+        );
+    }
+
+    /// Marks gateways silent for longer than the timeout as lost.
+    pub fn check_liveness(&self) {
+        let lost: Vec<(NodeId, u64)> = match self.lock() {
+            Ok(inner) => inner
+                .gateways
+                .values()
+                .filter(|g| {
+                    g.online
+                        && g.last_seen
+                            .is_none_or(|t| t.elapsed() > self.cfg.heartbeat_timeout)
+                })
+                .map(|g| (g.record.gateway_id.clone(), g.session_seq))
+                .collect(),
+            Err(_) => return,
+        };
+        for (gw, seq) in lost {
+            self.session_ended(&gw, seq, "no message within the heartbeat timeout");
+        }
+    }
+
+    /// Runs a planning round if network time has advanced by an interval (or a
+    /// curve changed), and sends the setpoints that moved.
+    pub fn plan(&self) -> Result<usize, CoreError> {
+        let mut inner = self.lock()?;
+        let Some(now) = inner
+            .nodes
+            .values()
+            .map(|n| n.time_ms)
+            .max()
+            .filter(|t| *t > 0)
+        else {
+            return Ok(0);
+        };
+        let due = match inner.last_plan_ms {
+            None => true,
+            Some(t) => now - t >= self.cfg.plan_interval_ms || inner.replan,
+        };
+        if !due {
+            return Ok(0);
+        }
+        let dt_h = inner
+            .last_plan_ms
+            .map_or(0.0, |t| ((now - t) as f64 / 3.6e6).clamp(0.0, 1.0));
+        inner.last_plan_ms = Some(now);
+        inner.replan = false;
+
+        // Coldest monitored room per substation.
+        let mut coldest: BTreeMap<NodeId, f64> = BTreeMap::new();
+        for n in inner.nodes.values() {
+            if let (Some(parent), Some(t)) = (&n.info.parent, n.get(Metric::RoomTempC)) {
+                let e = coldest.entry(parent.clone()).or_insert(f64::INFINITY);
+                *e = e.min(t);
+            }
+        }
+        let mut plans: Vec<(NodeId, NodeId, f64, f64)> = Vec::new();
+        for n in inner
+            .nodes
+            .values()
+            .filter(|n| n.info.kind == NodeKind::Substation)
+        {
+            let Some(cv) = n.info.group.as_ref().and_then(|g| inner.curves.current(g)) else {
+                continue;
+            };
+            let input = SubstationInput {
+                outdoor_c: n.get(Metric::OutdoorTempC),
+                coldest_room_c: coldest.get(&n.info.id).copied(),
+                limits_c: n.info.limits_c,
+                trim_k: n.trim_k,
+            };
+            if let Some(p) = planner::plan_substation(&cv.curve, &input, dt_h) {
+                plans.push((n.gateway.clone(), n.info.id.clone(), p.setpoint_c, p.trim_k));
+            }
+        }
+        let sub_setpoints: Vec<f64> = plans.iter().map(|p| p.2).collect();
+        for n in inner
+            .nodes
+            .values()
+            .filter(|n| n.info.kind == NodeKind::Plant)
+        {
+            let Some(curve) = &n.info.default_curve else {
+                continue;
+            };
+            let sp = planner::plan_plant(
+                curve,
+                n.get(Metric::OutdoorTempC),
+                &sub_setpoints,
+                n.info.limits_c,
+            );
+            plans.push((n.gateway.clone(), n.info.id.clone(), sp, 0.0));
+        }
+        let mut sent = 0;
+        for (gw, actor, sp, trim) in plans {
+            let Some(node) = inner.nodes.get_mut(&actor) else {
+                continue;
+            };
+            node.trim_k = trim;
+            let changed = node.commanded_c.is_none_or(|c| (c - sp).abs() >= 0.1);
+            if !changed {
+                continue;
+            }
+            let online = inner.gateways.get(&gw).is_some_and(|g| g.online);
+            if !online {
+                continue;
+            }
+            match send_command(
+                &mut inner,
+                &gw,
+                &actor,
+                Action::SetSupplyTemp { supply_temp_c: sp },
+            ) {
+                Ok(_) => {
+                    if let Some(node) = inner.nodes.get_mut(&actor) {
+                        node.commanded_c = Some(sp);
+                    }
+                    sent += 1;
+                }
+                Err(e) => tracing::warn!(actor_id = %actor, error = %e, "setpoint not sent"),
+            }
+        }
+        self.persist_version(&inner)?;
+        if sent > 0 {
+            tracing::info!(network_time_ms = now, setpoints = sent, "planning round");
+        }
+        Ok(sent)
+    }
+
+    // ---- control room -------------------------------------------------
+
+    pub fn network(&self) -> Result<NetworkView, CoreError> {
+        let inner = self.lock()?;
+        let gateways = inner
+            .gateways
+            .values()
+            .map(|g| GatewayView {
+                gateway_id: g.record.gateway_id.clone(),
+                online: g.online,
+                instance_id: g.record.instance_id.clone(),
+                last_seen_ms: g.last_seen_wall_ms,
+                registrations: g.record.registrations,
+                stats: g.stats.clone(),
+            })
+            .collect();
+        let nodes = inner
+            .nodes
+            .values()
+            .map(|n| NodeView {
+                info: n.info.clone(),
+                gateway: n.gateway.clone(),
+                online: inner.gateways.get(&n.gateway).is_some_and(|g| g.online),
+                mode: n.mode,
+                time_ms: n.time_ms,
+                readings: n.readings.clone(),
+                commanded_c: n.commanded_c,
+            })
+            .collect();
+        Ok(NetworkView {
+            gateways,
+            nodes,
+            active_alarms: inner.alarms.active_count(),
+        })
+    }
+
+    pub fn alarms(&self, include_cleared: bool) -> Result<Vec<Alarm>, CoreError> {
+        Ok(self.lock()?.alarms.list(include_cleared))
+    }
+
+    pub async fn ack_alarm(&self, id: u64, user: &str) -> Result<Alarm, CoreError> {
+        if user.trim().is_empty() {
+            return Err(CoreError::InvalidArgument(
+                "user: missing; say who acknowledges".into(),
+            ));
+        }
+        let a = self
+            .lock()?
+            .alarms
+            .acknowledge(id, user, wall_ms())
+            .map_err(|e| match e {
+                AckError::Unknown(_) => CoreError::NotFound(e.to_string()),
+                AckError::Cleared(_) => CoreError::FailedPrecondition(e.to_string()),
+                AckError::Store(s) => CoreError::from(s),
+            })?;
+        self.store.flush_async().await?;
+        Ok(a)
+    }
+
+    /// Limits every substation of a group accepts (their intersection).
+    fn group_limits(inner: &Inner, group: &str) -> Option<(f64, f64)> {
+        inner
+            .nodes
+            .values()
+            .filter(|n| n.info.group.as_deref() == Some(group))
+            .map(|n| n.info.limits_c)
+            .reduce(|a, b| (a.0.max(b.0), a.1.min(b.1)))
+    }
+
+    pub fn curve(&self, group: &str) -> Result<CurveVersion, CoreError> {
+        self.lock()?.curves.current(group).cloned().ok_or_else(|| {
+            CoreError::NotFound(format!("group {group:?} has no curve (unknown group?)"))
+        })
+    }
+
+    pub fn curve_history(&self, group: &str) -> Result<Vec<CurveVersion>, CoreError> {
+        let h = self.lock()?.curves.history(group);
+        if h.is_empty() {
+            return Err(CoreError::NotFound(format!(
+                "group {group:?} has no curve (unknown group?)"
+            )));
+        }
+        Ok(h)
+    }
+
+    /// Validates and stores a new curve version, then sends it to the group's substations.
+    pub async fn set_curve(
+        &self,
+        group: &str,
+        curve: Option<&v1::SupplyCurve>,
+        author: &str,
+        reason: &str,
+    ) -> Result<CurveVersion, CoreError> {
+        if author.trim().is_empty() {
+            return Err(CoreError::InvalidArgument(
+                "author: missing; say who changes the curve".into(),
+            ));
+        }
+        if reason.trim().is_empty() {
+            return Err(CoreError::InvalidArgument(
+                "reason: missing; say why the curve changes".into(),
+            ));
+        }
+        let cv = {
+            let mut inner = self.lock()?;
+            let limits = Self::group_limits(&inner, group)
+                .ok_or_else(|| CoreError::NotFound(format!("group {group:?} has no substation")))?;
+            let curve = proto::convert::supply_curve("curve", curve, limits)?;
+            let cv = inner.curves.set(group, curve, author, reason, wall_ms())?;
+            let targets: Vec<(NodeId, NodeId)> = inner
+                .nodes
+                .values()
+                .filter(|n| n.info.group.as_deref() == Some(group))
+                .map(|n| (n.gateway.clone(), n.info.id.clone()))
+                .collect();
+            for (gw, actor) in targets {
+                if inner.gateways.get(&gw).is_some_and(|g| g.online)
+                    && let Err(e) = send_command(
+                        &mut inner,
+                        &gw,
+                        &actor,
+                        Action::SetCurve {
+                            curve: cv.curve.clone(),
+                            curve_version: cv.version,
+                        },
+                    )
+                {
+                    tracing::warn!(actor_id = %actor, error = %e, "curve not sent; it will be on reconnect");
+                }
+            }
+            inner.replan = true;
+            self.persist_version(&inner)?;
+            cv
+        };
+        self.store.flush_async().await?;
+        tracing::info!(
+            group,
+            version = cv.version,
+            author,
+            reason,
+            "supply curve changed"
+        );
+        Ok(cv)
+    }
+
+    /// Sends a manual override (or its removal) to a plant or substation actor.
+    pub fn set_override(
+        &self,
+        node: &str,
+        supply_temp_c: Option<f64>,
+        duration_s: u32,
+        author: &str,
+    ) -> Result<String, CoreError> {
+        if author.trim().is_empty() {
+            return Err(CoreError::InvalidArgument(
+                "author: missing; say who overrides".into(),
+            ));
+        }
+        let node_id = proto::convert::node_id("node_id", node)?;
+        let mut inner = self.lock()?;
+        let n = inner
+            .nodes
+            .get(&node_id)
+            .ok_or_else(|| CoreError::NotFound(format!("node {node} is not registered")))?;
+        if n.info.kind == NodeKind::Building {
+            return Err(CoreError::InvalidArgument(format!(
+                "node_id: {node} is a building; override its substation"
+            )));
+        }
+        let gw = n.gateway.clone();
+        let action = match supply_temp_c {
+            None => Action::ClearOverride,
+            Some(t) => {
+                let t = proto::convert::in_range("supply_temp_c", t, n.info.limits_c)?;
+                if !(60..=7 * 24 * 3600).contains(&duration_s) {
+                    return Err(CoreError::InvalidArgument(format!(
+                        "duration_s: {duration_s} is out of range: allowed 60..604800 s"
+                    )));
+                }
+                if n.time_ms <= 0 {
+                    return Err(CoreError::Unavailable(format!(
+                        "node {node} has sent no telemetry yet; its network time is unknown"
+                    )));
+                }
+                Action::SetOverride {
+                    supply_temp_c: t,
+                    expires_at_ms: n.time_ms + i64::from(duration_s) * 1000,
+                }
+            }
+        };
+        if !inner.gateways.get(&gw).is_some_and(|g| g.online) {
+            return Err(CoreError::Unavailable(format!(
+                "gateway {gw} of node {node} is offline; override not sent"
+            )));
+        }
+        let id = send_command(&mut inner, &gw, &node_id, action)?;
+        self.persist_version(&inner)?;
+        tracing::info!(node_id = %node_id, command_id = %id, author, "override sent");
+        Ok(id)
+    }
+}
+
+impl NodeLive {
+    fn new(info: ActorInfo, gateway: NodeId) -> Self {
+        Self {
+            info,
+            gateway,
+            mode: None,
+            readings: Vec::new(),
+            time_ms: 0,
+            commanded_c: None,
+            trim_k: 0.0,
+        }
+    }
+}
+
+/// Queues a command on a gateway's session. Fails if the gateway is offline or its queue is full.
+fn send_command(
+    inner: &mut Inner,
+    gateway: &NodeId,
+    actor: &NodeId,
+    action: Action,
+) -> Result<String, CoreError> {
+    let g = inner
+        .gateways
+        .get(gateway)
+        .ok_or_else(|| CoreError::NotFound(format!("gateway {gateway} is not registered")))?;
+    let tx =
+        g.tx.as_ref()
+            .ok_or_else(|| CoreError::Unavailable(format!("gateway {gateway} is offline")))?;
+    let version = inner.next_version;
+    let command_id = format!("{gateway}-{version}");
+    let cmd = Command {
+        command_id: command_id.clone(),
+        actor_id: actor.clone(),
+        version,
+        action,
+    };
+    let msg = v1::OptimizerMessage {
+        body: Some(v1::optimizer_message::Body::Command((&cmd).into())),
+    };
+    tx.try_send(Ok(msg)).map_err(|_| {
+        CoreError::Unavailable(format!(
+            "gateway {gateway} is not keeping up: its command queue is full"
+        ))
+    })?;
+    inner.next_version += 1;
+    Ok(command_id)
+}

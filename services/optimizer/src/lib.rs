@@ -1,0 +1,21 @@
+//! The central optimizer.
+//!
+//! - [`ingest`]: durable, deduplicated telemetry storage with group commit:
+//!   a batch is acknowledged only after it is flushed to sled.
+//! - [`alarms`]: alarm lifecycle (raised, acknowledged, cleared), persisted.
+//! - [`curves`]: supply curves per substation group, versioned with who, when, why.
+//! - [`planner`]: the pure planning core: setpoints from curves, weather and
+//!   the coldest rooms. No IO.
+//! - [`core`]: registry, live network state, sessions and command fan-out.
+//! - [`grpc`]: the `AgentService` and `ControlRoomService` edge.
+//! - [`run`]: the process.
+
+pub mod alarms;
+pub mod core;
+pub mod curves;
+pub mod grpc;
+pub mod ingest;
+pub mod planner;
+pub mod run;
+
+pub use run::{OptimizerConfig, run};

@@ -1,0 +1,86 @@
+//! The optimizer process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use proto::v1;
+use store::{Store, StoreConfig};
+
+use crate::core::{Core, CoreConfig};
+use crate::grpc::Grpc;
+use crate::ingest::Ingest;
+
+#[derive(Clone, Debug)]
+pub struct OptimizerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub core: CoreConfig,
+}
+
+/// Runs the optimizer until `shutdown` resolves.
+pub async fn run(
+    cfg: OptimizerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let store = Store::open(
+        &cfg.data_dir,
+        &StoreConfig {
+            kind: "optimizer".into(),
+            identity: "central".into(),
+            cache_bytes: 64 << 20,
+        },
+    )?;
+    let ingest = Ingest::start(&store)?;
+    let core = Arc::new(Core::open(&store, ingest, cfg.core.clone())?);
+    let grpc = Grpc { core: core.clone() };
+
+    let (reporter, health, reflection) = observe::grpc::health_and_reflection()?;
+    reporter
+        .set_serving::<v1::agent_service_server::AgentServiceServer<Grpc>>()
+        .await;
+    reporter
+        .set_serving::<v1::control_room_service_server::ControlRoomServiceServer<Grpc>>()
+        .await;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding the optimizer to {}", cfg.listen))?;
+    tracing::info!(listen = %cfg.listen, "optimizer serving");
+
+    let background = {
+        let core = core.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                core.check_liveness();
+                if let Err(e) = core.plan() {
+                    tracing::error!(error = %e, "planning round failed");
+                }
+            }
+        })
+    };
+    let served = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(2)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(3)))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(v1::agent_service_server::AgentServiceServer::new(
+            grpc.clone(),
+        ))
+        .add_service(v1::control_room_service_server::ControlRoomServiceServer::new(grpc))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    // Gateways hold long-lived session streams: a graceful drain would wait on
+    // them forever, so stopping drops the connections; gateways reconnect and
+    // replay whatever was not acknowledged.
+    let served = tokio::select! {
+        r = served => r,
+        _ = shutdown => Ok(()),
+    };
+    background.abort();
+    store.flush_async().await?;
+    tracing::info!("optimizer stopped");
+    served.context("serving gRPC")
+}

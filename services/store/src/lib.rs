@@ -1,0 +1,393 @@
+//! Local durable state for every heatnet process.
+//!
+//! sled 0.34 sits behind this small API so that it can be replaced without
+//! touching the processes. Rules the API keeps:
+//! - a directory belongs to one process identity (`kind` + `identity`, e.g.
+//!   gateway `s01`); opening someone else's directory, or a directory that is
+//!   not a heatnet store, is refused with a clear error;
+//! - writes are durable only after [`Store::flush`] returns: callers acknowledge
+//!   nothing before that;
+//! - a [`Batch`] applies to one table atomically.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// Format marker written into every store.
+pub const FORMAT: &str = "heatnet-store-v1";
+const META_TREE: &str = "__heatnet_meta";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot open store at {path}: {source} (is another process using this data directory?)"
+    )]
+    Open { path: PathBuf, source: sled::Error },
+    #[error(
+        "{path} is not a heatnet store (it holds data but no heatnet marker); give an empty or heatnet data directory"
+    )]
+    Foreign { path: PathBuf },
+    #[error("{path} holds a store of format {found:?}, this build reads {FORMAT:?}")]
+    Format { path: PathBuf, found: String },
+    #[error(
+        "{path} belongs to {found_kind} {found_identity:?}, not {kind} {identity:?}: give each process its own data directory"
+    )]
+    Identity {
+        path: PathBuf,
+        kind: String,
+        identity: String,
+        found_kind: String,
+        found_identity: String,
+    },
+    #[error("storage failed: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored value under {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// What a store holds and for whom.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The kind of process: "gateway", "optimizer", "simulator".
+    pub kind: String,
+    /// The identity of the process within its kind (gateway id, ...).
+    pub identity: String,
+    /// Page cache budget, bytes. Keep it small on edge gateways.
+    pub cache_bytes: u64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and checks that it belongs to `cfg`.
+    pub fn open(dir: &Path, cfg: &StoreConfig) -> Result<Self, StoreError> {
+        let had_files = dir.exists()
+            && std::fs::read_dir(dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+        let looks_like_sled = dir.join("conf").exists() && dir.join("db").exists();
+        if had_files && !looks_like_sled {
+            return Err(StoreError::Foreign {
+                path: dir.to_path_buf(),
+            });
+        }
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cfg.cache_bytes)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        let meta = db.open_tree(META_TREE)?;
+        let get = |k: &str| -> Result<Option<String>, StoreError> {
+            Ok(meta
+                .get(k)?
+                .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        };
+        match get("format")? {
+            None => {
+                let user_trees = db.tree_names().len();
+                // A fresh sled db has the default tree and our meta tree.
+                if user_trees > 2 || !db.is_empty() {
+                    return Err(StoreError::Foreign {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                meta.insert("format", FORMAT)?;
+                meta.insert("kind", cfg.kind.as_str())?;
+                meta.insert("identity", cfg.identity.as_str())?;
+                db.flush()?;
+            }
+            Some(found) if found != FORMAT => {
+                return Err(StoreError::Format {
+                    path: dir.to_path_buf(),
+                    found,
+                });
+            }
+            Some(_) => {
+                let found_kind = get("kind")?.unwrap_or_default();
+                let found_identity = get("identity")?.unwrap_or_default();
+                if found_kind != cfg.kind || found_identity != cfg.identity {
+                    return Err(StoreError::Identity {
+                        path: dir.to_path_buf(),
+                        kind: cfg.kind.clone(),
+                        identity: cfg.identity.clone(),
+                        found_kind,
+                        found_identity,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            db,
+            path: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn table(&self, name: &str) -> Result<Table, StoreError> {
+        Ok(Table {
+            tree: self.db.open_tree(name)?,
+        })
+    }
+
+    /// Makes every write so far durable. Blocks: call from a blocking context.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        Ok(self.db.flush()?)
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush_async(&self) -> Result<usize, StoreError> {
+        Ok(self.db.flush_async().await?)
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// A named keyspace of a store, ordered by key bytes.
+#[derive(Clone)]
+pub struct Table {
+    tree: sled::Tree,
+}
+
+/// Writes applied to one table atomically.
+#[derive(Default)]
+pub struct Batch {
+    inner: sled::Batch,
+}
+
+impl Batch {
+    pub fn insert(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.inner.insert(key.as_ref(), value.as_ref());
+    }
+    pub fn remove(&mut self, key: impl AsRef<[u8]>) {
+        self.inner.remove(key.as_ref());
+    }
+    pub fn insert_json<T: Serialize>(&mut self, key: impl AsRef<[u8]>, value: &T) {
+        // Serializing our own plain data types cannot fail.
+        let bytes = serde_json::to_vec(value).unwrap_or_default();
+        self.insert(key, bytes);
+    }
+}
+
+impl Table {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), StoreError> {
+        self.tree.insert(key.as_ref(), value.as_ref())?;
+        Ok(())
+    }
+
+    pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<(), StoreError> {
+        self.tree.remove(key)?;
+        Ok(())
+    }
+
+    pub fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        self.tree.apply_batch(batch.inner)?;
+        Ok(())
+    }
+
+    pub fn get_json<T: DeserializeOwned>(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<T>, StoreError> {
+        let key = key.as_ref();
+        match self.tree.get(key)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(key).into_owned(),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    pub fn put_json<T: Serialize>(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+            key: String::from_utf8_lossy(key.as_ref()).into_owned(),
+            reason: e.to_string(),
+        })?;
+        self.insert(key, bytes)
+    }
+
+    /// Entries with keys in `[from, ..)` that start with `prefix`, in key order.
+    pub fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+    ) -> impl Iterator<Item = Result<Entry, StoreError>> + '_ {
+        let prefix = prefix.to_vec();
+        self.tree
+            .range(from.to_vec()..)
+            .take_while(move |r| match r {
+                Ok((k, _)) => k.starts_with(&prefix),
+                Err(_) => true,
+            })
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(StoreError::from)
+            })
+    }
+
+    /// Entries whose keys start with `prefix`, in key order.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<Entry, StoreError>> + '_ {
+        self.tree.scan_prefix(prefix).map(|r| {
+            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::from)
+        })
+    }
+
+    /// The last entry whose key starts with `prefix`.
+    pub fn last_with_prefix(&self, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
+        Ok(self
+            .tree
+            .scan_prefix(prefix)
+            .next_back()
+            .transpose()?
+            .map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
+    pub fn first(&self) -> Result<Option<Entry>, StoreError> {
+        Ok(self.tree.first()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
+    pub fn last(&self) -> Result<Option<Entry>, StoreError> {
+        Ok(self.tree.last()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+}
+
+/// Big-endian key of a sequence number, so key order is numeric order.
+pub fn seq_key(prefix: &[u8], seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + 8);
+    k.extend_from_slice(prefix);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The sequence number at the end of a key made by [`seq_key`].
+pub fn seq_of_key(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(kind: &str, id: &str) -> StoreConfig {
+        StoreConfig {
+            kind: kind.into(),
+            identity: id.into(),
+            cache_bytes: 1 << 20,
+        }
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("heatnet-store-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn reopens_its_own_and_refuses_others() {
+        let dir = tmp("identity");
+        {
+            let s = Store::open(&dir, &cfg("gateway", "s01")).unwrap();
+            s.table("t").unwrap().insert("k", "v").unwrap();
+            s.flush().unwrap();
+        }
+        let s = Store::open(&dir, &cfg("gateway", "s01")).unwrap();
+        assert_eq!(s.table("t").unwrap().get("k").unwrap(), Some(b"v".to_vec()));
+        drop(s);
+        let err = Store::open(&dir, &cfg("gateway", "s02"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("belongs to gateway \"s01\", not gateway \"s02\""),
+            "{err}"
+        );
+        let err = Store::open(&dir, &cfg("optimizer", "s01"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not optimizer"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_directory_that_is_not_a_store() {
+        let dir = tmp("foreign");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("notes.txt"), "hello").unwrap();
+        let err = Store::open(&dir, &cfg("gateway", "s01")).err().unwrap();
+        assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sequence_keys_sort_numerically_and_scan_by_prefix() {
+        let dir = tmp("seq");
+        let s = Store::open(&dir, &cfg("optimizer", "central")).unwrap();
+        let t = s.table("b").unwrap();
+        for seq in [1u64, 2, 10, 300, 256] {
+            t.insert(seq_key(b"g1/", seq), b"x").unwrap();
+        }
+        t.insert(seq_key(b"g2/", 5), b"y").unwrap();
+        let seqs: Vec<u64> = t
+            .scan_prefix(b"g1/")
+            .map(|r| seq_of_key(&r.unwrap().0).unwrap())
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 10, 256, 300]);
+        let last = t.last_with_prefix(b"g1/").unwrap().unwrap();
+        assert_eq!(seq_of_key(&last.0), Some(300));
+        let from: Vec<u64> = t
+            .scan_from(b"g1/", &seq_key(b"g1/", 10))
+            .map(|r| seq_of_key(&r.unwrap().0).unwrap())
+            .collect();
+        assert_eq!(from, vec![10, 256, 300]);
+        let mut b = Batch::default();
+        b.remove(seq_key(b"g1/", 1));
+        b.insert_json(b"meta", &42u32);
+        t.apply(b).unwrap();
+        assert_eq!(t.get_json::<u32>(b"meta").unwrap(), Some(42));
+        assert_eq!(t.get(seq_key(b"g1/", 1)).unwrap(), None);
+        drop(t);
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,267 @@
+//! The simulator's gRPC edge: `heatnet.v1.SimulatorService`.
+
+use std::sync::{Arc, Mutex};
+
+use proto::convert::{self, ConversionError};
+use proto::v1;
+use proto::v1::simulator_service_server::SimulatorService;
+use tonic::{Request, Response, Status};
+
+use crate::run::Clock;
+use crate::world::{Fault, FaultKind, FaultRecord, World, WorldError};
+
+/// Most devices one ReadSensors call may name.
+pub const MAX_DEVICES_PER_READ: usize = 10_000;
+
+#[derive(Clone)]
+pub struct SimulatorGrpc {
+    pub(crate) world: Arc<Mutex<World>>,
+    pub(crate) clock: Arc<Clock>,
+}
+
+/// Maps a world refusal to the status a client can act on.
+fn status(e: WorldError) -> Status {
+    let msg = e.to_string();
+    match e {
+        WorldError::UnknownDevice(_) | WorldError::UnknownFault(_) => Status::not_found(msg),
+        WorldError::AlreadyCleared(_) => Status::failed_precondition(msg),
+        WorldError::Snapshot(_) => Status::internal(msg),
+        _ => Status::invalid_argument(msg),
+    }
+}
+
+fn lock(world: &Mutex<World>) -> Result<std::sync::MutexGuard<'_, World>, Status> {
+    world.lock().map_err(|_| {
+        Status::internal("simulator state is poisoned by an earlier panic; restart the simulator")
+    })
+}
+
+fn fault_kind(raw: i32) -> Result<FaultKind, ConversionError> {
+    match v1::FaultKind::try_from(raw) {
+        Ok(v1::FaultKind::StuckValve) => Ok(FaultKind::StuckValve),
+        Ok(v1::FaultKind::SensorFrozen) => Ok(FaultKind::SensorFrozen),
+        Ok(v1::FaultKind::SensorOffset) => Ok(FaultKind::SensorOffset),
+        Ok(v1::FaultKind::PumpTrip) => Ok(FaultKind::PumpTrip),
+        Ok(v1::FaultKind::PlantTrip) => Ok(FaultKind::PlantTrip),
+        Ok(v1::FaultKind::Unspecified) => Err(ConversionError::Unspecified {
+            field: "fault.kind".into(),
+        }),
+        Err(_) => Err(ConversionError::UnknownEnum {
+            field: "fault.kind".into(),
+            value: raw,
+        }),
+    }
+}
+
+fn fault_kind_to_wire(k: FaultKind) -> v1::FaultKind {
+    match k {
+        FaultKind::StuckValve => v1::FaultKind::StuckValve,
+        FaultKind::SensorFrozen => v1::FaultKind::SensorFrozen,
+        FaultKind::SensorOffset => v1::FaultKind::SensorOffset,
+        FaultKind::PumpTrip => v1::FaultKind::PumpTrip,
+        FaultKind::PlantTrip => v1::FaultKind::PlantTrip,
+    }
+}
+
+fn fault_from_wire(f: Option<&v1::Fault>) -> Result<Fault, ConversionError> {
+    let f = f.ok_or(ConversionError::MissingField {
+        field: "fault".into(),
+    })?;
+    let kind = fault_kind(f.kind)?;
+    let metric = if f.metric == 0 {
+        None
+    } else {
+        Some(convert::metric("fault.metric", f.metric)?)
+    };
+    Ok(Fault {
+        kind,
+        device: convert::node_id("fault.device_id", &f.device_id)?,
+        metric,
+        magnitude: if f.magnitude.is_finite() {
+            f.magnitude
+        } else {
+            return Err(ConversionError::OutOfRange {
+                field: "fault.magnitude".into(),
+                value: f.magnitude,
+                reason: "not a finite number".into(),
+            });
+        },
+    })
+}
+
+fn fault_to_wire(r: &FaultRecord) -> v1::FaultState {
+    v1::FaultState {
+        fault_id: r.id,
+        fault: Some(v1::Fault {
+            kind: fault_kind_to_wire(r.fault.kind) as i32,
+            device_id: r.fault.device.to_string(),
+            metric: r
+                .fault
+                .metric
+                .map(|m| v1::Metric::from(m) as i32)
+                .unwrap_or(0),
+            magnitude: r.fault.magnitude,
+        }),
+        active: r.active,
+        injected_at_ms: r.injected_at_ms,
+        cleared_at_ms: r.cleared_at_ms.unwrap_or(0),
+    }
+}
+
+#[tonic::async_trait]
+impl SimulatorService for SimulatorGrpc {
+    async fn list_devices(
+        &self,
+        _req: Request<v1::ListDevicesRequest>,
+    ) -> Result<Response<v1::ListDevicesResponse>, Status> {
+        let w = lock(&self.world)?;
+        let devices = w
+            .devices()
+            .into_iter()
+            .map(|(id, kind, sensors, actuators)| v1::Device {
+                device_id: id.to_string(),
+                kind: v1::NodeKind::from(kind) as i32,
+                sensors: sensors
+                    .iter()
+                    .map(|m| v1::Metric::from(*m) as i32)
+                    .collect(),
+                actuators: actuators
+                    .iter()
+                    .map(|a| v1::Actuator::from(*a) as i32)
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(v1::ListDevicesResponse { devices }))
+    }
+
+    async fn read_sensors(
+        &self,
+        req: Request<v1::ReadSensorsRequest>,
+    ) -> Result<Response<v1::ReadSensorsResponse>, Status> {
+        let req = req.into_inner();
+        if req.device_ids.is_empty() {
+            return Err(Status::invalid_argument("device_ids: missing"));
+        }
+        if req.device_ids.len() > MAX_DEVICES_PER_READ {
+            return Err(Status::invalid_argument(format!(
+                "device_ids: {} devices, at most {MAX_DEVICES_PER_READ} per call",
+                req.device_ids.len()
+            )));
+        }
+        let w = lock(&self.world)?;
+        let mut devices = Vec::with_capacity(req.device_ids.len());
+        for id in &req.device_ids {
+            let readings = w.read_sensors(id).map_err(status)?;
+            devices.push(v1::DeviceReadings {
+                device_id: id.clone(),
+                readings: readings.into_iter().map(v1::Reading::from).collect(),
+            });
+        }
+        Ok(Response::new(v1::ReadSensorsResponse {
+            time_ms: w.time_ms(),
+            devices,
+        }))
+    }
+
+    async fn write_actuators(
+        &self,
+        req: Request<v1::WriteActuatorsRequest>,
+    ) -> Result<Response<v1::WriteActuatorsResponse>, Status> {
+        let req = req.into_inner();
+        let writes = req
+            .writes
+            .iter()
+            .enumerate()
+            .map(|(i, w)| convert::actuator_write(&format!("writes[{i}]"), w))
+            .collect::<Result<Vec<_>, _>>()?;
+        lock(&self.world)?
+            .write_actuators(&req.device_id, &writes)
+            .map_err(status)?;
+        Ok(Response::new(v1::WriteActuatorsResponse {}))
+    }
+
+    async fn read_actuators(
+        &self,
+        req: Request<v1::ReadActuatorsRequest>,
+    ) -> Result<Response<v1::ReadActuatorsResponse>, Status> {
+        let values = lock(&self.world)?
+            .read_actuators(&req.into_inner().device_id)
+            .map_err(status)?;
+        Ok(Response::new(v1::ReadActuatorsResponse {
+            values: values.into_iter().map(v1::ActuatorWrite::from).collect(),
+        }))
+    }
+
+    async fn inject_fault(
+        &self,
+        req: Request<v1::InjectFaultRequest>,
+    ) -> Result<Response<v1::FaultState>, Status> {
+        let fault = fault_from_wire(req.get_ref().fault.as_ref())?;
+        let rec = lock(&self.world)?.inject_fault(fault).map_err(status)?;
+        tracing::warn!(fault_id = rec.id, device_id = %rec.fault.device, kind = ?rec.fault.kind, "fault injected");
+        Ok(Response::new(fault_to_wire(&rec)))
+    }
+
+    async fn clear_fault(
+        &self,
+        req: Request<v1::ClearFaultRequest>,
+    ) -> Result<Response<v1::FaultState>, Status> {
+        let rec = lock(&self.world)?
+            .clear_fault(req.get_ref().fault_id)
+            .map_err(status)?;
+        tracing::info!(fault_id = rec.id, device_id = %rec.fault.device, "fault cleared");
+        Ok(Response::new(fault_to_wire(&rec)))
+    }
+
+    async fn list_faults(
+        &self,
+        _req: Request<v1::ListFaultsRequest>,
+    ) -> Result<Response<v1::ListFaultsResponse>, Status> {
+        let w = lock(&self.world)?;
+        Ok(Response::new(v1::ListFaultsResponse {
+            faults: w.faults().iter().map(fault_to_wire).collect(),
+        }))
+    }
+
+    async fn get_clock(
+        &self,
+        _req: Request<v1::GetClockRequest>,
+    ) -> Result<Response<v1::ClockState>, Status> {
+        let time_ms = lock(&self.world)?.time_ms();
+        Ok(Response::new(self.clock.to_wire(time_ms)))
+    }
+
+    async fn set_clock(
+        &self,
+        req: Request<v1::SetClockRequest>,
+    ) -> Result<Response<v1::ClockState>, Status> {
+        let req = req.into_inner();
+        if let Some(speed) = req.speed {
+            let speed = convert::in_range("speed", speed, crate::run::SPEED_LIMITS)?;
+            self.clock.set_speed(speed);
+        }
+        if let Some(paused) = req.paused {
+            self.clock.set_paused(paused);
+        }
+        let time_ms = lock(&self.world)?.time_ms();
+        Ok(Response::new(self.clock.to_wire(time_ms)))
+    }
+
+    async fn set_weather(
+        &self,
+        req: Request<v1::SetWeatherRequest>,
+    ) -> Result<Response<v1::WeatherState>, Status> {
+        let offset = convert::in_range(
+            "outdoor_offset_k",
+            req.get_ref().outdoor_offset_k,
+            (-40.0, 40.0),
+        )?;
+        let mut w = lock(&self.world)?;
+        w.set_weather_offset_k(offset);
+        tracing::info!(outdoor_offset_k = offset, "weather offset set");
+        Ok(Response::new(v1::WeatherState {
+            outdoor_temp_c: w.outdoor_temp_c(),
+            outdoor_offset_k: offset,
+        }))
+    }
+}

@@ -1,0 +1,14 @@
+//! The simulator process: plays the physical network on a clock and looks like
+//! hardware to the gateways.
+//!
+//! - [`world`]: devices, sensors and actuators over the physics engine, faults,
+//!   weather; pure and synchronous.
+//! - [`grpc`]: the `SimulatorService` edge (the only module that sees wire types).
+//! - [`run`]: the process: clock loop, sled snapshots, server, shutdown.
+
+pub mod grpc;
+pub mod run;
+pub mod world;
+
+pub use run::{SimConfig, run};
+pub use world::{Fault, FaultKind, FaultRecord, World, WorldError};

@@ -1,0 +1,621 @@
+//! The simulated world as hardware sees it: devices with sensors and actuators,
+//! faults that break them, weather, and a step function.
+
+use std::collections::BTreeMap;
+
+use model::{Actuator, ActuatorWrite, Metric, Network, NodeId, NodeKind, Reading};
+use physics::{Engine, State, WeatherModel};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeviceRef {
+    Plant(usize),
+    Substation(usize),
+    Building(usize, usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    StuckValve,
+    SensorFrozen,
+    SensorOffset,
+    PumpTrip,
+    PlantTrip,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub device: NodeId,
+    /// For sensor faults: the sensor.
+    pub metric: Option<Metric>,
+    /// For sensor offsets: the offset in the sensor's unit.
+    pub magnitude: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub id: u64,
+    pub fault: Fault,
+    pub active: bool,
+    pub injected_at_ms: i64,
+    pub cleared_at_ms: Option<i64>,
+    /// For frozen sensors: the value they keep reporting.
+    pub frozen_value: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WorldError {
+    #[error("device {0} does not exist")]
+    UnknownDevice(String),
+    #[error("device {device} ({kind:?}) has no actuator {actuator}")]
+    NoSuchActuator {
+        device: String,
+        kind: NodeKind,
+        actuator: &'static str,
+    },
+    #[error("device {device} ({kind:?}) has no sensor {metric}")]
+    NoSuchSensor {
+        device: String,
+        kind: NodeKind,
+        metric: &'static str,
+    },
+    #[error("fault {kind:?} does not apply to device {device} ({device_kind:?})")]
+    FaultNotApplicable {
+        kind: FaultKind,
+        device: String,
+        device_kind: NodeKind,
+    },
+    #[error("fault {kind:?} needs {what}")]
+    FaultIncomplete { kind: FaultKind, what: &'static str },
+    #[error("fault {0} does not exist")]
+    UnknownFault(u64),
+    #[error("fault {0} is already cleared")]
+    AlreadyCleared(u64),
+    #[error("saved state does not fit this network: {0}")]
+    Snapshot(String),
+}
+
+/// Everything needed to resume a simulation where it stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub network: String,
+    pub state: State,
+    pub faults: Vec<FaultRecord>,
+    pub next_fault_id: u64,
+    pub weather_offset_k: f64,
+}
+
+pub struct World {
+    net: Network,
+    engine: Engine,
+    weather: WeatherModel,
+    devices: BTreeMap<NodeId, DeviceRef>,
+    faults: Vec<FaultRecord>,
+    next_fault_id: u64,
+}
+
+const PLANT_SENSORS: &[Metric] = &[
+    Metric::SupplyTempC,
+    Metric::ReturnTempC,
+    Metric::FlowKgS,
+    Metric::HeatW,
+    Metric::OutdoorTempC,
+    Metric::PumpRunning,
+];
+const SUBSTATION_SENSORS: &[Metric] = &[
+    Metric::SupplyTempC,
+    Metric::ReturnTempC,
+    Metric::FlowKgS,
+    Metric::HeatW,
+    Metric::SecondarySupplyTempC,
+    Metric::SecondaryReturnTempC,
+    Metric::SecondaryFlowKgS,
+    Metric::OutdoorTempC,
+    Metric::ValvePosition,
+    Metric::DiffPressurePa,
+    Metric::PumpRunning,
+];
+const BUILDING_SENSORS: &[Metric] = &[
+    Metric::RoomTempC,
+    Metric::BuildingFlowKgS,
+    Metric::BuildingReturnTempC,
+    Metric::HeatW,
+    Metric::ValvePosition,
+];
+
+impl World {
+    pub fn new(net: Network) -> Self {
+        let engine = Engine::new(&net);
+        let weather = WeatherModel::new(net.weather.clone());
+        let mut devices = BTreeMap::new();
+        for (i, p) in net.plants.iter().enumerate() {
+            devices.insert(p.id.clone(), DeviceRef::Plant(i));
+        }
+        for (i, s) in net.substations.iter().enumerate() {
+            devices.insert(s.id.clone(), DeviceRef::Substation(i));
+            for (j, b) in s.buildings.iter().enumerate() {
+                devices.insert(b.id.clone(), DeviceRef::Building(i, j));
+            }
+        }
+        let mut w = Self {
+            net,
+            engine,
+            weather,
+            devices,
+            faults: Vec::new(),
+            next_fault_id: 1,
+        };
+        w.engine.state.outdoor_c = w.weather.outdoor_temp_c(w.engine.state.time_ms);
+        w
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    pub fn time_ms(&self) -> i64 {
+        self.engine.state.time_ms
+    }
+
+    pub fn state(&self) -> &State {
+        &self.engine.state
+    }
+
+    pub fn outdoor_temp_c(&self) -> f64 {
+        self.engine.state.outdoor_c
+    }
+
+    pub fn weather_offset_k(&self) -> f64 {
+        self.weather.offset_k
+    }
+
+    pub fn set_weather_offset_k(&mut self, k: f64) {
+        self.weather.offset_k = k;
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            network: self.net.name.clone(),
+            state: self.engine.state.clone(),
+            faults: self.faults.clone(),
+            next_fault_id: self.next_fault_id,
+            weather_offset_k: self.weather.offset_k,
+        }
+    }
+
+    pub fn restore(&mut self, snap: Snapshot) -> Result<(), WorldError> {
+        if snap.network != self.net.name {
+            return Err(WorldError::Snapshot(format!(
+                "it was taken on network {:?}, this is {:?}",
+                snap.network, self.net.name
+            )));
+        }
+        self.engine
+            .restore(snap.state)
+            .map_err(WorldError::Snapshot)?;
+        self.faults = snap.faults;
+        self.next_fault_id = snap.next_fault_id;
+        self.weather.offset_k = snap.weather_offset_k;
+        Ok(())
+    }
+
+    /// Advances the world by `dt_s` seconds of network time.
+    pub fn step(&mut self, dt_s: f64) {
+        let t_mid = self.engine.state.time_ms + (dt_s * 500.0) as i64;
+        let outdoor = self.weather.outdoor_temp_c(t_mid);
+        self.engine.step(dt_s, outdoor);
+    }
+
+    fn device(&self, id: &str) -> Result<(NodeId, DeviceRef), WorldError> {
+        let node = NodeId::new(id).map_err(|_| WorldError::UnknownDevice(id.to_string()))?;
+        let d = *self
+            .devices
+            .get(&node)
+            .ok_or_else(|| WorldError::UnknownDevice(id.to_string()))?;
+        Ok((node, d))
+    }
+
+    fn kind(d: DeviceRef) -> NodeKind {
+        match d {
+            DeviceRef::Plant(_) => NodeKind::Plant,
+            DeviceRef::Substation(_) => NodeKind::Substation,
+            DeviceRef::Building(..) => NodeKind::Building,
+        }
+    }
+
+    /// Every device with its kind, sensors and actuators.
+    pub fn devices(&self) -> Vec<(NodeId, NodeKind, &'static [Metric], &'static [Actuator])> {
+        self.devices
+            .iter()
+            .map(|(id, d)| {
+                (
+                    id.clone(),
+                    Self::kind(*d),
+                    Self::sensors_of(*d),
+                    Self::actuators_of(*d),
+                )
+            })
+            .collect()
+    }
+
+    fn sensors_of(d: DeviceRef) -> &'static [Metric] {
+        match d {
+            DeviceRef::Plant(_) => PLANT_SENSORS,
+            DeviceRef::Substation(_) => SUBSTATION_SENSORS,
+            DeviceRef::Building(..) => BUILDING_SENSORS,
+        }
+    }
+
+    fn actuators_of(d: DeviceRef) -> &'static [Actuator] {
+        match d {
+            DeviceRef::Plant(_) => &[Actuator::PlantSupplySetpointC, Actuator::PlantPump],
+            DeviceRef::Substation(_) => &[Actuator::PrimaryValve, Actuator::SecondaryPump],
+            DeviceRef::Building(..) => &[Actuator::BalancingValve],
+        }
+    }
+
+    /// The true physical value behind a sensor.
+    fn true_value(&self, d: DeviceRef, m: Metric) -> f64 {
+        let st = &self.engine.state;
+        let b2f = |b: bool| if b { 1.0 } else { 0.0 };
+        match d {
+            DeviceRef::Plant(i) => {
+                let p = &st.plants[i];
+                match m {
+                    Metric::SupplyTempC => p.supply_temp_c,
+                    Metric::ReturnTempC => p.return_temp_c,
+                    Metric::FlowKgS => p.flow_kg_s,
+                    Metric::HeatW => p.heat_w,
+                    Metric::OutdoorTempC => st.outdoor_c,
+                    Metric::PumpRunning => b2f(p.pump_on && !p.pump_tripped),
+                    _ => f64::NAN,
+                }
+            }
+            DeviceRef::Substation(i) => {
+                let s = &st.substations[i];
+                match m {
+                    Metric::SupplyTempC => s.primary_supply_c,
+                    Metric::ReturnTempC => s.primary_return_c,
+                    Metric::FlowKgS => s.primary_flow_kg_s,
+                    Metric::HeatW => s.heat_w,
+                    Metric::SecondarySupplyTempC => s.secondary_supply_c,
+                    Metric::SecondaryReturnTempC => s.secondary_return_c,
+                    Metric::SecondaryFlowKgS => s.secondary_flow_kg_s,
+                    Metric::OutdoorTempC => st.outdoor_c,
+                    Metric::ValvePosition => s.valve_position,
+                    Metric::DiffPressurePa => s.diff_pressure_pa,
+                    Metric::PumpRunning => b2f(s.pump_on && !s.pump_tripped),
+                    _ => f64::NAN,
+                }
+            }
+            DeviceRef::Building(i, j) => {
+                let b = &st.substations[i].buildings[j];
+                match m {
+                    Metric::RoomTempC => b.air_c,
+                    Metric::BuildingFlowKgS => b.flow_kg_s,
+                    Metric::BuildingReturnTempC => b.return_c,
+                    Metric::HeatW => b.heat_w,
+                    Metric::ValvePosition => b.valve_position,
+                    _ => f64::NAN,
+                }
+            }
+        }
+    }
+
+    /// What the device's sensors report now, sensor faults included.
+    pub fn read_sensors(&self, device: &str) -> Result<Vec<Reading>, WorldError> {
+        let (id, d) = self.device(device)?;
+        Ok(Self::sensors_of(d)
+            .iter()
+            .map(|&m| {
+                let mut v = self.true_value(d, m);
+                for f in self
+                    .faults
+                    .iter()
+                    .filter(|f| f.active && f.fault.device == id && f.fault.metric == Some(m))
+                {
+                    match f.fault.kind {
+                        FaultKind::SensorFrozen => v = f.frozen_value.unwrap_or(v),
+                        FaultKind::SensorOffset => v += f.fault.magnitude,
+                        _ => {}
+                    }
+                }
+                Reading::new(m, v)
+            })
+            .collect())
+    }
+
+    /// Sets actuators; all writes are checked before any is applied.
+    pub fn write_actuators(
+        &mut self,
+        device: &str,
+        writes: &[ActuatorWrite],
+    ) -> Result<(), WorldError> {
+        let (_, d) = self.device(device)?;
+        for w in writes {
+            if !Self::actuators_of(d).contains(&w.actuator) {
+                return Err(WorldError::NoSuchActuator {
+                    device: device.to_string(),
+                    kind: Self::kind(d),
+                    actuator: w.actuator.name(),
+                });
+            }
+        }
+        let st = &mut self.engine.state;
+        for w in writes {
+            match (d, w.actuator) {
+                (DeviceRef::Plant(i), Actuator::PlantSupplySetpointC) => {
+                    st.plants[i].supply_setpoint_c = w.value
+                }
+                (DeviceRef::Plant(i), Actuator::PlantPump) => st.plants[i].pump_on = w.value >= 0.5,
+                (DeviceRef::Substation(i), Actuator::PrimaryValve) => {
+                    st.substations[i].valve_command = w.value
+                }
+                (DeviceRef::Substation(i), Actuator::SecondaryPump) => {
+                    st.substations[i].pump_on = w.value >= 0.5
+                }
+                (DeviceRef::Building(i, j), Actuator::BalancingValve) => {
+                    st.substations[i].buildings[j].valve_command = w.value
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The commanded value of every actuator of a device.
+    pub fn read_actuators(&self, device: &str) -> Result<Vec<ActuatorWrite>, WorldError> {
+        let (_, d) = self.device(device)?;
+        let st = &self.engine.state;
+        let f = |b: bool| if b { 1.0 } else { 0.0 };
+        let w = |actuator, value| ActuatorWrite { actuator, value };
+        Ok(match d {
+            DeviceRef::Plant(i) => vec![
+                w(
+                    Actuator::PlantSupplySetpointC,
+                    st.plants[i].supply_setpoint_c,
+                ),
+                w(Actuator::PlantPump, f(st.plants[i].pump_on)),
+            ],
+            DeviceRef::Substation(i) => vec![
+                w(Actuator::PrimaryValve, st.substations[i].valve_command),
+                w(Actuator::SecondaryPump, f(st.substations[i].pump_on)),
+            ],
+            DeviceRef::Building(i, j) => vec![w(
+                Actuator::BalancingValve,
+                st.substations[i].buildings[j].valve_command,
+            )],
+        })
+    }
+
+    pub fn faults(&self) -> &[FaultRecord] {
+        &self.faults
+    }
+
+    pub fn inject_fault(&mut self, fault: Fault) -> Result<FaultRecord, WorldError> {
+        let (_, d) = self.device(fault.device.as_str())?;
+        let kind = Self::kind(d);
+        let not_applicable = || WorldError::FaultNotApplicable {
+            kind: fault.kind,
+            device: fault.device.to_string(),
+            device_kind: kind,
+        };
+        let applicable = match fault.kind {
+            FaultKind::StuckValve => kind != NodeKind::Plant,
+            FaultKind::PumpTrip => kind != NodeKind::Building,
+            FaultKind::PlantTrip => kind == NodeKind::Plant,
+            FaultKind::SensorFrozen | FaultKind::SensorOffset => true,
+        };
+        if !applicable {
+            return Err(not_applicable());
+        }
+        let mut frozen_value = None;
+        if matches!(
+            fault.kind,
+            FaultKind::SensorFrozen | FaultKind::SensorOffset
+        ) {
+            let m = fault.metric.ok_or(WorldError::FaultIncomplete {
+                kind: fault.kind,
+                what: "a sensor (metric)",
+            })?;
+            if !Self::sensors_of(d).contains(&m) {
+                return Err(WorldError::NoSuchSensor {
+                    device: fault.device.to_string(),
+                    kind,
+                    metric: m.name(),
+                });
+            }
+            if fault.kind == FaultKind::SensorOffset
+                && !(fault.magnitude.is_finite() && fault.magnitude != 0.0)
+            {
+                return Err(WorldError::FaultIncomplete {
+                    kind: fault.kind,
+                    what: "a finite, non-zero magnitude",
+                });
+            }
+            frozen_value = Some(self.true_value(d, m));
+        }
+        self.apply_fault_flag(d, fault.kind, true);
+        let rec = FaultRecord {
+            id: self.next_fault_id,
+            fault,
+            active: true,
+            injected_at_ms: self.time_ms(),
+            cleared_at_ms: None,
+            frozen_value,
+        };
+        self.next_fault_id += 1;
+        self.faults.push(rec.clone());
+        Ok(rec)
+    }
+
+    pub fn clear_fault(&mut self, id: u64) -> Result<FaultRecord, WorldError> {
+        let now = self.time_ms();
+        let idx = self
+            .faults
+            .iter()
+            .position(|f| f.id == id)
+            .ok_or(WorldError::UnknownFault(id))?;
+        if !self.faults[idx].active {
+            return Err(WorldError::AlreadyCleared(id));
+        }
+        self.faults[idx].active = false;
+        self.faults[idx].cleared_at_ms = Some(now);
+        let rec = self.faults[idx].clone();
+        let (_, d) = self.device(rec.fault.device.as_str())?;
+        // Another active fault of the same kind on the same device keeps the flag.
+        let still = self.faults.iter().any(|f| {
+            f.active && f.fault.device == rec.fault.device && f.fault.kind == rec.fault.kind
+        });
+        if !still {
+            self.apply_fault_flag(d, rec.fault.kind, false);
+        }
+        Ok(rec)
+    }
+
+    fn apply_fault_flag(&mut self, d: DeviceRef, kind: FaultKind, on: bool) {
+        let st = &mut self.engine.state;
+        match (kind, d) {
+            (FaultKind::StuckValve, DeviceRef::Substation(i)) => st.substations[i].valve_stuck = on,
+            (FaultKind::StuckValve, DeviceRef::Building(i, j)) => {
+                st.substations[i].buildings[j].valve_stuck = on
+            }
+            (FaultKind::PumpTrip, DeviceRef::Substation(i)) => st.substations[i].pump_tripped = on,
+            (FaultKind::PumpTrip, DeviceRef::Plant(i)) => st.plants[i].pump_tripped = on,
+            (FaultKind::PlantTrip, DeviceRef::Plant(i)) => st.plants[i].tripped = on,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world() -> World {
+        World::new(Network::sample("demo").unwrap())
+    }
+
+    fn read(w: &World, dev: &str, m: Metric) -> f64 {
+        w.read_sensors(dev)
+            .unwrap()
+            .iter()
+            .find(|r| r.metric == m)
+            .unwrap()
+            .value
+    }
+
+    #[test]
+    fn actuators_move_the_physics() {
+        let mut w = world();
+        w.write_actuators(
+            "s01",
+            &[ActuatorWrite {
+                actuator: Actuator::PrimaryValve,
+                value: 1.0,
+            }],
+        )
+        .unwrap();
+        for _ in 0..30 {
+            w.step(10.0);
+        }
+        assert!((read(&w, "s01", Metric::ValvePosition) - 1.0).abs() < 1e-9);
+        assert!(read(&w, "s01", Metric::HeatW) > 0.0);
+        let err = w
+            .write_actuators(
+                "s01-b01",
+                &[ActuatorWrite {
+                    actuator: Actuator::PrimaryValve,
+                    value: 1.0,
+                }],
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "device s01-b01 (Building) has no actuator primary_valve"
+        );
+        assert_eq!(
+            w.read_sensors("nope").unwrap_err().to_string(),
+            "device nope does not exist"
+        );
+    }
+
+    #[test]
+    fn sensor_faults_change_readings_and_clear() {
+        let mut w = world();
+        for _ in 0..10 {
+            w.step(10.0);
+        }
+        let f = w
+            .inject_fault(Fault {
+                kind: FaultKind::SensorOffset,
+                device: NodeId::new("s02-b03").unwrap(),
+                metric: Some(Metric::RoomTempC),
+                magnitude: 5.0,
+            })
+            .unwrap();
+        let truth = w.state().substations[1].buildings[2].air_c;
+        assert!((read(&w, "s02-b03", Metric::RoomTempC) - truth - 5.0).abs() < 1e-9);
+        w.clear_fault(f.id).unwrap();
+        assert!((read(&w, "s02-b03", Metric::RoomTempC) - truth).abs() < 1e-9);
+        assert_eq!(
+            w.clear_fault(f.id).unwrap_err(),
+            WorldError::AlreadyCleared(f.id)
+        );
+    }
+
+    #[test]
+    fn faults_on_missing_or_wrong_devices_are_refused() {
+        let mut w = world();
+        let f = |kind, dev: &str, metric| Fault {
+            kind,
+            device: NodeId::new(dev).unwrap(),
+            metric,
+            magnitude: 1.0,
+        };
+        assert_eq!(
+            w.inject_fault(f(FaultKind::PumpTrip, "s99", None))
+                .unwrap_err()
+                .to_string(),
+            "device s99 does not exist"
+        );
+        assert_eq!(
+            w.inject_fault(f(FaultKind::PlantTrip, "s01", None))
+                .unwrap_err()
+                .to_string(),
+            "fault PlantTrip does not apply to device s01 (Substation)"
+        );
+        assert_eq!(
+            w.inject_fault(f(FaultKind::SensorFrozen, "s01", Some(Metric::RoomTempC)))
+                .unwrap_err()
+                .to_string(),
+            "device s01 (Substation) has no sensor room_temp_c"
+        );
+        assert!(w.faults().is_empty());
+    }
+
+    #[test]
+    fn pump_trip_stops_heat_and_snapshot_restores() {
+        let mut w = world();
+        let rec = w
+            .inject_fault(Fault {
+                kind: FaultKind::PumpTrip,
+                device: NodeId::new("s03").unwrap(),
+                metric: None,
+                magnitude: 0.0,
+            })
+            .unwrap();
+        w.step(10.0);
+        assert_eq!(read(&w, "s03", Metric::HeatW), 0.0);
+        assert_eq!(read(&w, "s03", Metric::PumpRunning), 0.0);
+        let snap = w.snapshot();
+        let mut again = world();
+        again.restore(snap.clone()).unwrap();
+        assert_eq!(again.snapshot(), snap);
+        again.clear_fault(rec.id).unwrap();
+        again.step(10.0);
+        assert_eq!(read(&again, "s03", Metric::PumpRunning), 1.0);
+    }
+}

@@ -1,0 +1,200 @@
+//! `heatnet up` as a user runs it: everything starts, homes warm up, a killed
+//! child is reported and restarted, Ctrl-C stops everything.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use rand::Rng as _;
+
+fn status_json(data_dir: &std::path::Path) -> Option<serde_json::Value> {
+    let out = Command::new(bin("heatnet"))
+        .args(["status", "--json", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn up_json(data_dir: &std::path::Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(data_dir.join("up.json")).ok()?).ok()
+}
+
+fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_runs_the_demo_warms_homes_and_restarts_a_killed_gateway() {
+    let mut rng = seeded_rng("heatnet_up");
+    let dir = TempDir::new("heatnet-up");
+    let data = dir.0.join("data");
+    let base = free_port_block(30);
+    let mut up = Proc::start(
+        &dir.0,
+        "heatnet-up",
+        &bin("heatnet"),
+        &[
+            "up".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--base-port".into(),
+            base.to_string(),
+            "--speed".into(),
+            "120".into(),
+        ],
+    );
+    let started = Instant::now();
+
+    // Within 60 s: every node online with live readings.
+    let d = data.clone();
+    let status = wait_for(
+        Duration::from_secs(60),
+        "every node online with readings in `heatnet status --json`",
+        || {
+            let d = d.clone();
+            async move {
+                let s = status_json(&d)?;
+                let nodes = s["nodes"].as_array()?;
+                let ok = nodes.len() == 67
+                    && nodes.iter().all(|n| {
+                        n["status"] == "online"
+                            && n["readings"].as_object().is_some_and(|r| !r.is_empty())
+                    });
+                ok.then_some(s)
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "all 67 nodes online with readings after {:?}",
+        started.elapsed()
+    );
+    for n in status["nodes"].as_array().expect("nodes") {
+        let r = &n["readings"];
+        match n["kind"].as_str() {
+            Some("building") => assert!(r["room_temp_c"].is_f64(), "{n}"),
+            Some("substation") => {
+                for k in [
+                    "supply_temp_c",
+                    "return_temp_c",
+                    "flow_kg_s",
+                    "heat_w",
+                    "secondary_supply_temp_c",
+                ] {
+                    assert!(r[k].is_f64(), "{} lacks {k}", n["node_id"]);
+                }
+                assert!(n["setpoint_c"].is_f64());
+            }
+            _ => {}
+        }
+    }
+
+    // Rooms head to 18 °C and hold there.
+    let min_room = |s: &serde_json::Value| {
+        s["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["kind"] == "building")
+            .filter_map(|n| n["readings"]["room_temp_c"].as_f64())
+            .fold(f64::INFINITY, f64::min)
+    };
+    let d = data.clone();
+    wait_for(
+        Duration::from_secs(90),
+        "every room at or above 18 °C",
+        || {
+            let d = d.clone();
+            async move { status_json(&d).filter(|s| min_room(s) >= 18.0).map(|_| ()) }
+        },
+    )
+    .await;
+    eprintln!("every room ≥ 18 °C after {:?}", started.elapsed());
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let s = status_json(&data).expect("status");
+        let t = min_room(&s);
+        assert!(t >= 18.0, "a room fell back to {t:.2} °C");
+    }
+
+    // kill -9 one gateway child: reported lost, then restarted by `heatnet up`.
+    let victim = format!("s0{}", rng.random_range(1..=6));
+    let pid = up_json(&data).expect("up.json")["pids"][format!("gateway-{victim}")]
+        .as_u64()
+        .expect("gateway pid") as i32;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9");
+    let d = data.clone();
+    let v = victim.clone();
+    wait_for(
+        Duration::from_secs(5),
+        "killed gateway shown lost with an alarm",
+        || {
+            let (d, v) = (d.clone(), v.clone());
+            async move {
+                let s = status_json(&d)?;
+                let lost = s["gateways"]
+                    .as_array()?
+                    .iter()
+                    .any(|g| g["gateway_id"] == v.as_str() && g["status"] == "lost");
+                let alarm = s["alarms"]
+                    .as_array()?
+                    .iter()
+                    .any(|a| a["kind"] == "gateway_lost" && a["node_id"] == v.as_str());
+                // A quick restart may already have brought it back: the restart count tells.
+                let restarted =
+                    up_json(&d)?["restarts"][format!("gateway-{v}")].as_u64() == Some(1);
+                ((lost && alarm) || restarted).then_some(())
+            }
+        },
+    )
+    .await;
+    let d = data.clone();
+    let v = victim.clone();
+    wait_for(
+        Duration::from_secs(20),
+        "killed gateway restarted and online again",
+        || {
+            let (d, v) = (d.clone(), v.clone());
+            async move {
+                let up = up_json(&d)?;
+                let restarted = up["restarts"][format!("gateway-{v}")].as_u64() == Some(1);
+                let new_pid = up["pids"][format!("gateway-{v}")].as_u64()? as i32;
+                let s = status_json(&d)?;
+                let online = s["gateways"]
+                    .as_array()?
+                    .iter()
+                    .any(|g| g["gateway_id"] == v.as_str() && g["status"] == "online");
+                (restarted && new_pid != pid && online).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // Ctrl-C stops every process.
+    let pids: Vec<i32> = up_json(&data).expect("up.json")["pids"]
+        .as_object()
+        .expect("pids")
+        .values()
+        .filter_map(|p| p.as_u64().map(|p| p as i32))
+        .collect();
+    assert_eq!(pids.len(), 9, "{pids:?}");
+    kill(Pid::from_raw(up.pid() as i32), Signal::SIGINT).expect("SIGINT");
+    let stopped_cleanly = up.terminate(Duration::from_secs(20));
+    assert!(
+        stopped_cleanly,
+        "heatnet up did not stop on Ctrl-C:\n{}",
+        up.log_tail()
+    );
+    for p in pids {
+        assert!(!alive(p), "process {p} outlived heatnet up");
+    }
+    assert!(!data.join("up.json").exists(), "up.json left behind");
+}
