@@ -3,6 +3,7 @@
 
 pub mod configs;
 pub mod layout;
+pub mod procs;
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {

@@ -75,19 +75,9 @@ impl Book {
     }
 }
 
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the heatnet binary")?;
-    let dir = exe
-        .parent()
-        .context("the heatnet binary has no directory")?;
-    let p = dir.join(name);
-    anyhow::ensure!(
-        p.exists(),
-        "{} not found next to {}: build every binary with `cargo build --release --bins`",
-        p.display(),
-        exe.display()
-    );
-    Ok(p)
+/// Every child is this same executable, run as `heatnet sim|optimizer|gateway`.
+fn this_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("locating the heatnet binary")
 }
 
 async fn wait_for_port(addr: &str, what: &str, timeout: Duration) -> anyhow::Result<()> {
@@ -142,8 +132,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let sim = Spec {
         name: "sim".into(),
-        program: sibling("heatnet-sim")?,
+        program: this_exe()?,
         args: vec![
+            "sim".into(),
             "--network".into(),
             network_arg,
             "--data-dir".into(),
@@ -156,21 +147,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let opt = Spec {
         name: "optimizer".into(),
-        program: sibling("heatnet-optimizer")?,
+        program: this_exe()?,
         args: vec![
+            "optimizer".into(),
             "--data-dir".into(),
             data_dir.join("optimizer").display().to_string(),
             "--listen".into(),
             opt_addr.clone(),
         ],
     };
-    let gw_program = sibling("heatnet-gateway")?;
+    let gw_program = this_exe()?;
     let gateways: Vec<Spec> = entries
         .iter()
         .map(|e| Spec {
             name: format!("gateway-{}", e.gateway_id),
             program: gw_program.clone(),
             args: vec![
+                "gateway".into(),
                 "run".into(),
                 "--config".into(),
                 e.config.display().to_string(),

@@ -1,0 +1,153 @@
+//! The three kinds of heatnet process, runnable from their own binaries
+//! (`heatnet-sim`, `heatnet-optimizer`, `heatnet-gateway`, as deployed) or as
+//! `heatnet sim|optimizer|gateway` subcommands (what `heatnet up` starts).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+/// Plays the physical network and serves synthetic hardware over gRPC.
+#[derive(Args, Clone, Debug)]
+pub struct SimArgs {
+    /// Sample network name (demo) or a path to a network file (.toml, .json).
+    #[arg(long, default_value = "demo")]
+    pub network: String,
+    /// Local state directory of the simulator.
+    #[arg(long, default_value = "heatnet-data/sim")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: SocketAddr,
+    /// Network seconds per real second.
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+    /// Physics step, network seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub step_s: f64,
+}
+
+pub fn sim(args: SimArgs) -> ExitCode {
+    crate::run_process("heatnet-sim", "sim", 2, || async move {
+        let network = model::Network::load(&args.network)?;
+        simulator::run(
+            simulator::SimConfig {
+                network,
+                data_dir: args.data_dir,
+                listen: args.listen,
+                speed: args.speed,
+                step_s: args.step_s,
+            },
+            crate::shutdown_signal(),
+        )
+        .await
+    })
+}
+
+/// Registry, durable telemetry, live network state, curves, setpoints, alarms.
+#[derive(Args, Clone, Debug)]
+pub struct OptimizerArgs {
+    /// Local state directory of the optimizer.
+    #[arg(long, default_value = "heatnet-data/optimizer")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    pub listen: SocketAddr,
+    /// A gateway silent this long is marked lost, ms.
+    #[arg(long, default_value_t = 3000)]
+    pub heartbeat_timeout_ms: u64,
+    /// Network time between planning rounds, s.
+    #[arg(long, default_value_t = 300)]
+    pub plan_interval_s: u64,
+}
+
+pub fn optimizer(args: OptimizerArgs) -> ExitCode {
+    crate::run_process("heatnet-optimizer", "central", 2, || async move {
+        anyhow::ensure!(
+            (500..=600_000).contains(&args.heartbeat_timeout_ms),
+            "--heartbeat-timeout-ms {} is outside 500..600000",
+            args.heartbeat_timeout_ms
+        );
+        anyhow::ensure!(
+            (10..=86_400).contains(&args.plan_interval_s),
+            "--plan-interval-s {} is outside 10..86400",
+            args.plan_interval_s
+        );
+        optimizer::run(
+            optimizer::OptimizerConfig {
+                data_dir: args.data_dir,
+                listen: args.listen,
+                core: optimizer::core::CoreConfig {
+                    heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms),
+                    heartbeat_interval_ms: 1000,
+                    plan_interval_ms: args.plan_interval_s as i64 * 1000,
+                },
+            },
+            crate::shutdown_signal(),
+        )
+        .await
+    })
+}
+
+/// Hosts a plant's or substation's actors next to the hardware.
+#[derive(Subcommand, Clone, Debug)]
+pub enum GatewayCmd {
+    /// Run the gateway.
+    Run {
+        /// Gateway configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Show what the outbox of a stopped gateway holds.
+    Inspect {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn gateway(cmd: GatewayCmd) -> ExitCode {
+    match cmd {
+        GatewayCmd::Run { config } => {
+            let cfg = match gateway::GatewayConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("heatnet-gateway: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let id = cfg.gateway_id.to_string();
+            // Two workers: the edge box is small.
+            crate::run_process("heatnet-gateway", &id, 2, || async move {
+                gateway::run(cfg, crate::shutdown_signal()).await
+            })
+        }
+        GatewayCmd::Inspect { config, json } => {
+            let result = gateway::GatewayConfig::load(&config)
+                .map_err(anyhow::Error::from)
+                .and_then(|cfg| gateway::run::inspect(&cfg));
+            match result {
+                Ok(info) if json => {
+                    println!("{}", serde_json::to_string(&info).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(info) => {
+                    println!(
+                        "next_seq {}  acked_seq {}  pending {}  (first {:?}, last {:?})",
+                        info.next_seq,
+                        info.acked_seq,
+                        info.pending,
+                        info.first_pending,
+                        info.last_pending
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("heatnet-gateway: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
