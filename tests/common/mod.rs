@@ -231,25 +231,11 @@ pub async fn alarms(addr: &str) -> Vec<v1::Alarm> {
 
 /// Every stored batch sequence number of a gateway, in order.
 pub async fn stored_seqs(addr: &str, gateway: &str) -> Vec<u64> {
-    let mut c = control_room(addr).await.expect("optimizer reachable");
-    let mut out = Vec::new();
-    let mut from = 0;
-    loop {
-        let page = c
-            .read_telemetry(v1::ReadTelemetryRequest {
-                gateway_id: gateway.into(),
-                from_seq: from,
-                limit: 5000,
-            })
-            .await
-            .expect("read telemetry")
-            .into_inner()
-            .batches;
-        let Some(last) = page.last() else { break };
-        from = last.seq + 1;
-        out.extend(page.iter().map(|b| b.seq));
-    }
-    out
+    stored_batches(addr, gateway)
+        .await
+        .into_iter()
+        .map(|b| b.0)
+        .collect()
 }
 
 /// Stored batches (seq, first_time_ms) of a gateway.

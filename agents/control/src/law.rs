@@ -164,8 +164,12 @@ impl SetpointSource {
         dt
     }
 
-    /// Chooses the mode and advances the active setpoint.
-    fn update(&mut self, time_ms: i64, outdoor_c: Option<f64>, link: LinkState, dt_s: f64) -> f64 {
+    /// Advances to this tick: picks the mode the setpoint comes from and moves
+    /// the active setpoint toward it. Returns (dt, setpoint, mode); the caller
+    /// settles the final mode with [`Self::set_mode`].
+    fn advance(&mut self, input: &TickInput, readings: &[Reading]) -> (f64, f64, Mode) {
+        let time_ms = input.time_ms;
+        let dt_s = self.dt_s(time_ms);
         if let Some(o) = self.override_
             && time_ms >= o.expires_at_ms
         {
@@ -174,9 +178,9 @@ impl SetpointSource {
         }
         let (mode, target) = match (self.override_, self.optimizer_setpoint_c) {
             (Some(o), _) => (Mode::Override, o.supply_temp_c),
-            (None, Some(sp)) if link.optimizer_recent => (Mode::Optimizer, sp),
+            (None, Some(sp)) if input.link.optimizer_recent => (Mode::Optimizer, sp),
             _ => {
-                let t = match outdoor_c {
+                let t = match get(readings, Metric::OutdoorTempC) {
                     Some(t_out) => self.curve.supply_temp_c(t_out),
                     // No outdoor reading: hold what we have, else the curve's top (safe side).
                     None => self.active_c.unwrap_or(self.curve.max_supply_temp_c()),
@@ -184,17 +188,20 @@ impl SetpointSource {
                 (Mode::Fallback, t)
             }
         };
-        if mode != self.mode {
-            tracing::info!(from = ?self.mode, to = ?mode, "mode change");
-            self.mode = mode;
-        }
         let target = target.clamp(self.limits_c.0, self.limits_c.1);
         let active = match self.active_c {
             None => target,
             Some(a) => ramp(a, target, self.rate_k_per_s, dt_s),
         };
         self.active_c = Some(active);
-        active
+        (dt_s, active, mode)
+    }
+
+    fn set_mode(&mut self, mode: Mode) {
+        if mode != self.mode {
+            tracing::info!(from = ?self.mode, to = ?mode, "mode change");
+            self.mode = mode;
+        }
     }
 
     /// Validates a command against this node's limits and applies it whole, or not at all.
@@ -378,67 +385,45 @@ impl Controller {
         let readings = input.readings.clone().unwrap_or_default();
         match self {
             Controller::Substation(s) => {
-                let dt = s.source.dt_s(input.time_ms);
-                let sp = s.source.update(
-                    input.time_ms,
-                    get(&readings, Metric::OutdoorTempC),
-                    input.link,
-                    dt,
-                );
+                let (dt, sp, mode) = s.source.advance(input, &readings);
                 let valve = match get(&readings, Metric::SecondarySupplyTempC) {
-                    Some(t_sup) => s.pi.step(sp, t_sup, dt),
+                    Some(t_sup) => {
+                        s.source.set_mode(mode);
+                        s.pi.step(sp, t_sup, dt)
+                    }
                     None => {
                         if s.source.mode != Mode::Safe {
                             tracing::warn!(
                                 "secondary supply sensor missing: valve to safe opening"
                             );
                         }
-                        s.source.mode = Mode::Safe;
+                        s.source.set_mode(Mode::Safe);
                         s.safe_valve
                     }
                 };
                 s.last_valve = valve;
-                let mut out = readings;
-                out.push(Reading::new(Metric::SetpointC, sp));
-                TickOutput {
-                    writes: vec![
-                        ActuatorWrite {
-                            actuator: Actuator::PrimaryValve,
-                            value: valve,
-                        },
-                        ActuatorWrite {
-                            actuator: Actuator::SecondaryPump,
-                            value: 1.0,
-                        },
+                tick_output(
+                    readings,
+                    sp,
+                    s.source.mode,
+                    [
+                        (Actuator::PrimaryValve, valve),
+                        (Actuator::SecondaryPump, 1.0),
                     ],
-                    mode: s.source.mode,
-                    readings: out,
-                }
+                )
             }
             Controller::Plant(p) => {
-                let dt = p.source.dt_s(input.time_ms);
-                let sp = p.source.update(
-                    input.time_ms,
-                    get(&readings, Metric::OutdoorTempC),
-                    input.link,
-                    dt,
-                );
-                let mut out = readings;
-                out.push(Reading::new(Metric::SetpointC, sp));
-                TickOutput {
-                    writes: vec![
-                        ActuatorWrite {
-                            actuator: Actuator::PlantSupplySetpointC,
-                            value: sp,
-                        },
-                        ActuatorWrite {
-                            actuator: Actuator::PlantPump,
-                            value: 1.0,
-                        },
+                let (_, sp, mode) = p.source.advance(input, &readings);
+                p.source.set_mode(mode);
+                tick_output(
+                    readings,
+                    sp,
+                    mode,
+                    [
+                        (Actuator::PlantSupplySetpointC, sp),
+                        (Actuator::PlantPump, 1.0),
                     ],
-                    mode: p.source.mode,
-                    readings: out,
-                }
+                )
             }
             Controller::Building(b) => {
                 let dt = match b.last_time_ms {
@@ -481,6 +466,24 @@ impl Controller {
                 cmd.action.name()
             )),
         }
+    }
+}
+
+/// What a plant or substation reports and writes after a tick.
+fn tick_output(
+    mut readings: Vec<Reading>,
+    setpoint_c: f64,
+    mode: Mode,
+    writes: [(Actuator, f64); 2],
+) -> TickOutput {
+    readings.push(Reading::new(Metric::SetpointC, setpoint_c));
+    TickOutput {
+        writes: writes
+            .into_iter()
+            .map(|(actuator, value)| ActuatorWrite { actuator, value })
+            .collect(),
+        mode,
+        readings,
     }
 }
 

@@ -220,20 +220,14 @@ impl Core {
             }
             gateways.insert(
                 record.gateway_id.clone(),
-                GatewayLive {
+                GatewayLive::offline(
                     record,
-                    online: false,
-                    last_seen: None,
-                    last_seen_wall_ms: 0,
-                    session_id: None,
-                    session_seq: 0,
-                    tx: None,
-                    stats: IngestStats {
+                    IngestStats {
                         batches_stored: batches,
                         last_stored_seq: last_stored,
                         ..Default::default()
                     },
-                },
+                ),
             );
         }
         let stored_version = meta
@@ -347,16 +341,7 @@ impl Core {
             let entry = inner
                 .gateways
                 .entry(gw.clone())
-                .or_insert_with(|| GatewayLive {
-                    record: record.clone(),
-                    online: false,
-                    last_seen: None,
-                    last_seen_wall_ms: 0,
-                    session_id: None,
-                    session_seq: 0,
-                    tx: None,
-                    stats: IngestStats::default(),
-                });
+                .or_insert_with(|| GatewayLive::offline(record.clone(), IngestStats::default()));
             entry.record = record;
             entry.session_id = Some(session_id.clone());
             entry.stats.last_stored_seq = last_stored;
@@ -928,6 +913,22 @@ impl Core {
         self.persist_version(&inner)?;
         tracing::info!(node_id = %node_id, command_id = %id, author, "override sent");
         Ok(id)
+    }
+}
+
+impl GatewayLive {
+    /// A known gateway without a session.
+    fn offline(record: GatewayRecord, stats: IngestStats) -> Self {
+        Self {
+            record,
+            online: false,
+            last_seen: None,
+            last_seen_wall_ms: 0,
+            session_id: None,
+            session_seq: 0,
+            tx: None,
+            stats,
+        }
     }
 }
 

@@ -69,9 +69,15 @@ pub fn ua_at_flow(
 
 /// Log-mean temperature difference of a counterflow exchanger.
 pub fn lmtd(hot_in_c: f64, hot_out_c: f64, cold_in_c: f64, cold_out_c: f64) -> f64 {
-    let d1 = hot_in_c - cold_out_c;
-    let d2 = hot_out_c - cold_in_c;
-    if (d1 - d2).abs() < 1e-9 {
+    log_mean(hot_in_c - cold_out_c, hot_out_c - cold_in_c)
+}
+
+/// Logarithmic mean of two positive temperature differences, `(d1 − d2)/ln(d1/d2)`
+/// (their common value when equal; 0 when either is not positive).
+pub fn log_mean(d1: f64, d2: f64) -> f64 {
+    if d1 <= 0.0 || d2 <= 0.0 {
+        0.0
+    } else if (d1 - d2).abs() < 1e-9 {
         d1
     } else {
         (d1 - d2) / (d1 / d2).ln()

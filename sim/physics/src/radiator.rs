@@ -64,16 +64,7 @@ impl EmitterRating {
 
 /// Log-mean excess temperature of an emitter over its room.
 pub fn room_lmtd(inlet_c: f64, outlet_c: f64, room_c: f64) -> f64 {
-    let d1 = inlet_c - room_c;
-    let d2 = outlet_c - room_c;
-    if d1 <= 0.0 || d2 <= 0.0 {
-        return 0.0;
-    }
-    if (d1 - d2).abs() < 1e-9 {
-        d1
-    } else {
-        (d1 - d2) / (d1 / d2).ln()
-    }
+    crate::hx::log_mean(inlet_c - room_c, outlet_c - room_c)
 }
 
 #[cfg(test)]
