@@ -13,8 +13,10 @@
 pub mod building;
 pub mod engine;
 pub mod hx;
+pub mod hydraulics;
 pub mod pipe;
 pub mod radiator;
+pub mod water;
 pub mod weather;
 
 pub use engine::{BuildingState, Engine, PlantState, State, SubstationState};

@@ -1,0 +1,652 @@
+//! Steady-state hydraulics of a meshed network.
+//!
+//! Links are pipes (Darcy–Weisbach with Colebrook–White friction), control
+//! valves (Kv with an opening) and pumps (quadratic head curve at a speed).
+//! Nodes either hold a fixed pressure (the pressure-holding point, sources) or
+//! take a mass flow out of the network (positive demand) or into it (negative).
+//!
+//! The solver is the global gradient algorithm (Todini & Pilati 1988) on mass
+//! flows and pressures: each Newton step solves the graph-Laplacian system
+//! `A·G⁻¹·Aᵀ·δp = rhs` for the free pressures by preconditioned conjugate
+//! gradients, after which every node balance holds to solver precision. It
+//! refuses networks without a pressure reference or with islands, and reports
+//! non-convergence as an error with its residuals, never a silent answer.
+
+use crate::water::{G_M_S2, Water};
+
+/// Reynolds number below which flow is laminar.
+pub const RE_LAMINAR: f64 = 2000.0;
+/// Reynolds number above which Colebrook–White applies.
+pub const RE_TURBULENT: f64 = 4000.0;
+
+/// Darcy friction factor: 64/Re when laminar, Colebrook–White when turbulent
+/// (solved by fixed-point iteration from the Swamee–Jain value), linearly
+/// blended in between. `rel_roughness` is k/D.
+pub fn friction_factor(re: f64, rel_roughness: f64) -> f64 {
+    let re = re.abs();
+    if re < 1e-9 {
+        return f64::INFINITY;
+    }
+    if re <= RE_LAMINAR {
+        return 64.0 / re;
+    }
+    if re < RE_TURBULENT {
+        let lam = 64.0 / RE_LAMINAR;
+        let turb = colebrook(RE_TURBULENT, rel_roughness);
+        let t = (re - RE_LAMINAR) / (RE_TURBULENT - RE_LAMINAR);
+        return lam + t * (turb - lam);
+    }
+    colebrook(re, rel_roughness)
+}
+
+/// Explicit Swamee–Jain approximation of Colebrook–White.
+pub fn swamee_jain(re: f64, rel_roughness: f64) -> f64 {
+    let a = (rel_roughness / 3.7 + 5.74 / re.powf(0.9)).log10();
+    0.25 / (a * a)
+}
+
+/// Colebrook–White: `1/√λ = −2·log10(k/(3.7·D) + 2.51/(Re·√λ))`.
+pub fn colebrook(re: f64, rel_roughness: f64) -> f64 {
+    let mut x = 1.0 / swamee_jain(re, rel_roughness).sqrt();
+    for _ in 0..50 {
+        let next = -2.0 * (rel_roughness / 3.7 + 2.51 * x / re).log10();
+        let done = (next - x).abs() < 1e-12 * x.abs();
+        x = next;
+        if done {
+            break;
+        }
+    }
+    1.0 / (x * x)
+}
+
+/// A pump's head curve at full speed: `H = H₀ − c·Q·|Q|` (m, with Q in m³/s),
+/// scaled by speed `s` as `H = H₀·s² − c·Q·|Q|`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PumpCurve {
+    pub shutoff_head_m: f64,
+    pub c_s2_m5: f64,
+}
+
+impl PumpCurve {
+    /// A curve through its shut-off head and a rated point (flow m³/h, head m).
+    pub fn from_rated(shutoff_head_m: f64, rated_flow_m3_h: f64, rated_head_m: f64) -> Self {
+        let q = rated_flow_m3_h / 3600.0;
+        Self {
+            shutoff_head_m,
+            c_s2_m5: (shutoff_head_m - rated_head_m) / (q * q),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LinkKind {
+    Pipe {
+        length_m: f64,
+        diameter_m: f64,
+        roughness_m: f64,
+        /// Sum of local loss coefficients (bends, fittings), dimensionless.
+        minor_loss: f64,
+    },
+    /// Control valve: `Δp = 1 bar·(Q/(Kv·opening))²` with Q in m³/h (linear characteristic).
+    Valve { kv_m3_h: f64, opening: f64 },
+    /// Pump raising pressure from `from` to `to`.
+    Pump { curve: PumpCurve, speed: f64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Link {
+    pub from: usize,
+    pub to: usize,
+    pub kind: LinkKind,
+    /// Water the link carries (properties at its temperature).
+    pub water: Water,
+}
+
+/// Smallest valve opening used (a closed valve still leaks this much Kv).
+pub const MIN_OPENING: f64 = 1e-4;
+/// Smallest derivative of a link's pressure drop, Pa per kg/s (keeps Newton defined at zero flow).
+const MIN_GRADIENT: f64 = 1e-3;
+
+impl Link {
+    /// Pressure drop from `from` to `to` at mass flow `q` (kg/s, positive from→to),
+    /// and its derivative with respect to q (with the friction factor frozen).
+    pub fn drop_pa(&self, q: f64) -> (f64, f64) {
+        let rho = self.water.density_kg_m3;
+        match self.kind {
+            LinkKind::Pipe {
+                length_m,
+                diameter_m,
+                roughness_m,
+                minor_loss,
+            } => {
+                let area = std::f64::consts::PI * diameter_m * diameter_m / 4.0;
+                let re = q.abs() * diameter_m / (area * self.water.viscosity_pa_s);
+                let coef = 1.0 / (2.0 * rho * area * area);
+                if re <= RE_LAMINAR {
+                    // Hagen–Poiseuille: λ = 64/Re makes the drop linear in q.
+                    let lin = 64.0 * self.water.viscosity_pa_s * area / diameter_m * length_m
+                        / diameter_m
+                        * coef;
+                    let minor = minor_loss * coef;
+                    let dp = lin * q + minor * q * q.abs();
+                    return (dp, (lin + 2.0 * minor * q.abs()).max(MIN_GRADIENT));
+                }
+                let lambda = friction_factor(re, roughness_m / diameter_m);
+                let k = (lambda * length_m / diameter_m + minor_loss) * coef;
+                (k * q * q.abs(), (2.0 * k * q.abs()).max(MIN_GRADIENT))
+            }
+            LinkKind::Valve { kv_m3_h, opening } => {
+                let kv = kv_m3_h * opening.clamp(MIN_OPENING, 1.0);
+                let c = 1.0e5 * (3600.0 / (rho * kv)).powi(2);
+                (c * q * q.abs(), (2.0 * c * q.abs()).max(MIN_GRADIENT))
+            }
+            LinkKind::Pump { curve, speed } => {
+                let qv = q / rho;
+                let head = curve.shutoff_head_m * speed * speed - curve.c_s2_m5 * qv * qv.abs();
+                let dp = -rho * G_M_S2 * head;
+                let grad = 2.0 * G_M_S2 * curve.c_s2_m5 * qv.abs();
+                (dp, grad.max(MIN_GRADIENT))
+            }
+        }
+    }
+}
+
+/// A steady-state hydraulic problem.
+#[derive(Clone, Debug, Default)]
+pub struct Problem {
+    pub node_count: usize,
+    pub links: Vec<Link>,
+    /// Nodes held at a fixed pressure, Pa.
+    pub fixed_pressure_pa: Vec<(usize, f64)>,
+    /// Mass flow leaving the network at each node, kg/s (negative: entering).
+    pub demand_kg_s: Vec<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Solution {
+    pub pressure_pa: Vec<f64>,
+    pub flow_kg_s: Vec<f64>,
+    pub iterations: usize,
+    /// Largest node imbalance left, kg/s.
+    pub max_imbalance_kg_s: f64,
+    /// Largest link head-loss residual left, Pa.
+    pub max_residual_pa: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SolveError {
+    #[error("the network has no fixed-pressure node: give it a pressure-holding point")]
+    NoReference,
+    #[error("nodes {nodes:?} are not connected to any fixed-pressure node (an island)")]
+    Island { nodes: Vec<usize> },
+    #[error("link {link} joins node {node}, which does not exist")]
+    BadLink { link: usize, node: usize },
+    #[error("{what} is not a finite, valid number")]
+    BadInput { what: String },
+    #[error(
+        "no convergence after {iterations} iterations: node imbalance {max_imbalance_kg_s:.3e} kg/s, link residual {max_residual_pa:.3e} Pa"
+    )]
+    NotConverged {
+        iterations: usize,
+        max_imbalance_kg_s: f64,
+        max_residual_pa: f64,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub max_iterations: usize,
+    /// Converged when every link's pressure residual is below this, Pa…
+    pub tolerance_pa: f64,
+    /// …and the flows moved by less than this in the last iteration (Σ|δq|/Σ|q|).
+    pub tolerance_rel_flow: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_iterations: 100,
+            tolerance_pa: 0.1,
+            tolerance_rel_flow: 1e-6,
+        }
+    }
+}
+
+impl Problem {
+    fn check(&self) -> Result<Vec<Option<f64>>, SolveError> {
+        if self.fixed_pressure_pa.is_empty() {
+            return Err(SolveError::NoReference);
+        }
+        let n = self.node_count;
+        if self.demand_kg_s.len() != n {
+            return Err(SolveError::BadInput {
+                what: format!("demand list of {} for {n} nodes", self.demand_kg_s.len()),
+            });
+        }
+        for (i, d) in self.demand_kg_s.iter().enumerate() {
+            if !d.is_finite() {
+                return Err(SolveError::BadInput {
+                    what: format!("demand at node {i}"),
+                });
+            }
+        }
+        let mut fixed = vec![None; n];
+        for &(node, p) in &self.fixed_pressure_pa {
+            if node >= n || !p.is_finite() {
+                return Err(SolveError::BadInput {
+                    what: format!("fixed pressure at node {node}"),
+                });
+            }
+            fixed[node] = Some(p);
+        }
+        let mut adj = vec![Vec::new(); n];
+        for (k, l) in self.links.iter().enumerate() {
+            for node in [l.from, l.to] {
+                if node >= n {
+                    return Err(SolveError::BadLink { link: k, node });
+                }
+            }
+            adj[l.from].push(l.to);
+            adj[l.to].push(l.from);
+        }
+        let mut seen = vec![false; n];
+        let mut stack: Vec<usize> = self.fixed_pressure_pa.iter().map(|f| f.0).collect();
+        for &s in &stack {
+            seen[s] = true;
+        }
+        while let Some(v) = stack.pop() {
+            for &w in &adj[v] {
+                if !seen[w] {
+                    seen[w] = true;
+                    stack.push(w);
+                }
+            }
+        }
+        let island: Vec<usize> = (0..n).filter(|&i| !seen[i]).collect();
+        if !island.is_empty() {
+            return Err(SolveError::Island { nodes: island });
+        }
+        Ok(fixed)
+    }
+
+    /// Solves for pressures and flows, starting from `start` flows if given.
+    pub fn solve(&self, opts: &Options, start: Option<&[f64]>) -> Result<Solution, SolveError> {
+        let fixed = self.check()?;
+        let n = self.node_count;
+        let m = self.links.len();
+        let mean_fixed = self.fixed_pressure_pa.iter().map(|f| f.1).sum::<f64>()
+            / self.fixed_pressure_pa.len() as f64;
+        let mut p: Vec<f64> = (0..n).map(|i| fixed[i].unwrap_or(mean_fixed)).collect();
+        let mut q: Vec<f64> = match start {
+            Some(s) if s.len() == m => s.to_vec(),
+            _ => vec![0.1; m],
+        };
+        let free: Vec<bool> = fixed.iter().map(Option::is_none).collect();
+        let mut f = vec![0.0; m];
+        let mut g = vec![0.0; m];
+        let mut r = vec![0.0; m];
+        let mut rhs = vec![0.0; n];
+        let mut dp = vec![0.0; n];
+        let mut pcg = Pcg::new(n, &self.links, &free);
+        let mut last = (f64::INFINITY, f64::INFINITY);
+        for it in 0..opts.max_iterations {
+            for (k, l) in self.links.iter().enumerate() {
+                (f[k], g[k]) = l.drop_pa(q[k]);
+                r[k] = f[k] - (p[l.from] - p[l.to]);
+            }
+            // Node balances s = Σout − Σin + demand (exact after the first step).
+            rhs.iter_mut()
+                .zip(&self.demand_kg_s)
+                .for_each(|(x, d)| *x = *d);
+            for (k, l) in self.links.iter().enumerate() {
+                rhs[l.from] += q[k];
+                rhs[l.to] -= q[k];
+            }
+            let imbalance = (0..n)
+                .filter(|&i| free[i])
+                .map(|i| rhs[i].abs())
+                .fold(0.0, f64::max);
+            let residual = r.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+            // rhs = −s + A·G⁻¹·r
+            for x in rhs.iter_mut() {
+                *x = -*x;
+            }
+            for (k, l) in self.links.iter().enumerate() {
+                let v = r[k] / g[k];
+                rhs[l.from] += v;
+                rhs[l.to] -= v;
+            }
+            for i in 0..n {
+                if !free[i] {
+                    rhs[i] = 0.0;
+                }
+            }
+            // Inexact Newton: a loose linear solve while far from the solution, a
+            // tight one near it (the node balances are only as exact as this solve).
+            let tol = if residual > 100.0 * opts.tolerance_pa {
+                1e-4
+            } else {
+                1e-12
+            };
+            pcg.solve(&g, &rhs, &mut dp, tol);
+            // Σ|δq| / Σ|q| (as EPANET): a per-link ratio never settles on the
+            // links of a mesh that carry almost nothing.
+            let (mut sum_dq, mut sum_q) = (0.0f64, 0.0f64);
+            for (k, l) in self.links.iter().enumerate() {
+                let dq = (-r[k] + dp[l.from] - dp[l.to]) / g[k];
+                q[k] += dq;
+                sum_dq += dq.abs();
+                sum_q += q[k].abs();
+            }
+            let rel_change = sum_dq / sum_q.max(1e-12);
+            for i in 0..n {
+                if free[i] {
+                    p[i] += dp[i];
+                }
+            }
+            last = (imbalance, residual);
+            if residual < opts.tolerance_pa && rel_change < opts.tolerance_rel_flow {
+                let final_imbalance = node_imbalance(self, &q, &free);
+                return Ok(Solution {
+                    pressure_pa: p,
+                    flow_kg_s: q,
+                    iterations: it + 1,
+                    max_imbalance_kg_s: final_imbalance,
+                    max_residual_pa: residual,
+                });
+            }
+        }
+        Err(SolveError::NotConverged {
+            iterations: opts.max_iterations,
+            max_imbalance_kg_s: last.0,
+            max_residual_pa: last.1,
+        })
+    }
+}
+
+fn node_imbalance(pb: &Problem, q: &[f64], free: &[bool]) -> f64 {
+    let mut s: Vec<f64> = pb.demand_kg_s.clone();
+    for (k, l) in pb.links.iter().enumerate() {
+        s[l.from] += q[k];
+        s[l.to] -= q[k];
+    }
+    (0..s.len())
+        .filter(|&i| free[i])
+        .map(|i| s[i].abs())
+        .fold(0.0, f64::max)
+}
+
+/// `A·G⁻¹·Aᵀ` over the free nodes in CSR form (pattern fixed per problem,
+/// values refilled each Newton step), solved by conjugate gradients with an
+/// incomplete Cholesky IC(0) preconditioner (the matrix is a weighted graph
+/// Laplacian with a grounded node per component: an M-matrix, so IC(0) exists).
+struct Pcg {
+    /// Free index of each node (usize::MAX for fixed nodes).
+    map: Vec<usize>,
+    row_ptr: Vec<usize>,
+    col: Vec<usize>,
+    val: Vec<f64>,
+    /// Position of the diagonal in each row.
+    diag_pos: Vec<usize>,
+    /// Per link: slots (ii, jj, ij, ji) in `val`, usize::MAX where absent.
+    slots: Vec<[usize; 4]>,
+    /// IC(0) factor on the same pattern (lower part and diagonal used).
+    l: Vec<f64>,
+    r: Vec<f64>,
+    z: Vec<f64>,
+    d: Vec<f64>,
+    ad: Vec<f64>,
+    x: Vec<f64>,
+    b: Vec<f64>,
+}
+
+const NONE: usize = usize::MAX;
+
+impl Pcg {
+    fn new(n: usize, links: &[Link], free: &[bool]) -> Self {
+        let mut map = vec![NONE; n];
+        let mut nf = 0;
+        for i in 0..n {
+            if free[i] {
+                map[i] = nf;
+                nf += 1;
+            }
+        }
+        let mut rows: Vec<Vec<usize>> = (0..nf).map(|i| vec![i]).collect();
+        for l in links {
+            let (a, b) = (map[l.from], map[l.to]);
+            if a != NONE && b != NONE && a != b {
+                rows[a].push(b);
+                rows[b].push(a);
+            }
+        }
+        let mut row_ptr = vec![0];
+        let mut col = Vec::new();
+        let mut diag_pos = Vec::with_capacity(nf);
+        for row in rows.iter_mut() {
+            row.sort_unstable();
+            row.dedup();
+            let start = col.len();
+            col.extend_from_slice(row);
+            row_ptr.push(col.len());
+            diag_pos.push(start + row.iter().position(|&c| c == diag_pos.len()).unwrap_or(0));
+        }
+        let find = |r: usize, c: usize| -> usize {
+            let cols = &col[row_ptr[r]..row_ptr[r + 1]];
+            cols.binary_search(&c).map_or(NONE, |p| row_ptr[r] + p)
+        };
+        let slots = links
+            .iter()
+            .map(|l| {
+                let (a, b) = (map[l.from], map[l.to]);
+                let s = |r: usize, c: usize| {
+                    if r == NONE || c == NONE {
+                        NONE
+                    } else {
+                        find(r, c)
+                    }
+                };
+                if a == b {
+                    [NONE; 4]
+                } else {
+                    [s(a, a), s(b, b), s(a, b), s(b, a)]
+                }
+            })
+            .collect();
+        let nnz = col.len();
+        Self {
+            map,
+            row_ptr,
+            col,
+            val: vec![0.0; nnz],
+            diag_pos,
+            slots,
+            l: vec![0.0; nnz],
+            r: vec![0.0; nf],
+            z: vec![0.0; nf],
+            d: vec![0.0; nf],
+            ad: vec![0.0; nf],
+            x: vec![0.0; nf],
+            b: vec![0.0; nf],
+        }
+    }
+
+    fn assemble(&mut self, g: &[f64]) {
+        self.val.iter_mut().for_each(|v| *v = 0.0);
+        for (k, s) in self.slots.iter().enumerate() {
+            let w = 1.0 / g[k];
+            if s[0] != NONE {
+                self.val[s[0]] += w;
+            }
+            if s[1] != NONE {
+                self.val[s[1]] += w;
+            }
+            if s[2] != NONE {
+                self.val[s[2]] -= w;
+                self.val[s[3]] -= w;
+            }
+        }
+        self.factor();
+    }
+
+    /// IC(0): L·Lᵀ ≈ M on M's lower pattern.
+    fn factor(&mut self) {
+        let nf = self.r.len();
+        for i in 0..nf {
+            let (start, dpos) = (self.row_ptr[i], self.diag_pos[i]);
+            for p in start..dpos {
+                let k = self.col[p];
+                // Σ_{j<k} L_ij·L_kj over the common pattern.
+                let (mut a, mut b) = (start, self.row_ptr[k]);
+                let (a_end, b_end) = (p, self.diag_pos[k]);
+                let mut sum = 0.0;
+                while a < a_end && b < b_end {
+                    match self.col[a].cmp(&self.col[b]) {
+                        std::cmp::Ordering::Less => a += 1,
+                        std::cmp::Ordering::Greater => b += 1,
+                        std::cmp::Ordering::Equal => {
+                            sum += self.l[a] * self.l[b];
+                            a += 1;
+                            b += 1;
+                        }
+                    }
+                }
+                self.l[p] = (self.val[p] - sum) / self.l[self.diag_pos[k]];
+            }
+            let sq: f64 = (start..dpos).map(|p| self.l[p] * self.l[p]).sum();
+            let pivot = self.val[dpos] - sq;
+            // Cannot break down on an M-matrix; guard against round-off anyway.
+            self.l[dpos] = if pivot > 1e-300 {
+                pivot.sqrt()
+            } else {
+                self.val[dpos].max(1e-300).sqrt()
+            };
+        }
+    }
+
+    /// z = (L·Lᵀ)⁻¹·r
+    fn precondition(&mut self) {
+        let nf = self.r.len();
+        for i in 0..nf {
+            let mut v = self.r[i];
+            for p in self.row_ptr[i]..self.diag_pos[i] {
+                v -= self.l[p] * self.z[self.col[p]];
+            }
+            self.z[i] = v / self.l[self.diag_pos[i]];
+        }
+        for i in (0..nf).rev() {
+            self.z[i] /= self.l[self.diag_pos[i]];
+            let zi = self.z[i];
+            for p in self.row_ptr[i]..self.diag_pos[i] {
+                self.z[self.col[p]] -= self.l[p] * zi;
+            }
+        }
+    }
+
+    fn mul(&mut self) {
+        for i in 0..self.d.len() {
+            let mut v = 0.0;
+            for p in self.row_ptr[i]..self.row_ptr[i + 1] {
+                v += self.val[p] * self.d[self.col[p]];
+            }
+            self.ad[i] = v;
+        }
+    }
+
+    /// Solves M·x = b (node-indexed, fixed nodes ignored) to relative residual `tol`.
+    fn solve(&mut self, g: &[f64], b_nodes: &[f64], x_nodes: &mut [f64], tol: f64) {
+        self.assemble(g);
+        for (node, &f) in self.map.iter().enumerate() {
+            if f != NONE {
+                self.b[f] = b_nodes[node];
+            }
+        }
+        let nf = self.b.len();
+        self.x.iter_mut().for_each(|v| *v = 0.0);
+        self.r.copy_from_slice(&self.b);
+        let b_norm = self.b.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if b_norm > 0.0 {
+            self.precondition();
+            self.d.copy_from_slice(&self.z);
+            let mut rz: f64 = self.r.iter().zip(&self.z).map(|(a, b)| a * b).sum();
+            for _ in 0..(2 * nf).max(50) {
+                self.mul();
+                let dad: f64 = self.d.iter().zip(&self.ad).map(|(a, b)| a * b).sum();
+                if dad <= 0.0 {
+                    break;
+                }
+                let alpha = rz / dad;
+                for i in 0..nf {
+                    self.x[i] += alpha * self.d[i];
+                    self.r[i] -= alpha * self.ad[i];
+                }
+                let r_norm = self.r.iter().map(|v| v * v).sum::<f64>().sqrt();
+                if r_norm <= tol * b_norm {
+                    break;
+                }
+                self.precondition();
+                let rz_new: f64 = self.r.iter().zip(&self.z).map(|(a, b)| a * b).sum();
+                let beta = rz_new / rz;
+                rz = rz_new;
+                for i in 0..nf {
+                    self.d[i] = self.z[i] + beta * self.d[i];
+                }
+            }
+        }
+        for (node, &f) in self.map.iter().enumerate() {
+            x_nodes[node] = if f == NONE { 0.0 } else { self.x[f] };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// A seeded meshed test network of about `junctions` nodes: a square grid of
+/// pipes (100–300 m, DN250 mains along the first row and column, DN150
+/// elsewhere) fed by two sources held at 6 and 5.8 bar at opposite corners,
+/// every other node drawing 0.05–0.15 kg/s. For benchmarks and solver tests.
+pub fn grid_problem(junctions: usize, seed: u64) -> Problem {
+    let side = (junctions as f64).sqrt().ceil().max(2.0) as usize;
+    let n = side * side;
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        // xorshift64*: deterministic, dependency-free.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let water = Water::at(90.0);
+    let idx = |r: usize, c: usize| r * side + c;
+    let mut links = Vec::with_capacity(2 * n);
+    for r in 0..side {
+        for c in 0..side {
+            for (r2, c2) in [(r, c + 1), (r + 1, c)] {
+                if r2 < side && c2 < side {
+                    let main = r == 0 || c == 0 || r2 == side - 1 || c2 == side - 1;
+                    links.push(Link {
+                        from: idx(r, c),
+                        to: idx(r2, c2),
+                        kind: LinkKind::Pipe {
+                            length_m: 100.0 + 200.0 * next(),
+                            diameter_m: if main { 0.25 } else { 0.15 },
+                            roughness_m: 5e-5,
+                            minor_loss: 0.5,
+                        },
+                        water,
+                    });
+                }
+            }
+        }
+    }
+    let mut demand_kg_s: Vec<f64> = (0..n).map(|_| 0.05 + 0.1 * next()).collect();
+    demand_kg_s[0] = 0.0;
+    demand_kg_s[n - 1] = 0.0;
+    Problem {
+        node_count: n,
+        links,
+        fixed_pressure_pa: vec![(0, 600_000.0), (n - 1, 580_000.0)],
+        demand_kg_s,
+    }
+}
