@@ -12,6 +12,7 @@
 //! refuses networks without a pressure reference or with islands, and reports
 //! non-convergence as an error with its residuals, never a silent answer.
 
+use crate::sparse::{Cholesky, CholeskyError, Symbolic};
 use crate::water::{G_M_S2, Water};
 
 /// Reynolds number below which flow is laminar.
@@ -108,6 +109,32 @@ pub const MIN_OPENING: f64 = 1e-4;
 const MIN_GRADIENT: f64 = 1e-3;
 
 impl Link {
+    /// A straight-line model `Δp ≈ c0 + c1·q` of the link at a typical flow,
+    /// used once to start a cold solve from a plausible flow pattern.
+    fn linear_model(&self) -> (f64, f64) {
+        let rho = self.water.density_kg_m3;
+        match self.kind {
+            LinkKind::Pipe { diameter_m, .. } => {
+                // Secant through 1 m/s.
+                let q_ref = rho * std::f64::consts::PI * diameter_m * diameter_m / 4.0;
+                (0.0, (self.drop_pa(q_ref).0 / q_ref).max(MIN_GRADIENT))
+            }
+            LinkKind::Valve { kv_m3_h, opening } => {
+                // Secant through the flow that costs 1 bar.
+                let q_ref = rho * kv_m3_h * opening.clamp(MIN_OPENING, 1.0) / 3600.0;
+                (0.0, (1.0e5 / q_ref).max(MIN_GRADIENT))
+            }
+            LinkKind::Pump { curve, speed } => {
+                // Tangent at half the zero-head flow.
+                let q_half = rho
+                    * 0.5
+                    * (curve.shutoff_head_m * speed * speed / curve.c_s2_m5.max(1e-9)).sqrt();
+                let (f, g) = self.drop_pa(q_half);
+                (f - g * q_half, g)
+            }
+        }
+    }
+
     /// Pressure drop from `from` to `to` at mass flow `q` (kg/s, positive from→to),
     /// and its derivative with respect to q (with the friction factor frozen).
     pub fn drop_pa(&self, q: f64) -> (f64, f64) {
@@ -183,6 +210,8 @@ pub enum SolveError {
     BadLink { link: usize, node: usize },
     #[error("{what} is not a finite, valid number")]
     BadInput { what: String },
+    #[error("linear solve failed: {0}")]
+    Numerical(String),
     #[error(
         "no convergence after {iterations} iterations: node imbalance {max_imbalance_kg_s:.3e} kg/s, link residual {max_residual_pa:.3e} Pa"
     )]
@@ -270,35 +299,119 @@ impl Problem {
     }
 
     /// Solves for pressures and flows, starting from `start` flows if given.
+    /// (Analyses the topology every call; keep a [`Solver`] to reuse it.)
     pub fn solve(&self, opts: &Options, start: Option<&[f64]>) -> Result<Solution, SolveError> {
-        let fixed = self.check()?;
-        let n = self.node_count;
-        let m = self.links.len();
-        let mean_fixed = self.fixed_pressure_pa.iter().map(|f| f.1).sum::<f64>()
-            / self.fixed_pressure_pa.len() as f64;
+        Solver::new(self)?.solve(self, opts, start)
+    }
+}
+
+/// A solver prepared for one topology (nodes, link endpoints, fixed nodes):
+/// the fill-reducing ordering and the structure of the factor are computed
+/// once, then every solve only refactors numerically.
+#[derive(Clone, Debug)]
+pub struct Solver {
+    topology: Vec<(usize, usize)>,
+    fixed_nodes: Vec<usize>,
+    free: Vec<bool>,
+    linear: Linear,
+}
+
+impl Solver {
+    pub fn new(pb: &Problem) -> Result<Self, SolveError> {
+        let fixed = pb.check()?;
+        let free: Vec<bool> = fixed.iter().map(Option::is_none).collect();
+        Ok(Self {
+            topology: pb.links.iter().map(|l| (l.from, l.to)).collect(),
+            fixed_nodes: pb.fixed_pressure_pa.iter().map(|f| f.0).collect(),
+            linear: Linear::new(pb.node_count, &pb.links, &free),
+            free,
+        })
+    }
+
+    /// Nonzeros of the Cholesky factor (a measure of fill).
+    pub fn factor_nonzeros(&self) -> usize {
+        self.linear.sym.l_nnz()
+    }
+
+    /// Solves `pb`, which must have the topology this solver was prepared for.
+    pub fn solve(
+        &mut self,
+        pb: &Problem,
+        opts: &Options,
+        start: Option<&[f64]>,
+    ) -> Result<Solution, SolveError> {
+        let fixed = pb.check()?;
+        let same = pb.links.len() == self.topology.len()
+            && pb
+                .links
+                .iter()
+                .zip(&self.topology)
+                .all(|(l, t)| (l.from, l.to) == *t)
+            && pb
+                .fixed_pressure_pa
+                .iter()
+                .map(|f| f.0)
+                .eq(self.fixed_nodes.iter().copied());
+        if !same {
+            return Err(SolveError::BadInput {
+                what: "topology (links or fixed nodes differ from the one the solver was prepared for)".into(),
+            });
+        }
+        let free = &self.free;
+        let n = pb.node_count;
+        let m = pb.links.len();
+        let mean_fixed = pb.fixed_pressure_pa.iter().map(|f| f.1).sum::<f64>()
+            / pb.fixed_pressure_pa.len() as f64;
         let mut p: Vec<f64> = (0..n).map(|i| fixed[i].unwrap_or(mean_fixed)).collect();
         let mut q: Vec<f64> = match start {
             Some(s) if s.len() == m => s.to_vec(),
             _ => vec![0.1; m],
         };
-        let free: Vec<bool> = fixed.iter().map(Option::is_none).collect();
         let mut f = vec![0.0; m];
         let mut g = vec![0.0; m];
         let mut r = vec![0.0; m];
         let mut rhs = vec![0.0; n];
         let mut dp = vec![0.0; n];
-        let mut pcg = Pcg::new(n, &self.links, &free);
         let mut last = (f64::INFINITY, f64::INFINITY);
+        if start.is_none() {
+            // Cold start: one exact solve of the linearized network from q = 0.
+            rhs.iter_mut()
+                .zip(&pb.demand_kg_s)
+                .for_each(|(x, d)| *x = -*d);
+            for (k, l) in pb.links.iter().enumerate() {
+                let (c0, c1) = l.linear_model();
+                g[k] = c1;
+                r[k] = c0 - (p[l.from] - p[l.to]);
+                rhs[l.from] += r[k] / c1;
+                rhs[l.to] -= r[k] / c1;
+            }
+            for i in 0..n {
+                if !free[i] {
+                    rhs[i] = 0.0;
+                }
+            }
+            self.linear
+                .solve(&g, &rhs, &mut dp)
+                .map_err(|e| SolveError::Numerical(e.to_string()))?;
+            for (k, l) in pb.links.iter().enumerate() {
+                q[k] = (-r[k] + dp[l.from] - dp[l.to]) / g[k];
+            }
+            for i in 0..n {
+                if free[i] {
+                    p[i] += dp[i];
+                }
+            }
+        }
         for it in 0..opts.max_iterations {
-            for (k, l) in self.links.iter().enumerate() {
+            for (k, l) in pb.links.iter().enumerate() {
                 (f[k], g[k]) = l.drop_pa(q[k]);
                 r[k] = f[k] - (p[l.from] - p[l.to]);
             }
             // Node balances s = Σout − Σin + demand (exact after the first step).
             rhs.iter_mut()
-                .zip(&self.demand_kg_s)
+                .zip(&pb.demand_kg_s)
                 .for_each(|(x, d)| *x = *d);
-            for (k, l) in self.links.iter().enumerate() {
+            for (k, l) in pb.links.iter().enumerate() {
                 rhs[l.from] += q[k];
                 rhs[l.to] -= q[k];
             }
@@ -311,7 +424,7 @@ impl Problem {
             for x in rhs.iter_mut() {
                 *x = -*x;
             }
-            for (k, l) in self.links.iter().enumerate() {
+            for (k, l) in pb.links.iter().enumerate() {
                 let v = r[k] / g[k];
                 rhs[l.from] += v;
                 rhs[l.to] -= v;
@@ -321,18 +434,13 @@ impl Problem {
                     rhs[i] = 0.0;
                 }
             }
-            // Inexact Newton: a loose linear solve while far from the solution, a
-            // tight one near it (the node balances are only as exact as this solve).
-            let tol = if residual > 100.0 * opts.tolerance_pa {
-                1e-4
-            } else {
-                1e-12
-            };
-            pcg.solve(&g, &rhs, &mut dp, tol);
+            self.linear
+                .solve(&g, &rhs, &mut dp)
+                .map_err(|e| SolveError::Numerical(e.to_string()))?;
             // Σ|δq| / Σ|q| (as EPANET): a per-link ratio never settles on the
             // links of a mesh that carry almost nothing.
             let (mut sum_dq, mut sum_q) = (0.0f64, 0.0f64);
-            for (k, l) in self.links.iter().enumerate() {
+            for (k, l) in pb.links.iter().enumerate() {
                 let dq = (-r[k] + dp[l.from] - dp[l.to]) / g[k];
                 q[k] += dq;
                 sum_dq += dq.abs();
@@ -346,7 +454,7 @@ impl Problem {
             }
             last = (imbalance, residual);
             if residual < opts.tolerance_pa && rel_change < opts.tolerance_rel_flow {
-                let final_imbalance = node_imbalance(self, &q, &free);
+                let final_imbalance = node_imbalance(pb, &q, free);
                 return Ok(Solution {
                     pressure_pa: p,
                     flow_kg_s: q,
@@ -376,33 +484,25 @@ fn node_imbalance(pb: &Problem, q: &[f64], free: &[bool]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// `A·G⁻¹·Aᵀ` over the free nodes in CSR form (pattern fixed per problem,
-/// values refilled each Newton step), solved by conjugate gradients with an
-/// incomplete Cholesky IC(0) preconditioner (the matrix is a weighted graph
-/// Laplacian with a grounded node per component: an M-matrix, so IC(0) exists).
-struct Pcg {
-    /// Free index of each node (usize::MAX for fixed nodes).
+/// `A·G⁻¹·Aᵀ` over the free nodes, factored by sparse Cholesky. The matrix is a
+/// weighted graph Laplacian with every component grounded at a fixed-pressure
+/// node, hence symmetric positive definite; its ordering and structure are
+/// analysed once per topology.
+#[derive(Clone, Debug)]
+struct Linear {
+    /// Free index of each node (NONE for fixed nodes).
     map: Vec<usize>,
-    row_ptr: Vec<usize>,
-    col: Vec<usize>,
-    val: Vec<f64>,
-    /// Position of the diagonal in each row.
-    diag_pos: Vec<usize>,
-    /// Per link: slots (ii, jj, ij, ji) in `val`, usize::MAX where absent.
-    slots: Vec<[usize; 4]>,
-    /// IC(0) factor on the same pattern (lower part and diagonal used).
-    l: Vec<f64>,
-    r: Vec<f64>,
-    z: Vec<f64>,
-    d: Vec<f64>,
-    ad: Vec<f64>,
-    x: Vec<f64>,
+    sym: Symbolic,
+    chol: Cholesky,
+    values: Vec<f64>,
+    /// Per link: value slots (ii, jj, ij), NONE where absent.
+    slots: Vec<[usize; 3]>,
     b: Vec<f64>,
 }
 
 const NONE: usize = usize::MAX;
 
-impl Pcg {
+impl Linear {
     fn new(n: usize, links: &[Link], free: &[bool]) -> Self {
         let mut map = vec![NONE; n];
         let mut nf = 0;
@@ -412,190 +512,74 @@ impl Pcg {
                 nf += 1;
             }
         }
-        let mut rows: Vec<Vec<usize>> = (0..nf).map(|i| vec![i]).collect();
-        for l in links {
-            let (a, b) = (map[l.from], map[l.to]);
-            if a != NONE && b != NONE && a != b {
-                rows[a].push(b);
-                rows[b].push(a);
+        let edges: Vec<(usize, usize)> = links
+            .iter()
+            .filter_map(|l| {
+                let (a, b) = (map[l.from], map[l.to]);
+                (a != NONE && b != NONE).then_some((a, b))
+            })
+            .collect();
+        let sym = Symbolic::new(nf, &edges);
+        let slot = |a: usize, b: usize| {
+            if a == NONE || b == NONE {
+                NONE
+            } else {
+                sym.slot(a, b).unwrap_or(NONE)
             }
-        }
-        let mut row_ptr = vec![0];
-        let mut col = Vec::new();
-        let mut diag_pos = Vec::with_capacity(nf);
-        for row in rows.iter_mut() {
-            row.sort_unstable();
-            row.dedup();
-            let start = col.len();
-            col.extend_from_slice(row);
-            row_ptr.push(col.len());
-            diag_pos.push(start + row.iter().position(|&c| c == diag_pos.len()).unwrap_or(0));
-        }
-        let find = |r: usize, c: usize| -> usize {
-            let cols = &col[row_ptr[r]..row_ptr[r + 1]];
-            cols.binary_search(&c).map_or(NONE, |p| row_ptr[r] + p)
         };
         let slots = links
             .iter()
             .map(|l| {
                 let (a, b) = (map[l.from], map[l.to]);
-                let s = |r: usize, c: usize| {
-                    if r == NONE || c == NONE {
-                        NONE
-                    } else {
-                        find(r, c)
-                    }
-                };
                 if a == b {
-                    [NONE; 4]
+                    [NONE; 3]
                 } else {
-                    [s(a, a), s(b, b), s(a, b), s(b, a)]
+                    [slot(a, a), slot(b, b), slot(a, b)]
                 }
             })
             .collect();
-        let nnz = col.len();
+        let chol = Cholesky::new(&sym);
         Self {
             map,
-            row_ptr,
-            col,
-            val: vec![0.0; nnz],
-            diag_pos,
+            values: vec![0.0; sym.nnz()],
+            sym,
+            chol,
             slots,
-            l: vec![0.0; nnz],
-            r: vec![0.0; nf],
-            z: vec![0.0; nf],
-            d: vec![0.0; nf],
-            ad: vec![0.0; nf],
-            x: vec![0.0; nf],
             b: vec![0.0; nf],
         }
     }
 
-    fn assemble(&mut self, g: &[f64]) {
-        self.val.iter_mut().for_each(|v| *v = 0.0);
+    /// Solves (A·G⁻¹·Aᵀ)·x = b over the free nodes (node-indexed; fixed nodes get 0).
+    fn solve(
+        &mut self,
+        g: &[f64],
+        b_nodes: &[f64],
+        x_nodes: &mut [f64],
+    ) -> Result<(), CholeskyError> {
+        self.values.iter_mut().for_each(|v| *v = 0.0);
         for (k, s) in self.slots.iter().enumerate() {
             let w = 1.0 / g[k];
             if s[0] != NONE {
-                self.val[s[0]] += w;
+                self.values[s[0]] += w;
             }
             if s[1] != NONE {
-                self.val[s[1]] += w;
+                self.values[s[1]] += w;
             }
             if s[2] != NONE {
-                self.val[s[2]] -= w;
-                self.val[s[3]] -= w;
+                self.values[s[2]] -= w;
             }
         }
-        self.factor();
-    }
-
-    /// IC(0): L·Lᵀ ≈ M on M's lower pattern.
-    fn factor(&mut self) {
-        let nf = self.r.len();
-        for i in 0..nf {
-            let (start, dpos) = (self.row_ptr[i], self.diag_pos[i]);
-            for p in start..dpos {
-                let k = self.col[p];
-                // Σ_{j<k} L_ij·L_kj over the common pattern.
-                let (mut a, mut b) = (start, self.row_ptr[k]);
-                let (a_end, b_end) = (p, self.diag_pos[k]);
-                let mut sum = 0.0;
-                while a < a_end && b < b_end {
-                    match self.col[a].cmp(&self.col[b]) {
-                        std::cmp::Ordering::Less => a += 1,
-                        std::cmp::Ordering::Greater => b += 1,
-                        std::cmp::Ordering::Equal => {
-                            sum += self.l[a] * self.l[b];
-                            a += 1;
-                            b += 1;
-                        }
-                    }
-                }
-                self.l[p] = (self.val[p] - sum) / self.l[self.diag_pos[k]];
-            }
-            let sq: f64 = (start..dpos).map(|p| self.l[p] * self.l[p]).sum();
-            let pivot = self.val[dpos] - sq;
-            // Cannot break down on an M-matrix; guard against round-off anyway.
-            self.l[dpos] = if pivot > 1e-300 {
-                pivot.sqrt()
-            } else {
-                self.val[dpos].max(1e-300).sqrt()
-            };
-        }
-    }
-
-    /// z = (L·Lᵀ)⁻¹·r
-    fn precondition(&mut self) {
-        let nf = self.r.len();
-        for i in 0..nf {
-            let mut v = self.r[i];
-            for p in self.row_ptr[i]..self.diag_pos[i] {
-                v -= self.l[p] * self.z[self.col[p]];
-            }
-            self.z[i] = v / self.l[self.diag_pos[i]];
-        }
-        for i in (0..nf).rev() {
-            self.z[i] /= self.l[self.diag_pos[i]];
-            let zi = self.z[i];
-            for p in self.row_ptr[i]..self.diag_pos[i] {
-                self.z[self.col[p]] -= self.l[p] * zi;
-            }
-        }
-    }
-
-    fn mul(&mut self) {
-        for i in 0..self.d.len() {
-            let mut v = 0.0;
-            for p in self.row_ptr[i]..self.row_ptr[i + 1] {
-                v += self.val[p] * self.d[self.col[p]];
-            }
-            self.ad[i] = v;
-        }
-    }
-
-    /// Solves M·x = b (node-indexed, fixed nodes ignored) to relative residual `tol`.
-    fn solve(&mut self, g: &[f64], b_nodes: &[f64], x_nodes: &mut [f64], tol: f64) {
-        self.assemble(g);
+        self.chol.factor(&self.sym, &self.values)?;
         for (node, &f) in self.map.iter().enumerate() {
             if f != NONE {
                 self.b[f] = b_nodes[node];
             }
         }
-        let nf = self.b.len();
-        self.x.iter_mut().for_each(|v| *v = 0.0);
-        self.r.copy_from_slice(&self.b);
-        let b_norm = self.b.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if b_norm > 0.0 {
-            self.precondition();
-            self.d.copy_from_slice(&self.z);
-            let mut rz: f64 = self.r.iter().zip(&self.z).map(|(a, b)| a * b).sum();
-            for _ in 0..(2 * nf).max(50) {
-                self.mul();
-                let dad: f64 = self.d.iter().zip(&self.ad).map(|(a, b)| a * b).sum();
-                if dad <= 0.0 {
-                    break;
-                }
-                let alpha = rz / dad;
-                for i in 0..nf {
-                    self.x[i] += alpha * self.d[i];
-                    self.r[i] -= alpha * self.ad[i];
-                }
-                let r_norm = self.r.iter().map(|v| v * v).sum::<f64>().sqrt();
-                if r_norm <= tol * b_norm {
-                    break;
-                }
-                self.precondition();
-                let rz_new: f64 = self.r.iter().zip(&self.z).map(|(a, b)| a * b).sum();
-                let beta = rz_new / rz;
-                rz = rz_new;
-                for i in 0..nf {
-                    self.d[i] = self.z[i] + beta * self.d[i];
-                }
-            }
-        }
+        self.chol.solve(&self.sym, &mut self.b);
         for (node, &f) in self.map.iter().enumerate() {
-            x_nodes[node] = if f == NONE { 0.0 } else { self.x[f] };
+            x_nodes[node] = if f == NONE { 0.0 } else { self.b[f] };
         }
+        Ok(())
     }
 }
 

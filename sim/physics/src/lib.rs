@@ -16,6 +16,7 @@ pub mod hx;
 pub mod hydraulics;
 pub mod pipe;
 pub mod radiator;
+pub mod sparse;
 pub mod water;
 pub mod weather;
 
