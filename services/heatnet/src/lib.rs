@@ -4,6 +4,7 @@
 pub mod configs;
 pub mod layout;
 pub mod procs;
+pub mod steady;
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {

@@ -32,8 +32,11 @@ enum Cmd {
         #[arg(long, default_value = heatnet::layout::DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
-    /// Run the simulator process (as `heatnet-sim`).
-    Sim(heatnet::procs::SimArgs),
+    /// Run the simulator, or compute a design steady state (`heatnet sim steady`).
+    Sim {
+        #[command(subcommand)]
+        command: heatnet::procs::SimCmd,
+    },
     /// Run the optimizer process (as `heatnet-optimizer`).
     Optimizer(heatnet::procs::OptimizerArgs),
     /// Run or inspect an edge gateway (as `heatnet-gateway`).
@@ -47,7 +50,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Up(args) => heatnet::run_process("heatnet", "up", 2, || up::run(args)),
-        Cmd::Sim(args) => heatnet::procs::sim(args),
+        Cmd::Sim { command } => heatnet::procs::sim_cmd(command),
         Cmd::Optimizer(args) => heatnet::procs::optimizer(args),
         Cmd::Gateway { command } => heatnet::procs::gateway(command),
         Cmd::Status {

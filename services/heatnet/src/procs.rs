@@ -45,6 +45,45 @@ pub fn sim(args: SimArgs) -> ExitCode {
     })
 }
 
+/// `heatnet sim …`: run the simulator, or compute a design steady state.
+#[derive(Subcommand, Clone, Debug)]
+pub enum SimCmd {
+    /// Run the simulator process (as `heatnet-sim`).
+    Run(SimArgs),
+    /// Design calculation: solve a steady state (hydraulics and temperatures)
+    /// and print every junction's pressures and temperatures, every pipe's
+    /// flows and outlet temperatures, and every plant's and substation's duty.
+    Steady(SteadyArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SteadyArgs {
+    /// Sample network name (demo, ring) or a path to a network file.
+    #[arg(long, default_value = "demo")]
+    pub network: String,
+    /// Design conditions (TOML): plant supply temperatures and, per substation,
+    /// `heat_w` with `return_temp_c` or `flow_kg_s`. Default: design heat at
+    /// design temperatures.
+    #[arg(long)]
+    pub conditions: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn sim_cmd(cmd: SimCmd) -> ExitCode {
+    match cmd {
+        SimCmd::Run(args) => sim(args),
+        SimCmd::Steady(args) => match crate::steady::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("heatnet sim steady: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
 /// Registry, durable telemetry, live network state, curves, setpoints, alarms.
 #[derive(Args, Clone, Debug)]
 pub struct OptimizerArgs {

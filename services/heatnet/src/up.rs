@@ -93,6 +93,7 @@ async fn wait_for_port(addr: &str, what: &str, timeout: Duration) -> anyhow::Res
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let net = Network::load(&args.network)?;
+    physics::Engine::supports(&net).map_err(|e| anyhow::anyhow!(e))?;
     let data_dir = args.data_dir.clone();
     std::fs::create_dir_all(data_dir.join("logs"))
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -135,6 +136,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         program: this_exe()?,
         args: vec![
             "sim".into(),
+            "run".into(),
             "--network".into(),
             network_arg,
             "--data-dir".into(),

@@ -31,6 +31,55 @@ pub struct Network {
     pub initial_room_temp_c: f64,
     pub plants: Vec<Plant>,
     pub substations: Vec<Substation>,
+    /// Explicit topology: junctions of the primary network. Leave out (with
+    /// `pipes`) to describe each substation's own pipe pair to its plant instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub junctions: Vec<Junction>,
+    /// Explicit topology: pipes between junctions, each a supply and return pair.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pipes: Vec<Pipe>,
+    /// Where the network's static pressure is held (return side), and at what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pressure_holding: Option<PressureHolding>,
+}
+
+/// A junction of the primary network (a supply and a return node).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Junction {
+    pub id: NodeId,
+    /// Map position, m (east, north).
+    #[serde(default)]
+    pub x_m: f64,
+    #[serde(default)]
+    pub y_m: f64,
+}
+
+/// A pre-insulated supply/return pipe pair between two junctions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipe {
+    pub id: NodeId,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub length_m: f64,
+    pub inner_diameter_m: f64,
+    /// Absolute roughness, m.
+    #[serde(default = "default_roughness")]
+    pub roughness_m: f64,
+    /// Heat loss per metre and kelvin of each pipe of the pair, W/(m·K).
+    #[serde(default = "default_pipe_loss")]
+    pub loss_w_m_k: f64,
+    #[serde(default = "default_ground_c")]
+    pub ground_temp_c: f64,
+}
+
+/// The pressure-holding point (make-up water pressurisation) on the return side.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PressureHolding {
+    pub junction: NodeId,
+    pub pressure_pa: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +120,37 @@ pub struct Plant {
     /// Price of the heat this plant produces, yuan/GJ.
     #[serde(default = "default_price")]
     pub heat_price_yuan_per_gj: f64,
+    /// Explicit topology: the junction the plant feeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub junction: Option<NodeId>,
+    /// Circulation pump: head at zero flow and at its rated flow, m, and the
+    /// rated flow, m³/h. Default: 65 m / 50 m at the plant's design flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pump: Option<PumpRating>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PumpRating {
+    pub shutoff_head_m: f64,
+    pub rated_flow_m3_h: f64,
+    pub rated_head_m: f64,
+}
+
+impl Plant {
+    /// Mass flow at design load and design temperatures, kg/s.
+    pub fn design_flow_kg_s(&self) -> f64 {
+        self.capacity_w
+            / (crate::WATER_CP_J_KG_K * (self.design_supply_temp_c - self.design_return_temp_c))
+    }
+
+    pub fn pump_rating(&self) -> PumpRating {
+        self.pump.unwrap_or(PumpRating {
+            shutoff_head_m: 65.0,
+            rated_flow_m3_h: self.design_flow_kg_s() / 970.0 * 3600.0,
+            rated_head_m: 50.0,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -89,9 +169,15 @@ pub struct Substation {
     /// Supply-curve group the control room sets curves for.
     #[serde(default = "default_group")]
     pub group: String,
-    /// Length of the primary supply (and return) pipe from the plant, m.
-    pub pipe_length_m: f64,
-    pub pipe_inner_diameter_m: f64,
+    /// Explicit topology: the junction the substation draws from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub junction: Option<NodeId>,
+    /// Without explicit topology: length of the substation's own supply (and
+    /// return) pipe from its plant, m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipe_length_m: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipe_inner_diameter_m: Option<f64>,
     /// Heat loss of the pipe per metre and kelvin to the ground, W/(m·K).
     #[serde(default = "default_pipe_loss")]
     pub pipe_loss_w_m_k: f64,
@@ -179,6 +265,9 @@ fn default_sec_return_c() -> f64 {
 fn default_capacity() -> f64 {
     165_000.0
 }
+fn default_roughness() -> f64 {
+    5.0e-5
+}
 
 /// Why a network description was refused. Each names the element and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +281,9 @@ pub enum NetworkError {
     Toml(String),
     #[error("network file is not valid JSON: {0}")]
     Json(String),
-    #[error("unknown sample network {0:?}: choose demo, or give a path to a .toml or .json file")]
+    #[error(
+        "unknown sample network {0:?}: choose demo or ring, or give a path to a .toml or .json file"
+    )]
     UnknownSample(String),
     #[error("{element}: {problem}")]
     Invalid { element: String, problem: String },
@@ -209,6 +300,8 @@ fn invalid(element: impl Into<String>, problem: impl Into<String>) -> NetworkErr
 
 /// The `demo` sample network, embedded in every binary.
 pub const DEMO_TOML: &str = include_str!("../networks/demo.toml");
+/// The `ring` sample network (explicit meshed topology, two plants).
+pub const RING_TOML: &str = include_str!("../networks/ring.toml");
 
 impl Network {
     pub fn from_toml(text: &str) -> Result<Self, NetworkError> {
@@ -228,6 +321,7 @@ impl Network {
     pub fn sample(name: &str) -> Result<Self, NetworkError> {
         match name {
             "demo" => Self::from_toml(DEMO_TOML),
+            "ring" => Self::from_toml(RING_TOML),
             other => Err(NetworkError::UnknownSample(other.to_string())),
         }
     }
@@ -337,6 +431,20 @@ impl Network {
                 1.0e4,
             )?;
         }
+        for p in &self.plants {
+            if let Some(r) = p.pump {
+                let el = format!("plant {}", p.id);
+                check_range(&el, "pump.shutoff_head_m", r.shutoff_head_m, 1.0, 500.0)?;
+                check_range(
+                    &el,
+                    "pump.rated_head_m",
+                    r.rated_head_m,
+                    0.5,
+                    r.shutoff_head_m - 0.1,
+                )?;
+                check_range(&el, "pump.rated_flow_m3_h", r.rated_flow_m3_h, 0.1, 1.0e6)?;
+            }
+        }
         let plant_ids: HashSet<&NodeId> = self.plants.iter().map(|p| &p.id).collect();
         for s in &self.substations {
             let el = format!("substation {}", s.id);
@@ -350,14 +458,27 @@ impl Network {
             if s.group.is_empty() || s.group.len() > 64 {
                 return Err(invalid(&el, "group must be 1 to 64 characters"));
             }
-            check_range(&el, "pipe_length_m", s.pipe_length_m, 1.0, 1.0e5)?;
-            check_range(
-                &el,
-                "pipe_inner_diameter_m",
-                s.pipe_inner_diameter_m,
-                0.01,
-                2.0,
-            )?;
+            if self.pipes.is_empty() {
+                let (Some(len), Some(dia)) = (s.pipe_length_m, s.pipe_inner_diameter_m) else {
+                    return Err(invalid(
+                        &el,
+                        "needs pipe_length_m and pipe_inner_diameter_m (its pipe to the plant), or give the network [[junctions]] and [[pipes]] and the substation a junction",
+                    ));
+                };
+                check_range(&el, "pipe_length_m", len, 1.0, 1.0e5)?;
+                check_range(&el, "pipe_inner_diameter_m", dia, 0.01, 2.0)?;
+                if s.junction.is_some() {
+                    return Err(invalid(
+                        &el,
+                        "has a junction but the network has no [[pipes]]",
+                    ));
+                }
+            } else if s.pipe_length_m.is_some() || s.pipe_inner_diameter_m.is_some() {
+                return Err(invalid(
+                    &el,
+                    "pipe_length_m / pipe_inner_diameter_m describe a private pipe; with [[pipes]] give the substation a junction instead",
+                ));
+            }
             check_range(&el, "pipe_loss_w_m_k", s.pipe_loss_w_m_k, 0.0, 10.0)?;
             check_range(&el, "ground_temp_c", s.ground_temp_c, -30.0, 40.0)?;
             check_range(
@@ -396,7 +517,150 @@ impl Network {
                 )?;
             }
         }
+        self.validate_topology(&mut seen)
+    }
+
+    /// Checks the explicit topology (if any): ids, references, ranges,
+    /// connectivity, a supply for every substation.
+    fn validate_topology(&self, seen: &mut HashSet<NodeId>) -> Result<(), NetworkError> {
+        if self.pipes.is_empty() {
+            if !self.junctions.is_empty() {
+                return Err(invalid("network", "has [[junctions]] but no [[pipes]]"));
+            }
+            for p in &self.plants {
+                if p.junction.is_some() {
+                    return Err(invalid(
+                        format!("plant {}", p.id),
+                        "has a junction but the network has no [[pipes]]",
+                    ));
+                }
+            }
+            if let Some(ph) = &self.pressure_holding {
+                check_range(
+                    "pressure_holding",
+                    "pressure_pa",
+                    ph.pressure_pa,
+                    0.5e5,
+                    2.5e6,
+                )?;
+                if !self.plants.iter().any(|p| p.id == ph.junction) {
+                    return Err(invalid(
+                        "pressure_holding",
+                        format!(
+                            "junction {} is not a plant of this network (without [[junctions]] the plants are the only junctions besides substations)",
+                            ph.junction
+                        ),
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        let mut index = std::collections::HashMap::new();
+        for (i, j) in self.junctions.iter().enumerate() {
+            let el = format!("junction {}", j.id);
+            if !seen.insert(j.id.clone()) {
+                return Err(invalid(&el, format!("id {} is used twice", j.id)));
+            }
+            if !(j.x_m.is_finite() && j.y_m.is_finite()) {
+                return Err(invalid(&el, "x_m / y_m must be finite"));
+            }
+            index.insert(j.id.clone(), i);
+        }
+        let mut adj = vec![Vec::new(); self.junctions.len()];
+        for p in &self.pipes {
+            let el = format!("pipe {}", p.id);
+            if !seen.insert(p.id.clone()) {
+                return Err(invalid(&el, format!("id {} is used twice", p.id)));
+            }
+            let (Some(&a), Some(&b)) = (index.get(&p.from), index.get(&p.to)) else {
+                let missing = if index.contains_key(&p.from) {
+                    &p.to
+                } else {
+                    &p.from
+                };
+                return Err(invalid(
+                    &el,
+                    format!("junction {missing} does not exist (a dangling pipe)"),
+                ));
+            };
+            if a == b {
+                return Err(invalid(&el, "starts and ends at the same junction"));
+            }
+            check_range(&el, "length_m", p.length_m, 0.1, 1.0e5)?;
+            check_range(&el, "inner_diameter_m", p.inner_diameter_m, 0.01, 2.0)?;
+            check_range(&el, "roughness_m", p.roughness_m, 0.0, 0.01)?;
+            check_range(&el, "loss_w_m_k", p.loss_w_m_k, 0.0, 10.0)?;
+            check_range(&el, "ground_temp_c", p.ground_temp_c, -30.0, 40.0)?;
+            adj[a].push(b);
+            adj[b].push(a);
+        }
+        let junction_of = |el: &str, j: &Option<NodeId>| -> Result<usize, NetworkError> {
+            let j = j
+                .as_ref()
+                .ok_or_else(|| invalid(el, "needs a junction (the network has [[pipes]])"))?;
+            index
+                .get(j)
+                .copied()
+                .ok_or_else(|| invalid(el, format!("junction {j} does not exist")))
+        };
+        let mut sources = Vec::new();
+        for p in &self.plants {
+            sources.push(junction_of(&format!("plant {}", p.id), &p.junction)?);
+        }
+        let mut reached = vec![false; self.junctions.len()];
+        let mut stack = sources.clone();
+        for &s in &sources {
+            reached[s] = true;
+        }
+        while let Some(v) = stack.pop() {
+            for &w in &adj[v] {
+                if !reached[w] {
+                    reached[w] = true;
+                    stack.push(w);
+                }
+            }
+        }
+        for s in &self.substations {
+            let el = format!("substation {}", s.id);
+            let j = junction_of(&el, &s.junction)?;
+            if !reached[j] {
+                return Err(invalid(
+                    &el,
+                    format!(
+                        "no supply: junction {} is not connected to any plant",
+                        self.junctions[j].id
+                    ),
+                ));
+            }
+        }
+        if let Some(i) = reached.iter().position(|r| !r) {
+            return Err(invalid(
+                format!("junction {}", self.junctions[i].id),
+                "is not connected to any plant (an island)",
+            ));
+        }
+        if let Some(ph) = &self.pressure_holding {
+            check_range(
+                "pressure_holding",
+                "pressure_pa",
+                ph.pressure_pa,
+                0.5e5,
+                2.5e6,
+            )?;
+            if !index.contains_key(&ph.junction) {
+                return Err(invalid(
+                    "pressure_holding",
+                    format!("junction {} does not exist", ph.junction),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// True when the network is described as private pipe pairs from plants to
+    /// substations (no explicit [[junctions]] / [[pipes]]).
+    pub fn is_star(&self) -> bool {
+        self.pipes.is_empty()
     }
 
     pub fn plant(&self, id: &NodeId) -> Option<&Plant> {
@@ -545,6 +809,58 @@ mod tests {
             Network::load("nosuch"),
             Err(NetworkError::UnknownSample(_))
         ));
+    }
+
+    fn ring_text_with(from: &str, to: &str) -> String {
+        assert!(RING_TOML.contains(from), "ring.toml lacks {from:?}");
+        RING_TOML.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn topology_refusals_name_the_element_and_the_problem() {
+        assert!(Network::sample("ring").is_ok());
+        let cases = [
+            (
+                ring_text_with("to = \"j-east\"", "to = \"j-nowhere\""),
+                "pipe p-n-e: junction j-nowhere does not exist (a dangling pipe)",
+            ),
+            (
+                ring_text_with("length_m = 1250.0", "length_m = -3.0"),
+                "pipe p-n-e: length_m = -3 is outside 0.1..100000",
+            ),
+            (
+                ring_text_with(
+                    "junction = \"j-north\"\npressure_pa",
+                    "junction = \"j-x\"\npressure_pa",
+                ),
+                "pressure_holding: junction j-x does not exist",
+            ),
+            (
+                // Cut both pipes to the centre: r4 has no supply.
+                ring_text_with(
+                    "from = \"j-centre\"\nto = \"j-north\"",
+                    "from = \"j-west\"\nto = \"j-north\"",
+                )
+                .replacen(
+                    "from = \"j-centre\"\nto = \"j-south-east\"",
+                    "from = \"j-east\"\nto = \"j-south-east\"",
+                    1,
+                ),
+                "substation r4: no supply: junction j-centre is not connected to any plant",
+            ),
+            (
+                format!("{RING_TOML}\n[[junctions]]\nid = \"j-lonely\"\n"),
+                "junction j-lonely: is not connected to any plant (an island)",
+            ),
+            (
+                ring_text_with("junction = \"j-east\"", "pipe_length_m = 100.0"),
+                "substation r1: pipe_length_m / pipe_inner_diameter_m describe a private pipe; with [[pipes]] give the substation a junction instead",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = Network::from_toml(&text).unwrap_err().to_string();
+            assert_eq!(err, want);
+        }
     }
 
     #[test]

@@ -105,6 +105,21 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Whether this engine can run the network dynamically. Today it runs
+    /// networks described as private pipe pairs from plants to substations;
+    /// explicit meshed topologies are solved in steady state by
+    /// [`crate::steady`] only.
+    pub fn supports(net: &Network) -> Result<(), String> {
+        if net.is_star() {
+            Ok(())
+        } else {
+            Err(format!(
+                "network {} has an explicit [[pipes]] topology: the dynamic simulator does not run meshed networks yet (use `heatnet sim steady` for a steady state)",
+                net.name
+            ))
+        }
+    }
+
     /// A fresh engine at the network's start time, rooms at their initial temperature.
     pub fn new(net: &Network) -> Self {
         let plants: Vec<PlantParams> = net
@@ -181,7 +196,8 @@ impl Engine {
             });
             substations.push(SubstationParams {
                 plant: plant_idx,
-                pipe_length_m: s.pipe_length_m,
+                // The dynamic engine runs star networks only (checked by `Engine::supports`).
+                pipe_length_m: s.pipe_length_m.unwrap_or(1.0),
                 pipe_loss_w_m_k: s.pipe_loss_w_m_k,
                 ground_c: s.ground_temp_c,
                 kv_m3_h: kv,

@@ -17,6 +17,7 @@ pub mod hydraulics;
 pub mod pipe;
 pub mod radiator;
 pub mod sparse;
+pub mod steady;
 pub mod water;
 pub mod weather;
 

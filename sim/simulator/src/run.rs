@@ -89,6 +89,7 @@ pub async fn run(
         SPEED_LIMITS.0,
         SPEED_LIMITS.1
     );
+    physics::Engine::supports(&cfg.network).map_err(|e| anyhow::anyhow!(e))?;
     let store = Store::open(
         &cfg.data_dir,
         &StoreConfig {

@@ -1,0 +1,692 @@
+//! Steady-state design calculation of a whole network, as planners use it:
+//! each substation draws a fixed heat with either a fixed return temperature or
+//! a fixed flow; plants hold their supply temperatures and pump; the result is
+//! every junction's pressures and temperatures and every pipe's flows and
+//! outlet temperatures.
+//!
+//! The network becomes two hydraulic graphs of the same shape — supply and
+//! return — joined at each plant by its circulation pump (return → supply). A
+//! substation takes its flow out of the supply graph at its junction and puts
+//! it back into the return graph there. The static pressure is held on the
+//! return side (the pressure-holding point). Temperatures follow the flow:
+//! water moves from high to low pressure along every pipe, so visiting nodes in
+//! falling pressure is a topological order; each node mixes what flows in, each
+//! pipe cools exponentially toward the ground. Flows and temperatures are
+//! iterated to a fixed point when substations have a fixed return temperature
+//! (their flow then depends on the supply temperature that reaches them).
+
+use std::collections::BTreeMap;
+
+use model::{Network, NodeId, WATER_CP_J_KG_K};
+use serde::{Deserialize, Serialize};
+
+use crate::hydraulics::{Link, LinkKind, Options, Problem, PumpCurve, SolveError, Solver};
+use crate::pipe;
+use crate::water::Water;
+
+/// Static pressure held on the return side when the network file names none, Pa.
+pub const DEFAULT_HOLDING_PRESSURE_PA: f64 = 2.0e5;
+/// Outer iterations (flows ↔ temperatures) at most.
+const MAX_OUTER: usize = 50;
+
+/// A junction or pipe of the network graph, explicit or derived.
+#[derive(Clone, Debug)]
+struct GPipe {
+    id: NodeId,
+    a: usize,
+    b: usize,
+    length_m: f64,
+    diameter_m: f64,
+    roughness_m: f64,
+    loss_w_m_k: f64,
+    ground_c: f64,
+}
+
+/// The network as a graph: explicit `[[junctions]]`/`[[pipes]]`, or for a
+/// network described with private pipes, one junction per plant and per
+/// substation and one pipe pair from each substation's plant to it.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    junctions: Vec<NodeId>,
+    pipes: Vec<GPipe>,
+    plant_at: Vec<usize>,
+    substation_at: Vec<usize>,
+    holding: (usize, f64),
+}
+
+impl Graph {
+    pub fn of(net: &Network) -> Self {
+        let mut junctions = Vec::new();
+        let mut pipes = Vec::new();
+        let mut index = BTreeMap::new();
+        let (plant_at, substation_at);
+        if net.is_star() {
+            for p in &net.plants {
+                index.insert(p.id.clone(), junctions.len());
+                junctions.push(p.id.clone());
+            }
+            let mut at = Vec::new();
+            for s in &net.substations {
+                let j = junctions.len();
+                junctions.push(s.id.clone());
+                at.push(j);
+                let a = index.get(&s.plant).copied().unwrap_or(0);
+                pipes.push(GPipe {
+                    id: NodeId::new(format!("{}.pipe", s.id)).unwrap_or_else(|_| s.id.clone()),
+                    a,
+                    b: j,
+                    length_m: s.pipe_length_m.unwrap_or(1.0),
+                    diameter_m: s.pipe_inner_diameter_m.unwrap_or(0.1),
+                    roughness_m: 5.0e-5,
+                    loss_w_m_k: s.pipe_loss_w_m_k,
+                    ground_c: s.ground_temp_c,
+                });
+            }
+            plant_at = (0..net.plants.len()).collect::<Vec<_>>();
+            substation_at = at;
+        } else {
+            for j in &net.junctions {
+                index.insert(j.id.clone(), junctions.len());
+                junctions.push(j.id.clone());
+            }
+            let at =
+                |id: &Option<NodeId>| id.as_ref().and_then(|j| index.get(j)).copied().unwrap_or(0);
+            for p in &net.pipes {
+                pipes.push(GPipe {
+                    id: p.id.clone(),
+                    a: index.get(&p.from).copied().unwrap_or(0),
+                    b: index.get(&p.to).copied().unwrap_or(0),
+                    length_m: p.length_m,
+                    diameter_m: p.inner_diameter_m,
+                    roughness_m: p.roughness_m,
+                    loss_w_m_k: p.loss_w_m_k,
+                    ground_c: p.ground_temp_c,
+                });
+            }
+            plant_at = net.plants.iter().map(|p| at(&p.junction)).collect();
+            substation_at = net.substations.iter().map(|s| at(&s.junction)).collect();
+        }
+        let holding = match &net.pressure_holding {
+            Some(ph) => (
+                junctions
+                    .iter()
+                    .position(|j| *j == ph.junction)
+                    .unwrap_or(plant_at[0]),
+                ph.pressure_pa,
+            ),
+            None => (plant_at[0], DEFAULT_HOLDING_PRESSURE_PA),
+        };
+        Self {
+            junctions,
+            pipes,
+            plant_at,
+            substation_at,
+            holding,
+        }
+    }
+}
+
+/// What a substation draws in the design case.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Draw {
+    /// Fixed heat and fixed primary return temperature.
+    HeatAndReturn { heat_w: f64, return_temp_c: f64 },
+    /// Fixed heat and fixed primary flow.
+    HeatAndFlow { heat_w: f64, flow_kg_s: f64 },
+}
+
+/// Design conditions: plant supply temperatures and substation draws.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conditions {
+    /// Supply temperature per plant, °C (default: its design supply temperature).
+    #[serde(default)]
+    pub plants: BTreeMap<NodeId, PlantCondition>,
+    /// Draw per substation (default: its design heat at its plant's design return temperature).
+    #[serde(default)]
+    pub substations: BTreeMap<NodeId, Draw>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlantCondition {
+    pub supply_temp_c: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SteadyError {
+    #[error("conditions name {kind} {id}, which the network does not have")]
+    UnknownNode { kind: &'static str, id: String },
+    #[error("substation {id}: {problem}")]
+    BadDraw { id: String, problem: String },
+    #[error("plant {id}: supply_temp_c {value} is outside 20..150 °C")]
+    BadSupply { id: String, value: f64 },
+    #[error("hydraulics: {0}")]
+    Hydraulics(#[from] SolveError),
+    #[error(
+        "substation {id} cannot draw {heat_w} W with return at {return_temp_c} °C: only {supply_temp_c:.2} °C reaches it"
+    )]
+    TooCold {
+        id: String,
+        heat_w: f64,
+        return_temp_c: f64,
+        supply_temp_c: f64,
+    },
+    #[error("flows and temperatures did not settle after {0} iterations")]
+    NotConverged(usize),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JunctionResult {
+    pub id: String,
+    pub supply_pressure_pa: f64,
+    pub return_pressure_pa: f64,
+    pub supply_temp_c: f64,
+    pub return_temp_c: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PipeResult {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    /// Mass flow in the supply pipe, kg/s (positive from `from` to `to`).
+    pub supply_flow_kg_s: f64,
+    pub supply_outlet_temp_c: f64,
+    /// Mass flow in the return pipe, kg/s (positive from `to` back to `from`).
+    pub return_flow_kg_s: f64,
+    pub return_outlet_temp_c: f64,
+    pub heat_loss_w: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SubstationResult {
+    pub id: String,
+    pub flow_kg_s: f64,
+    pub heat_w: f64,
+    pub supply_temp_c: f64,
+    pub return_temp_c: f64,
+    /// Pressure difference between supply and return at the substation, Pa.
+    pub diff_pressure_pa: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlantResult {
+    pub id: String,
+    pub flow_kg_s: f64,
+    pub heat_w: f64,
+    pub supply_temp_c: f64,
+    pub return_temp_c: f64,
+    pub pump_head_pa: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SteadyState {
+    pub network: String,
+    pub junctions: Vec<JunctionResult>,
+    pub pipes: Vec<PipeResult>,
+    pub substations: Vec<SubstationResult>,
+    pub plants: Vec<PlantResult>,
+    pub heat_produced_w: f64,
+    pub heat_delivered_w: f64,
+    pub heat_lost_w: f64,
+    /// (produced − delivered − lost) / produced.
+    pub energy_balance_error: f64,
+    /// Largest node mass imbalance, kg/s.
+    pub mass_balance_error_kg_s: f64,
+    pub iterations: usize,
+    /// Conditions a planner should look at (a pump pushed backwards, …).
+    pub warnings: Vec<String>,
+}
+
+/// Solves the design steady state of `net` under `cond`.
+pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyError> {
+    for id in cond.plants.keys() {
+        if net.plant(id).is_none() {
+            return Err(SteadyError::UnknownNode {
+                kind: "plant",
+                id: id.to_string(),
+            });
+        }
+    }
+    for id in cond.substations.keys() {
+        if net.substation(id).is_none() {
+            return Err(SteadyError::UnknownNode {
+                kind: "substation",
+                id: id.to_string(),
+            });
+        }
+    }
+    let g = Graph::of(net);
+    let nj = g.junctions.len();
+    let supply_c: Vec<f64> = net
+        .plants
+        .iter()
+        .map(|p| {
+            cond.plants
+                .get(&p.id)
+                .map_or(p.design_supply_temp_c, |c| c.supply_temp_c)
+        })
+        .collect();
+    for (p, &t) in net.plants.iter().zip(&supply_c) {
+        if !(20.0..=150.0).contains(&t) {
+            return Err(SteadyError::BadSupply {
+                id: p.id.to_string(),
+                value: t,
+            });
+        }
+    }
+    let draws: Vec<Draw> = net
+        .substations
+        .iter()
+        .map(|s| {
+            let plant_return = net.plant(&s.plant).map_or(55.0, |p| p.design_return_temp_c);
+            cond.substations
+                .get(&s.id)
+                .copied()
+                .unwrap_or(Draw::HeatAndReturn {
+                    heat_w: s.design_heat_w(),
+                    return_temp_c: plant_return,
+                })
+        })
+        .collect();
+    for (s, d) in net.substations.iter().zip(&draws) {
+        let bad = |problem: &str| SteadyError::BadDraw {
+            id: s.id.to_string(),
+            problem: problem.to_string(),
+        };
+        match *d {
+            Draw::HeatAndReturn {
+                heat_w,
+                return_temp_c,
+            } => {
+                if !(heat_w.is_finite() && heat_w >= 0.0) {
+                    return Err(bad("heat_w must be a finite number ≥ 0"));
+                }
+                if !(5.0..=140.0).contains(&return_temp_c) {
+                    return Err(bad("return_temp_c must be within 5..140 °C"));
+                }
+            }
+            Draw::HeatAndFlow { heat_w, flow_kg_s } => {
+                if !(heat_w.is_finite() && heat_w >= 0.0) {
+                    return Err(bad("heat_w must be a finite number ≥ 0"));
+                }
+                if !(flow_kg_s.is_finite() && flow_kg_s > 0.0) {
+                    return Err(bad("flow_kg_s must be a finite number > 0"));
+                }
+            }
+        }
+    }
+
+    // Node numbering: junction j → supply node 2j, return node 2j+1.
+    let (sn, rn) = (|j: usize| 2 * j, |j: usize| 2 * j + 1);
+    let mut t_sup = vec![supply_c.iter().copied().fold(f64::NEG_INFINITY, f64::max); nj];
+    let mut t_ret = vec![
+        net.plants
+            .iter()
+            .map(|p| p.design_return_temp_c)
+            .sum::<f64>()
+            / net.plants.len() as f64;
+        nj
+    ];
+    let mut flows: Vec<f64> = vec![0.0; draws.len()];
+    let mut solver: Option<Solver> = None;
+    let mut start: Option<Vec<f64>> = None;
+    let opts = Options::default();
+    for outer in 0..MAX_OUTER {
+        // Substation flows from the current supply temperatures.
+        let mut moved = 0.0f64;
+        for (i, d) in draws.iter().enumerate() {
+            let j = g.substation_at[i];
+            let q = match *d {
+                Draw::HeatAndFlow { flow_kg_s, .. } => flow_kg_s,
+                Draw::HeatAndReturn {
+                    heat_w,
+                    return_temp_c,
+                } => {
+                    let dt = t_sup[j] - return_temp_c;
+                    if dt <= 0.5 {
+                        if outer > 2 {
+                            return Err(SteadyError::TooCold {
+                                id: net.substations[i].id.to_string(),
+                                heat_w,
+                                return_temp_c,
+                                supply_temp_c: t_sup[j],
+                            });
+                        }
+                        heat_w / (WATER_CP_J_KG_K * 0.5)
+                    } else {
+                        heat_w / (WATER_CP_J_KG_K * dt)
+                    }
+                }
+            };
+            moved = moved.max((q - flows[i]).abs() / q.max(1e-6));
+            flows[i] = q;
+        }
+
+        // Hydraulics.
+        let mut links = Vec::with_capacity(2 * g.pipes.len() + g.plant_at.len());
+        for p in &g.pipes {
+            let kind = LinkKind::Pipe {
+                length_m: p.length_m,
+                diameter_m: p.diameter_m,
+                roughness_m: p.roughness_m,
+                minor_loss: 0.0,
+            };
+            links.push(Link {
+                from: sn(p.a),
+                to: sn(p.b),
+                kind,
+                water: Water::at(0.5 * (t_sup[p.a] + t_sup[p.b])),
+            });
+            links.push(Link {
+                from: rn(p.b),
+                to: rn(p.a),
+                kind,
+                water: Water::at(0.5 * (t_ret[p.a] + t_ret[p.b])),
+            });
+        }
+        for (k, plant) in net.plants.iter().enumerate() {
+            let r = plant.pump_rating();
+            let j = g.plant_at[k];
+            links.push(Link {
+                from: rn(j),
+                to: sn(j),
+                kind: LinkKind::Pump {
+                    curve: PumpCurve::from_rated(
+                        r.shutoff_head_m,
+                        r.rated_flow_m3_h,
+                        r.rated_head_m,
+                    ),
+                    speed: 1.0,
+                },
+                water: Water::at(t_ret[j]),
+            });
+        }
+        let mut demand = vec![0.0; 2 * nj];
+        for (i, &q) in flows.iter().enumerate() {
+            let j = g.substation_at[i];
+            demand[sn(j)] += q;
+            demand[rn(j)] -= q;
+        }
+        let problem = Problem {
+            node_count: 2 * nj,
+            links,
+            fixed_pressure_pa: vec![(rn(g.holding.0), g.holding.1)],
+            demand_kg_s: demand,
+        };
+        if solver.is_none() {
+            solver = Some(Solver::new(&problem)?);
+        }
+        let Some(s) = solver.as_mut() else {
+            unreachable!()
+        };
+        let hyd = s.solve(&problem, &opts, start.as_deref())?;
+        start = Some(hyd.flow_kg_s.clone());
+
+        // Temperatures, supply side then return side, each in falling pressure.
+        let (new_sup, new_ret, _) = propagate(
+            &g,
+            &problem,
+            &hyd.flow_kg_s,
+            &hyd.pressure_pa,
+            &supply_c,
+            &draws,
+            &flows,
+            &t_sup,
+            &t_ret,
+        );
+        let changed = new_sup
+            .iter()
+            .zip(&t_sup)
+            .chain(new_ret.iter().zip(&t_ret))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        t_sup = new_sup;
+        t_ret = new_ret;
+        if outer > 0 && changed < 1e-6 && moved < 1e-9 {
+            return Ok(assemble(
+                net,
+                &g,
+                &problem,
+                &hyd.flow_kg_s,
+                &hyd.pressure_pa,
+                &t_sup,
+                &t_ret,
+                &supply_c,
+                &draws,
+                &flows,
+                hyd.max_imbalance_kg_s,
+                outer + 1,
+            ));
+        }
+    }
+    Err(SteadyError::NotConverged(MAX_OUTER))
+}
+
+type Temps = (Vec<f64>, Vec<f64>, Vec<(f64, f64)>);
+
+/// Junction temperatures on both sides, and each pipe pair's outlet temperatures.
+#[allow(clippy::too_many_arguments)]
+fn propagate(
+    g: &Graph,
+    pb: &Problem,
+    q: &[f64],
+    p: &[f64],
+    supply_c: &[f64],
+    draws: &[Draw],
+    flows: &[f64],
+    old_sup: &[f64],
+    old_ret: &[f64],
+) -> Temps {
+    let nj = g.junctions.len();
+    let n_pipes = g.pipes.len();
+    let mut t_sup = old_sup.to_vec();
+    let mut t_ret = old_ret.to_vec();
+    let mut outlets = vec![(0.0, 0.0); n_pipes];
+    // Supply side: inflows are the plants' pumps and supply pipes.
+    let mut order: Vec<usize> = (0..nj).collect();
+    order.sort_by(|&a, &b| p[2 * b].total_cmp(&p[2 * a]));
+    for &j in &order {
+        let (mut mq, mut mqt) = (0.0, 0.0);
+        for (k, &pj) in g.plant_at.iter().enumerate() {
+            if pj == j {
+                let f = q[2 * n_pipes + k].max(0.0);
+                mq += f;
+                mqt += f * supply_c[k];
+            }
+        }
+        for (k, gp) in g.pipes.iter().enumerate() {
+            let f = q[2 * k];
+            let (src, dst) = if f >= 0.0 { (gp.a, gp.b) } else { (gp.b, gp.a) };
+            if dst == j && f.abs() > 0.0 {
+                let out = pipe::outlet_temp_c(
+                    t_sup[src],
+                    gp.ground_c,
+                    gp.loss_w_m_k,
+                    gp.length_m,
+                    f.abs(),
+                );
+                outlets[k].0 = out;
+                mq += f.abs();
+                mqt += f.abs() * out;
+            }
+        }
+        if mq > 1e-12 {
+            t_sup[j] = mqt / mq;
+        }
+    }
+    // Return side: inflows are substations, return pipes, and any pump that runs
+    // backwards (supply water falling back through a plant that cannot lift).
+    let mut order: Vec<usize> = (0..nj).collect();
+    order.sort_by(|&a, &b| p[2 * b + 1].total_cmp(&p[2 * a + 1]));
+    for &j in &order {
+        let (mut mq, mut mqt) = (0.0, 0.0);
+        for (k, &pj) in g.plant_at.iter().enumerate() {
+            let f = q[2 * n_pipes + k];
+            if pj == j && f < 0.0 {
+                mq += -f;
+                mqt += -f * t_sup[j];
+            }
+        }
+        for (i, d) in draws.iter().enumerate() {
+            if g.substation_at[i] == j {
+                let t_back = match *d {
+                    Draw::HeatAndReturn { return_temp_c, .. } => return_temp_c,
+                    Draw::HeatAndFlow { heat_w, flow_kg_s } => {
+                        t_sup[j] - heat_w / (WATER_CP_J_KG_K * flow_kg_s)
+                    }
+                };
+                mq += flows[i];
+                mqt += flows[i] * t_back;
+            }
+        }
+        for (k, gp) in g.pipes.iter().enumerate() {
+            let f = q[2 * k + 1]; // positive from b back to a
+            let (src, dst) = if f >= 0.0 { (gp.b, gp.a) } else { (gp.a, gp.b) };
+            if dst == j && f.abs() > 0.0 {
+                let out = pipe::outlet_temp_c(
+                    t_ret[src],
+                    gp.ground_c,
+                    gp.loss_w_m_k,
+                    gp.length_m,
+                    f.abs(),
+                );
+                outlets[k].1 = out;
+                mq += f.abs();
+                mqt += f.abs() * out;
+            }
+        }
+        if mq > 1e-12 {
+            t_ret[j] = mqt / mq;
+        }
+    }
+    let _ = pb;
+    (t_sup, t_ret, outlets)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    net: &Network,
+    g: &Graph,
+    pb: &Problem,
+    q: &[f64],
+    p: &[f64],
+    t_sup: &[f64],
+    t_ret: &[f64],
+    supply_c: &[f64],
+    draws: &[Draw],
+    flows: &[f64],
+    mass_error: f64,
+    iterations: usize,
+) -> SteadyState {
+    let (_, _, outlets) = propagate(g, pb, q, p, supply_c, draws, flows, t_sup, t_ret);
+    let n_pipes = g.pipes.len();
+    let cp = WATER_CP_J_KG_K;
+    let junctions = g
+        .junctions
+        .iter()
+        .enumerate()
+        .map(|(j, id)| JunctionResult {
+            id: id.to_string(),
+            supply_pressure_pa: p[2 * j],
+            return_pressure_pa: p[2 * j + 1],
+            supply_temp_c: t_sup[j],
+            return_temp_c: t_ret[j],
+        })
+        .collect();
+    let mut heat_lost_w = 0.0;
+    let pipes = g
+        .pipes
+        .iter()
+        .enumerate()
+        .map(|(k, gp)| {
+            let (fs, fr) = (q[2 * k], q[2 * k + 1]);
+            let s_in = if fs >= 0.0 { t_sup[gp.a] } else { t_sup[gp.b] };
+            let r_in = if fr >= 0.0 { t_ret[gp.b] } else { t_ret[gp.a] };
+            let loss =
+                fs.abs() * cp * (s_in - outlets[k].0) + fr.abs() * cp * (r_in - outlets[k].1);
+            heat_lost_w += loss;
+            PipeResult {
+                id: gp.id.to_string(),
+                from: g.junctions[gp.a].to_string(),
+                to: g.junctions[gp.b].to_string(),
+                supply_flow_kg_s: fs,
+                supply_outlet_temp_c: outlets[k].0,
+                return_flow_kg_s: fr,
+                return_outlet_temp_c: outlets[k].1,
+                heat_loss_w: loss,
+            }
+        })
+        .collect();
+    let mut heat_delivered_w = 0.0;
+    let substations = net
+        .substations
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let j = g.substation_at[i];
+            let t_back = match draws[i] {
+                Draw::HeatAndReturn { return_temp_c, .. } => return_temp_c,
+                Draw::HeatAndFlow { heat_w, flow_kg_s } => t_sup[j] - heat_w / (cp * flow_kg_s),
+            };
+            let heat = flows[i] * cp * (t_sup[j] - t_back);
+            heat_delivered_w += heat;
+            SubstationResult {
+                id: s.id.to_string(),
+                flow_kg_s: flows[i],
+                heat_w: heat,
+                supply_temp_c: t_sup[j],
+                return_temp_c: t_back,
+                diff_pressure_pa: p[2 * j] - p[2 * j + 1],
+            }
+        })
+        .collect();
+    let mut heat_produced_w = 0.0;
+    let mut warnings = Vec::new();
+    let plants = net
+        .plants
+        .iter()
+        .enumerate()
+        .map(|(k, plant)| {
+            let j = g.plant_at[k];
+            let f = q[2 * n_pipes + k];
+            // A pump pushed backwards passes water but heats nothing.
+            let heat = f.max(0.0) * cp * (supply_c[k] - t_ret[j]);
+            if f < 0.0 {
+                warnings.push(format!(
+                    "plant {}: its pump cannot lift against the network: {:.1} kg/s flow back through it (raise its head, or lower the other plants')",
+                    plant.id, -f
+                ));
+            }
+            heat_produced_w += heat;
+            PlantResult {
+                id: plant.id.to_string(),
+                flow_kg_s: f,
+                heat_w: heat,
+                supply_temp_c: supply_c[k],
+                return_temp_c: t_ret[j],
+                pump_head_pa: p[2 * j] - p[2 * j + 1],
+            }
+        })
+        .collect();
+    SteadyState {
+        network: net.name.clone(),
+        junctions,
+        pipes,
+        substations,
+        plants,
+        heat_produced_w,
+        heat_delivered_w,
+        heat_lost_w,
+        energy_balance_error: (heat_produced_w - heat_delivered_w - heat_lost_w)
+            / heat_produced_w.abs().max(1.0),
+        mass_balance_error_kg_s: mass_error,
+        iterations,
+        warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests;
