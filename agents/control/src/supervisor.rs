@@ -165,9 +165,12 @@ impl Actors {
         &self.kinds
     }
 
-    /// False once the supervisor has given up.
+    /// False once the supervisor has given up (it may still be starting: that counts as running).
     pub fn is_running(&self) -> bool {
-        matches!(self.supervisor.get_status(), ractor::ActorStatus::Running)
+        !matches!(
+            self.supervisor.get_status(),
+            ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
+        )
     }
 
     fn actor(&self, id: &NodeId) -> Result<ActorRef<NodeMsg>, ControlError> {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::WATER_DENSITY_KG_M3;
 use crate::building::BuildingThermal;
 use crate::hx::{self, counterflow};
-use crate::pipe;
+use crate::plug::{PipeSpec, PlugPipe};
 use crate::radiator::EmitterRating;
 
 /// Full valve stroke time, s: a valve moves at most 1/STROKE per second.
@@ -27,9 +27,8 @@ struct PlantParams {
 #[derive(Clone, Debug)]
 struct SubstationParams {
     plant: usize,
-    pipe_length_m: f64,
-    pipe_loss_w_m_k: f64,
-    ground_c: f64,
+    /// The substation's supply pipe (and its identical return pipe).
+    pipe: PipeSpec,
     kv_m3_h: f64,
     ua_design_w_k: f64,
     primary_design_kg_s: f64,
@@ -74,6 +73,12 @@ pub struct SubstationState {
     pub secondary_flow_kg_s: f64,
     pub heat_w: f64,
     pub buildings: Vec<BuildingState>,
+    /// Water in the primary supply pipe from the plant (transport delay).
+    #[serde(default)]
+    pub supply_pipe: PlugPipe,
+    /// Water in the primary return pipe back to the plant.
+    #[serde(default)]
+    pub return_pipe: PlugPipe,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -165,7 +170,19 @@ impl Engine {
                 })
                 .collect();
             let t0 = net.initial_room_temp_c;
+            let pipe = PipeSpec {
+                // The dynamic engine runs private-pipe networks only (see `Engine::supports`).
+                length_m: s.pipe_length_m.unwrap_or(1.0),
+                diameter_m: s.pipe_inner_diameter_m.unwrap_or(0.1),
+                loss_w_m_k: s.pipe_loss_w_m_k,
+                ground_c: s.ground_temp_c,
+                density_kg_m3: WATER_DENSITY_KG_M3,
+            };
             sub_states.push(SubstationState {
+                // A fresh simulation starts with the network in operation at its
+                // design temperatures; only the rooms start cold.
+                supply_pipe: PlugPipe::filled(&pipe, tp0),
+                return_pipe: PlugPipe::filled(&pipe, tpr0),
                 valve_command: 0.5,
                 valve_position: 0.5,
                 valve_stuck: false,
@@ -196,10 +213,7 @@ impl Engine {
             });
             substations.push(SubstationParams {
                 plant: plant_idx,
-                // The dynamic engine runs star networks only (checked by `Engine::supports`).
-                pipe_length_m: s.pipe_length_m.unwrap_or(1.0),
-                pipe_loss_w_m_k: s.pipe_loss_w_m_k,
-                ground_c: s.ground_temp_c,
+                pipe,
                 kv_m3_h: kv,
                 ua_design_w_k: ua0,
                 primary_design_kg_s: m_p0,
@@ -211,8 +225,8 @@ impl Engine {
             .plants
             .iter()
             .map(|p| PlantState {
-                supply_setpoint_c: 90.0,
-                supply_temp_c: 90.0,
+                supply_setpoint_c: p.design_supply_temp_c,
+                supply_temp_c: p.design_supply_temp_c,
                 return_temp_c: p.design_return_temp_c,
                 flow_kg_s: 0.0,
                 heat_w: 0.0,
@@ -275,13 +289,11 @@ impl Engine {
             let m_p = WATER_DENSITY_KG_M3 * sp.kv_m3_h * ss.valve_position / 3600.0
                 * (ss.diff_pressure_pa / 1.0e5).max(0.0).sqrt();
             ss.primary_flow_kg_s = m_p;
-            ss.primary_supply_c = pipe::outlet_temp_c(
-                plant.supply_temp_c,
-                sp.ground_c,
-                sp.pipe_loss_w_m_k,
-                sp.pipe_length_m,
-                m_p,
-            );
+            // The water reaching the substation left the plant one residence time ago.
+            ss.primary_supply_c = ss
+                .supply_pipe
+                .step(&sp.pipe, plant.supply_temp_c, m_p, dt_s)
+                .0;
 
             // Secondary circuit: the pump holds the differential pressure, so each
             // building's flow is its design flow times its balancing valve opening.
@@ -358,13 +370,10 @@ impl Engine {
                 bs.mass_c = m;
             }
 
-            let back = pipe::outlet_temp_c(
-                ss.primary_return_c,
-                sp.ground_c,
-                sp.pipe_loss_w_m_k,
-                sp.pipe_length_m,
-                m_p,
-            );
+            let back = ss
+                .return_pipe
+                .step(&sp.pipe, ss.primary_return_c, m_p, dt_s)
+                .0;
             plant_flow[sp.plant] += m_p;
             plant_return_heat[sp.plant] += m_p * back;
         }
@@ -463,6 +472,58 @@ mod tests {
         assert_eq!(e.state.substations[0].heat_w, 0.0);
         assert_eq!(e.state.substations[1].primary_flow_kg_s, 0.0);
         assert_eq!(e.state.substations[1].heat_w, 0.0);
+    }
+
+    #[test]
+    fn a_plant_supply_step_reaches_each_substation_one_residence_time_later() {
+        let mut net = Network::sample("demo").unwrap();
+        // Transport is under test, not capacity: let the plant follow its setpoint freely.
+        net.plants[0].capacity_w = 1.0e9;
+        let mut e = Engine::new(&net);
+        for s in e.state.substations.iter_mut() {
+            s.valve_command = 1.0;
+            s.valve_position = 1.0;
+        }
+        let dt = 10.0;
+        // Settle at 90 °C, then step the plant to 110 °C.
+        e.state.plants[0].supply_setpoint_c = 90.0;
+        for _ in 0..3000 {
+            e.step(dt, 0.0);
+        }
+        e.state.plants[0].supply_setpoint_c = 110.0;
+        let mut crossed = vec![None; net.substations.len()];
+        let mut plant_crossed = None;
+        for i in 1..=3000 {
+            e.step(dt, 0.0);
+            if plant_crossed.is_none() && e.state.plants[0].supply_temp_c > 100.0 {
+                plant_crossed = Some(i as f64 * dt);
+            }
+            for (k, s) in e.state.substations.iter().enumerate() {
+                if crossed[k].is_none() && s.primary_supply_c > 100.0 {
+                    crossed[k] = Some(i as f64 * dt);
+                }
+            }
+        }
+        // Once the plant's supply crosses 100 °C, the water needs its residence
+        // time ρ·A·L/ṁ to reach each substation.
+        let plant_half = plant_crossed.expect("the plant never reached 100 °C");
+        for (k, sub) in net.substations.iter().enumerate() {
+            let p = &e.substations[k].pipe;
+            let tau = p.mass_kg() / e.state.substations[k].primary_flow_kg_s;
+            let t = crossed[k].unwrap_or_else(|| panic!("{}: the step never arrived", sub.id));
+            // Heat loss makes the arriving water slightly cooler: allow a few minutes late.
+            assert!(
+                t >= plant_half + tau - dt && t <= plant_half + tau + 300.0,
+                "{}: arrived at {t} s, expected {} s",
+                sub.id,
+                plant_half + tau
+            );
+        }
+        // The far substation (3.3 km) sees it over an hour after the near one (0.8 km).
+        assert!(
+            crossed[4].unwrap() - crossed[0].unwrap() > 3600.0,
+            "{crossed:?}"
+        );
     }
 
     #[test]

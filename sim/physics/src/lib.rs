@@ -15,6 +15,7 @@ pub mod engine;
 pub mod hx;
 pub mod hydraulics;
 pub mod pipe;
+pub mod plug;
 pub mod radiator;
 pub mod sparse;
 pub mod steady;
