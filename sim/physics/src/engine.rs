@@ -55,6 +55,13 @@ pub struct PlantState {
     pub tripped: bool,
     /// Fault: the pump does not run whatever it is told.
     pub pump_tripped: bool,
+    /// Fault: share of the capacity available (1 when healthy).
+    #[serde(default = "one")]
+    pub capacity_factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -233,6 +240,7 @@ impl Engine {
                 pump_on: true,
                 tripped: false,
                 pump_tripped: false,
+                capacity_factor: 1.0,
             })
             .collect();
         Self {
@@ -393,7 +401,8 @@ impl Engine {
             let k = 1.0 - (-dt_s / PLANT_TIME_CONSTANT_S).exp();
             let mut t_sup = ps.supply_temp_c + (target - ps.supply_temp_c) * k;
             if m > 1e-9 {
-                let max_t = ps.return_temp_c + pp.capacity_w / (m * WATER_CP_J_KG_K);
+                let max_t =
+                    ps.return_temp_c + pp.capacity_w * ps.capacity_factor / (m * WATER_CP_J_KG_K);
                 t_sup = t_sup.min(max_t);
                 ps.heat_w = (m * WATER_CP_J_KG_K * (t_sup - ps.return_temp_c)).max(0.0);
             } else {

@@ -43,6 +43,10 @@ fn fault_kind(raw: i32) -> Result<FaultKind, ConversionError> {
         Ok(v1::FaultKind::SensorOffset) => Ok(FaultKind::SensorOffset),
         Ok(v1::FaultKind::PumpTrip) => Ok(FaultKind::PumpTrip),
         Ok(v1::FaultKind::PlantTrip) => Ok(FaultKind::PlantTrip),
+        Ok(v1::FaultKind::SensorDrift) => Ok(FaultKind::SensorDrift),
+        Ok(v1::FaultKind::SensorNoise) => Ok(FaultKind::SensorNoise),
+        Ok(v1::FaultKind::SensorDropout) => Ok(FaultKind::SensorDropout),
+        Ok(v1::FaultKind::PlantDerate) => Ok(FaultKind::PlantDerate),
         Ok(v1::FaultKind::Unspecified) => Err(ConversionError::Unspecified {
             field: "fault.kind".into(),
         }),
@@ -60,6 +64,10 @@ fn fault_kind_to_wire(k: FaultKind) -> v1::FaultKind {
         FaultKind::SensorOffset => v1::FaultKind::SensorOffset,
         FaultKind::PumpTrip => v1::FaultKind::PumpTrip,
         FaultKind::PlantTrip => v1::FaultKind::PlantTrip,
+        FaultKind::SensorDrift => v1::FaultKind::SensorDrift,
+        FaultKind::SensorNoise => v1::FaultKind::SensorNoise,
+        FaultKind::SensorDropout => v1::FaultKind::SensorDropout,
+        FaultKind::PlantDerate => v1::FaultKind::PlantDerate,
     }
 }
 

@@ -22,6 +22,27 @@ pub enum FaultKind {
     SensorOffset,
     PumpTrip,
     PlantTrip,
+    /// The sensor's error grows by `magnitude` per hour since injection.
+    SensorDrift,
+    /// Seeded Gaussian noise with standard deviation `magnitude`.
+    SensorNoise,
+    /// The reading is missing.
+    SensorDropout,
+    /// The plant keeps `magnitude` (0 < m ≤ 1) of its capacity.
+    PlantDerate,
+}
+
+impl FaultKind {
+    fn is_sensor(self) -> bool {
+        matches!(
+            self,
+            FaultKind::SensorFrozen
+                | FaultKind::SensorOffset
+                | FaultKind::SensorDrift
+                | FaultKind::SensorNoise
+                | FaultKind::SensorDropout
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -307,9 +328,10 @@ impl World {
     /// What the device's sensors report now, sensor faults included.
     pub fn read_sensors(&self, device: &str) -> Result<Vec<Reading>, WorldError> {
         let (id, d) = self.device(device)?;
+        let now = self.time_ms();
         Ok(Self::sensors_of(d)
             .iter()
-            .map(|&m| {
+            .filter_map(|&m| {
                 let mut v = self.true_value(d, m);
                 for f in self
                     .faults
@@ -319,10 +341,17 @@ impl World {
                     match f.fault.kind {
                         FaultKind::SensorFrozen => v = f.frozen_value.unwrap_or(v),
                         FaultKind::SensorOffset => v += f.fault.magnitude,
+                        FaultKind::SensorDrift => {
+                            v += f.fault.magnitude * (now - f.injected_at_ms).max(0) as f64 / 3.6e6
+                        }
+                        FaultKind::SensorNoise => {
+                            v += f.fault.magnitude * seeded_normal(self.net.weather.seed, f.id, now)
+                        }
+                        FaultKind::SensorDropout => return None,
                         _ => {}
                     }
                 }
-                Reading::new(m, v)
+                Some(Reading::new(m, v))
             })
             .collect())
     }
@@ -405,17 +434,22 @@ impl World {
         let applicable = match fault.kind {
             FaultKind::StuckValve => kind != NodeKind::Plant,
             FaultKind::PumpTrip => kind != NodeKind::Building,
-            FaultKind::PlantTrip => kind == NodeKind::Plant,
-            FaultKind::SensorFrozen | FaultKind::SensorOffset => true,
+            FaultKind::PlantTrip | FaultKind::PlantDerate => kind == NodeKind::Plant,
+            k => k.is_sensor(),
         };
         if !applicable {
             return Err(not_applicable());
         }
         let mut frozen_value = None;
-        if matches!(
-            fault.kind,
-            FaultKind::SensorFrozen | FaultKind::SensorOffset
-        ) {
+        if fault.kind == FaultKind::PlantDerate
+            && !(fault.magnitude.is_finite() && fault.magnitude > 0.0 && fault.magnitude <= 1.0)
+        {
+            return Err(WorldError::FaultIncomplete {
+                kind: fault.kind,
+                what: "a magnitude in (0, 1]: the share of capacity left",
+            });
+        }
+        if fault.kind.is_sensor() {
             let m = fault.metric.ok_or(WorldError::FaultIncomplete {
                 kind: fault.kind,
                 what: "a sensor (metric)",
@@ -427,7 +461,7 @@ impl World {
                     metric: m.name(),
                 });
             }
-            if fault.kind == FaultKind::SensorOffset
+            if matches!(fault.kind, FaultKind::SensorOffset | FaultKind::SensorDrift)
                 && !(fault.magnitude.is_finite() && fault.magnitude != 0.0)
             {
                 return Err(WorldError::FaultIncomplete {
@@ -435,9 +469,17 @@ impl World {
                     what: "a finite, non-zero magnitude",
                 });
             }
+            if fault.kind == FaultKind::SensorNoise
+                && !(fault.magnitude.is_finite() && fault.magnitude > 0.0)
+            {
+                return Err(WorldError::FaultIncomplete {
+                    kind: fault.kind,
+                    what: "a positive magnitude (the noise's standard deviation)",
+                });
+            }
             frozen_value = Some(self.true_value(d, m));
         }
-        self.apply_fault_flag(d, fault.kind, true);
+        self.apply_fault_flag(d, fault.kind, true, fault.magnitude);
         let rec = FaultRecord {
             id: self.next_fault_id,
             fault,
@@ -465,17 +507,20 @@ impl World {
         self.faults[idx].cleared_at_ms = Some(now);
         let rec = self.faults[idx].clone();
         let (_, d) = self.device(rec.fault.device.as_str())?;
-        // Another active fault of the same kind on the same device keeps the flag.
-        let still = self.faults.iter().any(|f| {
+        match self.faults.iter().rev().find(|f| {
             f.active && f.fault.device == rec.fault.device && f.fault.kind == rec.fault.kind
-        });
-        if !still {
-            self.apply_fault_flag(d, rec.fault.kind, false);
+        }) {
+            // Another active fault of the same kind keeps its effect.
+            Some(other) => {
+                let m = other.fault.magnitude;
+                self.apply_fault_flag(d, rec.fault.kind, true, m)
+            }
+            None => self.apply_fault_flag(d, rec.fault.kind, false, 0.0),
         }
         Ok(rec)
     }
 
-    fn apply_fault_flag(&mut self, d: DeviceRef, kind: FaultKind, on: bool) {
+    fn apply_fault_flag(&mut self, d: DeviceRef, kind: FaultKind, on: bool, magnitude: f64) {
         let st = &mut self.engine.state;
         match (kind, d) {
             (FaultKind::StuckValve, DeviceRef::Substation(i)) => st.substations[i].valve_stuck = on,
@@ -485,9 +530,27 @@ impl World {
             (FaultKind::PumpTrip, DeviceRef::Substation(i)) => st.substations[i].pump_tripped = on,
             (FaultKind::PumpTrip, DeviceRef::Plant(i)) => st.plants[i].pump_tripped = on,
             (FaultKind::PlantTrip, DeviceRef::Plant(i)) => st.plants[i].tripped = on,
+            (FaultKind::PlantDerate, DeviceRef::Plant(i)) => {
+                st.plants[i].capacity_factor = if on { magnitude } else { 1.0 }
+            }
             _ => {}
         }
     }
+}
+
+/// A standard normal value determined by (seed, fault, time): replayable noise
+/// (Box–Muller on two hashed uniforms).
+fn seeded_normal(seed: u64, fault_id: u64, time_ms: i64) -> f64 {
+    let mix = |mut x: u64| {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    };
+    let h = mix(seed ^ mix(fault_id ^ mix(time_ms as u64)));
+    let u1 = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    let u2 = ((mix(h) >> 11) as f64) / (1u64 << 53) as f64;
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 #[cfg(test)]
@@ -564,6 +627,106 @@ mod tests {
             w.clear_fault(f.id).unwrap_err(),
             WorldError::AlreadyCleared(f.id)
         );
+    }
+
+    fn sensor_fault(kind: FaultKind, dev: &str, m: Metric, magnitude: f64) -> Fault {
+        Fault {
+            kind,
+            device: NodeId::new(dev).unwrap(),
+            metric: Some(m),
+            magnitude,
+        }
+    }
+
+    #[test]
+    fn drift_grows_with_time_noise_is_seeded_and_dropout_removes_the_reading() {
+        let mut w = world();
+        w.inject_fault(sensor_fault(
+            FaultKind::SensorDrift,
+            "s01",
+            Metric::SecondarySupplyTempC,
+            2.0,
+        ))
+        .unwrap();
+        let noise = w
+            .inject_fault(sensor_fault(
+                FaultKind::SensorNoise,
+                "s02-b01",
+                Metric::RoomTempC,
+                0.5,
+            ))
+            .unwrap();
+        w.inject_fault(sensor_fault(
+            FaultKind::SensorDropout,
+            "s03",
+            Metric::SecondarySupplyTempC,
+            0.0,
+        ))
+        .unwrap();
+        // Two hours later the drift is 4 K.
+        for _ in 0..720 {
+            w.step(10.0);
+        }
+        let truth = w.state().substations[0].secondary_supply_c;
+        assert!((read(&w, "s01", Metric::SecondarySupplyTempC) - truth - 4.0).abs() < 1e-9);
+        assert!(
+            !w.read_sensors("s03")
+                .unwrap()
+                .iter()
+                .any(|r| r.metric == Metric::SecondarySupplyTempC)
+        );
+        assert_eq!(
+            w.read_sensors("s03").unwrap().len(),
+            SUBSTATION_SENSORS.len() - 1
+        );
+        // Noise: same seed, fault and time give the same value; over many
+        // instants its spread is the magnitude.
+        let samples: Vec<f64> = (0..4000)
+            .map(|t| 0.5 * seeded_normal(w.net.weather.seed, noise.id, t * 1000))
+            .collect();
+        assert_eq!(seeded_normal(1, 2, 3), seeded_normal(1, 2, 3));
+        let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+        let sd =
+            (samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / samples.len() as f64).sqrt();
+        assert!(
+            mean.abs() < 0.03 && (sd - 0.5).abs() < 0.03,
+            "mean {mean}, sd {sd}"
+        );
+    }
+
+    #[test]
+    fn a_derated_plant_delivers_less_and_recovers_when_cleared() {
+        let mut w = world();
+        for s in w.engine.state.substations.iter_mut() {
+            s.valve_command = 1.0;
+        }
+        for _ in 0..360 {
+            w.step(10.0);
+        }
+        let full = read(&w, "plant-a", Metric::HeatW);
+        let f = w
+            .inject_fault(Fault {
+                kind: FaultKind::PlantDerate,
+                device: NodeId::new("plant-a").unwrap(),
+                metric: None,
+                magnitude: 0.5,
+            })
+            .unwrap();
+        for _ in 0..360 {
+            w.step(10.0);
+        }
+        let derated = read(&w, "plant-a", Metric::HeatW);
+        assert!(derated <= 0.5 * 16.0e6 + 1.0, "{derated}");
+        assert!(derated < full, "{derated} vs {full}");
+        w.clear_fault(f.id).unwrap();
+        assert_eq!(w.state().plants[0].capacity_factor, 1.0);
+        let bad = w.inject_fault(Fault {
+            kind: FaultKind::PlantDerate,
+            device: NodeId::new("plant-a").unwrap(),
+            metric: None,
+            magnitude: 1.5,
+        });
+        assert!(matches!(bad, Err(WorldError::FaultIncomplete { .. })));
     }
 
     #[test]
