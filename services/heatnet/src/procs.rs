@@ -26,6 +26,9 @@ pub struct SimArgs {
     /// Physics step, network seconds.
     #[arg(long, default_value_t = 10.0)]
     pub step_s: f64,
+    /// Play the weather of an EPW file instead of the network's synthetic weather.
+    #[arg(long)]
+    pub epw: Option<PathBuf>,
 }
 
 pub fn sim(args: SimArgs) -> ExitCode {
@@ -38,6 +41,7 @@ pub fn sim(args: SimArgs) -> ExitCode {
                 listen: args.listen,
                 speed: args.speed,
                 step_s: args.step_s,
+                epw: args.epw,
             },
             crate::shutdown_signal(),
         )

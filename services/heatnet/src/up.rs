@@ -31,6 +31,9 @@ pub struct UpArgs {
     /// Gateways fall back on their local curves after this much optimizer silence, ms.
     #[arg(long, default_value_t = 30_000)]
     fallback_after_ms: u64,
+    /// Play the weather of an EPW file instead of the network's synthetic weather.
+    #[arg(long)]
+    epw: Option<PathBuf>,
 }
 
 /// One supervised child process.
@@ -145,7 +148,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             sim_addr.clone(),
             "--speed".into(),
             args.speed.to_string(),
-        ],
+        ]
+        .into_iter()
+        .chain(args.epw.iter().flat_map(|p| {
+            [
+                "--epw".to_string(),
+                std::fs::canonicalize(p)
+                    .unwrap_or(p.clone())
+                    .display()
+                    .to_string(),
+            ]
+        }))
+        .collect(),
     };
     let opt = Spec {
         name: "optimizer".into(),

@@ -86,12 +86,37 @@ pub struct PressureHolding {
 #[serde(deny_unknown_fields)]
 pub struct Weather {
     pub seed: u64,
-    /// Mean outdoor temperature, °C.
+    /// Mean outdoor temperature, °C (the yearly mean when `seasonal_amplitude_k` is set).
     pub mean_temp_c: f64,
     /// Half the peak-to-peak daily swing, K.
     pub daily_amplitude_k: f64,
     /// Standard deviation of the slow random deviation from the mean, K.
     pub variability_k: f64,
+    /// Half the yearly swing of the daily mean, coldest in mid-January, K (0: no season).
+    #[serde(default)]
+    pub seasonal_amplitude_k: f64,
+    /// Chance that a cold wave starts in any week (0: none).
+    #[serde(default)]
+    pub cold_wave_weekly_probability: f64,
+    /// Typical depth of a cold wave below the usual temperature, K.
+    #[serde(default = "default_wave_depth")]
+    pub cold_wave_depth_k: f64,
+    /// Latitude for the sun's path, degrees north.
+    #[serde(default = "default_latitude")]
+    pub latitude_deg: f64,
+    /// Mean share of the clear-sky sunshine that clouds take away (0..1).
+    #[serde(default = "default_cloudiness")]
+    pub cloudiness: f64,
+}
+
+fn default_wave_depth() -> f64 {
+    8.0
+}
+fn default_latitude() -> f64 {
+    39.1
+}
+fn default_cloudiness() -> f64 {
+    0.4
 }
 
 impl Default for Weather {
@@ -101,6 +126,30 @@ impl Default for Weather {
             mean_temp_c: -1.0,
             daily_amplitude_k: 4.0,
             variability_k: 3.0,
+            seasonal_amplitude_k: 0.0,
+            cold_wave_weekly_probability: 0.0,
+            cold_wave_depth_k: default_wave_depth(),
+            latitude_deg: default_latitude(),
+            cloudiness: default_cloudiness(),
+        }
+    }
+}
+
+impl Weather {
+    /// A Tianjin-like climate: yearly mean 12.9 °C swinging ±15.8 K (about −3 °C
+    /// on mid-January days, +5 °C in mid-November and mid-March), ±4.5 K each
+    /// day, and cold waves in a third of the weeks that take nights to about −15 °C.
+    pub fn tianjin(seed: u64) -> Self {
+        Self {
+            seed,
+            mean_temp_c: 12.9,
+            daily_amplitude_k: 4.5,
+            variability_k: 2.0,
+            seasonal_amplitude_k: 15.8,
+            cold_wave_weekly_probability: 0.35,
+            cold_wave_depth_k: 8.0,
+            latitude_deg: 39.1,
+            cloudiness: 0.35,
         }
     }
 }
@@ -396,6 +445,36 @@ impl Network {
             0.0,
             20.0,
         )?;
+        let w = &self.weather;
+        check_range(
+            "network.weather",
+            "seasonal_amplitude_k",
+            w.seasonal_amplitude_k,
+            0.0,
+            40.0,
+        )?;
+        check_range(
+            "network.weather",
+            "cold_wave_weekly_probability",
+            w.cold_wave_weekly_probability,
+            0.0,
+            1.0,
+        )?;
+        check_range(
+            "network.weather",
+            "cold_wave_depth_k",
+            w.cold_wave_depth_k,
+            0.0,
+            30.0,
+        )?;
+        check_range(
+            "network.weather",
+            "latitude_deg",
+            w.latitude_deg,
+            -66.0,
+            66.0,
+        )?;
+        check_range("network.weather", "cloudiness", w.cloudiness, 0.0, 1.0)?;
         let mut seen = HashSet::new();
         let mut dup = |id: &NodeId, element: &str| {
             if seen.insert(id.clone()) {

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub const AIR_CAPACITY_J_K_M2: f64 = 15_000.0;
 /// Internal gains (people, appliances) per m² of floor, W/m².
 pub const INTERNAL_GAINS_W_M2: f64 = 3.0;
+/// Effective solar aperture per m² of floor (window share × g-value × orientation), m²/m².
+pub const SOLAR_APERTURE_M2_M2: f64 = 0.03;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BuildingThermal {
@@ -25,6 +27,9 @@ pub struct BuildingThermal {
     pub c_air_j_k: f64,
     pub c_mass_j_k: f64,
     pub gains_w: f64,
+    /// Effective area through which global horizontal sunshine heats the rooms, m².
+    #[serde(default)]
+    pub solar_aperture_m2: f64,
 }
 
 impl BuildingThermal {
@@ -46,6 +51,7 @@ impl BuildingThermal {
             c_air_j_k: AIR_CAPACITY_J_K_M2 * floor_area_m2,
             c_mass_j_k: capacity_j_k_m2 * floor_area_m2,
             gains_w: INTERNAL_GAINS_W_M2 * floor_area_m2,
+            solar_aperture_m2: SOLAR_APERTURE_M2_M2 * floor_area_m2,
         }
     }
 
@@ -55,6 +61,8 @@ impl BuildingThermal {
     }
 
     /// Backward-Euler step: returns (air, mass) temperatures after `dt_s`.
+    /// `heat_w` includes every gain from outside the building's own model
+    /// (emitters, sunshine); internal gains are added here.
     pub fn step(
         &self,
         air_c: f64,

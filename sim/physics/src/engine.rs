@@ -273,8 +273,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Advances the network by `dt_s` seconds with the given outdoor temperature.
-    pub fn step(&mut self, dt_s: f64, outdoor_c: f64) {
+    /// Advances the network by `dt_s` seconds under the given outdoor
+    /// temperature and global horizontal sunshine (W/m²).
+    pub fn step(&mut self, dt_s: f64, outdoor_c: f64, ghi_w_m2: f64) {
+        let sun = |bp: &BuildingParams| bp.thermal.solar_aperture_m2 * ghi_w_m2.max(0.0);
         let st = &mut self.state;
         st.outdoor_c = outdoor_c;
         let max_valve_move = dt_s / VALVE_STROKE_S;
@@ -371,9 +373,9 @@ impl Engine {
             }
 
             for (bp, bs) in sp.buildings.iter().zip(ss.buildings.iter_mut()) {
-                let (a, m) = bp
-                    .thermal
-                    .step(bs.air_c, bs.mass_c, bs.heat_w, outdoor_c, dt_s);
+                let (a, m) =
+                    bp.thermal
+                        .step(bs.air_c, bs.mass_c, bs.heat_w + sun(bp), outdoor_c, dt_s);
                 bs.air_c = a;
                 bs.mass_c = m;
             }
@@ -427,7 +429,7 @@ mod tests {
         }
         e.state.plants[0].supply_setpoint_c = 105.0;
         for _ in 0..(6 * 360) {
-            e.step(10.0, -2.0);
+            e.step(10.0, -2.0, 0.0);
         }
         let st = &e.state;
         let warm = st
@@ -477,7 +479,7 @@ mod tests {
         e.state.substations[0].pump_tripped = true;
         e.state.substations[1].valve_command = 0.0;
         e.state.substations[1].valve_position = 0.0;
-        e.step(10.0, 0.0);
+        e.step(10.0, 0.0, 0.0);
         assert_eq!(e.state.substations[0].heat_w, 0.0);
         assert_eq!(e.state.substations[1].primary_flow_kg_s, 0.0);
         assert_eq!(e.state.substations[1].heat_w, 0.0);
@@ -497,13 +499,13 @@ mod tests {
         // Settle at 90 °C, then step the plant to 110 °C.
         e.state.plants[0].supply_setpoint_c = 90.0;
         for _ in 0..3000 {
-            e.step(dt, 0.0);
+            e.step(dt, 0.0, 0.0);
         }
         e.state.plants[0].supply_setpoint_c = 110.0;
         let mut crossed = vec![None; net.substations.len()];
         let mut plant_crossed = None;
         for i in 1..=3000 {
-            e.step(dt, 0.0);
+            e.step(dt, 0.0, 0.0);
             if plant_crossed.is_none() && e.state.plants[0].supply_temp_c > 100.0 {
                 plant_crossed = Some(i as f64 * dt);
             }
@@ -542,7 +544,7 @@ mod tests {
         e.state.substations[0].valve_stuck = true;
         e.state.substations[0].valve_command = 1.0;
         e.state.substations[1].valve_command = 1.0;
-        e.step(30.0, 0.0);
+        e.step(30.0, 0.0, 0.0);
         assert_eq!(e.state.substations[0].valve_position, 0.5);
         assert!((e.state.substations[1].valve_position - 1.0).abs() < 1e-12);
     }

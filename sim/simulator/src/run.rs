@@ -29,6 +29,8 @@ pub struct SimConfig {
     pub speed: f64,
     /// Length of one physics step, network seconds.
     pub step_s: f64,
+    /// Weather from an EPW file instead of the network's synthetic weather.
+    pub epw: Option<PathBuf>,
 }
 
 /// The simulator's clock: speed and pause, changed at run time over gRPC.
@@ -100,6 +102,17 @@ pub async fn run(
     )?;
     let table = store.table("state")?;
     let mut world = World::new(cfg.network.clone());
+    if let Some(path) = &cfg.epw {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading weather file {}", path.display()))?;
+        let epw = physics::weather::Epw::parse(&text)
+            .with_context(|| format!("weather file {}", path.display()))?;
+        tracing::info!(location = %epw.location, "weather from EPW file");
+        world.set_weather(physics::WeatherModel::from_epw(
+            epw,
+            cfg.network.weather.seed,
+        ));
+    }
     match table.get_json::<Snapshot>("snapshot")? {
         Some(snap) => {
             world.restore(snap).context(

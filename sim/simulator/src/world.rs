@@ -172,6 +172,13 @@ impl World {
         w
     }
 
+    /// Replaces the weather (e.g. with an EPW file's), keeping the operator's offset.
+    pub fn set_weather(&mut self, mut weather: WeatherModel) {
+        weather.offset_k = self.weather.offset_k;
+        self.weather = weather;
+        self.engine.state.outdoor_c = self.weather.outdoor_temp_c(self.engine.state.time_ms);
+    }
+
     pub fn network(&self) -> &Network {
         &self.net
     }
@@ -226,7 +233,8 @@ impl World {
     pub fn step(&mut self, dt_s: f64) {
         let t_mid = self.engine.state.time_ms + (dt_s * 500.0) as i64;
         let outdoor = self.weather.outdoor_temp_c(t_mid);
-        self.engine.step(dt_s, outdoor);
+        let sun = self.weather.ghi_w_m2(t_mid);
+        self.engine.step(dt_s, outdoor, sun);
     }
 
     fn device(&self, id: &str) -> Result<(NodeId, DeviceRef), WorldError> {
