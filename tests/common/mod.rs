@@ -284,12 +284,27 @@ pub struct System {
 
 impl System {
     pub async fn start(name: &str, speed: f64, fallback_after_ms: u64) -> Self {
+        Self::start_with(
+            name,
+            speed,
+            fallback_after_ms,
+            heatnet::configs::HardwareKind::Grpc,
+        )
+        .await
+    }
+
+    pub async fn start_with(
+        name: &str,
+        speed: f64,
+        fallback_after_ms: u64,
+        hardware: heatnet::configs::HardwareKind,
+    ) -> Self {
         let dir = TempDir::new(name);
         let base = free_port_block(30);
         let sim_addr = format!("127.0.0.1:{base}");
         let opt_addr = format!("127.0.0.1:{}", base + 1);
         let net = model::Network::sample("demo").expect("demo network");
-        let configs = heatnet::configs::gateway_configs(
+        let mut configs = heatnet::configs::gateway_configs(
             &net,
             &dir.0,
             &opt_addr,
@@ -298,6 +313,16 @@ impl System {
             fallback_after_ms,
         )
         .expect("gateway configs");
+        let mut sim_extra: Vec<String> = Vec::new();
+        if hardware == heatnet::configs::HardwareKind::Modbus {
+            let modbus_port = free_port_block(10);
+            heatnet::configs::use_modbus(
+                &mut configs,
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                modbus_port,
+            );
+            sim_extra = vec!["--modbus-base-port".into(), modbus_port.to_string()];
+        }
         let sim = Proc::start(
             &dir.0,
             "sim",
@@ -311,7 +336,10 @@ impl System {
                 sim_addr.clone(),
                 "--speed".into(),
                 speed.to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(sim_extra)
+            .collect::<Vec<_>>(),
         );
         let optimizer = Proc::start(
             &dir.0,

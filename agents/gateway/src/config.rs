@@ -29,6 +29,12 @@ pub struct GatewayConfig {
 pub enum HardwareConfig {
     /// The simulator's gRPC hardware API at `address` (`host:port`).
     Simulator { address: String },
+    /// A Modbus TCP site server (a PLC, or the simulator's) at `address`, with
+    /// the unit id of every hosted actor's device (register map: docs/modbus.md).
+    Modbus {
+        address: SocketAddr,
+        units: std::collections::BTreeMap<NodeId, u8>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,6 +125,25 @@ impl GatewayConfig {
             return Err(format!(
                 "actors: a gateway hosts exactly one plant or substation, found {heads}"
             ));
+        }
+        if let HardwareConfig::Modbus { units, .. } = &self.hardware {
+            for a in &self.actors {
+                match units.get(&a.id) {
+                    None => {
+                        return Err(format!(
+                            "hardware.units: no Modbus unit id for actor {}",
+                            a.id
+                        ));
+                    }
+                    Some(0) | Some(248..) => {
+                        return Err(format!(
+                            "hardware.units: unit id of {} must be 1..247",
+                            a.id
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for a in &self.actors {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use control::{Actors, LinkState, TickInput};
-use hardware::{Hardware, SimHardware};
+use hardware::{Driver, Hardware, ModbusHardware, SimHardware};
 use model::{ActorSnapshot, NodeId};
 use store::{Store, StoreConfig};
 
@@ -40,7 +40,15 @@ pub async fn run(
     tracing::info!(gateway_id = %cfg.gateway_id, next_seq = info.next_seq, pending = info.pending, "gateway starting");
     let actors = Arc::new(Actors::start(&cfg.gateway_id, cfg.actors.clone(), &store).await?);
     let hw = match &cfg.hardware {
-        HardwareConfig::Simulator { address } => SimHardware::new(address)?,
+        HardwareConfig::Simulator { address } => Driver::Sim(SimHardware::new(address)?),
+        HardwareConfig::Modbus { address, units } => {
+            let units = cfg
+                .actors
+                .iter()
+                .filter_map(|a| units.get(&a.id).map(|u| (a.id.clone(), (*u, a.kind))))
+                .collect();
+            Driver::Modbus(ModbusHardware::new(*address, units))
+        }
     };
 
     let (reporter, health, reflection) = observe::grpc::health_and_reflection()?;

@@ -1,7 +1,7 @@
 //! The one way agents touch hardware: the [`Hardware`] trait, and its drivers.
 //!
 //! - [`SimHardware`]: the simulator's gRPC hardware API.
-//! - Modbus TCP: next (issue 4), behind the same trait.
+//! - [`ModbusHardware`]: Modbus TCP to a site server (a PLC, or the simulator's).
 //!
 //! A driver reads every device a gateway needs in one scan and writes one
 //! device's actuators at a time. It never retries on its own: the scan loop
@@ -15,6 +15,9 @@ use proto::v1;
 use proto::v1::simulator_service_client::SimulatorServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+mod modbus;
+pub use modbus::ModbusHardware;
 
 /// Readings of several devices taken in one scan.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,5 +134,27 @@ impl Hardware for SimHardware {
             .await
             .map_err(|s| self.map_status(s))?;
         Ok(())
+    }
+}
+
+/// Any of the drivers, chosen by configuration.
+pub enum Driver {
+    Sim(SimHardware),
+    Modbus(ModbusHardware),
+}
+
+impl Hardware for Driver {
+    async fn scan(&self, devices: &[NodeId]) -> Result<Scan, HardwareError> {
+        match self {
+            Driver::Sim(h) => h.scan(devices).await,
+            Driver::Modbus(h) => h.scan(devices).await,
+        }
+    }
+
+    async fn write(&self, device: &NodeId, writes: &[ActuatorWrite]) -> Result<(), HardwareError> {
+        match self {
+            Driver::Sim(h) => h.write(device, writes).await,
+            Driver::Modbus(h) => h.write(device, writes).await,
+        }
     }
 }

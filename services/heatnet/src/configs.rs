@@ -48,6 +48,39 @@ fn plant_curve(p: &model::Plant, outdoor_design_c: f64) -> anyhow::Result<Supply
 }
 
 /// Gateway configurations for every plant and substation of the network.
+/// How gateways reach the (simulated) hardware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum HardwareKind {
+    /// The simulator's gRPC hardware API.
+    #[default]
+    Grpc,
+    /// Modbus TCP: one simulated site server per plant and substation.
+    Modbus,
+}
+
+/// First Modbus site port for a given base port.
+pub fn modbus_base_port(base_port: u16) -> u16 {
+    base_port + 200
+}
+
+/// Switches generated gateway configurations to Modbus TCP: site i (plants,
+/// then substations, as the simulator numbers them) at `modbus_base_port + i`,
+/// unit 1 for the plant or substation and 2, 3, … for its buildings.
+pub fn use_modbus(configs: &mut [GatewayConfig], host: std::net::IpAddr, modbus_base_port: u16) {
+    for (i, c) in configs.iter_mut().enumerate() {
+        let units = c
+            .actors
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (a.id.clone(), (k + 1) as u8))
+            .collect();
+        c.hardware = HardwareConfig::Modbus {
+            address: std::net::SocketAddr::new(host, modbus_base_port + i as u16),
+            units,
+        };
+    }
+}
+
 pub fn gateway_configs(
     net: &Network,
     data_dir: &Path,

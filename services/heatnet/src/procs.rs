@@ -29,6 +29,9 @@ pub struct SimArgs {
     /// Play the weather of an EPW file instead of the network's synthetic weather.
     #[arg(long)]
     pub epw: Option<PathBuf>,
+    /// Also serve every site over Modbus TCP, on consecutive ports from this one.
+    #[arg(long)]
+    pub modbus_base_port: Option<u16>,
 }
 
 pub fn sim(args: SimArgs) -> ExitCode {
@@ -42,6 +45,7 @@ pub fn sim(args: SimArgs) -> ExitCode {
                 speed: args.speed,
                 step_s: args.step_s,
                 epw: args.epw,
+                modbus_base_port: args.modbus_base_port,
             },
             crate::shutdown_signal(),
         )

@@ -34,6 +34,9 @@ pub struct UpArgs {
     /// Play the weather of an EPW file instead of the network's synthetic weather.
     #[arg(long)]
     epw: Option<PathBuf>,
+    /// How gateways reach the simulated hardware.
+    #[arg(long, value_enum, default_value_t = heatnet::configs::HardwareKind::Grpc)]
+    hardware: heatnet::configs::HardwareKind,
 }
 
 /// One supervised child process.
@@ -109,7 +112,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let sim_addr = format!("127.0.0.1:{}", args.base_port);
     let opt_addr = format!("127.0.0.1:{}", args.base_port + 1);
 
-    let configs = gateway_configs(
+    let mut configs = gateway_configs(
         &net,
         &data_dir,
         &opt_addr,
@@ -117,6 +120,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.base_port,
         args.fallback_after_ms,
     )?;
+    let modbus_port = heatnet::configs::modbus_base_port(args.base_port);
+    if args.hardware == heatnet::configs::HardwareKind::Modbus {
+        heatnet::configs::use_modbus(
+            &mut configs,
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            modbus_port,
+        );
+    }
     let mut entries = Vec::new();
     for c in &configs {
         let path = layout::gateway_config_path(&data_dir, c.gateway_id.as_str());
@@ -150,6 +161,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             args.speed.to_string(),
         ]
         .into_iter()
+        .chain(
+            (args.hardware == heatnet::configs::HardwareKind::Modbus)
+                .then(|| ["--modbus-base-port".to_string(), modbus_port.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .chain(args.epw.iter().flat_map(|p| {
             [
                 "--epw".to_string(),

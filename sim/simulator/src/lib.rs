@@ -7,6 +7,7 @@
 //! - [`run`]: the process: clock loop, sled snapshots, server, shutdown.
 
 pub mod grpc;
+pub mod modbus;
 pub mod run;
 pub mod world;
 

@@ -31,6 +31,8 @@ pub struct SimConfig {
     pub step_s: f64,
     /// Weather from an EPW file instead of the network's synthetic weather.
     pub epw: Option<PathBuf>,
+    /// Serve Modbus TCP, one site per port from this one (plants, then substations).
+    pub modbus_base_port: Option<u16>,
 }
 
 /// The simulator's clock: speed and pause, changed at run time over gRPC.
@@ -127,6 +129,11 @@ pub async fn run(
     }
     let world = Arc::new(Mutex::new(world));
     let clock = Arc::new(Clock::new(cfg.speed));
+    if let Some(port) = cfg.modbus_base_port {
+        let sites =
+            crate::modbus::serve(world.clone(), &cfg.network, cfg.listen.ip(), port).await?;
+        tracing::info!(sites = sites.len(), first_port = port, "modbus serving");
+    }
 
     let (reporter, health, reflection) = observe::grpc::health_and_reflection()?;
     reporter

@@ -117,35 +117,6 @@ pub struct World {
     next_fault_id: u64,
 }
 
-const PLANT_SENSORS: &[Metric] = &[
-    Metric::SupplyTempC,
-    Metric::ReturnTempC,
-    Metric::FlowKgS,
-    Metric::HeatW,
-    Metric::OutdoorTempC,
-    Metric::PumpRunning,
-];
-const SUBSTATION_SENSORS: &[Metric] = &[
-    Metric::SupplyTempC,
-    Metric::ReturnTempC,
-    Metric::FlowKgS,
-    Metric::HeatW,
-    Metric::SecondarySupplyTempC,
-    Metric::SecondaryReturnTempC,
-    Metric::SecondaryFlowKgS,
-    Metric::OutdoorTempC,
-    Metric::ValvePosition,
-    Metric::DiffPressurePa,
-    Metric::PumpRunning,
-];
-const BUILDING_SENSORS: &[Metric] = &[
-    Metric::RoomTempC,
-    Metric::BuildingFlowKgS,
-    Metric::BuildingReturnTempC,
-    Metric::HeatW,
-    Metric::ValvePosition,
-];
-
 impl World {
     pub fn new(net: Network) -> Self {
         let engine = Engine::new(&net);
@@ -270,19 +241,11 @@ impl World {
     }
 
     fn sensors_of(d: DeviceRef) -> &'static [Metric] {
-        match d {
-            DeviceRef::Plant(_) => PLANT_SENSORS,
-            DeviceRef::Substation(_) => SUBSTATION_SENSORS,
-            DeviceRef::Building(..) => BUILDING_SENSORS,
-        }
+        model::hardware::sensors(Self::kind(d))
     }
 
     fn actuators_of(d: DeviceRef) -> &'static [Actuator] {
-        match d {
-            DeviceRef::Plant(_) => &[Actuator::PlantSupplySetpointC, Actuator::PlantPump],
-            DeviceRef::Substation(_) => &[Actuator::PrimaryValve, Actuator::SecondaryPump],
-            DeviceRef::Building(..) => &[Actuator::BalancingValve],
-        }
+        model::hardware::actuators(Self::kind(d))
     }
 
     /// The true physical value behind a sensor.
@@ -685,7 +648,7 @@ mod tests {
         );
         assert_eq!(
             w.read_sensors("s03").unwrap().len(),
-            SUBSTATION_SENSORS.len() - 1
+            model::hardware::sensors(NodeKind::Substation).len() - 1
         );
         // Noise: same seed, fault and time give the same value; over many
         // instants its spread is the magnitude.
