@@ -385,14 +385,7 @@ impl Solver {
                 rhs[l.from] += r[k] / c1;
                 rhs[l.to] -= r[k] / c1;
             }
-            for i in 0..n {
-                if !free[i] {
-                    rhs[i] = 0.0;
-                }
-            }
-            self.linear
-                .solve(&g, &rhs, &mut dp)
-                .map_err(|e| SolveError::Numerical(e.to_string()))?;
+            self.linear.solve_free(&g, &mut rhs, &mut dp, free)?;
             for (k, l) in pb.links.iter().enumerate() {
                 q[k] = (-r[k] + dp[l.from] - dp[l.to]) / g[k];
             }
@@ -429,14 +422,7 @@ impl Solver {
                 rhs[l.from] += v;
                 rhs[l.to] -= v;
             }
-            for i in 0..n {
-                if !free[i] {
-                    rhs[i] = 0.0;
-                }
-            }
-            self.linear
-                .solve(&g, &rhs, &mut dp)
-                .map_err(|e| SolveError::Numerical(e.to_string()))?;
+            self.linear.solve_free(&g, &mut rhs, &mut dp, free)?;
             // Σ|δq| / Σ|q| (as EPANET): a per-link ratio never settles on the
             // links of a mesh that carry almost nothing.
             let (mut sum_dq, mut sum_q) = (0.0f64, 0.0f64);
@@ -547,6 +533,23 @@ impl Linear {
             slots,
             b: vec![0.0; nf],
         }
+    }
+
+    /// Grounds the fixed nodes' rows of `rhs`, then solves for the pressure corrections.
+    fn solve_free(
+        &mut self,
+        g: &[f64],
+        rhs: &mut [f64],
+        dp: &mut [f64],
+        free: &[bool],
+    ) -> Result<(), SolveError> {
+        for (x, &is_free) in rhs.iter_mut().zip(free) {
+            if !is_free {
+                *x = 0.0;
+            }
+        }
+        self.solve(g, rhs, dp)
+            .map_err(|e| SolveError::Numerical(e.to_string()))
     }
 
     /// Solves (A·G⁻¹·Aᵀ)·x = b over the free nodes (node-indexed; fixed nodes get 0).
