@@ -136,6 +136,18 @@ pub enum Draw {
     HeatAndFlow { heat_w: f64, flow_kg_s: f64 },
 }
 
+impl Draw {
+    /// Primary return temperature of this draw when `supply_c` reaches the substation.
+    pub fn return_temp_c(&self, supply_c: f64) -> f64 {
+        match *self {
+            Draw::HeatAndReturn { return_temp_c, .. } => return_temp_c,
+            Draw::HeatAndFlow { heat_w, flow_kg_s } => {
+                supply_c - heat_w / (WATER_CP_J_KG_K * flow_kg_s)
+            }
+        }
+    }
+}
+
 /// Design conditions: plant supply temperatures and substation draws.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -428,7 +440,6 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         // Temperatures, supply side then return side, each in falling pressure.
         let (new_sup, new_ret, _) = propagate(
             &g,
-            &problem,
             &hyd.flow_kg_s,
             &hyd.pressure_pa,
             &supply_c,
@@ -449,7 +460,6 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
             return Ok(assemble(
                 net,
                 &g,
-                &problem,
                 &hyd.flow_kg_s,
                 &hyd.pressure_pa,
                 &t_sup,
@@ -471,7 +481,6 @@ type Temps = (Vec<f64>, Vec<f64>, Vec<(f64, f64)>);
 #[allow(clippy::too_many_arguments)]
 fn propagate(
     g: &Graph,
-    pb: &Problem,
     q: &[f64],
     p: &[f64],
     supply_c: &[f64],
@@ -532,12 +541,7 @@ fn propagate(
         }
         for (i, d) in draws.iter().enumerate() {
             if g.substation_at[i] == j {
-                let t_back = match *d {
-                    Draw::HeatAndReturn { return_temp_c, .. } => return_temp_c,
-                    Draw::HeatAndFlow { heat_w, flow_kg_s } => {
-                        t_sup[j] - heat_w / (WATER_CP_J_KG_K * flow_kg_s)
-                    }
-                };
+                let t_back = d.return_temp_c(t_sup[j]);
                 mq += flows[i];
                 mqt += flows[i] * t_back;
             }
@@ -562,7 +566,6 @@ fn propagate(
             t_ret[j] = mqt / mq;
         }
     }
-    let _ = pb;
     (t_sup, t_ret, outlets)
 }
 
@@ -570,7 +573,6 @@ fn propagate(
 fn assemble(
     net: &Network,
     g: &Graph,
-    pb: &Problem,
     q: &[f64],
     p: &[f64],
     t_sup: &[f64],
@@ -581,7 +583,7 @@ fn assemble(
     mass_error: f64,
     iterations: usize,
 ) -> SteadyState {
-    let (_, _, outlets) = propagate(g, pb, q, p, supply_c, draws, flows, t_sup, t_ret);
+    let (_, _, outlets) = propagate(g, q, p, supply_c, draws, flows, t_sup, t_ret);
     let n_pipes = g.pipes.len();
     let cp = WATER_CP_J_KG_K;
     let junctions = g
@@ -627,10 +629,7 @@ fn assemble(
         .enumerate()
         .map(|(i, s)| {
             let j = g.substation_at[i];
-            let t_back = match draws[i] {
-                Draw::HeatAndReturn { return_temp_c, .. } => return_temp_c,
-                Draw::HeatAndFlow { heat_w, flow_kg_s } => t_sup[j] - heat_w / (cp * flow_kg_s),
-            };
+            let t_back = draws[i].return_temp_c(t_sup[j]);
             let heat = flows[i] * cp * (t_sup[j] - t_back);
             heat_delivered_w += heat;
             SubstationResult {
