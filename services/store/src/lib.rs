@@ -19,10 +19,12 @@ const META_TREE: &str = "__heatnet_meta";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "cannot open store at {path}: {source} (is another process using this data directory?)"
-    )]
+    #[error("cannot open store at {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
+    #[error(
+        "store at {path} is locked by another process (waited {waited_ms} ms): stop it or give this process its own data directory"
+    )]
+    Locked { path: PathBuf, waited_ms: u64 },
     #[error(
         "{path} is not a heatnet store (it holds data but no heatnet marker); give an empty or heatnet data directory"
     )]
@@ -43,6 +45,51 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("stored value under {key} is corrupt: {reason}")]
     Corrupt { key: String, reason: String },
+}
+
+/// How long [`Store::open`] waits for another holder of the directory lock.
+///
+/// sled releases its file lock only when its background flusher lets go of
+/// the database, which can be a few hundred milliseconds after the last handle
+/// was dropped (a restart inside one process, or tests). A live process that
+/// keeps the directory is reported as [`StoreError::Locked`] after this.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn open_waiting_for_lock(
+    dir: &Path,
+    cache_bytes: u64,
+    wait: std::time::Duration,
+) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock") =>
+            {
+                if started.elapsed() >= wait {
+                    return Err(StoreError::Locked {
+                        path: dir.to_path_buf(),
+                        waited_ms: started.elapsed().as_millis() as u64,
+                    });
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 /// What a store holds and for whom.
@@ -75,14 +122,7 @@ impl Store {
                 path: dir.to_path_buf(),
             });
         }
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cfg.cache_bytes)
-            .open()
-            .map_err(|source| StoreError::Open {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        let db = open_waiting_for_lock(dir, cfg.cache_bytes, LOCK_WAIT)?;
         let meta = db.open_tree(META_TREE)?;
         let get = |k: &str| -> Result<Option<String>, StoreError> {
             Ok(meta
@@ -346,6 +386,28 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("not optimizer"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn waits_for_a_lock_that_is_let_go_and_names_one_that_is_not() {
+        let dir = tmp("lock");
+        let held = Store::open(&dir, &cfg("gateway", "s01")).unwrap();
+        let err = open_waiting_for_lock(&dir, 1 << 20, std::time::Duration::from_millis(50))
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(
+            err.to_string().contains("locked by another process"),
+            "{err}"
+        );
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(held);
+        });
+        let s = Store::open(&dir, &cfg("gateway", "s01")).unwrap();
+        release.join().unwrap();
+        drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
