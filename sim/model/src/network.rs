@@ -79,7 +79,34 @@ pub struct Pipe {
 #[serde(deny_unknown_fields)]
 pub struct PressureHolding {
     pub junction: NodeId,
+    /// Static (gauge) pressure held on the return side, Pa.
     pub pressure_pa: f64,
+    /// Most make-up water the pressurisation pumps can feed, kg/s.
+    #[serde(default = "default_makeup_capacity")]
+    pub makeup_capacity_kg_s: f64,
+    /// Gas cushion of the expansion vessel at the held pressure, m³: water
+    /// lost beyond the make-up capacity comes out of the vessel and the
+    /// pressure falls as the gas expands (p·V = const).
+    #[serde(default = "default_vessel_gas")]
+    pub vessel_gas_m3: f64,
+    /// Gauge pressure at the holding point below which the circulation pumps
+    /// trip on loss of water, Pa. They restart 0.3 bar above it.
+    #[serde(default = "default_low_pressure_trip")]
+    pub low_pressure_trip_pa: f64,
+}
+
+/// Defaults of the pressure-holding point, also used where a network names none.
+pub const DEFAULT_MAKEUP_CAPACITY_KG_S: f64 = 10.0;
+pub const DEFAULT_VESSEL_GAS_M3: f64 = 20.0;
+pub const DEFAULT_LOW_PRESSURE_TRIP_PA: f64 = 1.0e5;
+fn default_makeup_capacity() -> f64 {
+    DEFAULT_MAKEUP_CAPACITY_KG_S
+}
+fn default_vessel_gas() -> f64 {
+    DEFAULT_VESSEL_GAS_M3
+}
+fn default_low_pressure_trip() -> f64 {
+    DEFAULT_LOW_PRESSURE_TRIP_PA
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -725,6 +752,27 @@ impl Network {
                 ph.pressure_pa,
                 0.5e5,
                 2.5e6,
+            )?;
+            check_range(
+                "pressure_holding",
+                "makeup_capacity_kg_s",
+                ph.makeup_capacity_kg_s,
+                0.0,
+                1.0e3,
+            )?;
+            check_range(
+                "pressure_holding",
+                "vessel_gas_m3",
+                ph.vessel_gas_m3,
+                0.1,
+                1.0e4,
+            )?;
+            check_range(
+                "pressure_holding",
+                "low_pressure_trip_pa",
+                ph.low_pressure_trip_pa,
+                0.0,
+                ph.pressure_pa,
             )?;
             if !index.contains_key(&ph.junction) {
                 return Err(invalid(

@@ -189,7 +189,9 @@ pub async fn run(
                     Ok(w) => w,
                     Err(_) => return Err(anyhow::anyhow!("simulator state poisoned")),
                 };
-                w.step(cfg.step_s);
+                if let Err(e) = w.step(cfg.step_s) {
+                    tracing::warn!(error = %e, "simulation step");
+                }
             }
             clock.steps.fetch_add(1, Ordering::Relaxed);
             if last_save.elapsed() >= SNAPSHOT_EVERY {
