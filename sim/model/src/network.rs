@@ -287,6 +287,22 @@ pub struct Building {
     /// Schools, hospitals: tracked individually.
     #[serde(default)]
     pub priority: bool,
+    /// Share of the flats that are top-floor or gable-end flats, 0..1.
+    #[serde(default = "default_exposed_share")]
+    pub exposed_flat_share: f64,
+    /// How much colder those flats run than the building's average at design
+    /// conditions, K (utilities report 2 K: 16 °C where the average is 18 °C).
+    #[serde(default = "default_exposed_offset")]
+    pub exposed_flat_offset_k: f64,
+}
+
+pub const DEFAULT_EXPOSED_FLAT_SHARE: f64 = 0.2;
+pub const DEFAULT_EXPOSED_FLAT_OFFSET_K: f64 = 2.0;
+fn default_exposed_share() -> f64 {
+    DEFAULT_EXPOSED_FLAT_SHARE
+}
+fn default_exposed_offset() -> f64 {
+    DEFAULT_EXPOSED_FLAT_OFFSET_K
 }
 
 impl Building {
@@ -398,6 +414,10 @@ impl Network {
         match name {
             "demo" => Self::from_toml(DEMO_TOML),
             "ring" => Self::from_toml(RING_TOML),
+            "city" => crate::generate::city(
+                crate::generate::CITY_SUBSTATIONS,
+                crate::generate::CITY_SEED,
+            ),
             other => Err(NetworkError::UnknownSample(other.to_string())),
         }
     }
@@ -611,6 +631,14 @@ impl Network {
                 let bel = format!("building {} (substation {})", b.id, s.id);
                 dup(&b.id, &bel)?;
                 check_range(&bel, "floor_area_m2", b.floor_area_m2, 10.0, 1.0e6)?;
+                check_range(&bel, "exposed_flat_share", b.exposed_flat_share, 0.0, 1.0)?;
+                check_range(
+                    &bel,
+                    "exposed_flat_offset_k",
+                    b.exposed_flat_offset_k,
+                    0.0,
+                    10.0,
+                )?;
                 if let Some(q) = b.design_heat_w {
                     check_range(&bel, "design_heat_w", q, 100.0, 1.0e8)?;
                 }

@@ -59,6 +59,10 @@ pub const BURST_AREA_SHARE: f64 = 0.25;
 const CLOSED_KV_M3_H: f64 = 0.01;
 /// Links whose water temperature moved more than this get fresh properties, K.
 const WATER_REFRESH_K: f64 = 2.0;
+/// Networks with this many substations step them on several threads…
+const PARALLEL_FROM_SUBSTATIONS: usize = 48;
+/// …on at most this many.
+const MAX_THREADS: usize = 8;
 /// Design opening of substation control valves when the file gives no Kv.
 const DESIGN_VALVE_OPENING: f64 = 0.7;
 
@@ -95,6 +99,8 @@ struct SubstationParams {
 
 #[derive(Clone, Debug)]
 struct BuildingParams {
+    /// Top-floor and gable-end flats: `T = T_out + r·(T_air − T_out)`.
+    exposed_ratio: f64,
     thermal: BuildingThermal,
     emitter: EmitterRating,
     design_flow_kg_s: f64,
@@ -170,6 +176,9 @@ pub struct BuildingState {
     /// Fault: water drawn illegally from the heating circuit, kg/s.
     #[serde(default)]
     pub drain_kg_s: f64,
+    /// Temperature of the colder top-floor and gable-end flats, °C.
+    #[serde(default)]
+    pub exposed_flat_c: f64,
 }
 
 /// One supply/return pipe pair: its water and flows.
@@ -287,6 +296,9 @@ pub struct Engine {
     /// Pipes touching each junction.
     incident: Vec<Vec<usize>>,
     solver: Option<Solver>,
+    /// Per substation: the slope of the secondary balance at the last step
+    /// (a solver hint, not state: a restored engine starts again from −1).
+    secondary_slope: Vec<f64>,
     /// The leak nodes the solver's topology was analysed with.
     solver_leaks: Vec<usize>,
     /// Water properties per hydraulic link, with the temperature they are for.
@@ -397,7 +409,10 @@ impl Engine {
                 .iter()
                 .map(|b| {
                     let qb = b.design_heat_w();
+                    let span_k = 20.0 - net.outdoor_design_temp_c;
                     BuildingParams {
+                        exposed_ratio: ((span_k - b.exposed_flat_offset_k) / span_k)
+                            .clamp(0.0, 1.0),
                         thermal: BuildingThermal::new(
                             qb,
                             net.outdoor_design_temp_c,
@@ -440,6 +455,7 @@ impl Engine {
                         flow_kg_s: 0.0,
                         return_c: t0,
                         drain_kg_s: 0.0,
+                        exposed_flat_c: t0,
                     })
                     .collect(),
             });
@@ -500,6 +516,7 @@ impl Engine {
             incident,
             solver: None,
             solver_leaks: Vec::new(),
+            secondary_slope: vec![-1.0; net.substations.len()],
             link_water: vec![Water::at(0.5 * (t_sup0 + t_ret0)); n_links],
             state: State {
                 time_ms: net.start_time_ms,
@@ -844,10 +861,9 @@ impl Engine {
             dt_s,
         );
 
-        // Substations and their buildings.
-        let sun = |bp: &BuildingParams| bp.thermal.solar_aperture_m2 * ghi_w_m2.max(0.0);
-        let mut sources = vec![(0.0, 0.0); nj];
-        let mut delivered_w = 0.0;
+        // Substations and their buildings: independent of each other once the
+        // supply side is known, so large networks spread them over threads
+        // (the result does not depend on how: each substation is computed alone).
         for (i, (sp, ss)) in self
             .substations
             .iter()
@@ -855,22 +871,57 @@ impl Engine {
             .enumerate()
         {
             let j = sp.junction;
-            let m_p = q[first_valve + i].max(0.0);
-            ss.primary_flow_kg_s = m_p;
+            ss.primary_flow_kg_s = q[first_valve + i].max(0.0);
             ss.primary_supply_c = st.supply_temp_c[j];
             ss.diff_pressure_pa = st.supply_pressure_pa[j] - st.return_pressure_pa[j];
             ss.pump_running = ss.pump_on && !ss.pump_tripped && !ss.secondary_low_pressure;
-            secondary_step(sp, ss, m_p, dt_s);
+        }
+        let work = |sp: &SubstationParams, ss: &mut SubstationState, slope: &mut f64| {
+            secondary_step(sp, ss, ss.primary_flow_kg_s, dt_s, slope);
             for (bp, bs) in sp.buildings.iter().zip(ss.buildings.iter_mut()) {
+                let sun_w = bp.thermal.solar_aperture_m2 * ghi_w_m2.max(0.0);
                 let (a, m) =
                     bp.thermal
-                        .step(bs.air_c, bs.mass_c, bs.heat_w + sun(bp), outdoor_c, dt_s);
+                        .step(bs.air_c, bs.mass_c, bs.heat_w + sun_w, outdoor_c, dt_s);
                 bs.air_c = a;
                 bs.mass_c = m;
+                bs.exposed_flat_c = outdoor_c + bp.exposed_ratio * (a - outdoor_c);
             }
+        };
+        let mut jobs: Vec<(&SubstationParams, &mut SubstationState, &mut f64)> = self
+            .substations
+            .iter()
+            .zip(st.substations.iter_mut())
+            .zip(self.secondary_slope.iter_mut())
+            .map(|((sp, ss), slope)| (sp, ss, slope))
+            .collect();
+        let threads = if jobs.len() >= PARALLEL_FROM_SUBSTATIONS {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+        } else {
+            1
+        };
+        if threads > 1 {
+            let per = jobs.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                for chunk in jobs.chunks_mut(per) {
+                    scope.spawn(|| {
+                        for (sp, ss, slope) in chunk.iter_mut() {
+                            work(sp, ss, slope);
+                        }
+                    });
+                }
+            });
+        } else {
+            for (sp, ss, slope) in jobs.iter_mut() {
+                work(sp, ss, slope);
+            }
+        }
+        let mut sources = vec![(0.0, 0.0); nj];
+        let mut delivered_w = 0.0;
+        for (sp, ss) in self.substations.iter().zip(&st.substations) {
             delivered_w += ss.heat_w;
-            sources[j].0 += m_p;
-            sources[j].1 += m_p * ss.primary_return_c;
+            sources[sp.junction].0 += ss.primary_flow_kg_s;
+            sources[sp.junction].1 += ss.primary_flow_kg_s * ss.primary_return_c;
         }
         for (k, pp) in self.plants.iter().enumerate() {
             let f = q[2 * n_pipes + k];
@@ -1145,7 +1196,13 @@ fn propagate(
 
 /// The secondary circuit of a substation: building flows from the pump and
 /// balancing valves, then the exchanger and the emitters settled together.
-fn secondary_step(sp: &SubstationParams, ss: &mut SubstationState, m_p: f64, dt_s: f64) {
+fn secondary_step(
+    sp: &SubstationParams,
+    ss: &mut SubstationState,
+    m_p: f64,
+    dt_s: f64,
+    slope_hint: &mut f64,
+) {
     let mut m_s = 0.0;
     for (bp, bs) in sp.buildings.iter().zip(ss.buildings.iter_mut()) {
         // The pump holds the differential pressure: each building's flow is
@@ -1159,8 +1216,10 @@ fn secondary_step(sp: &SubstationParams, ss: &mut SubstationState, m_p: f64, dt_
     }
     ss.secondary_flow_kg_s = m_s;
     if m_s > 1e-9 && m_p > 1e-9 {
-        // Fixed point on the secondary supply temperature: emitters set the
-        // return, the exchanger sets the supply.
+        // The secondary supply temperature T solves g(T) = T_hx(T_ret(T)) − T = 0:
+        // the emitters set the return from the supply, the exchanger the
+        // supply from the return. g falls with T; secant steps from the last
+        // step's value, kept in a bracket, converge in a few evaluations.
         let ua = hx::ua_at_flow(
             sp.ua_design_w_k,
             m_p,
@@ -1168,27 +1227,57 @@ fn secondary_step(sp: &SubstationParams, ss: &mut SubstationState, m_p: f64, dt_
             m_s,
             sp.secondary_design_kg_s,
         );
-        let mut t_sup = ss.secondary_supply_c;
-        let mut out = counterflow(ua, ss.primary_supply_c, m_p, ss.secondary_return_c, m_s);
-        let mut t_ret = ss.secondary_return_c;
-        for _ in 0..50 {
+        let t_primary = ss.primary_supply_c;
+        let eval = |t_sup: f64, ss: &mut SubstationState| {
             let mut mix = 0.0;
             for (bp, bs) in sp.buildings.iter().zip(ss.buildings.iter_mut()) {
-                let (q, t_out) = bp.emitter.solve(t_sup, bs.flow_kg_s, bs.air_c);
+                let (q, t_out) = bp
+                    .emitter
+                    .solve_near(t_sup, bs.flow_kg_s, bs.air_c, bs.return_c);
                 bs.heat_w = q;
                 bs.return_c = t_out;
                 mix += bs.flow_kg_s * t_out;
             }
-            t_ret = mix / m_s;
-            out = counterflow(ua, ss.primary_supply_c, m_p, t_ret, m_s);
-            let next = out.cold_out_c;
-            let done = (next - t_sup).abs() < 1e-4;
-            t_sup = 0.5 * t_sup + 0.5 * next;
-            if done {
+            let t_ret = mix / m_s;
+            let out = counterflow(ua, t_primary, m_p, t_ret, m_s);
+            (out.cold_out_c - t_sup, t_ret, out)
+        };
+        let mut x0 = ss
+            .secondary_supply_c
+            .clamp(ss.secondary_return_c.min(t_primary), t_primary);
+        let (mut g0, mut t_ret, mut out) = eval(x0, ss);
+        let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
+        // The slope the last step ended with is a good first guess (g' lies in (−1, 0)).
+        let mut x1 = x0 - g0 / slope_hint.clamp(-1.0, -1e-3);
+        for _ in 0..40 {
+            if g0 > 0.0 {
+                lo = lo.max(x0);
+            } else {
+                hi = hi.min(x0);
+            }
+            if g0.abs() < 1e-4 {
                 break;
             }
+            if !(x1 > lo && x1 < hi) {
+                x1 = if lo.is_finite() && hi.is_finite() {
+                    0.5 * (lo + hi)
+                } else {
+                    x0 + g0
+                };
+            }
+            let (g1, tr, o) = eval(x1, ss);
+            (t_ret, out) = (tr, o);
+            let slope = (g1 - g0) / (x1 - x0);
+            let next = if slope < 0.0 && slope.is_finite() {
+                *slope_hint = slope;
+                x1 - g1 / slope
+            } else {
+                x1 + g1
+            };
+            (x0, g0) = (x1, g1);
+            x1 = next;
         }
-        ss.secondary_supply_c = t_sup;
+        ss.secondary_supply_c = x0;
         ss.secondary_return_c = t_ret;
         ss.heat_w = out.heat_w;
         ss.primary_return_c = out.hot_out_c;

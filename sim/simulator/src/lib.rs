@@ -5,10 +5,12 @@
 //!   weather; pure and synchronous.
 //! - [`grpc`]: the `SimulatorService` edge (the only module that sees wire types).
 //! - [`run`]: the process: clock loop, sled snapshots, server, shutdown.
+//! - [`season`]: a whole season standalone under a fixed curve (baseline and benchmark).
 
 pub mod grpc;
 pub mod modbus;
 pub mod run;
+pub mod season;
 pub mod world;
 
 pub use run::{SimConfig, run};

@@ -305,3 +305,28 @@ fn illegal_draining_is_made_up_from_the_primary_and_trips_the_secondary_pump_whe
     let lost: f64 = e.state.holdings.iter().map(|h| h.loss_kg_s).sum();
     assert!((lost - 0.2 - SECONDARY_MAKEUP_KG_S).abs() < 1e-9, "{lost}");
 }
+
+#[test]
+fn the_city_runs_meshed_with_three_plants_sharing_the_load() {
+    let net = Network::sample("city").unwrap();
+    let design = crate::steady::solve(&net, &crate::steady::Conditions::default()).unwrap();
+    let worst_dp = design
+        .substations
+        .iter()
+        .map(|s| s.diff_pressure_pa)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        worst_dp > 0.3e5,
+        "critical substation gets only {worst_dp} Pa"
+    );
+    let mut e = Engine::new(&net);
+    step_checked(&mut e, 12, 300.0, -5.0);
+    let heat: Vec<f64> = e.state.plants.iter().map(|p| p.heat_w).collect();
+    let total: f64 = heat.iter().sum();
+    for (p, h) in net.plants.iter().zip(&heat) {
+        assert!(*h > 0.1 * total, "{}: {h} W of {total} W", p.id);
+    }
+    // Exposed flats run colder than the building's average.
+    let b = &e.state.substations[0].buildings[0];
+    assert!(b.exposed_flat_c < b.air_c - 0.5, "{b:?}");
+}
