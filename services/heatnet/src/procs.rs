@@ -32,6 +32,10 @@ pub struct SimArgs {
     /// Also serve every site over Modbus TCP, on consecutive ports from this one.
     #[arg(long)]
     pub modbus_base_port: Option<u16>,
+    /// Scenario file: faults and weather changes at given network times
+    /// (see `sim/simulator/src/scenario.rs` and `docs/scenarios.md`).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
 }
 
 pub fn sim(args: SimArgs) -> ExitCode {
@@ -46,6 +50,7 @@ pub fn sim(args: SimArgs) -> ExitCode {
                 step_s: args.step_s,
                 epw: args.epw,
                 modbus_base_port: args.modbus_base_port,
+                scenario: args.scenario,
             },
             crate::shutdown_signal(),
         )
@@ -82,6 +87,9 @@ pub struct SeasonArgs {
     /// Physics step, network seconds.
     #[arg(long, default_value_t = 300.0)]
     pub step_s: f64,
+    /// Scenario file: faults and weather changes at given network times.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -112,11 +120,17 @@ fn season(args: &SeasonArgs) -> anyhow::Result<()> {
     );
     let started = std::time::Instant::now();
     let mut last_pct = -1i64;
+    let scenario = args
+        .scenario
+        .as_deref()
+        .map(simulator::scenario::Scenario::load)
+        .transpose()?;
     let summary = simulator::season::run_season(
         &net,
         &simulator::season::SeasonOptions {
             days: args.days,
             step_s: args.step_s,
+            scenario,
         },
         &mut |done| {
             let pct = (done * 100.0).floor() as i64;

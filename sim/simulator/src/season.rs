@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
+use crate::world::World;
 use model::{COMFORT_MIN_ROOM_TEMP_C, Network, SupplyCurve};
-use physics::{Engine, WeatherModel};
 use serde::Serialize;
 
 /// Valve travel per kelvin of supply error and minute.
@@ -20,6 +20,8 @@ const VALVE_GAIN_PER_K_MIN: f64 = 0.01;
 pub struct SeasonOptions {
     pub days: f64,
     pub step_s: f64,
+    /// Faults and weather changes on the way.
+    pub scenario: Option<crate::scenario::Scenario>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -66,8 +68,10 @@ pub fn run_season(
         opts.step_s
     );
     physics::Engine::supports(net).map_err(anyhow::Error::msg)?;
-    let mut engine = Engine::new(net);
-    let weather = WeatherModel::new(net.weather.clone());
+    let mut world = World::new(net.clone());
+    if let Some(s) = &opts.scenario {
+        world.set_scenario(s.clone())?;
+    }
     let curves = net
         .substations
         .iter()
@@ -112,10 +116,8 @@ pub fn run_season(
             progress(step as f64 / steps as f64);
             next_report += (steps / 100).max(1);
         }
-        let t_mid = engine.state.time_ms + (opts.step_s * 500.0) as i64;
-        let outdoor = weather.outdoor_temp_c(t_mid);
-        let sun = weather.ghi_w_m2(t_mid);
-        let st = &mut engine.state;
+        let outdoor = world.outdoor_temp_c();
+        let st = world.state_mut();
         for (ps, curve) in st.plants.iter_mut().zip(&plant_curves) {
             ps.supply_setpoint_c = curve.supply_temp_c(outdoor);
         }
@@ -125,8 +127,8 @@ pub fn run_season(
             ss.valve_command = (ss.valve_command + gain * error_k).clamp(0.0, 1.0);
         }
         // A failed solve keeps the previous flows; it is counted below.
-        let _ = engine.step(opts.step_s, outdoor, sun);
-        let st = &engine.state;
+        let _ = world.step(opts.step_s);
+        let st = world.state();
         let hours = opts.step_s / 3600.0;
         for b in st.substations.iter().flat_map(|s| &s.buildings) {
             total_h += hours;
@@ -171,7 +173,7 @@ pub fn run_season(
         heat_lost_gj: lost_j / 1.0e9,
         heat_cost_yuan: cost,
         worst_energy_residual: worst,
-        hydraulic_failures: engine.state.hydraulic_failures,
+        hydraulic_failures: world.state().hydraulic_failures,
     })
 }
 
@@ -188,6 +190,7 @@ mod tests {
             &SeasonOptions {
                 days: 2.0,
                 step_s: 300.0,
+                scenario: None,
             },
             &mut |_| calls += 1,
         )
@@ -207,10 +210,40 @@ mod tests {
     }
 
     #[test]
+    fn a_scenario_plant_trip_costs_comfort_and_heat() {
+        let net = Network::sample("demo").unwrap();
+        let run = |scenario: Option<&str>| {
+            let opts = SeasonOptions {
+                days: 1.5,
+                step_s: 300.0,
+                scenario: scenario.map(|t| crate::scenario::Scenario::from_toml(t).unwrap()),
+            };
+            run_season(&net, &opts, &mut |_| {}).unwrap()
+        };
+        let calm = run(None);
+        let tripped = run(Some(
+            "[[events]]\nat_h = 12.0\ninject = { kind = \"plant_trip\", device = \"plant-a\" }\n",
+        ));
+        assert!(
+            tripped.heat_produced_gj < 0.8 * calm.heat_produced_gj,
+            "{} vs {} GJ",
+            tripped.heat_produced_gj,
+            calm.heat_produced_gj
+        );
+        assert!(tripped.min_room_temp_c < calm.min_room_temp_c - 1.0);
+        assert!(tripped.worst_energy_residual <= 1e-3);
+    }
+
+    #[test]
     fn refuses_nonsense_durations() {
         let net = Network::sample("demo").unwrap();
         let bad = |days, step_s| {
-            run_season(&net, &SeasonOptions { days, step_s }, &mut |_| {})
+            let opts = SeasonOptions {
+                days,
+                step_s,
+                scenario: None,
+            };
+            run_season(&net, &opts, &mut |_| {})
                 .unwrap_err()
                 .to_string()
         };

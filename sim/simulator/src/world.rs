@@ -69,12 +69,14 @@ impl FaultKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Fault {
     pub kind: FaultKind,
     pub device: NodeId,
     /// For sensor faults: the sensor.
     pub metric: Option<Metric>,
     /// For sensor offsets: the offset in the sensor's unit.
+    #[serde(default)]
     pub magnitude: f64,
 }
 
@@ -133,8 +135,12 @@ pub struct Snapshot {
     pub faults: Vec<FaultRecord>,
     pub next_fault_id: u64,
     pub weather_offset_k: f64,
+    /// Where the scenario (if any) stands.
+    #[serde(default)]
+    pub scenario: crate::scenario::Progress,
 }
 
+#[derive(Clone)]
 pub struct World {
     net: Network,
     engine: Engine,
@@ -142,6 +148,10 @@ pub struct World {
     devices: BTreeMap<NodeId, DeviceRef>,
     faults: Vec<FaultRecord>,
     next_fault_id: u64,
+    scenario: Option<std::sync::Arc<crate::scenario::Scenario>>,
+    scenario_progress: crate::scenario::Progress,
+    /// What the scenario did since the last [`World::drain_scenario_log`].
+    scenario_log: Vec<Result<String, WorldError>>,
 }
 
 impl World {
@@ -165,6 +175,9 @@ impl World {
             devices,
             faults: Vec::new(),
             next_fault_id: 1,
+            scenario: None,
+            scenario_progress: crate::scenario::Progress::default(),
+            scenario_log: Vec::new(),
         };
         w.engine.state.outdoor_c = w.weather.outdoor_temp_c(w.engine.state.time_ms);
         w
@@ -189,6 +202,12 @@ impl World {
         &self.engine.state
     }
 
+    /// The physical state, for controllers running in-process (the standalone
+    /// season); processes go through actuators and faults instead.
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.engine.state
+    }
+
     pub fn outdoor_temp_c(&self) -> f64 {
         self.engine.state.outdoor_c
     }
@@ -208,6 +227,7 @@ impl World {
             faults: self.faults.clone(),
             next_fault_id: self.next_fault_id,
             weather_offset_k: self.weather.offset_k,
+            scenario: self.scenario_progress.clone(),
         }
     }
 
@@ -224,6 +244,7 @@ impl World {
         self.faults = snap.faults;
         self.next_fault_id = snap.next_fault_id;
         self.weather.offset_k = snap.weather_offset_k;
+        self.scenario_progress = snap.scenario;
         Ok(())
     }
 
@@ -233,7 +254,31 @@ impl World {
         let t_mid = self.engine.state.time_ms + (dt_s * 500.0) as i64;
         let outdoor = self.weather.outdoor_temp_c(t_mid);
         let sun = self.weather.ghi_w_m2(t_mid);
-        self.engine.step(dt_s, outdoor, sun)
+        let stepped = self.engine.step(dt_s, outdoor, sun);
+        if let Some(s) = self.scenario.clone() {
+            let mut progress = std::mem::take(&mut self.scenario_progress);
+            let start_ms = self.net.start_time_ms;
+            let done = s.apply_due(self, start_ms, &mut progress);
+            self.scenario_progress = progress;
+            self.scenario_log.extend(done);
+        }
+        stepped
+    }
+
+    /// Plays `scenario` from now on (events already due fire at the next
+    /// step); it is checked against this world first.
+    pub fn set_scenario(
+        &mut self,
+        scenario: crate::scenario::Scenario,
+    ) -> Result<(), crate::scenario::ScenarioError> {
+        scenario.validate(self)?;
+        self.scenario = Some(std::sync::Arc::new(scenario));
+        Ok(())
+    }
+
+    /// What the scenario did since the last call.
+    pub fn drain_scenario_log(&mut self) -> Vec<Result<String, WorldError>> {
+        std::mem::take(&mut self.scenario_log)
     }
 
     fn device(&self, id: &str) -> Result<(NodeId, DeviceRef), WorldError> {
