@@ -126,18 +126,35 @@ fn bad_input_is_refused_with_the_element_and_the_problem() {
         "{err}"
     );
 
-    // The dynamic simulator says plainly what it cannot run yet.
+    // A scenario with a fault on a pipe the network lacks is refused before
+    // anything starts, by `up` and by `sim season`, naming the event.
+    let scenario = dir.0.join("bad-scenario.toml");
+    std::fs::write(
+        &scenario,
+        "[[events]]\nat_h = 1.0\ninject = { kind = \"supply_leak\", device = \"p-nowhere\", magnitude = 100.0 }\n",
+    )
+    .expect("write scenario");
     let data = dir.0.join("data");
-    let (ok, _, err) = heatnet(&[
-        "up",
-        "--network",
-        "ring",
-        "--data-dir",
-        data.to_str().expect("path"),
-    ]);
-    assert!(!ok);
+    for args in [
+        vec!["up", "--data-dir", data.to_str().expect("path")],
+        vec!["sim", "season", "--days", "1"],
+    ] {
+        let mut args = args;
+        args.extend([
+            "--network",
+            "ring",
+            "--scenario",
+            scenario.to_str().expect("path"),
+        ]);
+        let (ok, _, err) = heatnet(&args);
+        assert!(!ok, "{args:?} accepted a broken scenario");
+        assert!(
+            err.contains("event 0 (at_h 1)") && err.contains("pipe p-nowhere does not exist"),
+            "{args:?}: {err}"
+        );
+    }
     assert!(
-        err.contains("the dynamic simulator does not run meshed networks yet"),
-        "{err}"
+        !data.join("up.json").exists(),
+        "up started processes for a broken scenario"
     );
 }

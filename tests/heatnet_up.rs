@@ -198,3 +198,74 @@ async fn up_runs_the_demo_warms_homes_and_restarts_a_killed_gateway() {
     }
     assert!(!data.join("up.json").exists(), "up.json left behind");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_runs_the_meshed_ring_and_a_scenario_trips_one_plant_while_the_other_carries_on() {
+    let dir = TempDir::new("heatnet-up-ring");
+    let data = dir.0.join("data");
+    let base = free_port_block(30);
+    // Network time runs 600× real time: the trip at 2 h comes after ~12 s.
+    let scenario = dir.0.join("trip.toml");
+    std::fs::write(
+        &scenario,
+        "[[events]]\nat_h = 2.0\ninject = { kind = \"plant_trip\", device = \"boiler-south\" }\n",
+    )
+    .expect("write scenario");
+    let _up = Proc::start(
+        &dir.0,
+        "heatnet-up",
+        &bin("heatnet"),
+        &[
+            "up".into(),
+            "--network".into(),
+            "ring".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--base-port".into(),
+            base.to_string(),
+            "--speed".into(),
+            "600".into(),
+            "--scenario".into(),
+            scenario.display().to_string(),
+        ],
+    );
+    let heat = |s: &serde_json::Value, id: &str| {
+        s["nodes"].as_array()?.iter().find(|n| n["node_id"] == id)?["readings"]["heat_w"].as_f64()
+    };
+    let d = data.clone();
+    let before = wait_for(
+        Duration::from_secs(60),
+        "both ring plants online and heating",
+        || {
+            let d = d.clone();
+            async move {
+                let s = status_json(&d)?;
+                let ok = heat(&s, "chp-north")? > 1.0e5 && heat(&s, "boiler-south")? > 1.0e5;
+                ok.then_some(s)
+            }
+        },
+    )
+    .await;
+    let north_before = heat(&before, "chp-north").expect("north heat");
+    let d = data.clone();
+    let after = wait_for(
+        Duration::from_secs(90),
+        "boiler-south tripped by the scenario, chp-north picking up its load",
+        || {
+            let d = d.clone();
+            async move {
+                let s = status_json(&d)?;
+                let ok = heat(&s, "boiler-south")? < 0.2 * heat(&s, "chp-north")?
+                    && heat(&s, "chp-north")? > north_before;
+                ok.then_some(s)
+            }
+        },
+    )
+    .await;
+    for sub in ["r1", "r2", "r3", "r4"] {
+        assert!(
+            heat(&after, sub).is_some_and(|h| h > 0.0),
+            "{sub} gets no heat"
+        );
+    }
+}

@@ -103,6 +103,12 @@ async fn wait_for_port(addr: &str, what: &str, timeout: Duration) -> anyhow::Res
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let net = Network::load(&args.network)?;
     physics::Engine::supports(&net).map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(path) = &args.scenario {
+        // Refuse a broken scenario here, not in a simulator restarted forever.
+        simulator::scenario::Scenario::load(path)?
+            .validate(&simulator::World::new(net.clone()))
+            .with_context(|| format!("scenario {}", path.display()))?;
+    }
     let data_dir = args.data_dir.clone();
     std::fs::create_dir_all(data_dir.join("logs"))
         .with_context(|| format!("creating {}", data_dir.display()))?;
