@@ -172,8 +172,11 @@ fn season(args: &SeasonArgs) -> anyhow::Result<()> {
         100.0 * s.exposed_flat_comfort_share
     );
     println!(
-        "  mean / min room           {:>6.2} / {:>5.2} C",
-        s.mean_room_temp_c, s.min_room_temp_c
+        "  mean / min room           {:>6.2} / {:>5.2} C ({} on day {:.1})",
+        s.mean_room_temp_c,
+        s.min_room_temp_c,
+        s.coldest_building,
+        (s.coldest_at_ms - net.start_time_ms) as f64 / 86_400_000.0
     );
     println!(
         "  heat produced             {:>12.0} GJ",

@@ -6,7 +6,8 @@
 //! pipes to near neighbours that close loops (the mesh that lets one source
 //! back up another). Three plants stand at the west, east and south edges with
 //! design capacities in the ratio 20 : 12 : 12 of the total load, like the
-//! city in `DOMAIN.md`. Pipes are sized for about 1.5 m/s at the design flow
+//! city in `DOMAIN.md`; cities of 160 substations and more get one plant per
+//! 40 substations in all, the others inside the city, weighted like the third. Pipes are sized for about 1.5 m/s at the design flow
 //! they carry along the tree from the nearest plant; pumps are rated for the
 //! longest path. About 20 buildings hang on each substation (3,000–9,000 m²,
 //! light to heavy construction), two in five estates have floor heating, and
@@ -37,8 +38,10 @@ const DESIGN_VELOCITY_M_S: f64 = 1.5;
 const RHO: f64 = 960.0;
 const PLANT_SUPPLY_C: f64 = 110.0;
 const PLANT_RETURN_C: f64 = 55.0;
-/// Design capacity shares of the three plants.
-const PLANT_SHARES: [f64; 3] = [20.0 / 44.0, 12.0 / 44.0, 12.0 / 44.0];
+/// Design capacity weights of the first three plants (further plants weigh as the third).
+const PLANT_WEIGHTS: [f64; 3] = [20.0, 12.0, 12.0];
+/// Substations per plant beyond the first three plants.
+const PLANT_EVERY: usize = 40;
 
 /// SplitMix64: small, seeded, good enough for layouts.
 struct Rng(u64);
@@ -82,13 +85,23 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
     let mut xy: Vec<(f64, f64)> = (0..n)
         .map(|_| (rng.range(0.0, side_m), rng.range(0.0, side_m)))
         .collect();
-    // Plants at the west, east and south edges.
-    let plants_xy = [
+    // Plants at the west, east and south edges; larger cities get one more
+    // plant per PLANT_EVERY substations, inside the city (a utility's
+    // platform of 3,323 substations counts 385 sources).
+    let n_plants = 3.max(n / PLANT_EVERY);
+    xy.extend([
         (-0.08 * side_m, 0.55 * side_m),
         (1.08 * side_m, 0.45 * side_m),
         (0.5 * side_m, -0.08 * side_m),
-    ];
-    xy.extend(plants_xy);
+    ]);
+    for _ in 3..n_plants {
+        xy.push((rng.range(0.0, side_m), rng.range(0.0, side_m)));
+    }
+    let weights: Vec<f64> = (0..n_plants)
+        .map(|p| PLANT_WEIGHTS.get(p).copied().unwrap_or(PLANT_WEIGHTS[2]))
+        .collect();
+    let weight_sum: f64 = weights.iter().sum();
+    let shares: Vec<f64> = weights.iter().map(|w| w / weight_sum).collect();
     let nj = xy.len();
     let dist = |a: usize, b: usize| {
         let (dx, dy) = (xy[a].0 - xy[b].0, xy[a].1 - xy[b].1);
@@ -171,7 +184,7 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
     let mut owner = vec![usize::MAX; nj];
     let mut parent_edge = vec![usize::MAX; nj];
     let mut heap = std::collections::BinaryHeap::new();
-    for p in 0..3 {
+    for p in 0..n_plants {
         path_m[n + p] = 0.0;
         owner[n + p] = p;
         heap.push((std::cmp::Reverse(0u64), n + p));
@@ -233,7 +246,7 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
         .collect();
 
     // Pumps: head for the longest path at design flow (λ ≈ 0.02, both pipes)
-    // plus 1.5 bar for the farthest substation.
+    // plus 2.5 bar for the farthest substation (the mesh and part loads move flows).
     let mut drop_pa = vec![0.0; nj];
     for &u in &order {
         let k = parent_edge[u];
@@ -247,7 +260,9 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
         drop_pa[u] = drop_pa[up] + 2.0 * 0.02 * dist(a, b) / d * RHO * v * v / 2.0;
     }
     let worst_pa = drop_pa.iter().copied().fold(0.0, f64::max);
-    let head_m = ((worst_pa + 1.5e5) / (RHO * 9.81)).max(30.0);
+    // Capped where pumps stop being plausible (very long paths mean the
+    // layout needs more plants; `docs/network-format.md`).
+    let head_m = ((worst_pa + 2.5e5) / (RHO * 9.81)).clamp(30.0, 160.0);
     let total_w: f64 = load_w.iter().sum();
 
     let junction_id = |j: usize| {
@@ -258,17 +273,19 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
         }
     };
     let plant_names = ["chp-west", "chp-east", "chp-south"];
-    let plants: Vec<Plant> = (0..3)
+    let plants: Vec<Plant> = (0..n_plants)
         .map(|p| {
-            let capacity_w = (PLANT_SHARES[p] * total_w * 1.15 / 1.0e6).ceil() * 1.0e6;
-            let flow_m3_h = design_flow(PLANT_SHARES[p] * total_w) / RHO * 3600.0;
+            let capacity_w = (shares[p] * total_w * 1.3 / 1.0e6).ceil() * 1.0e6;
+            let flow_m3_h = design_flow(shares[p] * total_w) / RHO * 3600.0;
             Plant {
-                id: id(plant_names[p].to_string()),
+                id: id(plant_names
+                    .get(p)
+                    .map_or_else(|| format!("plant-{:03}", p + 1), |n| n.to_string())),
                 capacity_w,
                 design_supply_temp_c: PLANT_SUPPLY_C,
                 design_return_temp_c: PLANT_RETURN_C,
                 pump_dp_pa: 1.0e5,
-                heat_price_yuan_per_gj: [24.5, 26.0, 27.5][p],
+                heat_price_yuan_per_gj: [24.5, 26.0, 27.5].get(p).copied().unwrap_or(27.5),
                 junction: Some(junction_id(n + p)),
                 pump: Some(PumpRating {
                     shutoff_head_m: (head_m * 1.25).ceil(),
@@ -282,7 +299,7 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
         .into_iter()
         .enumerate()
         .map(|(i, (floor, buildings))| {
-            let p = owner[i].min(2);
+            let p = owner[i].min(n_plants - 1);
             Substation {
                 id: id(format!("c{:04}", i + 1)),
                 plant: plants[p].id.clone(),
@@ -384,6 +401,7 @@ mod tests {
         for n in [1, 2, 50, 500] {
             let net = city(n, 7).unwrap();
             assert_eq!(net.substations.len(), n);
+            assert_eq!(net.plants.len(), 3.max(n / 40));
         }
         let err = city(0, 7).unwrap_err().to_string();
         assert!(err.contains("outside 1..3323"), "{err}");

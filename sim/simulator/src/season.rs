@@ -41,6 +41,9 @@ pub struct SeasonSummary {
     /// The same for the colder top-floor and gable-end flats.
     pub exposed_flat_comfort_share: f64,
     pub min_room_temp_c: f64,
+    /// The building that got coldest, and when (network time, ms).
+    pub coldest_building: String,
+    pub coldest_at_ms: i64,
     pub mean_room_temp_c: f64,
     pub heat_produced_gj: f64,
     pub heat_delivered_gj: f64,
@@ -107,6 +110,12 @@ pub fn run_season(
     let buildings: usize = net.substations.iter().map(|s| s.buildings.len()).sum();
     let (mut ok_h, mut ok_exposed_h, mut total_h) = (0.0, 0.0, 0.0);
     let (mut min_room, mut sum_room) = (f64::INFINITY, 0.0);
+    let building_ids: Vec<&str> = net
+        .substations
+        .iter()
+        .flat_map(|s| s.buildings.iter().map(|b| b.id.as_str()))
+        .collect();
+    let (mut coldest, mut coldest_at_ms) = (0usize, 0i64);
     let (mut produced_j, mut delivered_j, mut lost_j, mut cost) = (0.0, 0.0, 0.0, 0.0);
     let mut worst = 0.0f64;
     let started = Instant::now();
@@ -130,7 +139,7 @@ pub fn run_season(
         let _ = world.step(opts.step_s);
         let st = world.state();
         let hours = opts.step_s / 3600.0;
-        for b in st.substations.iter().flat_map(|s| &s.buildings) {
+        for (k, b) in st.substations.iter().flat_map(|s| &s.buildings).enumerate() {
             total_h += hours;
             if b.air_c >= COMFORT_MIN_ROOM_TEMP_C {
                 ok_h += hours;
@@ -138,7 +147,11 @@ pub fn run_season(
             if b.exposed_flat_c >= COMFORT_MIN_ROOM_TEMP_C {
                 ok_exposed_h += hours;
             }
-            min_room = min_room.min(b.air_c);
+            if b.air_c < min_room {
+                min_room = b.air_c;
+                coldest = k;
+                coldest_at_ms = st.time_ms;
+            }
             sum_room += b.air_c;
         }
         let bal = &st.balance;
@@ -167,6 +180,8 @@ pub fn run_season(
         comfort_share: ok_h / total_h.max(1e-9),
         exposed_flat_comfort_share: ok_exposed_h / total_h.max(1e-9),
         min_room_temp_c: min_room,
+        coldest_building: building_ids.get(coldest).unwrap_or(&"").to_string(),
+        coldest_at_ms,
         mean_room_temp_c: sum_room / (steps as f64 * buildings as f64).max(1.0),
         heat_produced_gj: produced_j / 1.0e9,
         heat_delivered_gj: delivered_j / 1.0e9,
