@@ -281,6 +281,7 @@ mod tests {
                 supply_limits_c: None,
                 fallback_curve: Some(curve),
                 max_setpoint_rate_k_per_min: 2.0,
+                return_limit_c: None,
             },
             NodeConfig {
                 id: NodeId::new("s01-b01").unwrap(),
@@ -290,6 +291,7 @@ mod tests {
                 supply_limits_c: None,
                 fallback_curve: None,
                 max_setpoint_rate_k_per_min: 2.0,
+                return_limit_c: None,
             },
         ]
     }
