@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use control::Actors;
 use model::{Command, CommandOutcome, CommandResult, NodeKind};
+use proto::EdgeAlarm;
 use proto::v1;
 use proto::v1::agent_service_client::AgentServiceClient;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument as _;
 
@@ -26,6 +27,8 @@ pub struct LinkShared {
     connected: AtomicBool,
     /// Wakes the link when the outbox has something new.
     pub new_data: Notify,
+    /// The gateway's active edge alarms (complete set, sorted), set by the scan loop.
+    pub alarms: watch::Sender<Vec<EdgeAlarm>>,
 }
 
 impl Default for LinkShared {
@@ -35,6 +38,7 @@ impl Default for LinkShared {
             last_contact_ms: AtomicI64::new(-1),
             connected: AtomicBool::new(false),
             new_data: Notify::new(),
+            alarms: watch::Sender::new(Vec::new()),
         }
     }
 }
@@ -160,6 +164,15 @@ impl Link {
             .context("opening the session stream")?
             .into_inner();
         self.shared.connected.store(true, Ordering::Relaxed);
+        // The complete set of edge alarms now, then again whenever it changes.
+        let mut alarms = self.shared.alarms.subscribe();
+        let edge_alarms = |set: &Vec<EdgeAlarm>| {
+            send(v1::gateway_message::Body::EdgeAlarms(v1::EdgeAlarms {
+                alarms: set.iter().map(v1::EdgeAlarm::from).collect(),
+            }))
+        };
+        let first = edge_alarms(&alarms.borrow_and_update());
+        tx.send(first).await.context("session stream closed")?;
 
         let mut next_to_send = stored + 1;
         let mut acked = stored;
@@ -202,6 +215,10 @@ impl Link {
                     }
                 }
                 _ = self.shared.new_data.notified() => {}
+                Ok(()) = alarms.changed() => {
+                    let msg = edge_alarms(&alarms.borrow_and_update());
+                    tx.send(msg).await.context("session stream closed")?;
+                }
                 _ = heartbeat.tick() => {
                     tx.send(send(v1::gateway_message::Body::Heartbeat(v1::Heartbeat {
                         time_ms: 0,
