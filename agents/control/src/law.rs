@@ -95,9 +95,15 @@ impl Pi {
     /// One step: returns the clamped output. The integral does not grow while
     /// the output is saturated in the direction of the error.
     pub fn step(&mut self, setpoint: f64, measured: f64, dt_s: f64) -> f64 {
+        self.step_with_gain(setpoint, measured, dt_s, 1.0)
+    }
+
+    /// One step with the gain scaled by `gain` (gain scheduling).
+    pub fn step_with_gain(&mut self, setpoint: f64, measured: f64, dt_s: f64, gain: f64) -> f64 {
+        let kp = self.kp * gain;
         let e = setpoint - measured;
-        let p = self.kp * e;
-        let candidate = self.integral + self.kp * dt_s / self.ti_s * e;
+        let p = kp * e;
+        let candidate = self.integral + kp * dt_s / self.ti_s * e;
         let unsat = p + candidate;
         let saturating_high = unsat > self.out_max && e > 0.0;
         let saturating_low = unsat < self.out_min && e < 0.0;
@@ -301,7 +307,27 @@ pub struct SubstationCtl {
     pub return_limit: Option<ReturnLimit>,
     #[serde(default)]
     pub guard: SensorGuard,
+    /// Largest secondary flow seen, kg/s: the reference of the gain schedule.
+    #[serde(default)]
+    pub flow_ref_kg_s: f64,
 }
+
+/// The loop gain of the secondary supply temperature on the primary valve
+/// grows as the secondary flow falls (buildings throttling): the PI's gain is
+/// scaled by the flow against the largest flow seen, so that the loop stays
+/// stable at low load. Returns the scale, within [`MIN_GAIN_SCALE`, 1].
+fn flow_gain(flow_ref_kg_s: &mut f64, readings: &[Reading]) -> f64 {
+    match get(readings, Metric::SecondaryFlowKgS) {
+        Some(m) if m > 0.0 => {
+            *flow_ref_kg_s = flow_ref_kg_s.max(m);
+            (m / *flow_ref_kg_s).clamp(MIN_GAIN_SCALE, 1.0)
+        }
+        _ => 1.0,
+    }
+}
+
+/// Smallest scale of the substation loop's gain.
+pub const MIN_GAIN_SCALE: f64 = 0.1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReturnLimit {
@@ -400,6 +426,7 @@ impl Controller {
                         active: false,
                     }),
                     guard: SensorGuard::default(),
+                    flow_ref_kg_s: 0.0,
                 })
             }
             NodeKind::Plant => {
@@ -448,7 +475,8 @@ impl Controller {
                             // Bumpless: the loop takes over from the safe opening.
                             s.pi.track(s.last_valve, sp, t_sup);
                         }
-                        let supply_valve = s.pi.step(sp, t_sup, dt);
+                        let gain = flow_gain(&mut s.flow_ref_kg_s, &readings);
+                        let supply_valve = s.pi.step_with_gain(sp, t_sup, dt, gain);
                         match (&mut s.return_limit, get(&readings, Metric::ReturnTempC)) {
                             (Some(rl), Some(t_ret)) => {
                                 // Override control with external reset: while the

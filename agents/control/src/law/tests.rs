@@ -459,3 +459,31 @@ fn a_building_with_an_implausible_room_sensor_holds_its_valve() {
     assert_eq!(out.writes[0].value, 1.0);
     assert_eq!(out.implausible[0].metric, Metric::RoomTempC);
 }
+
+#[test]
+fn the_loop_gain_falls_with_the_secondary_flow() {
+    // The same error, at full flow and at a quarter of it: a quarter of the action.
+    let first_move = |flow: f64| {
+        let mut c = substation();
+        let mut i = input(T0, 0.0, Some(60.0), false);
+        if let Some(r) = i.readings.as_mut() {
+            r.push(Reading::new(Metric::SecondaryFlowKgS, 20.0));
+        }
+        let v0 = valve(&c.tick(&i));
+        let mut i = input(T0 + 60_000, 0.0, Some(50.0), false);
+        if let Some(r) = i.readings.as_mut() {
+            r.push(Reading::new(Metric::SecondaryFlowKgS, flow));
+        }
+        valve(&c.tick(&i)) - v0
+    };
+    let full = first_move(20.0);
+    let quarter = first_move(5.0);
+    assert!(full > 0.0);
+    assert!((quarter / full - 0.25).abs() < 0.05, "{quarter} vs {full}");
+    // Never below the floor of the schedule.
+    let tiny = first_move(0.01);
+    assert!(
+        (tiny / full - MIN_GAIN_SCALE).abs() < 0.05,
+        "{tiny} vs {full}"
+    );
+}
