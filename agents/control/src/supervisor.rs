@@ -371,4 +371,37 @@ mod tests {
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn corrupt_saved_state_is_refused_and_the_actor_starts_from_its_configuration() {
+        let dir =
+            std::env::temp_dir().join(format!("heatnet-control-corrupt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(
+            &dir,
+            &store::StoreConfig {
+                kind: "gateway".into(),
+                identity: "s01".into(),
+                cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        store
+            .table("actors")
+            .unwrap()
+            .insert("actor/s01", b"{\"kind\":\"substation\",\"garbage")
+            .unwrap();
+        let gw = NodeId::new("s01").unwrap();
+        let actors = Actors::start(&gw, configs(), &store).await.unwrap();
+        let out = actors
+            .tick(&NodeId::new("s01").unwrap(), input(1_000_000))
+            .await
+            .unwrap();
+        // Fresh from its configuration: no optimizer setpoint yet, on its local curve.
+        assert_eq!(out.mode, model::Mode::Fallback);
+        assert_eq!(out.writes.len(), 2);
+        actors.stop().await;
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
