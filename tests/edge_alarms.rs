@@ -27,18 +27,6 @@ fn cleared(alarms: &[v1::Alarm], kind: &str, node: &str, metric: &str) -> bool {
     })
 }
 
-async fn all_alarms(addr: &str) -> Vec<v1::Alarm> {
-    let Some(mut c) = control_room(addr).await else {
-        return Vec::new();
-    };
-    c.list_alarms(v1::ListAlarmsRequest {
-        include_cleared: true,
-    })
-    .await
-    .map(|r| r.into_inner().alarms)
-    .unwrap_or_default()
-}
-
 async fn node_mode(addr: &str, node: &str) -> Option<i32> {
     let s = network_state(addr).await?;
     s.nodes
@@ -79,7 +67,7 @@ async fn implausible_supply_sensors_raise_alarms_and_put_the_loop_in_safe_mode()
         || {
             let opt = opt.clone();
             async move {
-                let a = all_alarms(&opt).await;
+                let a = alarms(&opt).await;
                 let raised = active(&a, "sensor_implausible", "s02", name)
                     && active(&a, "sensor_implausible", "s04", name);
                 let safe = node_mode(&opt, "s02").await == Some(v1::Mode::Safe as i32)
@@ -93,7 +81,7 @@ async fn implausible_supply_sensors_raise_alarms_and_put_the_loop_in_safe_mode()
     let valve = actuators(&sys.sim_addr, "s02").await[0].1;
     assert!((valve - 0.5).abs() < 1e-9, "s02 valve at {valve}");
     // The other substations never noticed.
-    let a = all_alarms(&sys.opt_addr).await;
+    let a = alarms(&sys.opt_addr).await;
     for s in ["s01", "s03", "s05", "s06"] {
         assert!(
             !a.iter()
@@ -113,7 +101,7 @@ async fn implausible_supply_sensors_raise_alarms_and_put_the_loop_in_safe_mode()
         || {
             let opt = opt.clone();
             async move {
-                let a = all_alarms(&opt).await;
+                let a = alarms(&opt).await;
                 let ok = cleared(&a, "sensor_implausible", "s02", name)
                     && !active(&a, "sensor_implausible", "s02", name)
                     && node_mode(&opt, "s02").await != Some(v1::Mode::Safe as i32);
@@ -166,9 +154,7 @@ async fn an_outbox_at_its_budget_condenses_raises_an_alarm_and_delivers_without_
         "outbox_condensed raised for the gateway",
         || {
             let opt = opt.clone();
-            async move {
-                active(&all_alarms(&opt).await, "outbox_condensed", victim, "").then_some(())
-            }
+            async move { active(&alarms(&opt).await, "outbox_condensed", victim, "").then_some(()) }
         },
     )
     .await;
@@ -180,7 +166,7 @@ async fn an_outbox_at_its_budget_condenses_raises_an_alarm_and_delivers_without_
         || {
             let opt = opt.clone();
             async move {
-                let a = all_alarms(&opt).await;
+                let a = alarms(&opt).await;
                 (cleared(&a, "outbox_condensed", victim, "")
                     && !active(&a, "outbox_condensed", victim, ""))
                 .then_some(())

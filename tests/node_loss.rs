@@ -170,6 +170,27 @@ async fn optimizer_kill9_gateways_keep_control_and_deliver_everything_after() {
     let _rng = seeded_rng("optimizer_kill9");
     let mut sys = System::start("optimizer-kill9", 60.0, 3_000).await;
     sys.wait_all_live(Duration::from_secs(60)).await;
+    // Every substation follows the optimizer before it dies.
+    let opt = sys.opt_addr.clone();
+    wait_for(
+        Duration::from_secs(60),
+        "every substation in optimizer mode",
+        || {
+            let opt = opt.clone();
+            async move {
+                let s = network_state(&opt).await?;
+                SUBSTATIONS
+                    .iter()
+                    .all(|id| {
+                        s.nodes
+                            .iter()
+                            .any(|n| n.node_id == *id && n.mode == v1::Mode::Optimizer as i32)
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let mut sim = simulator(&sys.sim_addr).await.expect("simulator");
@@ -218,6 +239,10 @@ async fn optimizer_kill9_gateways_keep_control_and_deliver_everything_after() {
         .into_inner()
         .time_ms;
 
+    let restarted_wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     sys.optimizer.restart();
     sys.wait_all_live(Duration::from_secs(60)).await;
     let opt = sys.opt_addr.clone();
@@ -254,6 +279,18 @@ async fn optimizer_kill9_gateways_keep_control_and_deliver_everything_after() {
     let s = network_state(&sys.opt_addr).await.expect("state");
     for g in &s.gateways {
         assert_eq!(g.sequence_gaps, 0, "{}: gaps", g.gateway_id);
+    }
+    // The outage shows in the alarms too: the buffered telemetry carried every
+    // substation's change to its local curve, raised as `local_fallback` by the
+    // restarted optimizer (not the start-up ones from before the outage).
+    let a = alarms(&sys.opt_addr).await;
+    for s in SUBSTATIONS {
+        assert!(
+            a.iter().any(|x| x.kind == "local_fallback"
+                && x.node_id == s
+                && x.raised_at_ms >= restarted_wall_ms),
+            "{s}: no local_fallback alarm from the outage"
+        );
     }
 }
 
