@@ -185,10 +185,10 @@ pub async fn run(
             }
             edge_alarms.sort();
             shared.alarms.send_if_modified(|current| {
-                if *current == edge_alarms {
+                if current.as_ref() == Some(&edge_alarms) {
                     false
                 } else {
-                    *current = edge_alarms;
+                    *current = Some(edge_alarms);
                     true
                 }
             });
