@@ -329,6 +329,12 @@ fn flow_gain(flow_ref_kg_s: &mut f64, readings: &[Reading]) -> f64 {
 /// Smallest scale of the substation loop's gain.
 pub const MIN_GAIN_SCALE: f64 = 0.1;
 
+/// Smallest valve opening the return limiter commands (keeps water, and so the
+/// return measurement, moving).
+pub const RETURN_LIMIT_MIN_VALVE: f64 = 0.05;
+/// Primary flow below which the return temperature is not used, kg/s.
+pub const MIN_FLOW_KG_S: f64 = 0.01;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReturnLimit {
     pub limit_c: f64,
@@ -422,7 +428,7 @@ impl Controller {
                     last_valve: 0.5,
                     return_limit: cfg.return_limit_c.map(|limit_c| ReturnLimit {
                         limit_c,
-                        pi: Pi::new(0.03, 300.0, 0.0, 1.0, 1.0),
+                        pi: Pi::new(0.01, 600.0, RETURN_LIMIT_MIN_VALVE, 1.0, 1.0),
                         active: false,
                     }),
                     guard: SensorGuard::default(),
@@ -477,7 +483,13 @@ impl Controller {
                         }
                         let gain = flow_gain(&mut s.flow_ref_kg_s, &readings);
                         let supply_valve = s.pi.step_with_gain(sp, t_sup, dt, gain);
-                        match (&mut s.return_limit, get(&readings, Metric::ReturnTempC)) {
+                        // The return temperature means something only while
+                        // primary water flows; the limiter never closes the valve
+                        // fully, so that it keeps measuring.
+                        let t_ret = get(&readings, Metric::ReturnTempC).filter(|_| {
+                            get(&readings, Metric::FlowKgS).is_some_and(|m| m > MIN_FLOW_KG_S)
+                        });
+                        match (&mut s.return_limit, t_ret) {
                             (Some(rl), Some(t_ret)) => {
                                 // Override control with external reset: while the
                                 // limiter is not in charge its reset follows the valve,

@@ -385,9 +385,14 @@ fn with_return_limit(limit: Option<f64>) -> Controller {
 }
 
 fn input_ret(t_ms: i64, t_sup: f64, t_ret: f64) -> TickInput {
+    input_ret_flow(t_ms, t_sup, t_ret, 5.0)
+}
+
+fn input_ret_flow(t_ms: i64, t_sup: f64, t_ret: f64, flow: f64) -> TickInput {
     let mut i = input(t_ms, 0.0, Some(t_sup), false);
     if let Some(r) = i.readings.as_mut() {
         r.push(Reading::new(Metric::ReturnTempC, t_ret));
+        r.push(Reading::new(Metric::FlowKgS, flow));
     }
     i
 }
@@ -410,8 +415,23 @@ fn the_return_limiter_closes_the_valve_only_above_its_limit() {
     // 5 K above the limit: the valve closes, although the supply is too cold.
     let limited = run(Some(70.0), 75.0);
     assert!(limited[1] < free[1], "{} vs {}", limited[1], free[1]);
-    assert!(limited[29] < 0.1, "{}", limited[29]);
+    // ...and keeps closing while the return stays high (a slow PI, by design).
+    assert!(limited[29] < 0.5 && limited[29] < limited[5], "{limited:?}");
+    // Never fully closed: water keeps flowing past the return sensor.
+    assert!(
+        limited.iter().all(|v| *v >= RETURN_LIMIT_MIN_VALVE),
+        "{limited:?}"
+    );
     assert!(free[29] > 0.9, "{}", free[29]);
+    // Without primary flow the return reading means nothing (stagnant water at
+    // supply temperature): the limiter ignores it instead of locking the valve shut.
+    let mut c = with_return_limit(Some(70.0));
+    let mut v = Vec::new();
+    for i in 0..30 {
+        let out = c.tick(&input_ret_flow(T0 + i * 60_000, 55.0, 110.0, 0.0));
+        v.push(valve(&out));
+    }
+    assert_eq!(v, free);
     // The limit is checked as configuration.
     let bad = Controller::new(&NodeConfig {
         return_limit_c: Some(f64::NAN),
