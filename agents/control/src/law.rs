@@ -474,7 +474,13 @@ impl Controller {
                 let readings = s.guard.check(input.time_ms, raw);
                 let (dt, sp, mode) = s.source.advance(input, &readings);
                 let was_safe = s.source.mode == Mode::Safe;
-                let valve = match get(&readings, Metric::SecondarySupplyTempC) {
+                // A stopped secondary pump (tripped, e.g. on loss of water) leaves
+                // the loop without a process to control: safe opening, no windup,
+                // and a bumpless return when the pump runs again. The pump is
+                // still commanded on, so it restarts as soon as it can.
+                let pump_stopped = get(&readings, Metric::PumpRunning).is_some_and(|r| r < 0.5);
+                let t_sup = get(&readings, Metric::SecondarySupplyTempC).filter(|_| !pump_stopped);
+                let valve = match t_sup {
                     Some(t_sup) => {
                         s.source.set_mode(mode);
                         if was_safe {
@@ -522,9 +528,13 @@ impl Controller {
                     }
                     None => {
                         if s.source.mode != Mode::Safe {
-                            tracing::warn!(
-                                "secondary supply sensor missing or implausible: valve to safe opening"
-                            );
+                            if pump_stopped {
+                                tracing::warn!("secondary pump not running: valve to safe opening");
+                            } else {
+                                tracing::warn!(
+                                    "secondary supply sensor missing or implausible: valve to safe opening"
+                                );
+                            }
                         }
                         s.source.set_mode(Mode::Safe);
                         s.safe_valve

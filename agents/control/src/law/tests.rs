@@ -507,3 +507,36 @@ fn the_loop_gain_falls_with_the_secondary_flow() {
         "{tiny} vs {full}"
     );
 }
+
+#[test]
+fn a_stopped_secondary_pump_puts_the_loop_in_safe_mode_and_back_without_a_bump() {
+    let with_pump = |t_ms: i64, t_sup: f64, running: f64| {
+        let mut i = input(t_ms, 0.0, Some(t_sup), false);
+        if let Some(r) = i.readings.as_mut() {
+            r.push(Reading::new(Metric::PumpRunning, running));
+        }
+        i
+    };
+    let mut c = substation();
+    c.tick(&with_pump(T0, 58.0, 1.0));
+    // Pump tripped: the stagnant secondary cools, but the valve does not chase it.
+    let mut out = c.tick(&with_pump(T0 + 60_000, 50.0, 0.0));
+    for i in 2..30 {
+        out = c.tick(&with_pump(T0 + i * 60_000, 40.0, 0.0));
+        assert_eq!((out.mode, valve(&out)), (Mode::Safe, 0.5));
+    }
+    // The pump is still commanded on, to restart.
+    assert!(
+        out.writes
+            .iter()
+            .any(|w| w.actuator == Actuator::SecondaryPump && w.value == 1.0)
+    );
+    // Running again, far below setpoint: the loop starts from the safe opening.
+    let out = c.tick(&with_pump(T0 + 30 * 60_000, 40.5, 1.0));
+    assert_eq!(out.mode, Mode::Fallback);
+    assert!(
+        (valve(&out) - 0.5).abs() < 0.15,
+        "valve jumped to {}",
+        valve(&out)
+    );
+}
