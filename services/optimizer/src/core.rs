@@ -525,6 +525,10 @@ impl Core {
             } else if prev_mode != Some(snap.mode) {
                 match snap.mode {
                     Mode::Fallback | Mode::Safe => {
+                        if snap.mode == Mode::Safe {
+                            // Escalate: an active info-level fallback alarm becomes critical.
+                            inner.alarms.clear("local_fallback", &id, now)?;
+                        }
                         inner.alarms.raise(
                             "local_fallback",
                             &id,
