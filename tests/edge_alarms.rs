@@ -59,30 +59,54 @@ async fn implausible_supply_sensors_raise_alarms_and_put_the_loop_in_safe_mode()
     sim.inject_fault(inject("s04", v1::FaultKind::SensorFrozen, 0.0))
         .await
         .expect("inject frozen");
+    // s06: its secondary pump trips (loss of water): no process to control.
+    sim.inject_fault(v1::InjectFaultRequest {
+        fault: Some(v1::Fault {
+            kind: v1::FaultKind::PumpTrip as i32,
+            device_id: "s06".into(),
+            metric: 0,
+            magnitude: 0.0,
+        }),
+    })
+    .await
+    .expect("inject pump trip");
     let opt = sys.opt_addr.clone();
     let name = "secondary_supply_temp_c";
     wait_for(
         Duration::from_secs(120),
-        "sensor_implausible alarms for s02 and s04, both loops in safe mode",
+        "sensor_implausible alarms for s02 and s04; s02, s04 and s06 in safe mode",
         || {
             let opt = opt.clone();
             async move {
                 let a = alarms(&opt).await;
                 let raised = active(&a, "sensor_implausible", "s02", name)
                     && active(&a, "sensor_implausible", "s04", name);
-                let safe = node_mode(&opt, "s02").await == Some(v1::Mode::Safe as i32)
-                    && node_mode(&opt, "s04").await == Some(v1::Mode::Safe as i32);
+                let mut safe = true;
+                for s in ["s02", "s04", "s06"] {
+                    safe &= node_mode(&opt, s).await == Some(v1::Mode::Safe as i32);
+                }
+                // Safe mode is raised as a critical local_fallback alarm.
+                let critical = ["s02", "s04", "s06"].iter().all(|s| {
+                    a.iter().any(|x| {
+                        x.kind == "local_fallback"
+                            && x.node_id == *s
+                            && x.severity == v1::Severity::Critical as i32
+                    })
+                });
+                let safe = safe && critical;
                 (raised && safe).then_some(())
             }
         },
     )
     .await;
     // The valve of a loop without a plausible measurement sits at its safe opening.
-    let valve = actuators(&sys.sim_addr, "s02").await[0].1;
-    assert!((valve - 0.5).abs() < 1e-9, "s02 valve at {valve}");
+    for s in ["s02", "s06"] {
+        let valve = actuators(&sys.sim_addr, s).await[0].1;
+        assert!((valve - 0.5).abs() < 1e-9, "{s} valve at {valve}");
+    }
     // The other substations never noticed.
     let a = alarms(&sys.opt_addr).await;
-    for s in ["s01", "s03", "s05", "s06"] {
+    for s in ["s01", "s03", "s05"] {
         assert!(
             !a.iter()
                 .any(|x| x.kind == "sensor_implausible" && x.node_id == s),
