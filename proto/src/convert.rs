@@ -271,9 +271,8 @@ impl TryFrom<&v1::TelemetryBatch> for TelemetryBatch {
                 reason: "sequence numbers start at 1".into(),
             });
         }
-        if b.snapshots.is_empty() {
-            return Err(missing("batch.snapshots"));
-        }
+        // An empty batch is a placeholder: its snapshots were condensed into an
+        // earlier batch by the gateway's outbox (the numbering stays gap-free).
         if b.snapshots.len() > MAX_SNAPSHOTS_PER_BATCH {
             return Err(ConversionError::Invalid {
                 field: "batch.snapshots".into(),
@@ -604,4 +603,105 @@ impl From<model::ActuatorWrite> for v1::ActuatorWrite {
             value: w.value,
         }
     }
+}
+
+// ---- edge alarms ---------------------------------------------------------
+
+/// What an edge alarm is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EdgeAlarmKind {
+    /// A reading failed the range, rate or stuck check and does not drive the loops.
+    SensorImplausible,
+    /// The outbox reached its disk budget and averaged its oldest batches.
+    OutboxCondensed,
+}
+
+impl EdgeAlarmKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EdgeAlarmKind::SensorImplausible => "sensor_implausible",
+            EdgeAlarmKind::OutboxCondensed => "outbox_condensed",
+        }
+    }
+}
+
+/// An alarm a gateway raises about itself or one of its nodes. (A domain type;
+/// it lives here until `model::telemetry` can take it.)
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EdgeAlarm {
+    pub kind: EdgeAlarmKind,
+    pub node_id: NodeId,
+    /// `SensorImplausible`: the metric.
+    pub metric: Option<Metric>,
+    pub message: String,
+}
+
+/// Longest message of an edge alarm, bytes; most alarms in one set.
+pub const MAX_EDGE_ALARM_MESSAGE: usize = 1024;
+pub const MAX_EDGE_ALARMS: usize = 4096;
+
+impl TryFrom<&v1::EdgeAlarm> for EdgeAlarm {
+    type Error = ConversionError;
+    fn try_from(a: &v1::EdgeAlarm) -> Result<Self, Self::Error> {
+        let kind = match a.kind.as_str() {
+            "sensor_implausible" => EdgeAlarmKind::SensorImplausible,
+            "outbox_condensed" => EdgeAlarmKind::OutboxCondensed,
+            "" => return Err(missing("kind")),
+            other => {
+                return Err(ConversionError::Invalid {
+                    field: "kind".into(),
+                    reason: format!(
+                        "unknown edge alarm kind {other:?}: sensor_implausible or outbox_condensed"
+                    ),
+                });
+            }
+        };
+        let metric = match kind {
+            EdgeAlarmKind::SensorImplausible => Some(metric("metric", a.metric)?),
+            EdgeAlarmKind::OutboxCondensed => None,
+        };
+        if a.message.len() > MAX_EDGE_ALARM_MESSAGE {
+            return Err(ConversionError::Invalid {
+                field: "message".into(),
+                reason: format!(
+                    "{} bytes, at most {MAX_EDGE_ALARM_MESSAGE}",
+                    a.message.len()
+                ),
+            });
+        }
+        Ok(EdgeAlarm {
+            kind,
+            node_id: node_id("node_id", &a.node_id)?,
+            metric,
+            message: a.message.clone(),
+        })
+    }
+}
+
+impl From<&EdgeAlarm> for v1::EdgeAlarm {
+    fn from(a: &EdgeAlarm) -> Self {
+        v1::EdgeAlarm {
+            kind: a.kind.name().to_string(),
+            node_id: a.node_id.to_string(),
+            metric: a.metric.map_or(v1::Metric::Unspecified, v1::Metric::from) as i32,
+            message: a.message.clone(),
+        }
+    }
+}
+
+/// A complete set of edge alarms from the wire.
+pub fn edge_alarms(set: &v1::EdgeAlarms) -> Result<Vec<EdgeAlarm>, ConversionError> {
+    if set.alarms.len() > MAX_EDGE_ALARMS {
+        return Err(ConversionError::Invalid {
+            field: "edge_alarms.alarms".into(),
+            reason: format!("{} alarms, at most {MAX_EDGE_ALARMS}", set.alarms.len()),
+        });
+    }
+    set.alarms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            EdgeAlarm::try_from(a).map_err(|e| prefix(&format!("edge_alarms.alarms[{i}]"), e))
+        })
+        .collect()
 }

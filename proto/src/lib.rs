@@ -14,7 +14,10 @@ pub mod v1 {
     tonic::include_proto!("heatnet.v1");
 }
 
-pub use convert::{ConversionError, check_known_actors, decode_batch, encode_batch};
+pub use convert::{
+    ConversionError, EdgeAlarm, EdgeAlarmKind, check_known_actors, decode_batch, edge_alarms,
+    encode_batch,
+};
 
 /// The encoded file descriptor set of `heatnet.v1`, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("heatnet_v1_descriptor");

@@ -5,6 +5,8 @@ use model::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::plausibility::{Finding, SensorGuard};
+
 /// Longest manual override accepted, ms (7 days).
 pub const MAX_OVERRIDE_MS: i64 = 7 * 24 * 3_600_000;
 /// Longest time step a tick may integrate over, s (a longer gap is treated as this).
@@ -32,8 +34,10 @@ pub struct TickInput {
 pub struct TickOutput {
     pub writes: Vec<ActuatorWrite>,
     pub mode: Mode,
-    /// Readings to report upstream (device readings plus the active setpoint).
+    /// Readings to report upstream (the plausible device readings plus the active setpoint).
     pub readings: Vec<Reading>,
+    /// Readings withheld as implausible at this tick (active `sensor_implausible` alarms).
+    pub implausible: Vec<Finding>,
 }
 
 /// Static configuration of one actor, from the gateway's configuration file.
@@ -57,6 +61,10 @@ pub struct NodeConfig {
     /// Fastest setpoint change applied, K per minute of network time.
     #[serde(default = "default_rate")]
     pub max_setpoint_rate_k_per_min: f64,
+    /// Substations: highest primary return temperature allowed, °C; above it the
+    /// return limiter closes the primary valve (the lower of the two loops wins).
+    #[serde(default)]
+    pub return_limit_c: Option<f64>,
 }
 
 fn default_rate() -> f64 {
@@ -87,9 +95,15 @@ impl Pi {
     /// One step: returns the clamped output. The integral does not grow while
     /// the output is saturated in the direction of the error.
     pub fn step(&mut self, setpoint: f64, measured: f64, dt_s: f64) -> f64 {
+        self.step_with_gain(setpoint, measured, dt_s, 1.0)
+    }
+
+    /// One step with the gain scaled by `gain` (gain scheduling).
+    pub fn step_with_gain(&mut self, setpoint: f64, measured: f64, dt_s: f64, gain: f64) -> f64 {
+        let kp = self.kp * gain;
         let e = setpoint - measured;
-        let p = self.kp * e;
-        let candidate = self.integral + self.kp * dt_s / self.ti_s * e;
+        let p = kp * e;
+        let candidate = self.integral + kp * dt_s / self.ti_s * e;
         let unsat = p + candidate;
         let saturating_high = unsat > self.out_max && e > 0.0;
         let saturating_low = unsat < self.out_min && e < 0.0;
@@ -99,6 +113,15 @@ impl Pi {
         // Keep the integral itself inside the output range.
         self.integral = self.integral.clamp(self.out_min, self.out_max);
         (p + self.integral).clamp(self.out_min, self.out_max)
+    }
+}
+
+impl Pi {
+    /// Bumpless transfer: sets the integral so that the next output, at this
+    /// error, equals `output` (the output another loop or mode produced).
+    pub fn track(&mut self, output: f64, setpoint: f64, measured: f64) {
+        let p = self.kp * (setpoint - measured);
+        self.integral = (output - p).clamp(self.out_min, self.out_max);
     }
 }
 
@@ -270,7 +293,8 @@ impl SetpointSource {
     }
 }
 
-/// Secondary supply temperature held by a PI loop on the primary control valve.
+/// Secondary supply temperature held by a PI loop on the primary control valve,
+/// with an optional primary return-temperature limiter (min-select).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SubstationCtl {
     pub source: SetpointSource,
@@ -278,12 +302,53 @@ pub struct SubstationCtl {
     /// Valve opening used when the supply sensor has failed.
     pub safe_valve: f64,
     pub last_valve: f64,
+    /// Return limiter: reverse-acting PI on the primary return temperature.
+    #[serde(default)]
+    pub return_limit: Option<ReturnLimit>,
+    #[serde(default)]
+    pub guard: SensorGuard,
+    /// Largest secondary flow seen, kg/s: the reference of the gain schedule.
+    #[serde(default)]
+    pub flow_ref_kg_s: f64,
+}
+
+/// The loop gain of the secondary supply temperature on the primary valve
+/// grows as the secondary flow falls (buildings throttling): the PI's gain is
+/// scaled by the flow against the largest flow seen, so that the loop stays
+/// stable at low load. Returns the scale, within [`MIN_GAIN_SCALE`, 1].
+fn flow_gain(flow_ref_kg_s: &mut f64, readings: &[Reading]) -> f64 {
+    match get(readings, Metric::SecondaryFlowKgS) {
+        Some(m) if m > 0.0 => {
+            *flow_ref_kg_s = flow_ref_kg_s.max(m);
+            (m / *flow_ref_kg_s).clamp(MIN_GAIN_SCALE, 1.0)
+        }
+        _ => 1.0,
+    }
+}
+
+/// Smallest scale of the substation loop's gain.
+pub const MIN_GAIN_SCALE: f64 = 0.1;
+
+/// Smallest valve opening the return limiter commands (keeps water, and so the
+/// return measurement, moving).
+pub const RETURN_LIMIT_MIN_VALVE: f64 = 0.05;
+/// Primary flow below which the return temperature is not used, kg/s.
+pub const MIN_FLOW_KG_S: f64 = 0.01;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReturnLimit {
+    pub limit_c: f64,
+    pub pi: Pi,
+    /// The limiter drove the valve at the last tick.
+    pub active: bool,
 }
 
 /// Plant supply temperature setpoint (the plant's own boiler control holds it) and pump.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlantCtl {
     pub source: SetpointSource,
+    #[serde(default)]
+    pub guard: SensorGuard,
 }
 
 /// Balancing valve throttled when the building runs warm.
@@ -292,6 +357,8 @@ pub struct BuildingCtl {
     pub valve: f64,
     pub last_time_ms: Option<i64>,
     pub mode: Mode,
+    #[serde(default)]
+    pub guard: SensorGuard,
 }
 
 /// Room temperature above which a building's balancing valve starts to close, °C.
@@ -341,6 +408,16 @@ impl Controller {
                 cfg.id
             ));
         }
+        if let Some(limit) = cfg.return_limit_c
+            && !(cfg.kind == NodeKind::Substation
+                && limit.is_finite()
+                && (20.0..=120.0).contains(&limit))
+        {
+            return Err(format!(
+                "{}: return_limit_c {limit} must be a substation's primary return limit within 20..120 °C",
+                cfg.id
+            ));
+        }
         Ok(match cfg.kind {
             NodeKind::Substation => {
                 let (curve, limits) = curve_and_limits(model::network::SECONDARY_SUPPLY_LIMITS_C)?;
@@ -349,18 +426,27 @@ impl Controller {
                     pi: Pi::new(0.015, 180.0, 0.0, 1.0, 0.5),
                     safe_valve: 0.5,
                     last_valve: 0.5,
+                    return_limit: cfg.return_limit_c.map(|limit_c| ReturnLimit {
+                        limit_c,
+                        pi: Pi::new(0.01, 600.0, RETURN_LIMIT_MIN_VALVE, 1.0, 1.0),
+                        active: false,
+                    }),
+                    guard: SensorGuard::default(),
+                    flow_ref_kg_s: 0.0,
                 })
             }
             NodeKind::Plant => {
                 let (curve, limits) = curve_and_limits(model::network::PLANT_SUPPLY_LIMITS_C)?;
                 Controller::Plant(PlantCtl {
                     source: SetpointSource::new(limits, cfg.max_setpoint_rate_k_per_min, curve),
+                    guard: SensorGuard::default(),
                 })
             }
             NodeKind::Building => Controller::Building(BuildingCtl {
                 valve: 1.0,
                 last_time_ms: None,
                 mode: Mode::Fallback,
+                guard: SensorGuard::default(),
             }),
         })
     }
@@ -382,20 +468,73 @@ impl Controller {
     }
 
     pub fn tick(&mut self, input: &TickInput) -> TickOutput {
-        let readings = input.readings.clone().unwrap_or_default();
+        let raw = input.readings.clone().unwrap_or_default();
         match self {
             Controller::Substation(s) => {
+                let readings = s.guard.check(input.time_ms, raw);
                 let (dt, sp, mode) = s.source.advance(input, &readings);
-                let valve = match get(&readings, Metric::SecondarySupplyTempC) {
+                let was_safe = s.source.mode == Mode::Safe;
+                // A stopped secondary pump (tripped, e.g. on loss of water) leaves
+                // the loop without a process to control: safe opening, no windup,
+                // and a bumpless return when the pump runs again. The pump is
+                // still commanded on, so it restarts as soon as it can.
+                let pump_stopped = get(&readings, Metric::PumpRunning).is_some_and(|r| r < 0.5);
+                let t_sup = get(&readings, Metric::SecondarySupplyTempC).filter(|_| !pump_stopped);
+                let valve = match t_sup {
                     Some(t_sup) => {
                         s.source.set_mode(mode);
-                        s.pi.step(sp, t_sup, dt)
+                        if was_safe {
+                            // Bumpless: the loop takes over from the safe opening.
+                            s.pi.track(s.last_valve, sp, t_sup);
+                        }
+                        let gain = flow_gain(&mut s.flow_ref_kg_s, &readings);
+                        let supply_valve = s.pi.step_with_gain(sp, t_sup, dt, gain);
+                        // The return temperature means something only while
+                        // primary water flows; the limiter never closes the valve
+                        // fully, so that it keeps measuring.
+                        let t_ret = get(&readings, Metric::ReturnTempC).filter(|_| {
+                            get(&readings, Metric::FlowKgS).is_some_and(|m| m > MIN_FLOW_KG_S)
+                        });
+                        match (&mut s.return_limit, t_ret) {
+                            (Some(rl), Some(t_ret)) => {
+                                // Override control with external reset: while the
+                                // limiter is not in charge its reset follows the valve,
+                                // so it takes over at once when the return passes the
+                                // limit, and the loop not in charge never winds up.
+                                if !rl.active || was_safe {
+                                    rl.pi.integral = supply_valve;
+                                }
+                                // Reverse acting: a return above the limit closes the valve.
+                                let limit_valve = rl.pi.step(rl.limit_c, t_ret, dt);
+                                let limiting = limit_valve < supply_valve;
+                                if limiting != rl.active {
+                                    tracing::info!(
+                                        return_temp_c = t_ret,
+                                        limit_c = rl.limit_c,
+                                        limiting,
+                                        "return temperature limiter"
+                                    );
+                                    rl.active = limiting;
+                                }
+                                if limiting {
+                                    s.pi.track(limit_valve, sp, t_sup);
+                                    limit_valve
+                                } else {
+                                    supply_valve
+                                }
+                            }
+                            _ => supply_valve,
+                        }
                     }
                     None => {
                         if s.source.mode != Mode::Safe {
-                            tracing::warn!(
-                                "secondary supply sensor missing: valve to safe opening"
-                            );
+                            if pump_stopped {
+                                tracing::warn!("secondary pump not running: valve to safe opening");
+                            } else {
+                                tracing::warn!(
+                                    "secondary supply sensor missing or implausible: valve to safe opening"
+                                );
+                            }
                         }
                         s.source.set_mode(Mode::Safe);
                         s.safe_valve
@@ -410,9 +549,11 @@ impl Controller {
                         (Actuator::PrimaryValve, valve),
                         (Actuator::SecondaryPump, 1.0),
                     ],
+                    s.guard.findings.clone(),
                 )
             }
             Controller::Plant(p) => {
+                let readings = p.guard.check(input.time_ms, raw);
                 let (_, sp, mode) = p.source.advance(input, &readings);
                 p.source.set_mode(mode);
                 tick_output(
@@ -423,9 +564,11 @@ impl Controller {
                         (Actuator::PlantSupplySetpointC, sp),
                         (Actuator::PlantPump, 1.0),
                     ],
+                    p.guard.findings.clone(),
                 )
             }
             Controller::Building(b) => {
+                let readings = b.guard.check(input.time_ms, raw);
                 let dt = match b.last_time_ms {
                     Some(t) if input.time_ms > t => {
                         ((input.time_ms - t) as f64 / 1000.0).min(MAX_DT_S)
@@ -438,6 +581,7 @@ impl Controller {
                 } else {
                     Mode::Fallback
                 };
+                // No plausible room reading: the valve holds where it is.
                 if let Some(room) = get(&readings, Metric::RoomTempC) {
                     let target = (1.0 - 0.4 * (room - BUILDING_THROTTLE_FROM_C)).clamp(0.3, 1.0);
                     // Valves move slowly on purpose: a full stroke takes 10 minutes.
@@ -450,6 +594,7 @@ impl Controller {
                     }],
                     mode: b.mode,
                     readings,
+                    implausible: b.guard.findings.clone(),
                 }
             }
         }
@@ -475,6 +620,7 @@ fn tick_output(
     setpoint_c: f64,
     mode: Mode,
     writes: [(Actuator, f64); 2],
+    implausible: Vec<Finding>,
 ) -> TickOutput {
     readings.push(Reading::new(Metric::SetpointC, setpoint_c));
     TickOutput {
@@ -484,6 +630,7 @@ fn tick_output(
             .collect(),
         mode,
         readings,
+        implausible,
     }
 }
 

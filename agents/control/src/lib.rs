@@ -2,6 +2,8 @@
 //!
 //! - [`law`]: pure control laws (PI with anti-windup, setpoint ramps, mode
 //!   selection, command validation). No IO, no clock: time comes in each tick.
+//! - [`plausibility`]: range, rate-of-change and stuck-value checks of every
+//!   reading before a law sees it; implausible readings become findings.
 //! - [`node`]: the actor that hosts one node's controller: it takes ticks (a
 //!   scan's readings) and commands in order, and keeps its state in sled.
 //! - [`supervisor`]: one supervisor per gateway; restarts a failed actor from
@@ -10,7 +12,9 @@
 
 pub mod law;
 pub mod node;
+pub mod plausibility;
 pub mod supervisor;
 
 pub use law::{Controller, LinkState, NodeConfig, TickInput, TickOutput};
+pub use plausibility::Finding;
 pub use supervisor::{Actors, ControlError};

@@ -45,7 +45,16 @@ impl Actor for NodeActor {
         args: NodeArgs,
     ) -> Result<NodeState, ActorProcessingErr> {
         let id = args.cfg.id.clone();
-        let saved = args.table.get_json::<Controller>(key(&id))?;
+        // Unreadable saved state is refused (logged) and the actor starts from
+        // its configuration: safe local control beats no control at all.
+        let saved = match args.table.get_json::<Controller>(key(&id)) {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::error!(actor_id = %id, error = %e,
+                    "saved control state unreadable: refused, starting from the configuration");
+                None
+            }
+        };
         let ctl = match saved {
             Some(ctl) if ctl.kind() == args.cfg.kind => {
                 tracing::info!(actor_id = %id, mode = ?ctl.mode(), "actor restored from local state");

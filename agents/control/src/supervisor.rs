@@ -281,6 +281,7 @@ mod tests {
                 supply_limits_c: None,
                 fallback_curve: Some(curve),
                 max_setpoint_rate_k_per_min: 2.0,
+                return_limit_c: None,
             },
             NodeConfig {
                 id: NodeId::new("s01-b01").unwrap(),
@@ -290,6 +291,7 @@ mod tests {
                 supply_limits_c: None,
                 fallback_curve: None,
                 max_setpoint_rate_k_per_min: 2.0,
+                return_limit_c: None,
             },
         ]
     }
@@ -365,6 +367,39 @@ mod tests {
                 reason: "unknown actor s99: gateway s01 does not host it".into()
             }
         );
+        actors.stop().await;
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn corrupt_saved_state_is_refused_and_the_actor_starts_from_its_configuration() {
+        let dir =
+            std::env::temp_dir().join(format!("heatnet-control-corrupt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(
+            &dir,
+            &store::StoreConfig {
+                kind: "gateway".into(),
+                identity: "s01".into(),
+                cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        store
+            .table("actors")
+            .unwrap()
+            .insert("actor/s01", b"{\"kind\":\"substation\",\"garbage")
+            .unwrap();
+        let gw = NodeId::new("s01").unwrap();
+        let actors = Actors::start(&gw, configs(), &store).await.unwrap();
+        let out = actors
+            .tick(&NodeId::new("s01").unwrap(), input(1_000_000))
+            .await
+            .unwrap();
+        // Fresh from its configuration: no optimizer setpoint yet, on its local curve.
+        assert_eq!(out.mode, model::Mode::Fallback);
+        assert_eq!(out.writes.len(), 2);
         actors.stop().await;
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);

@@ -48,9 +48,14 @@ pub struct Limits {
     pub heartbeat_ms: u64,
     /// Batches sent but not yet acknowledged, at most.
     pub max_in_flight: usize,
-    /// Batches kept in the outbox at most; when full, new scans are not recorded
-    /// (counted and logged) until the optimizer acknowledges.
+    /// Batches kept in the outbox at most (condensed placeholders included);
+    /// when full, new scans are not recorded (counted and logged) until the
+    /// optimizer acknowledges.
     pub max_outbox_batches: u64,
+    /// Disk budget of the outbox: encoded bytes of pending batches at most. At
+    /// the budget the oldest data is condensed (see `outbox`), counted and
+    /// raised as an `outbox_condensed` alarm.
+    pub outbox_budget_bytes: u64,
     /// sled page cache, bytes.
     pub cache_bytes: u64,
 }
@@ -62,7 +67,8 @@ impl Default for Limits {
             fallback_after_ms: 30_000,
             heartbeat_ms: 1000,
             max_in_flight: 64,
-            max_outbox_batches: 500_000,
+            max_outbox_batches: 5_000_000,
+            outbox_budget_bytes: 256 << 20,
             cache_bytes: 4 << 20,
         }
     }
@@ -112,6 +118,12 @@ impl GatewayConfig {
         in_range("heartbeat_ms", l.heartbeat_ms, 100, 60_000)?;
         in_range("max_in_flight", l.max_in_flight as u64, 1, 10_000)?;
         in_range("max_outbox_batches", l.max_outbox_batches, 10, 100_000_000)?;
+        in_range(
+            "outbox_budget_bytes",
+            l.outbox_budget_bytes,
+            4 << 10,
+            1 << 40,
+        )?;
         in_range("cache_bytes", l.cache_bytes, 1 << 20, 1 << 30)?;
         if self.actors.is_empty() {
             return Err("actors: the gateway hosts no actor".into());

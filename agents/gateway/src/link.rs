@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use control::Actors;
 use model::{Command, CommandOutcome, CommandResult, NodeKind};
+use proto::EdgeAlarm;
 use proto::v1;
 use proto::v1::agent_service_client::AgentServiceClient;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument as _;
 
@@ -26,6 +27,10 @@ pub struct LinkShared {
     connected: AtomicBool,
     /// Wakes the link when the outbox has something new.
     pub new_data: Notify,
+    /// The gateway's active edge alarms (complete set, sorted), set by the scan
+    /// loop; `None` until its first scan (an empty set would clear the
+    /// optimizer's alarms of a gateway that just restarted).
+    pub alarms: watch::Sender<Option<Vec<EdgeAlarm>>>,
 }
 
 impl Default for LinkShared {
@@ -35,6 +40,7 @@ impl Default for LinkShared {
             last_contact_ms: AtomicI64::new(-1),
             connected: AtomicBool::new(false),
             new_data: Notify::new(),
+            alarms: watch::Sender::new(None),
         }
     }
 }
@@ -160,6 +166,19 @@ impl Link {
             .context("opening the session stream")?
             .into_inner();
         self.shared.connected.store(true, Ordering::Relaxed);
+        // The complete set of edge alarms now, then again whenever it changes.
+        let mut alarms = self.shared.alarms.subscribe();
+        let edge_alarms = |set: &Option<Vec<EdgeAlarm>>| {
+            set.as_ref().map(|set| {
+                send(v1::gateway_message::Body::EdgeAlarms(v1::EdgeAlarms {
+                    alarms: set.iter().map(v1::EdgeAlarm::from).collect(),
+                }))
+            })
+        };
+        let first = edge_alarms(&alarms.borrow_and_update());
+        if let Some(first) = first {
+            tx.send(first).await.context("session stream closed")?;
+        }
 
         let mut next_to_send = stored + 1;
         let mut acked = stored;
@@ -202,6 +221,12 @@ impl Link {
                     }
                 }
                 _ = self.shared.new_data.notified() => {}
+                Ok(()) = alarms.changed() => {
+                    let msg = edge_alarms(&alarms.borrow_and_update());
+                    if let Some(msg) = msg {
+                        tx.send(msg).await.context("session stream closed")?;
+                    }
+                }
                 _ = heartbeat.tick() => {
                     tx.send(send(v1::gateway_message::Body::Heartbeat(v1::Heartbeat {
                         time_ms: 0,

@@ -7,11 +7,20 @@ use anyhow::Context as _;
 use control::{Actors, LinkState, TickInput};
 use hardware::{Driver, Hardware, ModbusHardware, SimHardware};
 use model::{ActorSnapshot, NodeId};
+use proto::{EdgeAlarm, EdgeAlarmKind};
 use store::{Store, StoreConfig};
 
 use crate::config::{GatewayConfig, HardwareConfig};
 use crate::link::{Link, LinkShared};
-use crate::outbox::{Outbox, OutboxError, OutboxInfo};
+use crate::outbox::{CONDENSE_RUN, Outbox, OutboxError, OutboxInfo, OutboxLimits};
+
+fn outbox_limits(cfg: &GatewayConfig) -> OutboxLimits {
+    OutboxLimits {
+        max_batches: cfg.limits.max_outbox_batches,
+        budget_bytes: cfg.limits.outbox_budget_bytes,
+        protect: cfg.limits.max_in_flight as u64,
+    }
+}
 
 fn store_config(cfg: &GatewayConfig) -> StoreConfig {
     StoreConfig {
@@ -24,7 +33,7 @@ fn store_config(cfg: &GatewayConfig) -> StoreConfig {
 /// What the outbox of a stopped gateway holds (reads its data directory).
 pub fn inspect(cfg: &GatewayConfig) -> anyhow::Result<OutboxInfo> {
     let store = Store::open(&cfg.data_dir, &store_config(cfg))?;
-    Ok(Outbox::open(&store, cfg.limits.max_outbox_batches)?.info()?)
+    Ok(Outbox::open(&store, outbox_limits(cfg))?.info()?)
 }
 
 /// Runs the gateway until `shutdown` resolves.
@@ -35,7 +44,7 @@ pub async fn run(
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let store = Store::open(&cfg.data_dir, &store_config(&cfg))?;
-    let outbox = Outbox::open(&store, cfg.limits.max_outbox_batches)?;
+    let outbox = Outbox::open(&store, outbox_limits(&cfg))?;
     let info = outbox.info()?;
     tracing::info!(gateway_id = %cfg.gateway_id, next_seq = info.next_seq, pending = info.pending, "gateway starting");
     let actors = Arc::new(Actors::start(&cfg.gateway_id, cfg.actors.clone(), &store).await?);
@@ -127,6 +136,7 @@ pub async fn run(
                 optimizer_recent: shared.optimizer_recent(fallback_after),
             };
             let mut snapshots = Vec::with_capacity(ids.len());
+            let mut edge_alarms = Vec::new();
             for id in &ids {
                 let input = TickInput {
                     time_ms: scan.time_ms,
@@ -140,6 +150,12 @@ pub async fn run(
                         continue;
                     }
                 };
+                edge_alarms.extend(out.implausible.iter().map(|f| EdgeAlarm {
+                    kind: EdgeAlarmKind::SensorImplausible,
+                    node_id: id.clone(),
+                    metric: Some(f.metric),
+                    message: format!("{id}: {}", f.reason),
+                }));
                 if let Err(e) = hw.write(id, &out.writes).await {
                     tracing::warn!(actor_id = %id, error = %e, "actuator write failed");
                 }
@@ -153,7 +169,30 @@ pub async fn run(
             if snapshots.is_empty() {
                 continue;
             }
-            match outbox.append(snapshots).await {
+            let appended = outbox.append(snapshots).await;
+            match outbox.info() {
+                Ok(info) if info.holds_condensed() => edge_alarms.push(EdgeAlarm {
+                    kind: EdgeAlarmKind::OutboxCondensed,
+                    node_id: cfg.gateway_id.clone(),
+                    metric: None,
+                    message: format!(
+                        "outbox of {} reached its disk budget of {} bytes: the oldest data is condensed {CONDENSE_RUN}:1 into averages ({} batches folded so far)",
+                        cfg.gateway_id, cfg.limits.outbox_budget_bytes, info.condensed_batches
+                    ),
+                }),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the outbox state"),
+            }
+            edge_alarms.sort();
+            shared.alarms.send_if_modified(|current| {
+                if current.as_ref() == Some(&edge_alarms) {
+                    false
+                } else {
+                    *current = Some(edge_alarms);
+                    true
+                }
+            });
+            match appended {
                 Ok(_) => {
                     batches_written.add(1, &[]);
                     if skipped_full > 0 {
@@ -162,11 +201,12 @@ pub async fn run(
                     }
                     shared.new_data.notify_one();
                 }
-                Err(OutboxError::Full { pending }) => {
+                Err(OutboxError::Full { pending, bytes }) => {
                     skipped_full += 1;
                     if skipped_full == 1 || skipped_full.is_multiple_of(600) {
                         tracing::error!(
                             pending,
+                            bytes,
                             skipped_scans = skipped_full,
                             "outbox full: scans are not recorded until the optimizer acknowledges"
                         );

@@ -71,7 +71,6 @@ fn bad_batches_name_the_field_and_reason() {
             |b| b.seq = 0,
             "batch.seq: 0 is out of range: sequence numbers start at 1",
         ),
-        (|b| b.snapshots.clear(), "batch.snapshots: missing"),
         (
             |b| b.snapshots[1].actor_id.clear(),
             "batch.snapshots[1].actor_id: missing",
@@ -238,5 +237,51 @@ fn every_metric_maps_both_ways() {
     }
     for md in [Mode::Optimizer, Mode::Fallback, Mode::Override, Mode::Safe] {
         assert_eq!(mode("m", v1::Mode::from(md) as i32).unwrap(), md);
+    }
+}
+
+#[test]
+fn an_empty_batch_is_a_condensed_placeholder() {
+    let wire = v1::TelemetryBatch {
+        seq: 7,
+        snapshots: vec![],
+    };
+    let b = TelemetryBatch::try_from(&wire).unwrap();
+    assert_eq!((b.seq, b.snapshots.len()), (7, 0));
+    assert_eq!(decode_batch(&encode_batch(&b)).unwrap(), b);
+}
+
+#[test]
+fn edge_alarms_round_trip_and_bad_ones_are_named() {
+    let a = EdgeAlarm {
+        kind: EdgeAlarmKind::SensorImplausible,
+        node_id: NodeId::new("s01").unwrap(),
+        metric: Some(Metric::SecondarySupplyTempC),
+        message: "stuck".into(),
+    };
+    let set = v1::EdgeAlarms {
+        alarms: vec![(&a).into()],
+    };
+    assert_eq!(edge_alarms(&set).unwrap(), vec![a.clone()]);
+    type Edit = fn(&mut v1::EdgeAlarm);
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            |w| w.kind = "fire".into(),
+            "edge_alarms.alarms[0].kind: unknown edge alarm kind \"fire\": sensor_implausible or outbox_condensed",
+        ),
+        (
+            |w| w.metric = 0,
+            "edge_alarms.alarms[0].metric: unspecified; give one of the enum's values",
+        ),
+        (
+            |w| w.node_id.clear(),
+            "edge_alarms.alarms[0].node_id: missing",
+        ),
+    ];
+    for (edit, want) in cases {
+        let mut w = v1::EdgeAlarm::from(&a);
+        edit(&mut w);
+        let err = edge_alarms(&v1::EdgeAlarms { alarms: vec![w] }).unwrap_err();
+        assert_eq!(err.to_string(), want);
     }
 }

@@ -118,6 +118,7 @@ pub fn gateway_configs(
                 supply_limits_c: Some(PLANT_SUPPLY_LIMITS_C),
                 fallback_curve: Some(plant_curve(p, net.outdoor_design_temp_c)?),
                 max_setpoint_rate_k_per_min: 1.0,
+                return_limit_c: None,
             }],
         });
     }
@@ -134,6 +135,12 @@ pub fn gateway_configs(
             supply_limits_c: Some(lim),
             fallback_curve: Some(substation_curve(s, net.outdoor_design_temp_c, lim)?),
             max_setpoint_rate_k_per_min: 2.0,
+            // The primary return may exceed its plant's design return by 5 K at most.
+            return_limit_c: net
+                .plants
+                .iter()
+                .find(|p| p.id == s.plant)
+                .map(|p| (p.design_return_temp_c + 5.0).clamp(20.0, 120.0)),
         }];
         for b in &s.buildings {
             actors.push(NodeConfig {
@@ -144,6 +151,7 @@ pub fn gateway_configs(
                 supply_limits_c: None,
                 fallback_curve: None,
                 max_setpoint_rate_k_per_min: 2.0,
+                return_limit_c: None,
             });
         }
         out.push(GatewayConfig {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod footprint;
 mod status;
 mod up;
 
@@ -44,6 +45,18 @@ enum Cmd {
         #[command(subcommand)]
         command: heatnet::procs::GatewayCmd,
     },
+    /// Measurements on the real processes.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Resident memory and CPU of one gateway hosting a substation and its
+    /// buildings (default 50), under `heatnet up`.
+    GatewayFootprint(footprint::FootprintArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +66,15 @@ fn main() -> std::process::ExitCode {
         Cmd::Sim { command } => heatnet::procs::sim_cmd(command),
         Cmd::Optimizer(args) => heatnet::procs::optimizer(args),
         Cmd::Gateway { command } => heatnet::procs::gateway(command),
+        Cmd::Bench {
+            command: BenchCmd::GatewayFootprint(args),
+        } => match footprint::run(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("heatnet bench gateway-footprint: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Cmd::Status {
             json,
             optimizer,

@@ -33,6 +33,9 @@ pub struct Alarm {
     pub acknowledged_at_ms: Option<i64>,
     pub acknowledged_by: Option<String>,
     pub cleared_at_ms: Option<i64>,
+    /// `sensor_implausible`: the metric's name; `None` for alarms about a whole node.
+    #[serde(default)]
+    pub metric: Option<String>,
 }
 
 /// Most alarms kept (cleared ones beyond this are forgotten, oldest first).
@@ -67,12 +70,26 @@ impl AlarmBook {
         self.table.put_json(seq_key(b"a/", a.id), a)
     }
 
-    fn active(&self, kind: &str, node: &str) -> Option<u64> {
+    fn active_on(&self, kind: &str, node: &str, metric: Option<&str>) -> Option<u64> {
         self.alarms
             .values()
             .rev()
-            .find(|a| a.kind == kind && a.node_id == node && a.state != AlarmState::Cleared)
+            .find(|a| {
+                a.kind == kind
+                    && a.node_id == node
+                    && a.metric.as_deref() == metric
+                    && a.state != AlarmState::Cleared
+            })
             .map(|a| a.id)
+    }
+
+    /// Active alarms of one kind: (node, metric) of each.
+    pub fn active_of_kind(&self, kind: &str) -> Vec<(String, Option<String>)> {
+        self.alarms
+            .values()
+            .filter(|a| a.kind == kind && a.state != AlarmState::Cleared)
+            .map(|a| (a.node_id.clone(), a.metric.clone()))
+            .collect()
     }
 
     /// Raises an alarm unless one of the same kind is already active for the node.
@@ -85,7 +102,21 @@ impl AlarmBook {
         message: String,
         now_ms: i64,
     ) -> Result<Option<Alarm>, StoreError> {
-        if self.active(kind, node).is_some() {
+        self.raise_on(kind, node, None, severity, message, now_ms)
+    }
+
+    /// Raises an alarm about one metric of a node (or the whole node with
+    /// `metric: None`) unless the same one is already active.
+    pub fn raise_on(
+        &mut self,
+        kind: &str,
+        node: &str,
+        metric: Option<&str>,
+        severity: Severity,
+        message: String,
+        now_ms: i64,
+    ) -> Result<Option<Alarm>, StoreError> {
+        if self.active_on(kind, node, metric).is_some() {
             return Ok(None);
         }
         let a = Alarm {
@@ -99,6 +130,7 @@ impl AlarmBook {
             acknowledged_at_ms: None,
             acknowledged_by: None,
             cleared_at_ms: None,
+            metric: metric.map(str::to_string),
         };
         self.next_id += 1;
         self.save(&a)?;
@@ -114,7 +146,18 @@ impl AlarmBook {
         node: &str,
         now_ms: i64,
     ) -> Result<Option<Alarm>, StoreError> {
-        let Some(id) = self.active(kind, node) else {
+        self.clear_on(kind, node, None, now_ms)
+    }
+
+    /// Clears the active alarm of this kind on this metric of the node, if any.
+    pub fn clear_on(
+        &mut self,
+        kind: &str,
+        node: &str,
+        metric: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<Alarm>, StoreError> {
+        let Some(id) = self.active_on(kind, node, metric) else {
             return Ok(None);
         };
         let a = self.alarms.get_mut(&id).map(|a| {
@@ -252,6 +295,48 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(b.id, 3);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn alarms_about_metrics_are_kept_apart() {
+        let dir = std::env::temp_dir().join(format!("heatnet-alarms-m-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(
+            &dir,
+            &StoreConfig {
+                kind: "optimizer".into(),
+                identity: "central".into(),
+                cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let mut book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+        let k = "sensor_implausible";
+        let sup = Some("secondary_supply_temp_c");
+        let out = Some("outdoor_temp_c");
+        assert!(
+            book.raise_on(k, "s01", sup, Severity::Critical, "a".into(), 1)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            book.raise_on(k, "s01", out, Severity::Critical, "b".into(), 1)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            book.raise_on(k, "s01", sup, Severity::Critical, "c".into(), 2)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(book.active_of_kind(k).len(), 2);
+        book.clear_on(k, "s01", sup, 3).unwrap().unwrap();
+        assert_eq!(
+            book.active_of_kind(k),
+            vec![("s01".to_string(), Some("outdoor_temp_c".to_string()))]
+        );
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

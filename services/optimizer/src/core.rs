@@ -525,6 +525,10 @@ impl Core {
             } else if prev_mode != Some(snap.mode) {
                 match snap.mode {
                     Mode::Fallback | Mode::Safe => {
+                        if snap.mode == Mode::Safe {
+                            // Escalate: an active info-level fallback alarm becomes critical.
+                            inner.alarms.clear("local_fallback", &id, now)?;
+                        }
                         inner.alarms.raise(
                             "local_fallback",
                             &id,
@@ -562,6 +566,69 @@ impl Core {
                         wall_ms(),
                     );
                 }
+            }
+        }
+    }
+
+    /// A gateway's complete set of edge alarms: raises what is new, clears what
+    /// is gone, for this gateway and its nodes. Alarms about nodes the gateway
+    /// does not host are ignored (logged).
+    pub fn edge_alarms(&self, gateway: &NodeId, set: Vec<proto::EdgeAlarm>) {
+        let Ok(mut inner) = self.lock() else { return };
+        let now = wall_ms();
+        let own = |inner: &Inner, node: &str| {
+            node == gateway.as_str()
+                || NodeId::new(node)
+                    .ok()
+                    .and_then(|id| inner.nodes.get(&id))
+                    .is_some_and(|n| &n.gateway == gateway)
+        };
+        let mut wanted = Vec::new();
+        for a in set {
+            if !own(&inner, a.node_id.as_str()) {
+                tracing::warn!(gateway_id = %gateway, node_id = %a.node_id, kind = a.kind.name(),
+                    "edge alarm about a node this gateway does not host ignored");
+                continue;
+            }
+            wanted.push((
+                a.kind.name(),
+                a.node_id.to_string(),
+                a.metric.map(|m| m.name().to_string()),
+                a.message,
+            ));
+        }
+        for kind in [
+            proto::EdgeAlarmKind::SensorImplausible,
+            proto::EdgeAlarmKind::OutboxCondensed,
+        ] {
+            let kind = kind.name();
+            for (node, metric) in inner.alarms.active_of_kind(kind) {
+                let still = wanted
+                    .iter()
+                    .any(|(k, n, m, _)| *k == kind && *n == node && *m == metric);
+                if !still && own(&inner, &node) {
+                    tracing::info!(gateway_id = %gateway, node_id = %node, kind, metric = metric.as_deref().unwrap_or(""), "edge alarm cleared");
+                    if let Err(e) = inner.alarms.clear_on(kind, &node, metric.as_deref(), now) {
+                        tracing::error!(error = %e, "cannot store an alarm");
+                    }
+                }
+            }
+        }
+        for (kind, node, metric, message) in wanted {
+            let severity = if kind == "outbox_condensed" {
+                Severity::Warning
+            } else {
+                Severity::Critical
+            };
+            match inner
+                .alarms
+                .raise_on(kind, &node, metric.as_deref(), severity, message, now)
+            {
+                Ok(Some(a)) => {
+                    tracing::warn!(gateway_id = %gateway, node_id = %node, kind, metric = metric.as_deref().unwrap_or(""), message = %a.message, "edge alarm raised")
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "cannot store an alarm"),
             }
         }
     }

@@ -202,6 +202,10 @@ impl AgentService for Grpc {
                             Ok(r) => core.command_result(&gateway, r),
                             Err(e) => tracing::warn!(error = %e, "malformed command result ignored"),
                         },
+                        Some(v1::gateway_message::Body::EdgeAlarms(set)) => match proto::edge_alarms(&set) {
+                            Ok(set) => core.edge_alarms(&gateway, set),
+                            Err(e) => tracing::warn!(error = %e, "malformed edge alarms ignored"),
+                        },
                         Some(v1::gateway_message::Body::Heartbeat(_)) => {}
                         Some(v1::gateway_message::Body::Open(_)) => {
                             tracing::warn!("second SessionOpen on one stream ignored");
@@ -241,6 +245,7 @@ fn alarm(a: &Alarm) -> v1::Alarm {
         acknowledged_at_ms: a.acknowledged_at_ms.unwrap_or(0),
         acknowledged_by: a.acknowledged_by.clone().unwrap_or_default(),
         cleared_at_ms: a.cleared_at_ms.unwrap_or(0),
+        metric: a.metric.clone().unwrap_or_default(),
     }
 }
 

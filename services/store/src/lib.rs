@@ -16,6 +16,8 @@ use serde::{Serialize, de::DeserializeOwned};
 /// Format marker written into every store.
 pub const FORMAT: &str = "heatnet-store-v1";
 const META_TREE: &str = "__heatnet_meta";
+/// Owner of a store (format, kind, identity, one a line), beside sled's files.
+const MARKER_FILE: &str = "heatnet-store";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -122,6 +124,30 @@ impl Store {
                 path: dir.to_path_buf(),
             });
         }
+        // The marker file names the owner without opening sled (which may
+        // rewrite its files while recovering): a directory that belongs to
+        // someone else is refused before anything in it is touched.
+        let marker_path = dir.join(MARKER_FILE);
+        let marker = std::fs::read_to_string(&marker_path).ok();
+        if let Some(m) = &marker {
+            let mut lines = m.lines();
+            let (format, kind, identity) = (lines.next(), lines.next(), lines.next());
+            if format != Some(FORMAT) {
+                return Err(StoreError::Format {
+                    path: dir.to_path_buf(),
+                    found: format.unwrap_or_default().to_string(),
+                });
+            }
+            if kind != Some(cfg.kind.as_str()) || identity != Some(cfg.identity.as_str()) {
+                return Err(StoreError::Identity {
+                    path: dir.to_path_buf(),
+                    kind: cfg.kind.clone(),
+                    identity: cfg.identity.clone(),
+                    found_kind: kind.unwrap_or_default().to_string(),
+                    found_identity: identity.unwrap_or_default().to_string(),
+                });
+            }
+        }
         let db = open_waiting_for_lock(dir, cfg.cache_bytes, LOCK_WAIT)?;
         let meta = db.open_tree(META_TREE)?;
         let get = |k: &str| -> Result<Option<String>, StoreError> {
@@ -162,6 +188,16 @@ impl Store {
                     });
                 }
             }
+        }
+        if marker.is_none() {
+            let tmp = dir.join(format!("{MARKER_FILE}.tmp"));
+            let text = format!("{FORMAT}\n{}\n{}\n", cfg.kind, cfg.identity);
+            std::fs::write(&tmp, text)
+                .and_then(|_| std::fs::rename(&tmp, &marker_path))
+                .map_err(|e| StoreError::Open {
+                    path: dir.to_path_buf(),
+                    source: sled::Error::Io(e),
+                })?;
         }
         Ok(Self {
             db,
@@ -408,6 +444,38 @@ mod tests {
         let s = Store::open(&dir, &cfg("gateway", "s01")).unwrap();
         release.join().unwrap();
         drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_refused_open_touches_nothing() {
+        let dir = tmp("untouched");
+        {
+            let s = Store::open(&dir, &cfg("gateway", "s01")).unwrap();
+            s.table("t").unwrap().insert("k", "v").unwrap();
+            s.flush().unwrap();
+        }
+        let listing = || {
+            let mut v: Vec<(String, u64, std::time::SystemTime)> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| {
+                    let e = e.unwrap();
+                    let m = e.metadata().unwrap();
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        m.len(),
+                        m.modified().unwrap(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let before = listing();
+        assert!(before.iter().any(|f| f.0 == MARKER_FILE));
+        let err = Store::open(&dir, &cfg("gateway", "s02")).err().unwrap();
+        assert!(matches!(err, StoreError::Identity { .. }), "{err}");
+        assert_eq!(listing(), before);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -32,6 +32,7 @@ fn substation() -> Controller {
         supply_limits_c: Some((30.0, 90.0)),
         fallback_curve: Some(curve()),
         max_setpoint_rate_k_per_min: 2.0,
+        return_limit_c: None,
     })
     .unwrap()
 }
@@ -254,6 +255,7 @@ fn buildings_refuse_supply_commands_and_throttle_when_warm() {
         supply_limits_c: None,
         fallback_curve: None,
         max_setpoint_rate_k_per_min: 2.0,
+        return_limit_c: None,
     })
     .unwrap();
     let err = b
@@ -276,4 +278,265 @@ fn buildings_refuse_supply_commands_and_throttle_when_warm() {
     let out = b.tick(&warm(T0 + 600_000));
     // Target at 23 °C: 1 − 0.4·2 = 0.2 → clamped to 0.3; reached within a full stroke.
     assert!((out.writes[0].value - 0.3).abs() < 1e-9, "{:?}", out.writes);
+}
+
+fn valve(out: &TickOutput) -> f64 {
+    out.writes
+        .iter()
+        .find(|w| w.actuator == Actuator::PrimaryValve)
+        .unwrap()
+        .value
+}
+
+#[test]
+fn implausible_supply_readings_raise_findings_and_do_not_drive_the_loop() {
+    // (what, the supply reading of the second tick, a minute after 55 °C)
+    let cases = [
+        ("out of range", 150.0),
+        ("not a number", f64::NAN),
+        ("below freezing", -5.0),
+    ];
+    for (what, bad) in cases {
+        let mut c = substation();
+        c.tick(&input(T0, 0.0, Some(55.0), true));
+        let out = c.tick(&input(T0 + 60_000, 0.0, Some(bad), true));
+        assert_eq!(out.mode, Mode::Safe, "{what}");
+        assert_eq!(valve(&out), 0.5, "{what}: valve not at its safe opening");
+        assert_eq!(out.implausible.len(), 1, "{what}");
+        assert_eq!(out.implausible[0].metric, Metric::SecondarySupplyTempC);
+        assert!(
+            !out.readings
+                .iter()
+                .any(|r| r.metric == Metric::SecondarySupplyTempC),
+            "{what}: the implausible reading was reported as telemetry"
+        );
+    }
+    // A spike: one second later, 20 K hotter.
+    let mut c = substation();
+    c.tick(&input(T0, 0.0, Some(55.0), true));
+    let out = c.tick(&input(T0 + 1_000, 0.0, Some(75.0), true));
+    assert_eq!(out.mode, Mode::Safe);
+    assert!(out.implausible[0].reason.contains("faster than"));
+    // A frozen sensor: exactly the same value for 30 minutes.
+    let mut c = substation();
+    let mut out = c.tick(&input(T0, 0.0, Some(52.25), true));
+    for i in 1..=30 {
+        out = c.tick(&input(T0 + i * 60_000, 0.0, Some(52.25), true));
+    }
+    assert_eq!(out.mode, Mode::Safe);
+    assert!(
+        out.implausible[0].reason.contains("stuck"),
+        "{:?}",
+        out.implausible
+    );
+}
+
+#[test]
+fn an_implausible_outdoor_reading_holds_the_fallback_setpoint() {
+    let mut c = substation();
+    let out = c.tick(&input(T0, 0.0, Some(55.0), false));
+    assert_eq!(setpoint(&out), 60.0);
+    // Outdoor jumps to −45 °C within a minute: refused, setpoint held.
+    let out = c.tick(&input(T0 + 60_000, -45.0, Some(55.5), false));
+    assert_eq!(out.implausible.len(), 1);
+    assert_eq!(out.implausible[0].metric, Metric::OutdoorTempC);
+    assert_eq!(setpoint(&out), 60.0);
+    assert_eq!(out.mode, Mode::Fallback);
+}
+
+#[test]
+fn leaving_safe_mode_is_bumpless() {
+    let mut c = substation();
+    c.tick(&input(T0, 0.0, Some(40.0), false));
+    // Drive the valve to full opening: cold supply for a while.
+    let mut out = c.tick(&input(T0 + 60_000, 0.0, Some(40.0), false));
+    for i in 2..20 {
+        out = c.tick(&input(
+            T0 + i * 60_000,
+            0.0,
+            Some(40.0 + 0.1 * i as f64),
+            false,
+        ));
+    }
+    assert!(valve(&out) > 0.9, "{}", valve(&out));
+    // Sensor lost: safe opening.
+    let out = c.tick(&input(T0 + 20 * 60_000, 0.0, None, false));
+    assert_eq!((out.mode, valve(&out)), (Mode::Safe, 0.5));
+    // Sensor back, 5 K below setpoint: the loop starts from the safe opening,
+    // not from where its integral was before.
+    let out = c.tick(&input(T0 + 21 * 60_000, 0.0, Some(55.0), false));
+    assert_eq!(out.mode, Mode::Fallback);
+    let step = (valve(&out) - 0.5).abs();
+    assert!(step < 0.1, "valve jumped by {step} on leaving safe mode");
+}
+
+fn with_return_limit(limit: Option<f64>) -> Controller {
+    Controller::new(&NodeConfig {
+        id: NodeId::new("s01").unwrap(),
+        kind: NodeKind::Substation,
+        parent: None,
+        group: Some("radiator".into()),
+        supply_limits_c: Some((30.0, 90.0)),
+        fallback_curve: Some(curve()),
+        max_setpoint_rate_k_per_min: 2.0,
+        return_limit_c: limit,
+    })
+    .unwrap()
+}
+
+fn input_ret(t_ms: i64, t_sup: f64, t_ret: f64) -> TickInput {
+    input_ret_flow(t_ms, t_sup, t_ret, 5.0)
+}
+
+fn input_ret_flow(t_ms: i64, t_sup: f64, t_ret: f64, flow: f64) -> TickInput {
+    let mut i = input(t_ms, 0.0, Some(t_sup), false);
+    if let Some(r) = i.readings.as_mut() {
+        r.push(Reading::new(Metric::ReturnTempC, t_ret));
+        r.push(Reading::new(Metric::FlowKgS, flow));
+    }
+    i
+}
+
+#[test]
+fn the_return_limiter_closes_the_valve_only_above_its_limit() {
+    // Secondary supply 5 K under its setpoint (60 °C): the supply loop opens.
+    let run = |limit: Option<f64>, t_ret: f64| {
+        let mut c = with_return_limit(limit);
+        let mut v = Vec::new();
+        for i in 0..30 {
+            let out = c.tick(&input_ret(T0 + i * 60_000, 55.0, t_ret));
+            v.push(valve(&out));
+        }
+        v
+    };
+    let free = run(None, 75.0);
+    // Below the limit the limiter changes nothing.
+    assert_eq!(run(Some(70.0), 65.0), free);
+    // 5 K above the limit: the valve closes, although the supply is too cold.
+    let limited = run(Some(70.0), 75.0);
+    assert!(limited[1] < free[1], "{} vs {}", limited[1], free[1]);
+    // ...and keeps closing while the return stays high (a slow PI, by design).
+    assert!(limited[29] < 0.5 && limited[29] < limited[5], "{limited:?}");
+    // Never fully closed: water keeps flowing past the return sensor.
+    assert!(
+        limited.iter().all(|v| *v >= RETURN_LIMIT_MIN_VALVE),
+        "{limited:?}"
+    );
+    assert!(free[29] > 0.9, "{}", free[29]);
+    // Without primary flow the return reading means nothing (stagnant water at
+    // supply temperature): the limiter ignores it instead of locking the valve shut.
+    let mut c = with_return_limit(Some(70.0));
+    let mut v = Vec::new();
+    for i in 0..30 {
+        let out = c.tick(&input_ret_flow(T0 + i * 60_000, 55.0, 110.0, 0.0));
+        v.push(valve(&out));
+    }
+    assert_eq!(v, free);
+    // The limit is checked as configuration.
+    let bad = Controller::new(&NodeConfig {
+        return_limit_c: Some(f64::NAN),
+        ..match_cfg()
+    });
+    assert!(bad.unwrap_err().contains("return_limit_c"));
+}
+
+fn match_cfg() -> NodeConfig {
+    NodeConfig {
+        id: NodeId::new("s01").unwrap(),
+        kind: NodeKind::Substation,
+        parent: None,
+        group: Some("radiator".into()),
+        supply_limits_c: Some((30.0, 90.0)),
+        fallback_curve: Some(curve()),
+        max_setpoint_rate_k_per_min: 2.0,
+        return_limit_c: None,
+    }
+}
+
+#[test]
+fn a_building_with_an_implausible_room_sensor_holds_its_valve() {
+    let mut b = Controller::new(&NodeConfig {
+        id: NodeId::new("s01-b01").unwrap(),
+        kind: NodeKind::Building,
+        parent: Some(NodeId::new("s01").unwrap()),
+        group: None,
+        supply_limits_c: None,
+        fallback_curve: None,
+        max_setpoint_rate_k_per_min: 2.0,
+        return_limit_c: None,
+    })
+    .unwrap();
+    let room = |t, v| TickInput {
+        time_ms: t,
+        readings: Some(vec![Reading::new(Metric::RoomTempC, v)]),
+        link: LinkState {
+            optimizer_recent: true,
+        },
+    };
+    b.tick(&room(T0, 20.0));
+    // A room sensor reading 45 °C would close the valve; it is refused.
+    let out = b.tick(&room(T0 + 600_000, 45.0));
+    assert_eq!(out.writes[0].value, 1.0);
+    assert_eq!(out.implausible[0].metric, Metric::RoomTempC);
+}
+
+#[test]
+fn the_loop_gain_falls_with_the_secondary_flow() {
+    // The same error, at full flow and at a quarter of it: a quarter of the action.
+    let first_move = |flow: f64| {
+        let mut c = substation();
+        let mut i = input(T0, 0.0, Some(60.0), false);
+        if let Some(r) = i.readings.as_mut() {
+            r.push(Reading::new(Metric::SecondaryFlowKgS, 20.0));
+        }
+        let v0 = valve(&c.tick(&i));
+        let mut i = input(T0 + 60_000, 0.0, Some(50.0), false);
+        if let Some(r) = i.readings.as_mut() {
+            r.push(Reading::new(Metric::SecondaryFlowKgS, flow));
+        }
+        valve(&c.tick(&i)) - v0
+    };
+    let full = first_move(20.0);
+    let quarter = first_move(5.0);
+    assert!(full > 0.0);
+    assert!((quarter / full - 0.25).abs() < 0.05, "{quarter} vs {full}");
+    // Never below the floor of the schedule.
+    let tiny = first_move(0.01);
+    assert!(
+        (tiny / full - MIN_GAIN_SCALE).abs() < 0.05,
+        "{tiny} vs {full}"
+    );
+}
+
+#[test]
+fn a_stopped_secondary_pump_puts_the_loop_in_safe_mode_and_back_without_a_bump() {
+    let with_pump = |t_ms: i64, t_sup: f64, running: f64| {
+        let mut i = input(t_ms, 0.0, Some(t_sup), false);
+        if let Some(r) = i.readings.as_mut() {
+            r.push(Reading::new(Metric::PumpRunning, running));
+        }
+        i
+    };
+    let mut c = substation();
+    c.tick(&with_pump(T0, 58.0, 1.0));
+    // Pump tripped: the stagnant secondary cools, but the valve does not chase it.
+    let mut out = c.tick(&with_pump(T0 + 60_000, 50.0, 0.0));
+    for i in 2..30 {
+        out = c.tick(&with_pump(T0 + i * 60_000, 40.0, 0.0));
+        assert_eq!((out.mode, valve(&out)), (Mode::Safe, 0.5));
+    }
+    // The pump is still commanded on, to restart.
+    assert!(
+        out.writes
+            .iter()
+            .any(|w| w.actuator == Actuator::SecondaryPump && w.value == 1.0)
+    );
+    // Running again, far below setpoint: the loop starts from the safe opening.
+    let out = c.tick(&with_pump(T0 + 30 * 60_000, 40.5, 1.0));
+    assert_eq!(out.mode, Mode::Fallback);
+    assert!(
+        (valve(&out) - 0.5).abs() < 0.15,
+        "valve jumped to {}",
+        valve(&out)
+    );
 }

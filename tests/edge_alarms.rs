@@ -1,0 +1,237 @@
+//! Alarms the gateways raise themselves, across real processes: implausible
+//! sensor readings (`sensor_implausible`) and an outbox that reached its disk
+//! budget (`outbox_condensed`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use proto::v1;
+
+fn active(alarms: &[v1::Alarm], kind: &str, node: &str, metric: &str) -> bool {
+    alarms.iter().any(|a| {
+        a.kind == kind
+            && a.node_id == node
+            && a.metric == metric
+            && a.state != v1::AlarmState::Cleared as i32
+    })
+}
+
+fn cleared(alarms: &[v1::Alarm], kind: &str, node: &str, metric: &str) -> bool {
+    alarms.iter().any(|a| {
+        a.kind == kind
+            && a.node_id == node
+            && a.metric == metric
+            && a.state == v1::AlarmState::Cleared as i32
+    })
+}
+
+async fn node_mode(addr: &str, node: &str) -> Option<i32> {
+    let s = network_state(addr).await?;
+    s.nodes
+        .into_iter()
+        .find(|n| n.node_id == node)
+        .map(|n| n.mode)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implausible_supply_sensors_raise_alarms_and_put_the_loop_in_safe_mode() {
+    let _rng = seeded_rng("sensor_implausible");
+    let sys = System::start("sensor-implausible", 60.0, 30_000).await;
+    sys.wait_all_live(Duration::from_secs(60)).await;
+    let mut sim = simulator(&sys.sim_addr).await.expect("simulator");
+    let metric = v1::Metric::SecondarySupplyTempC as i32;
+    let inject = |device: &str, kind: v1::FaultKind, magnitude: f64| v1::InjectFaultRequest {
+        fault: Some(v1::Fault {
+            kind: kind as i32,
+            device_id: device.into(),
+            metric,
+            magnitude,
+        }),
+    };
+    // s02: the sensor reads 80 K high (out of range); s04: it freezes.
+    let offset = sim
+        .inject_fault(inject("s02", v1::FaultKind::SensorOffset, 80.0))
+        .await
+        .expect("inject offset")
+        .into_inner();
+    sim.inject_fault(inject("s04", v1::FaultKind::SensorFrozen, 0.0))
+        .await
+        .expect("inject frozen");
+    // s06: its secondary pump trips (loss of water): no process to control.
+    sim.inject_fault(v1::InjectFaultRequest {
+        fault: Some(v1::Fault {
+            kind: v1::FaultKind::PumpTrip as i32,
+            device_id: "s06".into(),
+            metric: 0,
+            magnitude: 0.0,
+        }),
+    })
+    .await
+    .expect("inject pump trip");
+    let opt = sys.opt_addr.clone();
+    let name = "secondary_supply_temp_c";
+    wait_for(
+        Duration::from_secs(120),
+        "sensor_implausible alarms for s02 and s04; s02, s04 and s06 in safe mode",
+        || {
+            let opt = opt.clone();
+            async move {
+                let a = alarms(&opt).await;
+                let raised = active(&a, "sensor_implausible", "s02", name)
+                    && active(&a, "sensor_implausible", "s04", name);
+                let mut safe = true;
+                for s in ["s02", "s04", "s06"] {
+                    safe &= node_mode(&opt, s).await == Some(v1::Mode::Safe as i32);
+                }
+                // Safe mode is raised as a critical local_fallback alarm.
+                let critical = ["s02", "s04", "s06"].iter().all(|s| {
+                    a.iter().any(|x| {
+                        x.kind == "local_fallback"
+                            && x.node_id == *s
+                            && x.severity == v1::Severity::Critical as i32
+                    })
+                });
+                let safe = safe && critical;
+                (raised && safe).then_some(())
+            }
+        },
+    )
+    .await;
+    // The valve of a loop without a plausible measurement sits at its safe opening.
+    for s in ["s02", "s06"] {
+        let valve = actuators(&sys.sim_addr, s).await[0].1;
+        assert!((valve - 0.5).abs() < 1e-9, "{s} valve at {valve}");
+    }
+    // The other substations never noticed.
+    let a = alarms(&sys.opt_addr).await;
+    for s in ["s01", "s03", "s05"] {
+        assert!(
+            !a.iter()
+                .any(|x| x.kind == "sensor_implausible" && x.node_id == s),
+            "{s}: alarm without a fault"
+        );
+    }
+    // The offset goes away: the alarm clears and the loop takes over again.
+    sim.clear_fault(v1::ClearFaultRequest {
+        fault_id: offset.fault_id,
+    })
+    .await
+    .expect("clear fault");
+    wait_for(
+        Duration::from_secs(60),
+        "s02 alarm cleared and its loop out of safe mode",
+        || {
+            let opt = opt.clone();
+            async move {
+                let a = alarms(&opt).await;
+                let ok = cleared(&a, "sensor_implausible", "s02", name)
+                    && !active(&a, "sensor_implausible", "s02", name)
+                    && node_mode(&opt, "s02").await != Some(v1::Mode::Safe as i32);
+                ok.then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_at_its_budget_condenses_raises_an_alarm_and_delivers_without_gaps() {
+    let _rng = seeded_rng("outbox_condensed");
+    let mut sys = System::start("outbox-condensed", 60.0, 30_000).await;
+    sys.wait_all_live(Duration::from_secs(60)).await;
+    let victim = "s05";
+    // A small disk budget and fast scans, so that an outage fills it in seconds.
+    sys.gateway(victim).2.kill9();
+    let config = sys.gateway(victim).1.clone();
+    let mut cfg = gateway::GatewayConfig::load(&config).expect("config");
+    cfg.limits.scan_period_ms = 100;
+    cfg.limits.max_in_flight = 4;
+    cfg.limits.outbox_budget_bytes = 64 << 10;
+    std::fs::write(&config, cfg.to_toml()).expect("write config");
+    sys.gateway(victim).2.restart();
+    sys.wait_all_live(Duration::from_secs(60)).await;
+
+    // The optimizer goes away; the gateway keeps scanning into its outbox.
+    sys.optimizer.kill9();
+    let log = sys.dir.0.join(format!("gateway-{victim}.log"));
+    wait_for(
+        Duration::from_secs(60),
+        "the outbox condensing its oldest data",
+        || {
+            let log = log.clone();
+            async move {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                text.contains("oldest batches condensed").then_some(())
+            }
+        },
+    )
+    .await;
+    // Keep the outage going so that several runs are condensed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    sys.optimizer.restart();
+    let opt = sys.opt_addr.clone();
+    wait_for(
+        Duration::from_secs(60),
+        "outbox_condensed raised for the gateway",
+        || {
+            let opt = opt.clone();
+            async move { active(&alarms(&opt).await, "outbox_condensed", victim, "").then_some(()) }
+        },
+    )
+    .await;
+    // Everything is delivered, condensed runs included, numbered without a gap;
+    // then the alarm clears.
+    wait_for(
+        Duration::from_secs(60),
+        "outbox drained and outbox_condensed cleared",
+        || {
+            let opt = opt.clone();
+            async move {
+                let a = alarms(&opt).await;
+                (cleared(&a, "outbox_condensed", victim, "")
+                    && !active(&a, "outbox_condensed", victim, ""))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    let mut c = control_room(&sys.opt_addr).await.expect("optimizer");
+    let mut stored = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = c
+            .read_telemetry(v1::ReadTelemetryRequest {
+                gateway_id: victim.into(),
+                from_seq: from,
+                limit: 5000,
+            })
+            .await
+            .expect("read telemetry")
+            .into_inner()
+            .batches;
+        let Some(last) = page.last() else { break };
+        from = last.seq + 1;
+        stored.extend(page);
+    }
+    let seqs: Vec<u64> = stored.iter().map(|b| b.seq).collect();
+    assert_contiguous(victim, &seqs);
+    let placeholders = stored.iter().filter(|b| b.samples == 0).count();
+    assert!(
+        placeholders >= 15,
+        "only {placeholders} condensed placeholders arrived"
+    );
+    let s = network_state(&sys.opt_addr).await.expect("state");
+    let g = s
+        .gateways
+        .iter()
+        .find(|g| g.gateway_id == victim)
+        .expect("gateway");
+    assert_eq!(g.sequence_gaps, 0);
+    eprintln!(
+        "{victim}: {} batches stored, {placeholders} of them condensed placeholders",
+        stored.len()
+    );
+}
