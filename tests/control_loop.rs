@@ -132,7 +132,7 @@ impl Plant {
             );
         }
         for _ in 0..(SCAN_S as f64 / STEP_S) as usize {
-            self.world.step(STEP_S);
+            self.world.step(STEP_S).expect("hydraulics solve");
         }
         out
     }
