@@ -211,7 +211,7 @@ async fn up_runs_the_meshed_ring_and_a_scenario_trips_one_plant_while_the_other_
         "[[events]]\nat_h = 2.0\ninject = { kind = \"plant_trip\", device = \"boiler-south\" }\n",
     )
     .expect("write scenario");
-    let _up = Proc::start(
+    let mut up = Proc::start(
         &dir.0,
         "heatnet-up",
         &bin("heatnet"),

@@ -78,6 +78,9 @@ impl Clock {
     }
 }
 
+/// Longest wait for the last save on the way out.
+const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the simulator until `shutdown` resolves; saves its state on the way out.
 pub async fn run(
     cfg: SimConfig,
@@ -226,7 +229,14 @@ pub async fn run(
     let _ = stop_tx.send(());
     let _ = server.await;
     save(&world)?;
-    store.flush_async().await?;
+    // sled can wait forever on a flush whose files were taken away (a data
+    // directory deleted under a running simulator): give up after a while.
+    match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, store.flush_async()).await {
+        Ok(flushed) => flushed?,
+        Err(_) => anyhow::bail!(
+            "saving the simulation did not finish within {FINAL_FLUSH_TIMEOUT:?}; the last periodic snapshot stands"
+        ),
+    }
     tracing::info!("simulator stopped, state saved");
     result
 }
