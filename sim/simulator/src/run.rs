@@ -228,14 +228,25 @@ pub async fn run(
     };
     let _ = stop_tx.send(());
     let _ = server.await;
-    save(&world)?;
     // sled can wait forever on a flush whose files were taken away (a data
-    // directory deleted under a running simulator): give up after a while.
-    match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, store.flush_async()).await {
-        Ok(flushed) => flushed?,
-        Err(_) => anyhow::bail!(
-            "saving the simulation did not finish within {FINAL_FLUSH_TIMEOUT:?}; the last periodic snapshot stands"
-        ),
+    // directory deleted under a running simulator): give up after a while,
+    // and leave sled's handles alone then (dropping them flushes again).
+    let saved = match save(&world) {
+        Ok(()) => match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, store.flush_async()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(anyhow::Error::from(e)),
+            Err(_) => Err(anyhow::anyhow!(
+                "did not finish within {FINAL_FLUSH_TIMEOUT:?}"
+            )),
+        },
+        Err(e) => Err(e),
+    };
+    if let Err(e) = saved {
+        std::mem::forget(table);
+        std::mem::forget(store);
+        return Err(
+            e.context("saving the simulation on the way out (the last periodic snapshot stands)")
+        );
     }
     tracing::info!("simulator stopped, state saved");
     result
