@@ -37,6 +37,9 @@ pub struct UpArgs {
     /// How gateways reach the simulated hardware.
     #[arg(long, value_enum, default_value_t = heatnet::configs::HardwareKind::Grpc)]
     hardware: heatnet::configs::HardwareKind,
+    /// Port of the control-room web dashboard on loopback; default base+100.
+    #[arg(long)]
+    dashboard_port: Option<u16>,
 }
 
 /// One supervised child process.
@@ -152,7 +155,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "sim".into(),
             "run".into(),
             "--network".into(),
-            network_arg,
+            network_arg.clone(),
             "--data-dir".into(),
             data_dir.join("sim").display().to_string(),
             "--listen".into(),
@@ -189,6 +192,28 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             opt_addr.clone(),
         ],
     };
+    let dash_addr = format!(
+        "127.0.0.1:{}",
+        args.dashboard_port
+            .unwrap_or(heatnet::dash::dashboard_port(args.base_port))
+    );
+    let dash = Spec {
+        name: "dashboard".into(),
+        program: this_exe()?,
+        args: vec![
+            "dashboard".into(),
+            "--optimizer".into(),
+            opt_addr.clone(),
+            "--simulator".into(),
+            sim_addr.clone(),
+            "--listen".into(),
+            dash_addr.clone(),
+            "--network".into(),
+            network_arg.clone(),
+            "--report-dir".into(),
+            data_dir.join("season").display().to_string(),
+        ],
+    };
     let gw_program = this_exe()?;
     let gateways: Vec<Spec> = entries
         .iter()
@@ -209,6 +234,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             network: net.name.clone(),
             simulator: sim_addr.clone(),
             optimizer: opt_addr.clone(),
+            dashboard: Some(dash_addr.clone()),
             supervisor_pid: std::process::id(),
             gateways: entries,
         },
@@ -257,6 +283,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("  simulator   {sim_addr}  (speed ×{})", args.speed);
     println!("  optimizer   {opt_addr}");
+    tasks.push(tokio::spawn(supervise(
+        dash,
+        data_dir.clone(),
+        book.clone(),
+        stop_rx.clone(),
+    )));
+    println!("  dashboard   http://{dash_addr}/");
     let n_gateways = gateways.len();
     for g in gateways {
         tasks.push(tokio::spawn(supervise(
