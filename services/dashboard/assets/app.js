@@ -5,6 +5,7 @@ const $ = (sel, root) => (root || document).querySelector(sel);
 const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
 const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) =>
   ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const round2 = (v) => (isFinite(v) ? Math.round(v * 100) / 100 : v);
 const fmt = (v, d) => (v == null || !isFinite(v) ? "–" : Number(v).toFixed(d == null ? 1 : d));
 
 let CONFIG = null;
@@ -342,12 +343,12 @@ async function pageCurves(main, token, group) {
   }
   const focus = document.activeElement && document.activeElement.id;
   const subs = state.nodes.filter((n) => n.kind === "substation" && n.group === group);
-  let html = `<h2>Supply curves</h2><p>group <select id="curve-group">${groups.map((g) => `<option${g === group ? " selected" : ""}>${esc(g)}</option>`).join("")}</select> · version ${cur.version} by ${esc(cur.author)} ${cst(cur.created_at_ms, true)}</p>`;
+  let html = `<h2>Supply curves</h2><p>group <select id="curve-group">${groups.map((g) => `<option value="${esc(g)}"${g === group ? " selected" : ""}>${esc(g)}</option>`).join("")}</select> · version ${cur.version} by ${esc(cur.author)} ${cst(cur.created_at_ms, true)}</p>`;
   html += `<div class="row"><div class="panel">${curveSvg()}<p class="muted">Drag a point, or type below. Dashed: the curve's limits.</p></div>`;
   html += `<div class="panel"><table id="curve-points"><tr><th>#</th><th>outdoor °C</th><th>supply °C</th><th></th></tr>`;
   EDIT.points.forEach((p, i) => {
     const bad = EDIT.errIndex === i;
-    html += `<tr data-i="${i}"><td>${i}</td><td><input class="num pt-out${bad ? " bad" : ""}" data-i="${i}" id="pt-out-${i}" value="${p[0]}"></td><td><input class="num pt-sup${bad ? " bad" : ""}" data-i="${i}" id="pt-sup-${i}" value="${p[1]}"></td><td class="pt-error error" data-i="${i}" id="pt-error-${i}">${bad ? esc(EDIT.error) : ""}</td></tr>`;
+    html += `<tr data-i="${i}"><td>${i}</td><td><input class="num pt-out${bad ? " bad" : ""}" data-i="${i}" id="pt-out-${i}" value="${round2(p[0])}"></td><td><input class="num pt-sup${bad ? " bad" : ""}" data-i="${i}" id="pt-sup-${i}" value="${round2(p[1])}"></td><td class="pt-error error" data-i="${i}" id="pt-error-${i}">${bad ? esc(EDIT.error) : ""}</td></tr>`;
   });
   html += `</table><button id="pt-add">add point</button> <button id="pt-del">remove last</button>`;
   html += `<p>limits: min <input class="num" id="curve-min" value="${EDIT.min}"> max <input class="num" id="curve-max" value="${EDIT.max}"> °C</p>`;
@@ -362,7 +363,7 @@ async function pageCurves(main, token, group) {
   html += `</table></div></div>`;
   html += `<div class="panel"><h3>History</h3><table id="curve-history"><tr><th>version</th><th>when</th><th>who</th><th>why</th><th>points (outdoor → supply)</th></tr>`;
   c.data.history.slice().reverse().forEach((v) => {
-    html += `<tr data-version="${v.version}"><td>${v.version}</td><td>${cst(v.created_at_ms, true)}</td><td>${esc(v.author)}</td><td>${esc(v.reason)}</td><td>${v.points.map((p) => `${p[0]}→${p[1]}`).join(", ")}</td></tr>`;
+    html += `<tr data-version="${v.version}"><td>${v.version}</td><td>${cst(v.created_at_ms, true)}</td><td>${esc(v.author)}</td><td>${esc(v.reason)}</td><td>${v.points.map((p) => `${round2(p[0])}→${round2(p[1])}`).join(", ")}</td></tr>`;
   });
   html += `</table></div>`;
   main.innerHTML = html;
@@ -517,9 +518,9 @@ async function pageSim(main, token) {
   html += `<div class="row"><div class="panel"><h3>Clock</h3><p id="sim-clock">network time ${cst(d.clock.time_ms, true)} · speed ×${fmt(d.clock.speed, 0)}${d.clock.paused ? " · paused" : ""}</p>
     <p>speed <input class="num" id="clock-speed" value="${keep["clock-speed"] || d.clock.speed}"> <button id="clock-set">set speed</button> <button id="clock-pause">${d.clock.paused ? "resume" : "pause"}</button></p>
     <h3>Weather</h3><p><button id="cold-snap">cold snap (−15 K)</button> <button id="weather-reset">normal weather</button> <span id="weather-msg" class="muted"></span></p></div>`;
-  html += `<div class="panel"><h3>Inject a fault</h3><p>kind <select id="fault-kind">${CONFIG.fault_kinds.map((k) => `<option${k === (keep["fault-kind"] || "sensor_dropout") ? " selected" : ""}>${k}</option>`).join("")}</select>
-    device <select id="fault-device">${d.devices.map((k) => `<option${k === keep["fault-device"] ? " selected" : ""}>${esc(k)}</option>`).join("")}</select>
-    metric <select id="fault-metric"><option value="">(none)</option>${CONFIG.metrics.map((k) => `<option${k === (keep["fault-metric"] || "secondary_supply_temp_c") ? " selected" : ""}>${k}</option>`).join("")}</select>
+  html += `<div class="panel"><h3>Inject a fault</h3><p>kind <select id="fault-kind">${CONFIG.fault_kinds.map((k) => `<option value="${k}"${k === (keep["fault-kind"] || "sensor_dropout") ? " selected" : ""}>${k}</option>`).join("")}</select>
+    device <select id="fault-device">${d.devices.map((k) => `<option value="${esc(k)}"${k === keep["fault-device"] ? " selected" : ""}>${esc(k)}</option>`).join("")}</select>
+    metric <select id="fault-metric"><option value="">(none)</option>${CONFIG.metrics.map((k) => `<option value="${k}"${k === (keep["fault-metric"] || "secondary_supply_temp_c") ? " selected" : ""}>${k}</option>`).join("")}</select>
     magnitude <input class="num" id="fault-magnitude" value="${keep["fault-magnitude"] || "0"}"> <button id="fault-inject">inject</button></p><p id="fault-msg" class="error"></p>`;
   html += `<h3>Faults</h3><table id="faults"><tr><th>id</th><th>kind</th><th>device</th><th>metric</th><th>magnitude</th><th>injected</th><th>state</th><th></th></tr>`;
   d.faults.slice().reverse().forEach((f) => {
