@@ -17,6 +17,9 @@ pub struct UpFile {
     /// The control-room dashboard's HTTP address, if one runs.
     #[serde(default)]
     pub dashboard: Option<String>,
+    /// Prometheus endpoints (`GET /metrics`) by process name.
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, String>,
     pub supervisor_pid: u32,
     pub gateways: Vec<GatewayEntry>,
 }
