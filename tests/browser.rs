@@ -460,6 +460,41 @@ fn dashboard_in_chromium_against_heatnet_up() {
     );
     b.screenshot("report.png");
 
+    // Trends come from the optimizer's stored telemetry: a dashboard killed
+    // and restarted by `heatnet up` shows the same history from its start.
+    let history = |node: &str| -> Option<Vec<i64>> {
+        let (code, v) = http(&dash, "GET", &format!("/api/node/{node}/history"), None).ok()?;
+        (code == 200).then_some(())?;
+        v["samples"]
+            .as_array()?
+            .iter()
+            .map(|s| s["t_ms"].as_i64())
+            .collect()
+    };
+    let before = history("s03").expect("s03 history");
+    assert!(before.len() > 3, "s03 history too short: {before:?}");
+    let pid = serde_json::from_str::<Value>(
+        &std::fs::read_to_string(data.join("up.json")).expect("up.json"),
+    )
+    .expect("up.json is json")["pids"]["dashboard"]
+        .as_i64()
+        .expect("dashboard pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the dashboard");
+    let after = poll(
+        Duration::from_secs(60),
+        "the restarted dashboard's s03 trend back to its earlier length",
+        || history("s03").filter(|h| h.len() >= before.len()),
+    );
+    assert_eq!(
+        after.first(),
+        before.first(),
+        "the restarted dashboard's trend does not start where the stored telemetry does"
+    );
+
     drop(b);
     assert!(
         up.terminate(Duration::from_secs(30)),

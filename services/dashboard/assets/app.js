@@ -261,7 +261,8 @@ async function pageNode(main, token, id) {
   html += `<p>${n.online ? "online" : '<span class="offline">lost</span>'} · mode <b class="mode-${n.mode}">${n.mode}</b> · gateway ${esc(n.gateway_id)}${n.group ? " · group " + esc(n.group) : ""} · readings of ${cst(n.reading_time_ms, true)} · setpoint ${fmt(n.commanded_setpoint_c)} °C</p>`;
   html += `<div class="row"><div class="panel">`;
   const M = modes(S);
-  const sp = S.map((s) => [s.t_ms, s.setpoint_c != null ? s.setpoint_c : NaN]);
+  // The setpoint the loop followed (reported with its readings), else the commanded one.
+  const sp = S.map((s) => [s.t_ms, s.readings.setpoint_c != null ? s.readings.setpoint_c : s.setpoint_c != null ? s.setpoint_c : NaN]);
   if (n.kind === "substation") {
     html += chart("trend-temps", "Temperatures °C (primary and secondary)", [
       { name: "prim. supply", pts: series(S, "supply_temp_c") },
@@ -305,7 +306,7 @@ async function pageNode(main, token, id) {
     html += chart("trend-heat", "Heat MW", [{ name: "heat", pts: S.map((s) => [s.t_ms, s.readings.heat_w != null ? s.readings.heat_w / 1e6 : NaN]) }], { zero: true });
   }
   html += `<h3>Latest readings</h3><table id="readings">${Object.keys(n.readings).map((k) => `<tr><td>${esc(k)}</td><td class="num">${fmt(n.readings[k], 2)}</td></tr>`).join("")}</table>`;
-  html += `<p class="muted">${S.length} samples since the dashboard started (trends are kept by the dashboard, newest last).</p></div></div>`;
+  html += `<p class="muted">${S.length} samples: the optimizer's stored telemetry, read when the dashboard started, then live.</p></div></div>`;
   main.innerHTML = html;
 }
 

@@ -10,6 +10,7 @@ use proto::v1::control_room_service_client::ControlRoomServiceClient;
 use proto::v1::simulator_service_client::SimulatorServiceClient;
 use tonic::transport::Channel;
 
+use crate::history::Sample;
 use crate::view::{
     AlarmView, ClockView, CurveError, CurveView, FaultRequest, FaultView, GatewayView, NodeView,
     Snapshot,
@@ -187,6 +188,7 @@ impl Clients {
                     gateway_id: g.gateway_id.clone(),
                     online: g.online,
                     last_seen_ms: g.last_seen_ms,
+                    last_stored_seq: g.last_stored_seq,
                     batches_stored: g.batches_stored,
                     samples_stored: g.samples_stored,
                 })
@@ -212,6 +214,49 @@ impl Clients {
                 })
                 .collect(),
         })
+    }
+
+    /// Stored snapshots of one gateway from `from_seq`: (last seq read, (node, sample)).
+    pub async fn stored_samples(
+        &self,
+        gateway_id: &str,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<(Option<u64>, Vec<(String, Sample)>), EdgeError> {
+        let r = self
+            .optimizer
+            .clone()
+            .read_telemetry_snapshots(v1::ReadTelemetryRequest {
+                gateway_id: gateway_id.to_string(),
+                from_seq,
+                limit,
+            })
+            .await
+            .map_err(call_error)?
+            .into_inner();
+        let last = r.batches.last().map(|b| b.seq);
+        let samples = r
+            .batches
+            .iter()
+            .flat_map(|b| b.snapshots.iter())
+            .map(|s| {
+                let readings: BTreeMap<String, f64> = s
+                    .readings
+                    .iter()
+                    .filter_map(|r| metric_name(r.metric).map(|k| (k.to_string(), r.value)))
+                    .collect();
+                (
+                    s.actor_id.clone(),
+                    Sample {
+                        t_ms: s.time_ms,
+                        mode: mode_name(s.mode),
+                        setpoint_c: None,
+                        readings,
+                    },
+                )
+            })
+            .collect();
+        Ok((last, samples))
     }
 
     pub async fn alarms(&self, include_cleared: bool) -> Result<Vec<AlarmView>, EdgeError> {

@@ -51,6 +51,26 @@ impl History {
         }
     }
 
+    /// Merges older samples (from stored telemetry) under the live ones:
+    /// ordered by time, one per time, the newest `cap` kept.
+    pub fn backfill(&mut self, samples: Vec<(String, Sample)>) {
+        let mut by_node: HashMap<String, Vec<Sample>> = HashMap::new();
+        for (node, s) in samples {
+            by_node.entry(node).or_default().push(s);
+        }
+        for (node, old) in by_node {
+            let q = self.nodes.entry(node).or_default();
+            // Live samples first: the stable sort keeps them ahead of stored
+            // ones of the same time, and dedup keeps the first.
+            let mut all: Vec<Sample> = q.drain(..).collect();
+            all.extend(old);
+            all.sort_by_key(|s| s.t_ms);
+            all.dedup_by_key(|s| s.t_ms);
+            let skip = all.len().saturating_sub(self.cap);
+            q.extend(all.into_iter().skip(skip));
+        }
+    }
+
     pub fn node(&self, id: &str) -> Vec<Sample> {
         self.nodes
             .get(id)
@@ -100,5 +120,31 @@ mod tests {
         );
         assert_eq!(s[2].readings["supply_temp_c"], 75.0);
         assert!(h.node("s02").is_empty());
+    }
+
+    #[test]
+    fn backfill_goes_under_live_samples_without_duplicates() {
+        let mut h = History::new(4);
+        h.record(&snap(5000, 75.0));
+        let old = |t: i64| {
+            (
+                "s01".to_string(),
+                Sample {
+                    t_ms: t,
+                    mode: "fallback",
+                    setpoint_c: None,
+                    readings: BTreeMap::new(),
+                },
+            )
+        };
+        h.backfill(vec![old(1000), old(2000), old(3000), old(4000), old(5000)]);
+        let s = h.node("s01");
+        assert_eq!(
+            s.iter().map(|s| s.t_ms).collect::<Vec<_>>(),
+            vec![2000, 3000, 4000, 5000]
+        );
+        // The live sample at 5000 wins over the stored one.
+        assert_eq!(s[3].mode, "optimizer");
+        assert_eq!(s[2].mode, "fallback");
     }
 }

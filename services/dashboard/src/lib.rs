@@ -101,6 +101,7 @@ async fn poll(app: Arc<App>) {
     let mut tick = tokio::time::interval(app.cfg.poll_period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let mut backfilled = false;
     loop {
         tick.tick().await;
         match app.clients.snapshot().await {
@@ -112,6 +113,10 @@ async fn poll(app: Arc<App>) {
                 if let Ok(mut h) = app.history.lock() {
                     h.record(&s);
                 }
+                if !backfilled {
+                    backfilled = true;
+                    tokio::spawn(backfill(app.clone(), s));
+                }
             }
             Err(e) => {
                 if !failing {
@@ -121,4 +126,45 @@ async fn poll(app: Arc<App>) {
             }
         }
     }
+}
+
+/// Batches read per `ReadTelemetrySnapshots` call.
+const BACKFILL_CHUNK: u32 = 200;
+
+/// Loads the recent stored telemetry of every gateway into the trends, so
+/// that they survive a restart of the dashboard.
+async fn backfill(app: Arc<App>, first: view::Snapshot) {
+    let started = std::time::Instant::now();
+    let mut total = 0usize;
+    for g in &first.gateways {
+        let last = g.last_stored_seq;
+        let mut from = last
+            .saturating_sub(app.cfg.history_per_node as u64)
+            .saturating_add(1);
+        while from <= last {
+            match app
+                .clients
+                .stored_samples(&g.gateway_id, from, BACKFILL_CHUNK)
+                .await
+            {
+                Ok((Some(read_to), samples)) => {
+                    total += samples.len();
+                    if let Ok(mut h) = app.history.lock() {
+                        h.backfill(samples);
+                    }
+                    from = read_to + 1;
+                }
+                Ok((None, _)) => break,
+                Err(e) => {
+                    tracing::warn!(gateway_id = %g.gateway_id, error = %e, "cannot read stored telemetry for the trends");
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!(
+        samples = total,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "trends filled from stored telemetry"
+    );
 }

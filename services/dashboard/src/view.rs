@@ -19,6 +19,7 @@ pub struct GatewayView {
     pub gateway_id: String,
     pub online: bool,
     pub last_seen_ms: i64,
+    pub last_stored_seq: u64,
     pub batches_stored: u64,
     pub samples_stored: u64,
 }
