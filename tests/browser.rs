@@ -58,7 +58,7 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    "--window-size=1400,1000",
+                    "--window-size=1400,1300",
                     format!("--user-data-dir={}", profile.display()),
                 ],
             },
@@ -249,6 +249,10 @@ fn dashboard_in_chromium_against_heatnet_up() {
         },
     );
 
+    // Screenshots for the README are taken with some history on the plots.
+    if std::env::var("HEATNET_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        std::thread::sleep(Duration::from_secs(90));
+    }
     let b = Browser::start(&dir.0);
     let url = format!("http://{dash}/");
 

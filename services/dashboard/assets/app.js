@@ -80,7 +80,7 @@ function chart(id, title, series, opts) {
   }
   if (opts.hline != null) {
     svg += `<line x1="${L}" x2="${W - R}" y1="${y(opts.hline)}" y2="${y(opts.hline)}" stroke="#f85149" stroke-dasharray="5 4"/>`;
-    svg += `<text x="${W - R + 4}" y="${y(opts.hline) + 4}" style="fill:#f85149">${esc(opts.hlineLabel || opts.hline)}</text>`;
+    svg += `<text x="${L + 4}" y="${y(opts.hline) - 4}" style="fill:#f85149">${esc(opts.hlineLabel || opts.hline)}</text>`;
   }
   if (opts.stacked) {
     // Stacked areas: series share time stamps (index-aligned).
@@ -183,7 +183,7 @@ async function pageNetwork(main, token) {
   let html = `<h2>Network ${layout ? esc(layout.network) : ""}</h2>`;
   html += `<div class="row"><div class="panel">`;
   html += `<label>Colour by <select id="color-by">
-    <option value="supply"${colorBy === "supply" ? " selected" : ""}>supply temperature</option>
+    <option value="supply"${colorBy === "supply" ? " selected" : ""}>supply temperature (plants: primary, substations: secondary)</option>
     <option value="comfort"${colorBy === "comfort" ? " selected" : ""}>comfort (share ≥ 18 °C)</option>
     <option value="alarm"${colorBy === "alarm" ? " selected" : ""}>alarm state</option></select></label>`;
   const color = (site) => {
@@ -191,7 +191,8 @@ async function pageNetwork(main, token) {
     if (colorBy === "comfort") return site.kind === "plant" ? "#888" : comfortColor(comfortShare(state, site.id));
     if (colorBy === "alarm") return ALARM_COLORS[alarmLevel(alarms, state, site.id)];
     if (!n) return "#555";
-    return tempColor(n.readings.supply_temp_c);
+    // Plants by what they send, substations by what their buildings get.
+    return tempColor(site.kind === "plant" ? n.readings.supply_temp_c : n.readings.secondary_supply_temp_c);
   };
   if (layout && layout.sites.length) {
     const xs = layout.sites.map((s) => s.x_m).concat(layout.lines.flatMap((l) => [l.from[0], l.to[0]]));
@@ -356,7 +357,7 @@ async function pageCurves(main, token, group) {
   html += `<p>who <input id="curve-author" value="${esc(USER)}"> why <input id="curve-reason" size="30" value="${esc(EDIT.reason || "")}"></p>`;
   html += `<button id="curve-save">Save curve</button> <button id="curve-revert">Revert</button>`;
   html += `<p id="curve-error" class="error">${EDIT.error && EDIT.errIndex == null ? esc(EDIT.error) : EDIT.error ? "refused: see point " + EDIT.errIndex : ""}</p><p id="curve-msg" class="okmsg">${esc(EDIT.msg || "")}</p>`;
-  html += `<h3>Setpoints now</h3><table id="preview"><tr><th>substation</th><th>outdoor °C</th><th>setpoint now °C</th><th>this curve °C</th></tr>`;
+  html += `<h3>Setpoints now</h3><table id="preview"><tr><th>substation</th><th>outdoor °C</th><th>setpoint now °C</th><th>this curve °C <span class="muted">(before the room trim)</span></th></tr>`;
   subs.forEach((n) => {
     const t = n.readings.outdoor_temp_c;
     html += `<tr data-node="${esc(n.node_id)}"><td><a href="#/node/${encodeURIComponent(n.node_id)}">${esc(n.node_id)}</a></td><td class="num">${fmt(t)}</td><td class="num setpoint">${fmt(n.commanded_setpoint_c)}</td><td class="num preview">${t == null ? "–" : fmt(curveValue(EDIT.points, EDIT.min, EDIT.max, t))}</td></tr>`;
