@@ -463,6 +463,45 @@ fn dashboard_in_chromium_against_heatnet_up() {
         "const e = document.querySelector('#report-missing'); return e && e.textContent.includes('No season report yet');",
     );
     b.screenshot("report.png");
+    // ... and a report once `heatnet season` has written one.
+    let season = data.join("season");
+    std::fs::create_dir_all(&season).expect("season dir");
+    std::fs::write(
+        season.join("report.json"),
+        serde_json::to_vec(&json!({
+            "network": "demo",
+            "comfort": { "healthy_building_hours_at_or_above_18c_share": 0.9971 },
+            "energy": { "heat_produced_gj": 1234.5, "baseline_heat_produced_gj": 1400.0 },
+            "daily_heat_gj": [10.5, 11.0, 12.25, 9.75],
+        }))
+        .expect("report json"),
+    )
+    .expect("write report.json");
+    b.goto(&format!("{url}#/network"));
+    b.goto(&format!("{url}#/report"));
+    b.wait_js(
+        Duration::from_secs(20),
+        "the season report's scorecard and plot",
+        "const t = document.querySelector('#report'); const c = document.querySelector('svg.chart'); \
+         return t && t.textContent.includes('healthy_building_hours_at_or_above_18c_share') \
+         && t.textContent.includes('0.997') && c && Number(c.dataset.n) === 4;",
+    );
+
+    // Simulator clock and weather from the panel.
+    b.goto(&format!("{url}#/sim"));
+    b.type_into("#clock-speed", "120");
+    b.click("#clock-set");
+    b.wait_js(
+        Duration::from_secs(20),
+        "the clock at ×120",
+        "const e = document.querySelector('#sim-clock'); return e && e.textContent.includes('×120');",
+    );
+    b.click("#cold-snap");
+    b.wait_js(
+        Duration::from_secs(20),
+        "the cold snap applied",
+        "const e = document.querySelector('#weather-msg'); return e && e.textContent.includes('offset -15.0 K');",
+    );
 
     // Trends come from the optimizer's stored telemetry: a dashboard killed
     // and restarted by `heatnet up` shows the same history from its start.

@@ -508,6 +508,9 @@ async function pagePlants(main, token) {
   main.innerHTML = html;
 }
 
+// The simulator has no weather query: the panel remembers the last answer.
+let WEATHER_MSG = "";
+
 async function pageSim(main, token) {
   const s = await api("/sim");
   if (token !== pageToken) return;
@@ -519,7 +522,7 @@ async function pageSim(main, token) {
   let html = `<div class="simbanner" id="sim-banner">SIMULATOR: these controls change the simulated world, not a real network.</div>`;
   html += `<div class="row"><div class="panel"><h3>Clock</h3><p id="sim-clock">network time ${cst(d.clock.time_ms, true)} · speed ×${fmt(d.clock.speed, 0)}${d.clock.paused ? " · paused" : ""}</p>
     <p>speed <input class="num" id="clock-speed" value="${keep["clock-speed"] || d.clock.speed}"> <button id="clock-set">set speed</button> <button id="clock-pause">${d.clock.paused ? "resume" : "pause"}</button></p>
-    <h3>Weather</h3><p><button id="cold-snap">cold snap (−15 K)</button> <button id="weather-reset">normal weather</button> <span id="weather-msg" class="muted"></span></p></div>`;
+    <h3>Weather</h3><p><button id="cold-snap">cold snap (−15 K)</button> <button id="weather-reset">normal weather</button> <span id="weather-msg" class="muted">${esc(WEATHER_MSG)}</span></p></div>`;
   html += `<div class="panel"><h3>Inject a fault</h3><p>kind <select id="fault-kind">${CONFIG.fault_kinds.map((k) => `<option value="${k}"${k === (keep["fault-kind"] || "sensor_dropout") ? " selected" : ""}>${k}</option>`).join("")}</select>
     device <select id="fault-device">${d.devices.map((k) => `<option value="${esc(k)}"${k === keep["fault-device"] ? " selected" : ""}>${esc(k)}</option>`).join("")}</select>
     metric <select id="fault-metric"><option value="">(none)</option>${CONFIG.metrics.map((k) => `<option value="${k}"${k === (keep["fault-metric"] || "secondary_supply_temp_c") ? " selected" : ""}>${k}</option>`).join("")}</select>
@@ -532,7 +535,12 @@ async function pageSim(main, token) {
   main.innerHTML = html;
   $("#clock-set").onclick = async () => { await api("/sim/clock", { speed: parseFloat($("#clock-speed").value) }); render(); };
   $("#clock-pause").onclick = async () => { await api("/sim/clock", { paused: !d.clock.paused }); render(); };
-  const weather = async (k) => { const r = await api("/sim/weather", { outdoor_offset_k: k }); $("#weather-msg").textContent = r.ok ? `outdoor now ${fmt(r.data.outdoor_temp_c)} °C (offset ${fmt(r.data.outdoor_offset_k)} K)` : (r.data && r.data.error); };
+  const weather = async (k) => {
+    const r = await api("/sim/weather", { outdoor_offset_k: k });
+    WEATHER_MSG = r.ok ? `outdoor now ${fmt(r.data.outdoor_temp_c)} °C (offset ${fmt(r.data.outdoor_offset_k)} K)` : (r.data && r.data.error) || "refused";
+    const m = $("#weather-msg");
+    if (m) m.textContent = WEATHER_MSG;
+  };
   $("#cold-snap").onclick = () => weather(-15);
   $("#weather-reset").onclick = () => weather(0);
   $("#fault-inject").onclick = async () => {
