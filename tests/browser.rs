@@ -448,6 +448,27 @@ fn dashboard_in_chromium_against_heatnet_up() {
     assert_eq!(acked["acknowledged_by"], json!("control-room"));
     b.screenshot("alarms-acknowledged.png");
 
+    // Override a substation's setpoint from its page; then hand it back.
+    b.goto(&format!("{url}#/node/s04"));
+    b.type_into("#ovr-temp", "65");
+    b.type_into("#ovr-hours", "2");
+    b.type_into("#ovr-reason", "browser test: hold 65");
+    b.click("#ovr-set");
+    b.wait_js(
+        Duration::from_secs(30),
+        "s04 in override mode with the overridden setpoint",
+        "const m = document.querySelector('b.mode-override'); \
+         const r = Array.from(document.querySelectorAll('#readings tr')).find(t => t.cells[0].textContent === 'setpoint_c'); \
+         return !!m && !!r && Math.abs(parseFloat(r.cells[1].textContent) - 65) < 0.01;",
+    );
+    b.screenshot("override.png");
+    b.click("#ovr-clear");
+    b.wait_js(
+        Duration::from_secs(30),
+        "s04 back under the optimizer",
+        "return !!document.querySelector('b.mode-optimizer');",
+    );
+
     // Plants and the season report page.
     b.goto(&format!("{url}#/plants"));
     b.wait_js(

@@ -306,9 +306,39 @@ async function pageNode(main, token, id) {
     html += chart("trend-flow", "Flow kg/s", [{ name: "flow", pts: series(S, "flow_kg_s") }], { zero: true });
     html += chart("trend-heat", "Heat MW", [{ name: "heat", pts: S.map((s) => [s.t_ms, s.readings.heat_w != null ? s.readings.heat_w / 1e6 : NaN]) }], { zero: true });
   }
+  if (n.kind !== "building") {
+    html += `<h3>Override the setpoint</h3><p>supply <input class="num" id="ovr-temp" value="${esc(OVR.temp)}"> °C for
+      <input class="num" id="ovr-hours" value="${esc(OVR.hours)}"> h (network time) why <input id="ovr-reason" value="${esc(OVR.reason)}">
+      <button id="ovr-set">override</button> <button id="ovr-clear">back to the optimizer</button></p><p id="ovr-msg" class="${OVR.bad ? "error" : "okmsg"}">${esc(OVR.msg)}</p>`;
+  }
   html += `<h3>Latest readings</h3><table id="readings">${Object.keys(n.readings).map((k) => `<tr><td>${esc(k)}</td><td class="num">${fmt(n.readings[k], 2)}</td></tr>`).join("")}</table>`;
   html += `<p class="muted">${S.length} samples: the optimizer's stored telemetry, read when the dashboard started, then live.</p></div></div>`;
   main.innerHTML = html;
+  if (n.kind !== "building") wireOverride(id);
+}
+
+// The override form keeps what the user typed across refreshes.
+const OVR = { temp: "", hours: "2", reason: "", msg: "", bad: false };
+
+function wireOverride(id) {
+  $("#ovr-temp").oninput = (e) => (OVR.temp = e.target.value);
+  $("#ovr-hours").oninput = (e) => (OVR.hours = e.target.value);
+  $("#ovr-reason").oninput = (e) => (OVR.reason = e.target.value);
+  const done = (r, what) => {
+    OVR.bad = !r.ok;
+    OVR.msg = r.ok ? `${what} (command ${r.data.command_id})` : (r.data && r.data.error) || "refused";
+    $("#ovr-msg").textContent = OVR.msg;
+    $("#ovr-msg").className = OVR.bad ? "error" : "okmsg";
+  };
+  $("#ovr-set").onclick = async () => {
+    const r = await api("/override/" + encodeURIComponent(id), {
+      supply_temp_c: parseFloat(OVR.temp), duration_s: Math.round(parseFloat(OVR.hours) * 3600), author: USER, reason: OVR.reason });
+    done(r, "override sent");
+  };
+  $("#ovr-clear").onclick = async () => {
+    const r = await api("/override/" + encodeURIComponent(id) + "/clear", { author: USER });
+    done(r, "override cleared");
+  };
 }
 
 // Curve editor state survives refreshes while the user edits.
@@ -604,7 +634,7 @@ function tick() {
   const active = document.activeElement;
   const typing = active && (active.tagName === "INPUT" || active.tagName === "SELECT");
   const page = (location.hash || "#/network").slice(2).split("/")[0];
-  if (!(typing && (page === "curves" || page === "sim"))) render();
+  if (!(typing && (page === "curves" || page === "sim" || page === "node"))) render();
 }
 
 async function boot() {

@@ -32,7 +32,13 @@ pub enum EdgeError {
 }
 
 fn call_error(s: tonic::Status) -> EdgeError {
-    EdgeError::Call(format!("{:?}: {}", s.code(), s.message()))
+    match s.code() {
+        // The request was wrong: say why, as the service put it.
+        tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
+            EdgeError::Invalid(s.message().to_string())
+        }
+        code => EdgeError::Call(format!("{code:?}: {}", s.message())),
+    }
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -339,6 +345,39 @@ impl Clients {
             })),
             Err(s) => Err(call_error(s)),
         }
+    }
+
+    /// Overrides a plant's or substation's supply setpoint for `duration_s`
+    /// network seconds, or clears the override (`supply_temp_c` = `None`).
+    pub async fn set_override(
+        &self,
+        node_id: &str,
+        supply_temp_c: Option<f64>,
+        duration_s: u32,
+        author: &str,
+        reason: &str,
+    ) -> Result<String, EdgeError> {
+        let mut c = self.optimizer.clone();
+        let r = match supply_temp_c {
+            Some(t) => {
+                c.set_override(v1::SetOverrideRequest {
+                    node_id: node_id.to_string(),
+                    supply_temp_c: t,
+                    duration_s,
+                    author: author.to_string(),
+                    reason: reason.to_string(),
+                })
+                .await
+            }
+            None => {
+                c.clear_override(v1::ClearOverrideRequest {
+                    node_id: node_id.to_string(),
+                    author: author.to_string(),
+                })
+                .await
+            }
+        };
+        Ok(r.map_err(call_error)?.into_inner().command_id)
     }
 
     pub async fn sim_state(&self) -> Result<(ClockView, Vec<FaultView>, Vec<String>), EdgeError> {

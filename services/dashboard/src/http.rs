@@ -40,6 +40,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/api/alarms", get(alarms))
         .route("/api/alarms/{id}/ack", post(ack))
         .route("/api/curve/{group}", get(curve).post(set_curve))
+        .route("/api/override/{node}", post(set_override))
+        .route("/api/override/{node}/clear", post(clear_override))
         .route("/api/sim", get(sim))
         .route("/api/sim/faults", post(inject_fault))
         .route("/api/sim/faults/{id}/clear", post(clear_fault))
@@ -144,6 +146,50 @@ async fn set_curve(
         Ok(Err(refused)) => (StatusCode::UNPROCESSABLE_ENTITY, Json(refused)).into_response(),
         Err(e) => edge(e),
     }
+}
+
+#[derive(Deserialize)]
+struct OverrideBody {
+    supply_temp_c: f64,
+    duration_s: u32,
+    author: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn set_override(
+    State(app): St,
+    Path(node): Path<String>,
+    Json(b): Json<OverrideBody>,
+) -> Response {
+    ok(app
+        .clients
+        .set_override(
+            &node,
+            Some(b.supply_temp_c),
+            b.duration_s,
+            &b.author,
+            &b.reason,
+        )
+        .await
+        .map(|id| json!({ "command_id": id })))
+}
+
+#[derive(Deserialize)]
+struct ClearBody {
+    author: String,
+}
+
+async fn clear_override(
+    State(app): St,
+    Path(node): Path<String>,
+    Json(b): Json<ClearBody>,
+) -> Response {
+    ok(app
+        .clients
+        .set_override(&node, None, 0, &b.author, "")
+        .await
+        .map(|id| json!({ "command_id": id })))
 }
 
 async fn sim(State(app): St) -> Response {
