@@ -402,6 +402,41 @@ fn dashboard_in_chromium_against_heatnet_up() {
     );
     b.screenshot("curve-saved.png");
 
+    // Points can be dragged: point 2 dragged up 40 px gets a higher supply temperature.
+    let sup2 = |b: &Browser| {
+        b.js("return parseFloat(document.querySelector('#pt-sup-2').value);")
+            .as_f64()
+            .expect("point 2")
+    };
+    let was = sup2(&b);
+    let circle = b
+        .find("#curve-plot circle.pt[data-i=\"2\"]")
+        .expect("point 2 on the plot");
+    b.cmd(
+        "POST",
+        "/actions",
+        Some(json!({"actions": [{
+            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [
+                {"type": "pointerMove", "duration": 0, "origin": {ELEMENT_KEY: circle}, "x": 0, "y": 0},
+                {"type": "pointerDown", "button": 0},
+                {"type": "pointerMove", "duration": 100, "origin": "pointer", "x": 0, "y": -20},
+                {"type": "pointerMove", "duration": 100, "origin": "pointer", "x": 0, "y": -20},
+                {"type": "pointerUp", "button": 0},
+            ],
+        }]})),
+    )
+    .expect("drag point 2");
+    let now = b.wait_js(
+        Duration::from_secs(10),
+        "point 2 moved up by the drag",
+        &format!(
+            "const v = parseFloat(document.querySelector('#pt-sup-2').value); return v > {was} + 5 ? v : null;"
+        ),
+    );
+    println!("dragging point 2 up 40 px: {was} -> {now} °C");
+    b.click("#curve-revert");
+
     // Simulator panel: a dropped secondary supply sensor at s02 → safe mode → alarm.
     b.goto(&format!("{url}#/sim"));
     let banner = b.wait_js(
@@ -447,6 +482,28 @@ fn dashboard_in_chromium_against_heatnet_up() {
     assert_eq!(acked["state"], json!("acknowledged"));
     assert_eq!(acked["acknowledged_by"], json!("control-room"));
     b.screenshot("alarms-acknowledged.png");
+
+    // The map coloured by alarm state shows s02's critical alarm; by comfort,
+    // every substation gets a comfort colour.
+    b.goto(&format!("{url}#/network"));
+    b.click("#color-by option[value=\"alarm\"]");
+    b.wait_js(
+        Duration::from_secs(20),
+        "s02 red on the map coloured by alarm state",
+        "const c = document.querySelector('#map [data-site=\"s02\"]'); \
+         return document.querySelector('#color-by').value === 'alarm' && c && c.getAttribute('fill') === '#f85149';",
+    );
+    b.screenshot("network-alarms.png");
+    b.click("#color-by option[value=\"comfort\"]");
+    b.wait_js(
+        Duration::from_secs(20),
+        "every substation in a comfort colour",
+        "const ok = ['#3fb950', '#d29922', '#f85149']; \
+         const c = Array.from(document.querySelectorAll('#map circle.site')); \
+         return document.querySelector('#color-by').value === 'comfort' && c.length === 6 \
+           && c.every(e => ok.includes(e.getAttribute('fill')));",
+    );
+    b.click("#color-by option[value=\"supply\"]");
 
     // Override a substation's setpoint from its page; then hand it back.
     b.goto(&format!("{url}#/node/s04"));

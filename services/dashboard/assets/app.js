@@ -464,12 +464,15 @@ function wireCurveEditor(group) {
   wireDrag();
 }
 
+// A point being dragged on the curve plot (refreshes wait for it).
+let DRAGGING = false;
+
 function wireDrag() {
   const svg = $("#curve-plot");
   if (!svg) return;
   let drag = null;
   $$("circle.pt", svg).forEach((c) => {
-    c.onmousedown = (e) => { drag = Number(c.dataset.i); e.preventDefault(); };
+    c.onmousedown = (e) => { drag = Number(c.dataset.i); DRAGGING = true; e.preventDefault(); };
   });
   svg.onmousemove = (e) => {
     if (drag == null) return;
@@ -483,7 +486,7 @@ function wireDrag() {
     if (a) a.value = t;
     if (b) b.value = v;
   };
-  svg.onmouseup = svg.onmouseleave = () => { if (drag != null) { drag = null; render(); } };
+  svg.onmouseup = svg.onmouseleave = () => { DRAGGING = false; if (drag != null) { drag = null; render(); } };
 }
 
 async function pageAlarms(main, token) {
@@ -634,6 +637,7 @@ function tick() {
   const active = document.activeElement;
   const typing = active && (active.tagName === "INPUT" || active.tagName === "SELECT");
   const page = (location.hash || "#/network").slice(2).split("/")[0];
+  if (DRAGGING) return;
   if (!(typing && (page === "curves" || page === "sim" || page === "node"))) render();
 }
 
