@@ -151,6 +151,7 @@ impl Browser {
     }
 
     fn screenshot(&self, name: &str) {
+        self.js("window.scrollTo(0, 0); return true;");
         let v = self.cmd("GET", "/screenshot", None).expect("screenshot");
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().expect("base64 screenshot"))

@@ -259,7 +259,12 @@ async function pageNode(main, token, id) {
   const S = h.data.samples;
   let html = `<h2 id="node-title">${esc(n.kind)} ${esc(id)}</h2>`;
   if (n.parent_id) html += `<p>part of <a href="#/node/${encodeURIComponent(n.parent_id)}">${esc(n.parent_id)}</a></p>`;
-  html += `<p>${n.online ? "online" : '<span class="offline">lost</span>'} · mode <b class="mode-${n.mode}">${n.mode}</b> · gateway ${esc(n.gateway_id)}${n.group ? " · group " + esc(n.group) : ""} · readings of ${cst(n.reading_time_ms, true)} · setpoint ${fmt(n.commanded_setpoint_c)} °C</p>`;
+  html += `<p>${n.online ? "online" : '<span class="offline">lost</span>'} · mode <b class="mode-${n.mode}">${n.mode}</b> · gateway ${esc(n.gateway_id)}${n.group ? " · group " + esc(n.group) : ""} · readings of ${cst(n.reading_time_ms, true)} · loop setpoint ${fmt(n.readings.setpoint_c)} °C · optimizer's last setpoint ${fmt(n.commanded_setpoint_c)} °C</p>`;
+  if (n.kind !== "building") {
+    html += `<p><b>Override the setpoint:</b> supply <input class="num" id="ovr-temp" value="${esc(OVR.temp)}"> °C for
+      <input class="num" id="ovr-hours" value="${esc(OVR.hours)}"> h (network time) why <input id="ovr-reason" value="${esc(OVR.reason)}">
+      <button id="ovr-set">override</button> <button id="ovr-clear">back to the optimizer</button></p><p id="ovr-msg" class="${OVR.bad ? "error" : "okmsg"}">${esc(OVR.msg)}</p>`;
+  }
   html += `<div class="row"><div class="panel">`;
   const M = modes(S);
   // The setpoint the loop followed (reported with its readings), else the commanded one.
@@ -305,11 +310,6 @@ async function pageNode(main, token, id) {
     html += modeLegend();
     html += chart("trend-flow", "Flow kg/s", [{ name: "flow", pts: series(S, "flow_kg_s") }], { zero: true });
     html += chart("trend-heat", "Heat MW", [{ name: "heat", pts: S.map((s) => [s.t_ms, s.readings.heat_w != null ? s.readings.heat_w / 1e6 : NaN]) }], { zero: true });
-  }
-  if (n.kind !== "building") {
-    html += `<h3>Override the setpoint</h3><p>supply <input class="num" id="ovr-temp" value="${esc(OVR.temp)}"> °C for
-      <input class="num" id="ovr-hours" value="${esc(OVR.hours)}"> h (network time) why <input id="ovr-reason" value="${esc(OVR.reason)}">
-      <button id="ovr-set">override</button> <button id="ovr-clear">back to the optimizer</button></p><p id="ovr-msg" class="${OVR.bad ? "error" : "okmsg"}">${esc(OVR.msg)}</p>`;
   }
   html += `<h3>Latest readings</h3><table id="readings">${Object.keys(n.readings).map((k) => `<tr><td>${esc(k)}</td><td class="num">${fmt(n.readings[k], 2)}</td></tr>`).join("")}</table>`;
   html += `<p class="muted">${S.length} samples: the optimizer's stored telemetry, read when the dashboard started, then live.</p></div></div>`;
