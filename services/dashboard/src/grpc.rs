@@ -10,7 +10,7 @@ use proto::v1::control_room_service_client::ControlRoomServiceClient;
 use proto::v1::simulator_service_client::SimulatorServiceClient;
 use tonic::transport::Channel;
 
-use crate::history::Sample;
+use crate::history::{Readings, Sample};
 use crate::view::{
     AlarmView, ClockView, CurveError, CurveView, FaultRequest, FaultView, GatewayView, NodeView,
     Snapshot,
@@ -257,7 +257,7 @@ impl Clients {
                         t_ms: s.time_ms,
                         mode: mode_name(s.mode),
                         setpoint_c: None,
-                        readings,
+                        readings: Readings::from_map(&readings),
                     },
                 )
             })

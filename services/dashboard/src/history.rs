@@ -1,32 +1,85 @@
 //! Trends: every node's readings as the dashboard saw them, one sample per new
-//! reading time, capped per node (pure).
+//! reading time, capped per node and in total (pure).
+//!
+//! Readings are kept compactly (metric index and `f32`, 8 bytes each): the
+//! 124-substation city has well over a thousand nodes.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use serde::Serialize;
+use model::Metric;
+use serde::ser::SerializeMap as _;
+use serde::{Serialize, Serializer};
 
 use crate::view::Snapshot;
+
+/// Readings of one sample: (index into `Metric::ALL`, value).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Readings(Vec<(u8, f32)>);
+
+impl Readings {
+    /// From readings by metric name; unknown names are left out.
+    pub fn from_map(map: &BTreeMap<String, f64>) -> Self {
+        Self(
+            map.iter()
+                .filter_map(|(name, v)| {
+                    let i = Metric::ALL.iter().position(|m| m.name() == name)?;
+                    Some((u8::try_from(i).ok()?, *v as f32))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, m: Metric) -> Option<f64> {
+        let i = Metric::ALL.iter().position(|x| *x == m)?;
+        self.0
+            .iter()
+            .find(|(k, _)| usize::from(*k) == i)
+            .map(|(_, v)| f64::from(*v))
+    }
+}
+
+/// As a JSON object by metric name, like the live readings.
+impl Serialize for Readings {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (i, v) in &self.0 {
+            if let Some(m) = Metric::ALL.get(usize::from(*i)) {
+                map.serialize_entry(m.name(), &f64::from(*v))?;
+            }
+        }
+        map.end()
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Sample {
     /// Network time of the readings, Unix ms.
     pub t_ms: i64,
     pub mode: &'static str,
-    pub setpoint_c: Option<f64>,
-    pub readings: BTreeMap<String, f64>,
+    /// The optimizer's last setpoint for the node when the sample was taken live.
+    pub setpoint_c: Option<f32>,
+    pub readings: Readings,
 }
 
 pub struct History {
-    cap: usize,
+    cap_per_node: usize,
+    total_samples: usize,
     nodes: HashMap<String, VecDeque<Sample>>,
 }
 
 impl History {
-    pub fn new(cap_per_node: usize) -> Self {
+    /// Keeps at most `cap_per_node` samples per node and about `total_samples` in all.
+    pub fn new(cap_per_node: usize, total_samples: usize) -> Self {
         Self {
-            cap: cap_per_node.max(1),
+            cap_per_node: cap_per_node.max(1),
+            total_samples: total_samples.max(1),
             nodes: HashMap::new(),
         }
+    }
+
+    /// Samples kept per node now: the total shared among the nodes seen.
+    pub fn cap(&self) -> usize {
+        (self.total_samples / self.nodes.len().max(1)).clamp(1, self.cap_per_node)
     }
 
     /// Appends every node's readings whose time moved forward.
@@ -35,17 +88,23 @@ impl History {
             if n.reading_time_ms <= 0 {
                 continue;
             }
-            let q = self.nodes.entry(n.node_id.clone()).or_default();
+            if !self.nodes.contains_key(&n.node_id) {
+                self.nodes.insert(n.node_id.clone(), VecDeque::new());
+            }
+            let cap = self.cap();
+            let Some(q) = self.nodes.get_mut(&n.node_id) else {
+                continue;
+            };
             if q.back().is_some_and(|s| s.t_ms >= n.reading_time_ms) {
                 continue;
             }
             q.push_back(Sample {
                 t_ms: n.reading_time_ms,
                 mode: n.mode,
-                setpoint_c: n.commanded_setpoint_c,
-                readings: n.readings.clone(),
+                setpoint_c: n.commanded_setpoint_c.map(|v| v as f32),
+                readings: Readings::from_map(&n.readings),
             });
-            while q.len() > self.cap {
+            while q.len() > cap {
                 q.pop_front();
             }
         }
@@ -58,6 +117,12 @@ impl History {
         for (node, s) in samples {
             by_node.entry(node).or_default().push(s);
         }
+        for node in by_node.keys() {
+            if !self.nodes.contains_key(node) {
+                self.nodes.insert(node.clone(), VecDeque::new());
+            }
+        }
+        let cap = self.cap();
         for (node, old) in by_node {
             let q = self.nodes.entry(node).or_default();
             // Live samples first: the stable sort keeps them ahead of stored
@@ -66,7 +131,7 @@ impl History {
             all.extend(old);
             all.sort_by_key(|s| s.t_ms);
             all.dedup_by_key(|s| s.t_ms);
-            let skip = all.len().saturating_sub(self.cap);
+            let skip = all.len().saturating_sub(cap);
             q.extend(all.into_iter().skip(skip));
         }
     }
@@ -106,7 +171,7 @@ mod tests {
 
     #[test]
     fn keeps_one_sample_per_new_reading_time_up_to_the_cap() {
-        let mut h = History::new(3);
+        let mut h = History::new(3, 1000);
         h.record(&snap(1000, 70.0));
         h.record(&snap(1000, 71.0)); // same reading time: not a new sample
         h.record(&snap(0, 1.0)); // no readings yet
@@ -118,13 +183,36 @@ mod tests {
             s.iter().map(|s| s.t_ms).collect::<Vec<_>>(),
             vec![3000, 4000, 5000]
         );
-        assert_eq!(s[2].readings["supply_temp_c"], 75.0);
+        assert_eq!(s[2].readings.get(Metric::SupplyTempC), Some(75.0));
+        assert_eq!(
+            serde_json::to_value(&s[2].readings).expect("json"),
+            serde_json::json!({ "supply_temp_c": 75.0 })
+        );
         assert!(h.node("s02").is_empty());
     }
 
     #[test]
+    fn the_total_is_shared_among_the_nodes() {
+        let mut h = History::new(100, 10);
+        let mut s = snap(1000, 70.0);
+        let mut second = s.nodes[0].clone();
+        second.node_id = "s02".into();
+        s.nodes.push(second);
+        for t in 1..=20 {
+            for n in &mut s.nodes {
+                n.reading_time_ms = t * 1000;
+            }
+            h.record(&s);
+        }
+        assert_eq!(h.cap(), 5);
+        assert_eq!(h.node("s01").len(), 5);
+        assert_eq!(h.node("s02").len(), 5);
+        assert_eq!(h.node("s02").last().map(|s| s.t_ms), Some(20_000));
+    }
+
+    #[test]
     fn backfill_goes_under_live_samples_without_duplicates() {
-        let mut h = History::new(4);
+        let mut h = History::new(4, 1000);
         h.record(&snap(5000, 75.0));
         let old = |t: i64| {
             (
@@ -133,7 +221,7 @@ mod tests {
                     t_ms: t,
                     mode: "fallback",
                     setpoint_c: None,
-                    readings: BTreeMap::new(),
+                    readings: Readings::default(),
                 },
             )
         };

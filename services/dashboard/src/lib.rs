@@ -34,8 +34,11 @@ pub struct DashboardConfig {
     pub report_dir: Option<PathBuf>,
     /// How often the optimizer's state is polled for trends.
     pub poll_period: Duration,
-    /// Samples kept per node for trends.
+    /// Samples kept per node for trends (at most)...
     pub history_per_node: usize,
+    /// ... and in all, shared among the nodes (8 bytes a reading: 1,000,000
+    /// samples of about a dozen readings are on the order of 150 MB).
+    pub history_total: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +79,10 @@ pub async fn run(
     };
     let clients = grpc::Clients::new(&cfg.optimizer, cfg.simulator.as_deref())?;
     let app = Arc::new(App {
-        history: Mutex::new(history::History::new(cfg.history_per_node)),
+        history: Mutex::new(history::History::new(
+            cfg.history_per_node,
+            cfg.history_total,
+        )),
         cfg: cfg.clone(),
         clients,
         layout,

@@ -50,6 +50,7 @@ pub fn dashboard(args: DashboardArgs) -> ExitCode {
                 report_dir: args.report_dir,
                 poll_period: Duration::from_millis(args.poll_ms),
                 history_per_node: 1800,
+                history_total: 1_000_000,
             },
             crate::shutdown_signal(),
         )
