@@ -343,6 +343,8 @@ function wireOverride(id) {
 
 // Curve editor state survives refreshes while the user edits.
 let EDIT = null;
+// The last save's answer, shown until the next save or refusal.
+let SAVED = { group: null, msg: "" };
 
 function curveValue(points, lo, hi, tOut) {
   if (!points.length) return NaN;
@@ -371,7 +373,7 @@ async function pageCurves(main, token, group) {
   const cur = c.data.current;
   if (!EDIT || EDIT.group !== group || (!EDIT.dirty && EDIT.version !== cur.version)) {
     EDIT = { group: group, version: cur.version, dirty: false, points: cur.points.map((p) => p.slice()),
-      min: cur.min_supply_temp_c, max: cur.max_supply_temp_c, error: null, errIndex: null, msg: null };
+      min: cur.min_supply_temp_c, max: cur.max_supply_temp_c, error: null, errIndex: null };
   }
   const focus = document.activeElement && document.activeElement.id;
   const subs = state.nodes.filter((n) => n.kind === "substation" && n.group === group);
@@ -386,7 +388,7 @@ async function pageCurves(main, token, group) {
   html += `<p>limits: min <input class="num" id="curve-min" value="${EDIT.min}"> max <input class="num" id="curve-max" value="${EDIT.max}"> °C</p>`;
   html += `<p>who <input id="curve-author" value="${esc(USER)}"> why <input id="curve-reason" size="30" value="${esc(EDIT.reason || "")}"></p>`;
   html += `<button id="curve-save">Save curve</button> <button id="curve-revert">Revert</button>`;
-  html += `<p id="curve-error" class="error">${EDIT.error && EDIT.errIndex == null ? esc(EDIT.error) : EDIT.error ? "refused: see point " + EDIT.errIndex : ""}</p><p id="curve-msg" class="okmsg">${esc(EDIT.msg || "")}</p>`;
+  html += `<p id="curve-error" class="error">${EDIT.error && EDIT.errIndex == null ? esc(EDIT.error) : EDIT.error ? "refused: see point " + EDIT.errIndex : ""}</p><p id="curve-msg" class="okmsg">${!EDIT.error && SAVED.group === group ? esc(SAVED.msg) : ""}</p>`;
   html += `<h3>Setpoints now</h3><table id="preview"><tr><th>substation</th><th>outdoor °C</th><th>setpoint now °C</th><th>this curve °C <span class="muted">(before the room trim)</span></th></tr>`;
   subs.forEach((n) => {
     const t = n.readings.outdoor_temp_c;
@@ -453,11 +455,12 @@ function wireCurveEditor(group) {
     const r = await api("/curve/" + encodeURIComponent(group), body);
     if (r.ok) {
       EDIT = null;
-      render().then(() => { if (EDIT) EDIT.msg = `saved as version ${r.data.version}`; const m = $("#curve-msg"); if (m) m.textContent = `saved as version ${r.data.version}`; });
+      SAVED = { group: group, msg: `saved as version ${r.data.version}` };
+      render();
     } else {
       EDIT.error = (r.data && r.data.error) || "refused (" + r.status + ")";
       EDIT.errIndex = r.data && r.data.point_index != null ? r.data.point_index : null;
-      EDIT.msg = null;
+      SAVED = { group: null, msg: "" };
       render();
     }
   };
