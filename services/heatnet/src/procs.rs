@@ -32,6 +32,10 @@ pub struct SimArgs {
     /// Also serve every site over Modbus TCP, on consecutive ports from this one.
     #[arg(long)]
     pub modbus_base_port: Option<u16>,
+    /// Scenario file: faults and weather changes at given network times
+    /// (see `sim/simulator/src/scenario.rs` and `docs/scenarios.md`).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
 }
 
 pub fn sim(args: SimArgs) -> ExitCode {
@@ -52,6 +56,7 @@ pub fn sim(args: SimArgs) -> ExitCode {
                 step_s: args.step_s,
                 epw: args.epw,
                 modbus_base_port: args.modbus_base_port,
+                scenario: args.scenario,
             },
             crate::shutdown_signal(),
         )
@@ -68,6 +73,159 @@ pub enum SimCmd {
     /// and print every junction's pressures and temperatures, every pipe's
     /// flows and outlet temperatures, and every plant's and substation's duty.
     Steady(SteadyArgs),
+    /// A whole heating season standalone, as fast as possible, under a fixed
+    /// weather-compensated curve controlled in-process (the baseline and the
+    /// simulator's speed benchmark). Prints a table, or JSON with --json.
+    Season(SeasonArgs),
+    /// Write a generated city network (meshed, three plants 20:12:12) to stdout
+    /// or --out, for 1 to 3,323 substations.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SeasonArgs {
+    /// Sample network name (demo, ring, city) or a path to a network file.
+    #[arg(long, default_value = "city")]
+    pub network: String,
+    /// Days of network time from the network's start time.
+    #[arg(long, default_value_t = 120.0)]
+    pub days: f64,
+    /// Physics step, network seconds.
+    #[arg(long, default_value_t = 300.0)]
+    pub step_s: f64,
+    /// Scenario file: faults and weather changes at given network times.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct GenerateArgs {
+    #[arg(long, default_value_t = model::generate::CITY_SUBSTATIONS)]
+    pub substations: usize,
+    #[arg(long, default_value_t = model::generate::CITY_SEED)]
+    pub seed: u64,
+    /// File to write (.toml or .json); stdout (TOML) when absent.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn season(args: &SeasonArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let net = model::Network::load(&args.network)?;
+    let buildings: usize = net.substations.iter().map(|s| s.buildings.len()).sum();
+    eprintln!(
+        "season: {} ({} plants, {} substations, {buildings} buildings), {} days in {} s steps",
+        net.name,
+        net.plants.len(),
+        net.substations.len(),
+        args.days,
+        args.step_s
+    );
+    let started = std::time::Instant::now();
+    let mut last_pct = -1i64;
+    let scenario = args
+        .scenario
+        .as_deref()
+        .map(simulator::scenario::Scenario::load)
+        .transpose()?;
+    let summary = simulator::season::run_season(
+        &net,
+        &simulator::season::SeasonOptions {
+            days: args.days,
+            step_s: args.step_s,
+            scenario,
+        },
+        &mut |done| {
+            let pct = (done * 100.0).floor() as i64;
+            if pct / 5 != last_pct / 5 {
+                last_pct = pct;
+                let elapsed = started.elapsed().as_secs_f64();
+                let eta = if done > 0.0 {
+                    elapsed * (1.0 - done) / done
+                } else {
+                    0.0
+                };
+                eprint!(
+                    "\r  {pct:>3} %  day {:>5.1}  {elapsed:>6.1} s elapsed  ~{eta:>5.0} s left ",
+                    done * args.days
+                );
+                let _ = std::io::stderr().flush();
+            }
+        },
+    )?;
+    eprintln!();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    let s = &summary;
+    println!(
+        "season of {} under a fixed curve ({} days, {} s steps)",
+        s.network, s.days, s.step_s
+    );
+    println!("  wall time                 {:>12.1} s", s.wall_s);
+    println!("  real-time factor          {:>12.0} x", s.realtime_factor);
+    println!("  per step                  {:>12.3} ms", s.ms_per_step);
+    println!(
+        "  building-hours >= 18 C    {:>12.2} %",
+        100.0 * s.comfort_share
+    );
+    println!(
+        "  exposed flats >= 18 C     {:>12.2} %",
+        100.0 * s.exposed_flat_comfort_share
+    );
+    println!(
+        "  mean / min room           {:>6.2} / {:>5.2} C",
+        s.mean_room_temp_c, s.min_room_temp_c
+    );
+    println!(
+        "  heat produced             {:>12.0} GJ",
+        s.heat_produced_gj
+    );
+    println!(
+        "  heat delivered            {:>12.0} GJ",
+        s.heat_delivered_gj
+    );
+    println!("  pipe losses               {:>12.0} GJ", s.heat_lost_gj);
+    println!(
+        "  heat cost                 {:>12.0} yuan",
+        s.heat_cost_yuan
+    );
+    println!(
+        "  worst step energy residual {:>11.2e}",
+        s.worst_energy_residual
+    );
+    println!("  hydraulic failures        {:>12}", s.hydraulic_failures);
+    Ok(())
+}
+
+fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+    let net = model::generate::city(args.substations, args.seed)?;
+    match &args.out {
+        None => print!("{}", net.to_toml()),
+        Some(path) => {
+            let text = if path.extension().is_some_and(|e| e == "json") {
+                serde_json::to_string_pretty(&net)?
+            } else {
+                net.to_toml()
+            };
+            std::fs::write(path, text)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            let buildings: usize = net.substations.iter().map(|s| s.buildings.len()).sum();
+            eprintln!(
+                "wrote {} ({} substations, {buildings} buildings, {} junctions, {} pipes) to {}",
+                net.name,
+                net.substations.len(),
+                net.junctions.len(),
+                net.pipes.len(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 #[derive(Args, Clone, Debug)]
@@ -88,13 +246,19 @@ pub struct SteadyArgs {
 pub fn sim_cmd(cmd: SimCmd) -> ExitCode {
     match cmd {
         SimCmd::Run(args) => sim(args),
-        SimCmd::Steady(args) => match crate::steady::run(&args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("heatnet sim steady: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        SimCmd::Steady(args) => report("steady", crate::steady::run(&args)),
+        SimCmd::Season(args) => report("season", season(&args)),
+        SimCmd::Generate(args) => report("generate", generate(&args)),
+    }
+}
+
+fn report(what: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("heatnet sim {what}: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

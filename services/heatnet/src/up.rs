@@ -37,6 +37,9 @@ pub struct UpArgs {
     /// Play the weather of an EPW file instead of the network's synthetic weather.
     #[arg(long)]
     epw: Option<PathBuf>,
+    /// Scenario file: faults and weather changes at given network times.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
     /// How gateways reach the simulated hardware.
     #[arg(long, value_enum, default_value_t = heatnet::configs::HardwareKind::Grpc)]
     hardware: heatnet::configs::HardwareKind,
@@ -178,6 +181,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .chain(args.epw.iter().flat_map(|p| {
             [
                 "--epw".to_string(),
+                std::fs::canonicalize(p)
+                    .unwrap_or(p.clone())
+                    .display()
+                    .to_string(),
+            ]
+        }))
+        .chain(args.scenario.iter().flat_map(|p| {
+            [
+                "--scenario".to_string(),
                 std::fs::canonicalize(p)
                     .unwrap_or(p.clone())
                     .display()

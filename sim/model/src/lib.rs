@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod curve;
+pub mod generate;
 pub mod hardware;
 pub mod id;
 pub mod network;

@@ -79,7 +79,34 @@ pub struct Pipe {
 #[serde(deny_unknown_fields)]
 pub struct PressureHolding {
     pub junction: NodeId,
+    /// Static (gauge) pressure held on the return side, Pa.
     pub pressure_pa: f64,
+    /// Most make-up water the pressurisation pumps can feed, kg/s.
+    #[serde(default = "default_makeup_capacity")]
+    pub makeup_capacity_kg_s: f64,
+    /// Gas cushion of the expansion vessel at the held pressure, m³: water
+    /// lost beyond the make-up capacity comes out of the vessel and the
+    /// pressure falls as the gas expands (p·V = const).
+    #[serde(default = "default_vessel_gas")]
+    pub vessel_gas_m3: f64,
+    /// Gauge pressure at the holding point below which the circulation pumps
+    /// trip on loss of water, Pa. They restart 0.3 bar above it.
+    #[serde(default = "default_low_pressure_trip")]
+    pub low_pressure_trip_pa: f64,
+}
+
+/// Defaults of the pressure-holding point, also used where a network names none.
+pub const DEFAULT_MAKEUP_CAPACITY_KG_S: f64 = 10.0;
+pub const DEFAULT_VESSEL_GAS_M3: f64 = 20.0;
+pub const DEFAULT_LOW_PRESSURE_TRIP_PA: f64 = 1.0e5;
+fn default_makeup_capacity() -> f64 {
+    DEFAULT_MAKEUP_CAPACITY_KG_S
+}
+fn default_vessel_gas() -> f64 {
+    DEFAULT_VESSEL_GAS_M3
+}
+fn default_low_pressure_trip() -> f64 {
+    DEFAULT_LOW_PRESSURE_TRIP_PA
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -272,6 +299,22 @@ pub struct Building {
     /// Schools, hospitals: tracked individually.
     #[serde(default)]
     pub priority: bool,
+    /// Share of the flats that are top-floor or gable-end flats, 0..1.
+    #[serde(default = "default_exposed_share")]
+    pub exposed_flat_share: f64,
+    /// How much colder those flats run than the building's average at design
+    /// conditions, K (utilities report 2 K: 16 °C where the average is 18 °C).
+    #[serde(default = "default_exposed_offset")]
+    pub exposed_flat_offset_k: f64,
+}
+
+pub const DEFAULT_EXPOSED_FLAT_SHARE: f64 = 0.2;
+pub const DEFAULT_EXPOSED_FLAT_OFFSET_K: f64 = 2.0;
+fn default_exposed_share() -> f64 {
+    DEFAULT_EXPOSED_FLAT_SHARE
+}
+fn default_exposed_offset() -> f64 {
+    DEFAULT_EXPOSED_FLAT_OFFSET_K
 }
 
 impl Building {
@@ -383,6 +426,10 @@ impl Network {
         match name {
             "demo" => Self::from_toml(DEMO_TOML),
             "ring" => Self::from_toml(RING_TOML),
+            "city" => crate::generate::city(
+                crate::generate::CITY_SUBSTATIONS,
+                crate::generate::CITY_SEED,
+            ),
             other => Err(NetworkError::UnknownSample(other.to_string())),
         }
     }
@@ -596,6 +643,14 @@ impl Network {
                 let bel = format!("building {} (substation {})", b.id, s.id);
                 dup(&b.id, &bel)?;
                 check_range(&bel, "floor_area_m2", b.floor_area_m2, 10.0, 1.0e6)?;
+                check_range(&bel, "exposed_flat_share", b.exposed_flat_share, 0.0, 1.0)?;
+                check_range(
+                    &bel,
+                    "exposed_flat_offset_k",
+                    b.exposed_flat_offset_k,
+                    0.0,
+                    10.0,
+                )?;
                 if let Some(q) = b.design_heat_w {
                     check_range(&bel, "design_heat_w", q, 100.0, 1.0e8)?;
                 }
@@ -737,6 +792,27 @@ impl Network {
                 ph.pressure_pa,
                 0.5e5,
                 2.5e6,
+            )?;
+            check_range(
+                "pressure_holding",
+                "makeup_capacity_kg_s",
+                ph.makeup_capacity_kg_s,
+                0.0,
+                1.0e3,
+            )?;
+            check_range(
+                "pressure_holding",
+                "vessel_gas_m3",
+                ph.vessel_gas_m3,
+                0.1,
+                1.0e4,
+            )?;
+            check_range(
+                "pressure_holding",
+                "low_pressure_trip_pa",
+                ph.low_pressure_trip_pa,
+                0.0,
+                ph.pressure_pa,
             )?;
             if !index.contains_key(&ph.junction) {
                 return Err(invalid(

@@ -51,7 +51,7 @@ pub fn colebrook(re: f64, rel_roughness: f64) -> f64 {
     let mut x = 1.0 / swamee_jain(re, rel_roughness).sqrt();
     for _ in 0..50 {
         let next = -2.0 * (rel_roughness / 3.7 + 2.51 * x / re).log10();
-        let done = (next - x).abs() < 1e-12 * x.abs();
+        let done = (next - x).abs() < 1e-10 * x.abs();
         x = next;
         if done {
             break;

@@ -118,6 +118,25 @@ impl PlugPipe {
         (outlet, lost)
     }
 
+    /// [`PlugPipe::step`] with the flow running `forward` (in at the back,
+    /// out at the front) or backward (in at the front, out at the back).
+    pub fn step_directed(
+        &mut self,
+        spec: &PipeSpec,
+        inlet_c: f64,
+        flow_kg_s: f64,
+        forward: bool,
+        dt_s: f64,
+    ) -> (f64, f64) {
+        if forward {
+            return self.step(spec, inlet_c, flow_kg_s, dt_s);
+        }
+        self.parcels.make_contiguous().reverse();
+        let out = self.step(spec, inlet_c, flow_kg_s, dt_s);
+        self.parcels.make_contiguous().reverse();
+        out
+    }
+
     /// Cools every parcel by factor `k` toward the ground; returns the heat lost, J.
     fn cool(&mut self, ground_c: f64, k: f64) -> f64 {
         let mut lost = 0.0;

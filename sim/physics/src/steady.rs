@@ -31,15 +31,25 @@ const MAX_OUTER: usize = 50;
 
 /// A junction or pipe of the network graph, explicit or derived.
 #[derive(Clone, Debug)]
-struct GPipe {
-    id: NodeId,
-    a: usize,
-    b: usize,
-    length_m: f64,
-    diameter_m: f64,
-    roughness_m: f64,
-    loss_w_m_k: f64,
-    ground_c: f64,
+pub(crate) struct GPipe {
+    pub(crate) id: NodeId,
+    pub(crate) a: usize,
+    pub(crate) b: usize,
+    pub(crate) length_m: f64,
+    pub(crate) diameter_m: f64,
+    pub(crate) roughness_m: f64,
+    pub(crate) loss_w_m_k: f64,
+    pub(crate) ground_c: f64,
+}
+
+/// A pressure-holding point of one connected part of the network.
+#[derive(Clone, Debug)]
+pub(crate) struct Holding {
+    pub(crate) junction: usize,
+    pub(crate) pressure_pa: f64,
+    pub(crate) makeup_capacity_kg_s: f64,
+    pub(crate) vessel_gas_m3: f64,
+    pub(crate) low_pressure_trip_pa: f64,
 }
 
 /// The network as a graph: explicit `[[junctions]]`/`[[pipes]]`, or for a
@@ -47,11 +57,15 @@ struct GPipe {
 /// substation and one pipe pair from each substation's plant to it.
 #[derive(Clone, Debug)]
 pub struct Graph {
-    junctions: Vec<NodeId>,
-    pipes: Vec<GPipe>,
-    plant_at: Vec<usize>,
-    substation_at: Vec<usize>,
-    holding: (usize, f64),
+    pub(crate) junctions: Vec<NodeId>,
+    pub(crate) pipes: Vec<GPipe>,
+    pub(crate) plant_at: Vec<usize>,
+    pub(crate) substation_at: Vec<usize>,
+    /// One pressure-holding point per connected part: the network's own
+    /// where it names one, else at the part's first plant with the defaults.
+    pub(crate) holdings: Vec<Holding>,
+    /// Index into `holdings` of each junction's connected part.
+    pub(crate) part_of: Vec<usize>,
 }
 
 impl Graph {
@@ -106,22 +120,62 @@ impl Graph {
             plant_at = net.plants.iter().map(|p| at(&p.junction)).collect();
             substation_at = net.substations.iter().map(|s| at(&s.junction)).collect();
         }
-        let holding = match &net.pressure_holding {
-            Some(ph) => (
-                junctions
-                    .iter()
-                    .position(|j| *j == ph.junction)
-                    .unwrap_or(plant_at[0]),
-                ph.pressure_pa,
-            ),
-            None => (plant_at[0], DEFAULT_HOLDING_PRESSURE_PA),
-        };
+        // Connected parts of the junction graph.
+        let nj = junctions.len();
+        let mut part_root: Vec<usize> = (0..nj).collect();
+        fn root(p: &mut [usize], mut i: usize) -> usize {
+            while p[i] != i {
+                p[i] = p[p[i]];
+                i = p[i];
+            }
+            i
+        }
+        for gp in &pipes {
+            let (ra, rb) = (root(&mut part_root, gp.a), root(&mut part_root, gp.b));
+            part_root[ra.max(rb)] = ra.min(rb);
+        }
+        let roots: Vec<usize> = (0..nj).map(|j| root(&mut part_root, j)).collect();
+        let named = net.pressure_holding.as_ref().and_then(|ph| {
+            junctions
+                .iter()
+                .position(|j| *j == ph.junction)
+                .map(|j| (j, ph))
+        });
+        let mut holdings = Vec::new();
+        let mut part_index: BTreeMap<usize, usize> = BTreeMap::new();
+        if let Some((j, ph)) = named {
+            part_index.insert(roots[j], 0);
+            holdings.push(Holding {
+                junction: j,
+                pressure_pa: ph.pressure_pa,
+                makeup_capacity_kg_s: ph.makeup_capacity_kg_s,
+                vessel_gas_m3: ph.vessel_gas_m3,
+                low_pressure_trip_pa: ph.low_pressure_trip_pa,
+            });
+        }
+        // Parts without a named point hold pressure at their first plant, or
+        // their first junction if they have none (validation refuses that).
+        let anchors = plant_at.iter().copied().chain(0..nj);
+        for j in anchors {
+            if let std::collections::btree_map::Entry::Vacant(e) = part_index.entry(roots[j]) {
+                e.insert(holdings.len());
+                holdings.push(Holding {
+                    junction: j,
+                    pressure_pa: DEFAULT_HOLDING_PRESSURE_PA,
+                    makeup_capacity_kg_s: model::network::DEFAULT_MAKEUP_CAPACITY_KG_S,
+                    vessel_gas_m3: model::network::DEFAULT_VESSEL_GAS_M3,
+                    low_pressure_trip_pa: model::network::DEFAULT_LOW_PRESSURE_TRIP_PA,
+                });
+            }
+        }
+        let part_of = roots.iter().map(|r| part_index[r]).collect();
         Self {
             junctions,
             pipes,
             plant_at,
             substation_at,
-            holding,
+            holdings,
+            part_of,
         }
     }
 }
@@ -425,7 +479,11 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         let problem = Problem {
             node_count: 2 * nj,
             links,
-            fixed_pressure_pa: vec![(rn(g.holding.0), g.holding.1)],
+            fixed_pressure_pa: g
+                .holdings
+                .iter()
+                .map(|h| (rn(h.junction), h.pressure_pa))
+                .collect(),
             demand_kg_s: demand,
         };
         if solver.is_none() {

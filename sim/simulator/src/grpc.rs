@@ -23,7 +23,9 @@ pub struct SimulatorGrpc {
 fn status(e: WorldError) -> Status {
     let msg = e.to_string();
     match e {
-        WorldError::UnknownDevice(_) | WorldError::UnknownFault(_) => Status::not_found(msg),
+        WorldError::UnknownDevice(_) | WorldError::UnknownPipe(_) | WorldError::UnknownFault(_) => {
+            Status::not_found(msg)
+        }
         WorldError::AlreadyCleared(_) => Status::failed_precondition(msg),
         WorldError::Snapshot(_) => Status::internal(msg),
         _ => Status::invalid_argument(msg),
@@ -47,6 +49,11 @@ fn fault_kind(raw: i32) -> Result<FaultKind, ConversionError> {
         Ok(v1::FaultKind::SensorNoise) => Ok(FaultKind::SensorNoise),
         Ok(v1::FaultKind::SensorDropout) => Ok(FaultKind::SensorDropout),
         Ok(v1::FaultKind::PlantDerate) => Ok(FaultKind::PlantDerate),
+        Ok(v1::FaultKind::SupplyLeak) => Ok(FaultKind::SupplyLeak),
+        Ok(v1::FaultKind::ReturnLeak) => Ok(FaultKind::ReturnLeak),
+        Ok(v1::FaultKind::PipeBurst) => Ok(FaultKind::PipeBurst),
+        Ok(v1::FaultKind::SectionIsolated) => Ok(FaultKind::SectionIsolated),
+        Ok(v1::FaultKind::IllegalDraining) => Ok(FaultKind::IllegalDraining),
         Ok(v1::FaultKind::Unspecified) => Err(ConversionError::Unspecified {
             field: "fault.kind".into(),
         }),
@@ -68,6 +75,11 @@ fn fault_kind_to_wire(k: FaultKind) -> v1::FaultKind {
         FaultKind::SensorNoise => v1::FaultKind::SensorNoise,
         FaultKind::SensorDropout => v1::FaultKind::SensorDropout,
         FaultKind::PlantDerate => v1::FaultKind::PlantDerate,
+        FaultKind::SupplyLeak => v1::FaultKind::SupplyLeak,
+        FaultKind::ReturnLeak => v1::FaultKind::ReturnLeak,
+        FaultKind::PipeBurst => v1::FaultKind::PipeBurst,
+        FaultKind::SectionIsolated => v1::FaultKind::SectionIsolated,
+        FaultKind::IllegalDraining => v1::FaultKind::IllegalDraining,
     }
 }
 

@@ -5,10 +5,14 @@
 //!   weather; pure and synchronous.
 //! - [`grpc`]: the `SimulatorService` edge (the only module that sees wire types).
 //! - [`run`]: the process: clock loop, sled snapshots, server, shutdown.
+//! - [`scenario`]: faults and weather changes at given times, from a file.
+//! - [`season`]: a whole season standalone under a fixed curve (baseline and benchmark).
 
 pub mod grpc;
 pub mod modbus;
 pub mod run;
+pub mod scenario;
+pub mod season;
 pub mod world;
 
 pub use run::{SimConfig, run};

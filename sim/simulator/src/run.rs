@@ -33,6 +33,8 @@ pub struct SimConfig {
     pub epw: Option<PathBuf>,
     /// Serve Modbus TCP, one site per port from this one (plants, then substations).
     pub modbus_base_port: Option<u16>,
+    /// Scenario file played on the network clock.
+    pub scenario: Option<PathBuf>,
 }
 
 /// The simulator's clock: speed and pause, changed at run time over gRPC.
@@ -127,6 +129,14 @@ pub async fn run(
         }
         None => tracing::info!(time_ms = world.time_ms(), "fresh simulation"),
     }
+    if let Some(path) = &cfg.scenario {
+        let scenario = crate::scenario::Scenario::load(path)?;
+        let events = scenario.events.len();
+        world
+            .set_scenario(scenario)
+            .with_context(|| format!("scenario {}", path.display()))?;
+        tracing::info!(path = %path.display(), events, "scenario loaded");
+    }
     let world = Arc::new(Mutex::new(world));
     let clock = Arc::new(Clock::new(cfg.speed));
     if let Some(port) = cfg.modbus_base_port {
@@ -189,7 +199,17 @@ pub async fn run(
                     Ok(w) => w,
                     Err(_) => return Err(anyhow::anyhow!("simulator state poisoned")),
                 };
-                w.step(cfg.step_s);
+                if let Err(e) = w.step(cfg.step_s) {
+                    tracing::warn!(error = %e, "simulation step");
+                }
+                for done in w.drain_scenario_log() {
+                    match done {
+                        Ok(what) => tracing::info!(time_ms = w.time_ms(), "scenario: {what}"),
+                        Err(e) => {
+                            tracing::warn!(time_ms = w.time_ms(), error = %e, "scenario event refused")
+                        }
+                    }
+                }
             }
             clock.steps.fetch_add(1, Ordering::Relaxed);
             if last_save.elapsed() >= SNAPSHOT_EVERY {

@@ -1,0 +1,397 @@
+//! A generator of city-scale networks: "three sources, one network".
+//!
+//! Substations are scattered over a city whose area grows with their number;
+//! a junction sits at each. The primary network is the minimum spanning tree
+//! of the junctions (the trunk and branches a utility would lay) plus extra
+//! pipes to near neighbours that close loops (the mesh that lets one source
+//! back up another). Three plants stand at the west, east and south edges with
+//! design capacities in the ratio 20 : 12 : 12 of the total load, like the
+//! city in `DOMAIN.md`. Pipes are sized for about 1.5 m/s at the design flow
+//! they carry along the tree from the nearest plant; pumps are rated for the
+//! longest path. About 20 buildings hang on each substation (3,000–9,000 m²,
+//! light to heavy construction), two in five estates have floor heating, and
+//! one building in forty is a priority customer (school, hospital).
+//!
+//! Deterministic: the same `(substations, seed)` gives the same network.
+
+use crate::network::{
+    Building, Emitter, Junction, Network, NetworkError, Pipe, Plant, PressureHolding, PumpRating,
+    Substation, Weather,
+};
+use crate::{NodeId, WATER_CP_J_KG_K};
+
+/// Most substations a generated network may have (the largest city platform
+/// in `DOMAIN.md` monitors 3,323).
+pub const MAX_SUBSTATIONS: usize = 3_323;
+/// Seed of the embedded `city` sample.
+pub const CITY_SEED: u64 = 20_261_115;
+/// Substations of the embedded `city` sample (one CHP plant's 124 in `DOMAIN.md`).
+pub const CITY_SUBSTATIONS: usize = 124;
+
+/// Standard inner diameters of pre-insulated pipes, m (DN80 … DN1400).
+const DIAMETERS_M: [f64; 17] = [
+    0.0825, 0.1071, 0.1325, 0.1603, 0.2101, 0.263, 0.3127, 0.3444, 0.3938, 0.4954, 0.5958, 0.695,
+    0.7954, 0.894, 0.994, 1.194, 1.392,
+];
+const DESIGN_VELOCITY_M_S: f64 = 1.5;
+const RHO: f64 = 960.0;
+const PLANT_SUPPLY_C: f64 = 110.0;
+const PLANT_RETURN_C: f64 = 55.0;
+/// Design capacity shares of the three plants.
+const PLANT_SHARES: [f64; 3] = [20.0 / 44.0, 12.0 / 44.0, 12.0 / 44.0];
+
+/// SplitMix64: small, seeded, good enough for layouts.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+}
+
+fn id(s: String) -> NodeId {
+    // Generated ids are built from [a-z0-9-] only.
+    NodeId::new(s).unwrap_or_else(|_| unreachable!("generated ids are valid"))
+}
+
+/// A city network of `substations` substations (1 ..= 3,323), seeded.
+pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
+    if !(1..=MAX_SUBSTATIONS).contains(&substations) {
+        return Err(NetworkError::Invalid {
+            element: "generator".into(),
+            problem: format!(
+                "substations = {substations} is outside 1..{MAX_SUBSTATIONS}: the generator builds networks of 1 to {MAX_SUBSTATIONS} substations"
+            ),
+        });
+    }
+    let mut rng = Rng(seed);
+    let n = substations;
+    // About 0.5 km² per substation.
+    let side_m = (n as f64 * 0.5e6).sqrt().max(1_500.0);
+    let mut xy: Vec<(f64, f64)> = (0..n)
+        .map(|_| (rng.range(0.0, side_m), rng.range(0.0, side_m)))
+        .collect();
+    // Plants at the west, east and south edges.
+    let plants_xy = [
+        (-0.08 * side_m, 0.55 * side_m),
+        (1.08 * side_m, 0.45 * side_m),
+        (0.5 * side_m, -0.08 * side_m),
+    ];
+    xy.extend(plants_xy);
+    let nj = xy.len();
+    let dist = |a: usize, b: usize| {
+        let (dx, dy) = (xy[a].0 - xy[b].0, xy[a].1 - xy[b].1);
+        (dx * dx + dy * dy).sqrt().max(50.0)
+    };
+
+    // Buildings and loads.
+    let mut subs = Vec::with_capacity(n);
+    let mut load_w = vec![0.0; nj];
+    for (i, load) in load_w.iter_mut().enumerate().take(n) {
+        let floor = rng.unit() < 0.4;
+        let count = 15 + (rng.next() % 11) as usize;
+        let buildings: Vec<Building> = (0..count)
+            .map(|b| {
+                let capacity = [110_000.0, 165_000.0, 260_000.0][(rng.next() % 3) as usize];
+                Building {
+                    id: id(format!("c{:04}-b{:02}", i + 1, b + 1)),
+                    floor_area_m2: (rng.range(3_000.0, 9_000.0) / 100.0).round() * 100.0,
+                    design_heat_w: None,
+                    heat_capacity_j_k_m2: capacity,
+                    emitter: if floor {
+                        Emitter::FloorHeating
+                    } else {
+                        Emitter::Radiator
+                    },
+                    priority: rng.unit() < 0.025,
+                    exposed_flat_share: crate::network::DEFAULT_EXPOSED_FLAT_SHARE,
+                    exposed_flat_offset_k: crate::network::DEFAULT_EXPOSED_FLAT_OFFSET_K,
+                }
+            })
+            .collect();
+        *load = buildings.iter().map(Building::design_heat_w).sum();
+        subs.push((floor, buildings));
+    }
+
+    // Minimum spanning tree (Prim, O(n²)) plus loop-closing pipes.
+    let mut in_tree = vec![false; nj];
+    let mut best = vec![(f64::INFINITY, usize::MAX); nj];
+    let mut edges: Vec<(usize, usize)> = Vec::with_capacity(nj + nj / 3);
+    best[n] = (0.0, usize::MAX);
+    for _ in 0..nj {
+        let u = (0..nj)
+            .filter(|&v| !in_tree[v])
+            .min_by(|&a, &b| best[a].0.total_cmp(&best[b].0))
+            .unwrap_or(0);
+        in_tree[u] = true;
+        if best[u].1 != usize::MAX {
+            edges.push((best[u].1, u));
+        }
+        for v in 0..nj {
+            if !in_tree[v] && dist(u, v) < best[v].0 {
+                best[v] = (dist(u, v), u);
+            }
+        }
+    }
+    let tree_edges = edges.len();
+    let mut adjacent: std::collections::HashSet<(usize, usize)> =
+        edges.iter().map(|&(a, b)| (a.min(b), a.max(b))).collect();
+    for u in 0..n {
+        if rng.unit() >= 0.3 {
+            continue;
+        }
+        let nearest = (0..n)
+            .filter(|&v| v != u && !adjacent.contains(&(u.min(v), u.max(v))))
+            .min_by(|&a, &b| dist(u, a).total_cmp(&dist(u, b)));
+        if let Some(v) = nearest {
+            adjacent.insert((u.min(v), u.max(v)));
+            edges.push((u, v));
+        }
+    }
+
+    // Which plant feeds each junction along the tree (nearest by path), and
+    // the design flow each tree pipe carries.
+    let mut tree_adj = vec![Vec::new(); nj];
+    for (k, &(a, b)) in edges.iter().enumerate().take(tree_edges) {
+        tree_adj[a].push((b, k));
+        tree_adj[b].push((a, k));
+    }
+    let mut path_m = vec![f64::INFINITY; nj];
+    let mut owner = vec![usize::MAX; nj];
+    let mut parent_edge = vec![usize::MAX; nj];
+    let mut heap = std::collections::BinaryHeap::new();
+    for p in 0..3 {
+        path_m[n + p] = 0.0;
+        owner[n + p] = p;
+        heap.push((std::cmp::Reverse(0u64), n + p));
+    }
+    let mut order = Vec::with_capacity(nj);
+    while let Some((std::cmp::Reverse(d_mm), u)) = heap.pop() {
+        if d_mm as f64 / 1000.0 > path_m[u] {
+            continue;
+        }
+        order.push(u);
+        for &(v, k) in &tree_adj[u] {
+            let d = path_m[u] + dist(u, v);
+            if d < path_m[v] {
+                path_m[v] = d;
+                owner[v] = owner[u];
+                parent_edge[v] = k;
+                heap.push((std::cmp::Reverse((d * 1000.0) as u64), v));
+            }
+        }
+    }
+    let design_flow = |heat_w: f64| heat_w / (WATER_CP_J_KG_K * (PLANT_SUPPLY_C - PLANT_RETURN_C));
+    let mut carried = load_w.iter().map(|&q| design_flow(q)).collect::<Vec<_>>();
+    let mut edge_flow = vec![0.0; edges.len()];
+    for &u in order.iter().rev() {
+        let k = parent_edge[u];
+        if k == usize::MAX {
+            continue;
+        }
+        edge_flow[k] += carried[u];
+        let (a, b) = edges[k];
+        let up = if a == u { b } else { a };
+        carried[up] += carried[u];
+    }
+    let size = |flow_kg_s: f64| {
+        let d = (4.0 * flow_kg_s / (RHO * std::f64::consts::PI * DESIGN_VELOCITY_M_S)).sqrt();
+        DIAMETERS_M
+            .iter()
+            .copied()
+            .find(|&dn| dn >= d)
+            .unwrap_or(DIAMETERS_M[DIAMETERS_M.len() - 1])
+    };
+    let diameters: Vec<f64> = edges
+        .iter()
+        .enumerate()
+        .map(|(k, &(a, b))| {
+            if k < tree_edges {
+                size(edge_flow[k])
+            } else {
+                // A loop pipe: like the smaller branch it joins.
+                let branch = |u: usize| {
+                    tree_adj[u]
+                        .iter()
+                        .map(|&(_, e)| size(edge_flow[e]))
+                        .fold(f64::INFINITY, f64::min)
+                };
+                branch(a).min(branch(b)).min(DIAMETERS_M[6])
+            }
+        })
+        .collect();
+
+    // Pumps: head for the longest path at design flow (λ ≈ 0.02, both pipes)
+    // plus 1.5 bar for the farthest substation.
+    let mut drop_pa = vec![0.0; nj];
+    for &u in &order {
+        let k = parent_edge[u];
+        if k == usize::MAX {
+            continue;
+        }
+        let (a, b) = edges[k];
+        let up = if a == u { b } else { a };
+        let d = diameters[k];
+        let v = edge_flow[k] / (RHO * std::f64::consts::PI * d * d / 4.0);
+        drop_pa[u] = drop_pa[up] + 2.0 * 0.02 * dist(a, b) / d * RHO * v * v / 2.0;
+    }
+    let worst_pa = drop_pa.iter().copied().fold(0.0, f64::max);
+    let head_m = ((worst_pa + 1.5e5) / (RHO * 9.81)).max(30.0);
+    let total_w: f64 = load_w.iter().sum();
+
+    let junction_id = |j: usize| {
+        if j < n {
+            id(format!("j{:04}", j + 1))
+        } else {
+            id(format!("j-plant-{}", j - n + 1))
+        }
+    };
+    let plant_names = ["chp-west", "chp-east", "chp-south"];
+    let plants: Vec<Plant> = (0..3)
+        .map(|p| {
+            let capacity_w = (PLANT_SHARES[p] * total_w * 1.15 / 1.0e6).ceil() * 1.0e6;
+            let flow_m3_h = design_flow(PLANT_SHARES[p] * total_w) / RHO * 3600.0;
+            Plant {
+                id: id(plant_names[p].to_string()),
+                capacity_w,
+                design_supply_temp_c: PLANT_SUPPLY_C,
+                design_return_temp_c: PLANT_RETURN_C,
+                pump_dp_pa: 1.0e5,
+                heat_price_yuan_per_gj: [24.5, 26.0, 27.5][p],
+                junction: Some(junction_id(n + p)),
+                x_m: None,
+                y_m: None,
+                pump: Some(PumpRating {
+                    shutoff_head_m: (head_m * 1.25).ceil(),
+                    rated_flow_m3_h: flow_m3_h.ceil(),
+                    rated_head_m: head_m.ceil(),
+                }),
+            }
+        })
+        .collect();
+    let substations = subs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (floor, buildings))| {
+            let p = owner[i].min(2);
+            Substation {
+                id: id(format!("c{:04}", i + 1)),
+                plant: plants[p].id.clone(),
+                group: if floor { "floor" } else { "radiator" }.to_string(),
+                junction: Some(junction_id(i)),
+                x_m: None,
+                y_m: None,
+                pipe_length_m: None,
+                pipe_inner_diameter_m: None,
+                pipe_loss_w_m_k: 0.37,
+                ground_temp_c: 5.0,
+                secondary_design_supply_temp_c: if floor { 45.0 } else { 75.0 },
+                secondary_design_return_temp_c: if floor { 35.0 } else { 50.0 },
+                valve_kv_m3_h: None,
+                buildings,
+            }
+        })
+        .collect();
+    let junctions = (0..nj)
+        .map(|j| Junction {
+            id: junction_id(j),
+            x_m: xy[j].0.round(),
+            y_m: xy[j].1.round(),
+        })
+        .collect();
+    let pipes = edges
+        .iter()
+        .enumerate()
+        .map(|(k, &(a, b))| Pipe {
+            id: id(format!("p{:04}", k + 1)),
+            from: junction_id(a),
+            to: junction_id(b),
+            length_m: (dist(a, b) * 1.2).round(),
+            inner_diameter_m: diameters[k],
+            roughness_m: 5.0e-5,
+            loss_w_m_k: 0.3 + 0.4 * diameters[k],
+            ground_temp_c: 5.0,
+        })
+        .collect();
+    let net = Network {
+        name: if substations_is_city(n, seed) {
+            "city".to_string()
+        } else {
+            format!("city-{n}-{seed}")
+        },
+        start_time_ms: 1_794_672_000_000, // 2026-11-15T00:00+08:00, the season's start
+        outdoor_design_temp_c: -9.0,
+        weather: Weather::tianjin(seed),
+        initial_room_temp_c: 18.0,
+        plants,
+        substations,
+        junctions,
+        pipes,
+        pressure_holding: Some(PressureHolding {
+            junction: junction_id(n),
+            pressure_pa: 3.0e5,
+            makeup_capacity_kg_s: (0.01 * design_flow(total_w)).max(5.0),
+            vessel_gas_m3: 50.0,
+            low_pressure_trip_pa: 1.0e5,
+        }),
+    };
+    net.validate()?;
+    Ok(net)
+}
+
+fn substations_is_city(n: usize, seed: u64) -> bool {
+    n == CITY_SUBSTATIONS && seed == CITY_SEED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_city_has_three_plants_a_meshed_network_and_about_2500_buildings() {
+        let net = Network::sample("city").unwrap();
+        assert_eq!(net.name, "city");
+        assert_eq!(net.plants.len(), 3);
+        assert_eq!(net.substations.len(), 124);
+        let buildings: usize = net.substations.iter().map(|s| s.buildings.len()).sum();
+        assert!((2_200..=2_800).contains(&buildings), "{buildings}");
+        // Meshed: more pipes than a tree needs.
+        assert!(net.pipes.len() > net.junctions.len() - 1 + 20);
+        let caps: Vec<f64> = net.plants.iter().map(|p| p.capacity_w).collect();
+        assert!((caps[0] / caps[1] - 20.0 / 12.0).abs() < 0.05, "{caps:?}");
+        assert!(net.substations.iter().any(|s| s.group == "floor"));
+        assert!(
+            net.substations
+                .iter()
+                .flat_map(|s| &s.buildings)
+                .any(|b| b.priority)
+        );
+        // Deterministic.
+        assert_eq!(net, city(CITY_SUBSTATIONS, CITY_SEED).unwrap());
+        // Round trip through the file format.
+        assert_eq!(Network::from_toml(&net.to_toml()).unwrap(), net);
+    }
+
+    #[test]
+    fn sizes_range_from_one_to_the_largest_platform_and_no_further() {
+        for n in [1, 2, 50, 500] {
+            let net = city(n, 7).unwrap();
+            assert_eq!(net.substations.len(), n);
+        }
+        let err = city(0, 7).unwrap_err().to_string();
+        assert!(err.contains("outside 1..3323"), "{err}");
+        let err = city(3_324, 7).unwrap_err().to_string();
+        assert!(err.contains("outside 1..3323"), "{err}");
+    }
+}

@@ -1,0 +1,332 @@
+use super::*;
+
+#[test]
+fn demo_heats_rooms_and_balances_heat() {
+    let net = Network::sample("demo").unwrap();
+    let mut e = Engine::new(&net);
+    for s in e.state.substations.iter_mut() {
+        s.valve_command = 1.0;
+    }
+    e.state.plants[0].supply_setpoint_c = 105.0;
+    for _ in 0..(6 * 360) {
+        e.step(10.0, -2.0, 0.0).unwrap();
+    }
+    let st = &e.state;
+    let warm = st
+        .substations
+        .iter()
+        .flat_map(|s| &s.buildings)
+        .all(|b| b.air_c > 17.0);
+    assert!(
+        warm,
+        "rooms did not warm: {:?}",
+        st.substations
+            .iter()
+            .flat_map(|s| s.buildings.iter().map(|b| b.air_c))
+            .collect::<Vec<_>>()
+    );
+    for s in &st.substations {
+        // Exchanger balance: primary heat = secondary heat = sum of building heat.
+        let primary =
+            s.primary_flow_kg_s * WATER_CP_J_KG_K * (s.primary_supply_c - s.primary_return_c);
+        let secondary =
+            s.secondary_flow_kg_s * WATER_CP_J_KG_K * (s.secondary_supply_c - s.secondary_return_c);
+        let rooms: f64 = s.buildings.iter().map(|b| b.heat_w).sum();
+        assert!(
+            (primary - s.heat_w).abs() / s.heat_w < 1e-6,
+            "{primary} vs {}",
+            s.heat_w
+        );
+        assert!(
+            (secondary - s.heat_w).abs() / s.heat_w < 1e-3,
+            "{secondary} vs {}",
+            s.heat_w
+        );
+        assert!(
+            (rooms - s.heat_w).abs() / s.heat_w < 1e-3,
+            "{rooms} vs {}",
+            s.heat_w
+        );
+    }
+    assert!(st.plants[0].heat_w > 0.0);
+}
+
+#[test]
+fn closed_valves_and_stopped_pumps_deliver_no_heat() {
+    let net = Network::sample("demo").unwrap();
+    let mut e = Engine::new(&net);
+    e.state.substations[0].pump_tripped = true;
+    e.state.substations[1].valve_command = 0.0;
+    e.state.substations[1].valve_position = 0.0;
+    e.step(10.0, 0.0, 0.0).unwrap();
+    assert_eq!(e.state.substations[0].heat_w, 0.0);
+    // A closed valve still passes its seat leakage (Kv × 1e-4), nothing more.
+    let design = net.substations[1].design_heat_w() / (WATER_CP_J_KG_K * 55.0);
+    assert!(
+        e.state.substations[1].primary_flow_kg_s < 1e-3 * design,
+        "{}",
+        e.state.substations[1].primary_flow_kg_s
+    );
+    assert!(e.state.substations[1].heat_w < 1e-3 * net.substations[1].design_heat_w());
+}
+
+#[test]
+fn a_plant_supply_step_reaches_each_substation_one_residence_time_later() {
+    let mut net = Network::sample("demo").unwrap();
+    // Transport is under test, not capacity: let the plant follow its setpoint freely.
+    net.plants[0].capacity_w = 1.0e9;
+    let mut e = Engine::new(&net);
+    for s in e.state.substations.iter_mut() {
+        s.valve_command = 1.0;
+        s.valve_position = 1.0;
+    }
+    let dt = 10.0;
+    // Settle at 90 °C, then step the plant to 110 °C.
+    e.state.plants[0].supply_setpoint_c = 90.0;
+    for _ in 0..3000 {
+        e.step(dt, 0.0, 0.0).unwrap();
+    }
+    e.state.plants[0].supply_setpoint_c = 110.0;
+    let mut crossed = vec![None; net.substations.len()];
+    let mut plant_crossed = None;
+    // Mass through each substation's supply pipe since the plant crossed,
+    // and when it first filled the pipe: the front's plug-flow arrival.
+    let mut passed = vec![0.0; net.substations.len()];
+    let mut expected = vec![None; net.substations.len()];
+    for i in 1..=3000 {
+        e.step(dt, 0.0, 0.0).unwrap();
+        if plant_crossed.is_some() {
+            for k in 0..passed.len() {
+                passed[k] += e.state.pipes[k].supply_flow_kg_s * dt;
+                if expected[k].is_none() && passed[k] >= e.pipes[k].spec.mass_kg() {
+                    expected[k] = Some(i as f64 * dt);
+                }
+            }
+        }
+        if plant_crossed.is_none() && e.state.plants[0].supply_temp_c > 100.0 {
+            plant_crossed = Some(i as f64 * dt);
+        }
+        for (k, s) in e.state.substations.iter().enumerate() {
+            if crossed[k].is_none() && s.primary_supply_c > 100.0 {
+                crossed[k] = Some(i as f64 * dt);
+            }
+        }
+    }
+    // Once the plant's supply crosses 100 °C, the water needs to push the
+    // pipe's whole content ρ·A·L out before it reaches the substation.
+    assert!(plant_crossed.is_some(), "the plant never reached 100 °C");
+    for (k, sub) in net.substations.iter().enumerate() {
+        let t = crossed[k].unwrap_or_else(|| panic!("{}: the step never arrived", sub.id));
+        let want = expected[k].unwrap_or_else(|| panic!("{}: the pipe never flushed", sub.id));
+        // Heat loss makes the arriving water slightly cooler: allow a few minutes late.
+        assert!(
+            t >= want - dt && t <= want + 300.0,
+            "{}: arrived at {t} s, expected {want} s",
+            sub.id,
+        );
+    }
+    // The far substation (3.3 km) sees it over an hour after the near one (0.8 km).
+    assert!(
+        crossed[4].unwrap() - crossed[0].unwrap() > 3600.0,
+        "{crossed:?}"
+    );
+}
+
+#[test]
+fn stuck_valves_do_not_move() {
+    let net = Network::sample("demo").unwrap();
+    let mut e = Engine::new(&net);
+    e.state.substations[0].valve_stuck = true;
+    e.state.substations[0].valve_command = 1.0;
+    e.state.substations[1].valve_command = 1.0;
+    let before = e.state.substations[0].valve_position;
+    e.step(30.0, 0.0, 0.0).unwrap();
+    assert_eq!(e.state.substations[0].valve_position, before);
+    assert!((e.state.substations[1].valve_position - 1.0).abs() < 1e-12);
+}
+
+/// Steps `e` and checks the network-wide books after every step.
+fn step_checked(e: &mut Engine, steps: usize, dt: f64, outdoor_c: f64) {
+    for i in 0..steps {
+        e.step(dt, outdoor_c, 0.0).unwrap();
+        let b = &e.state.balance;
+        assert!(
+            b.energy_residual <= 1e-3,
+            "step {i} at t={} ms: energy balance off by {:.3e} ({b:?})",
+            e.state.time_ms,
+            b.energy_residual
+        );
+        assert!(
+            b.mass_residual_kg_s <= 1e-6,
+            "step {i}: node mass imbalance {:.3e} kg/s",
+            b.mass_residual_kg_s
+        );
+    }
+}
+
+#[test]
+fn the_meshed_ring_runs_with_both_plants_and_closes_its_books_every_step() {
+    let net = Network::sample("ring").unwrap();
+    let mut e = Engine::new(&net);
+    step_checked(&mut e, 6 * 60, 60.0, -5.0);
+    for (p, ps) in net.plants.iter().zip(&e.state.plants) {
+        assert!(ps.pump_running && ps.flow_kg_s > 1.0, "{}: {ps:?}", p.id);
+        assert!(ps.heat_w > 0.0, "{}: {ps:?}", p.id);
+    }
+    for (s, ss) in net.substations.iter().zip(&e.state.substations) {
+        assert!(ss.heat_w > 0.2 * s.design_heat_w(), "{}: {ss:?}", s.id);
+        assert!(ss.diff_pressure_pa > 0.0, "{}", s.id);
+    }
+    let b = &e.state.balance;
+    assert!(b.heat_lost_w > 0.0 && b.heat_produced_w > b.heat_delivered_w);
+}
+
+#[test]
+fn a_leak_is_made_up_and_its_outflow_follows_the_pressure() {
+    let net = Network::sample("ring").unwrap();
+    let mut e = Engine::new(&net);
+    step_checked(&mut e, 30, 60.0, -5.0);
+    let k = e.pipe_index("p-e-se").unwrap();
+    // 2 cm² hole: C_d·A·√(2ρp) at a few bar is about 2–4 kg/s.
+    e.set_leak(k, Side::Supply, 2.0e-4, None);
+    step_checked(&mut e, 30, 60.0, -5.0);
+    let leak = &e.state.leaks[0];
+    let j = e.pipes[k].b;
+    let rho = crate::water::Water::at(e.state.supply_temp_c[j]).density_kg_m3;
+    let hand =
+        LEAK_DISCHARGE_COEFFICIENT * 2.0e-4 * (2.0 * rho * e.state.supply_pressure_pa[j]).sqrt();
+    // Water properties are refreshed every 2 K: allow half a percent.
+    assert!(
+        (leak.flow_kg_s - hand).abs() < 5e-3 * hand,
+        "{} vs {hand}",
+        leak.flow_kg_s
+    );
+    let h = &e.state.holdings[0];
+    assert!(
+        (h.makeup_kg_s - leak.flow_kg_s).abs() < 1e-9,
+        "make-up {} for a leak of {}",
+        h.makeup_kg_s,
+        leak.flow_kg_s
+    );
+    assert_eq!(h.deficit_kg, 0.0);
+    assert!(!h.pumps_tripped);
+    assert!((e.state.balance.leak_kg_s - leak.flow_kg_s).abs() < 1e-12);
+}
+
+#[test]
+fn losing_water_faster_than_make_up_drops_the_pressure_and_trips_the_pumps() {
+    let net = Network::sample("ring").unwrap();
+    let mut e = Engine::new(&net);
+    step_checked(&mut e, 10, 60.0, -5.0);
+    let k = e.pipe_index("p-s-w").unwrap();
+    e.set_leak(k, Side::Return, 30.0e-4, None);
+    let mut tripped_at = None;
+    for i in 0..240 {
+        step_checked(&mut e, 1, 30.0, -5.0);
+        if tripped_at.is_none() && e.state.holdings[0].pumps_tripped {
+            tripped_at = Some(i);
+        }
+    }
+    let h = &e.state.holdings[0];
+    assert!(tripped_at.is_some(), "pumps never tripped: {h:?}");
+    assert!(h.pressure_pa < 1.3e5, "{h:?}");
+    assert!(
+        e.state
+            .plants
+            .iter()
+            .all(|p| !p.pump_running && p.flow_kg_s < 1.0)
+    );
+    // The crew closes the hole: make-up refills, pressure returns, pumps restart.
+    e.clear_leak(k, Side::Return);
+    step_checked(&mut e, 240, 30.0, -5.0);
+    let h = &e.state.holdings[0];
+    assert!(!h.pumps_tripped && h.deficit_kg < 1.0, "{h:?}");
+    assert!(
+        e.state
+            .plants
+            .iter()
+            .all(|p| p.pump_running && p.flow_kg_s > 1.0)
+    );
+}
+
+#[test]
+fn a_burst_section_is_isolated_on_time_and_the_rest_keeps_running() {
+    let net = Network::sample("ring").unwrap();
+    let mut e = Engine::new(&net);
+    step_checked(&mut e, 10, 60.0, -5.0);
+    let k = e.pipe_index("p-n-e").unwrap();
+    let area = BURST_AREA_SHARE * e.pipe_area_m2(k);
+    let isolate_at = e.state.time_ms + 10 * 60_000;
+    e.set_leak(k, Side::Supply, area, Some(isolate_at));
+    let mut worst = 0.0f64;
+    let mut tripped = false;
+    for _ in 0..9 {
+        step_checked(&mut e, 1, 60.0, -5.0);
+        worst = worst.max(e.state.leaks[0].flow_kg_s);
+        tripped |= e.state.holdings[0].pumps_tripped;
+        assert!(!e.state.pipes[k].isolated);
+    }
+    // The burst empties the vessel within minutes and the pumps trip on
+    // loss of water; the supply side, sealed by the check valves, stops leaking.
+    assert!(worst > 50.0, "{:?}", e.state.leaks[0]);
+    assert!(tripped, "{:?}", e.state.holdings[0]);
+    step_checked(&mut e, 1, 60.0, -5.0);
+    assert!(e.state.pipes[k].isolated);
+    assert!(e.state.leaks[0].flow_kg_s < 0.01, "{:?}", e.state.leaks[0]);
+    // After isolation the make-up refills the network, the pumps restart and
+    // r1 at j-east is fed the other way round the ring.
+    step_checked(&mut e, 120, 60.0, -5.0);
+    let p = &e.state.pipes[k];
+    assert!(
+        p.supply_flow_kg_s.abs() < 0.05 && p.return_flow_kg_s.abs() < 0.05,
+        "{p:?}"
+    );
+    assert!(
+        e.state.plants.iter().all(|p| p.pump_running),
+        "{:?}",
+        e.state.holdings[0]
+    );
+    assert!(e.state.substations[0].primary_flow_kg_s > 1.0);
+}
+
+#[test]
+fn illegal_draining_is_made_up_from_the_primary_and_trips_the_secondary_pump_when_too_much() {
+    let net = Network::sample("demo").unwrap();
+    let mut e = Engine::new(&net);
+    e.state.substations[0].buildings[0].drain_kg_s = 0.2;
+    e.state.substations[1].buildings[0].drain_kg_s = 2.0;
+    step_checked(&mut e, 60, 60.0, 0.0);
+    let (a, b) = (&e.state.substations[0], &e.state.substations[1]);
+    assert!((a.secondary_makeup_kg_s - 0.2).abs() < 1e-12 && a.pump_running);
+    assert!(
+        b.secondary_low_pressure && !b.pump_running && b.heat_w == 0.0,
+        "{b:?}"
+    );
+    let lost: f64 = e.state.holdings.iter().map(|h| h.loss_kg_s).sum();
+    assert!((lost - 0.2 - SECONDARY_MAKEUP_KG_S).abs() < 1e-9, "{lost}");
+}
+
+#[test]
+fn the_city_runs_meshed_with_three_plants_sharing_the_load() {
+    let net = Network::sample("city").unwrap();
+    let design = crate::steady::solve(&net, &crate::steady::Conditions::default()).unwrap();
+    let worst_dp = design
+        .substations
+        .iter()
+        .map(|s| s.diff_pressure_pa)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        worst_dp > 0.3e5,
+        "critical substation gets only {worst_dp} Pa"
+    );
+    let mut e = Engine::new(&net);
+    step_checked(&mut e, 12, 300.0, -5.0);
+    let heat: Vec<f64> = e.state.plants.iter().map(|p| p.heat_w).collect();
+    let total: f64 = heat.iter().sum();
+    for (p, h) in net.plants.iter().zip(&heat) {
+        assert!(*h > 0.1 * total, "{}: {h} W of {total} W", p.id);
+    }
+    // Exposed flats run colder than the building's average.
+    let b = &e.state.substations[0].buildings[0];
+    assert!(b.exposed_flat_c < b.air_c - 0.5, "{b:?}");
+}
