@@ -127,13 +127,27 @@ function modeLegend() {
 // ---- shared data helpers ------------------------------------------------------
 
 function byId(state) {
-  const m = {};
-  state.nodes.forEach((n) => (m[n.node_id] = n));
-  return m;
+  return indexOf(state).byId;
+}
+
+// Indexes built once per state (the city has tens of thousands of nodes).
+const INDEX = new WeakMap();
+
+function indexOf(state) {
+  let ix = INDEX.get(state);
+  if (!ix) {
+    ix = { byId: {}, kids: {} };
+    state.nodes.forEach((n) => {
+      ix.byId[n.node_id] = n;
+      if (n.parent_id) (ix.kids[n.parent_id] = ix.kids[n.parent_id] || []).push(n);
+    });
+    INDEX.set(state, ix);
+  }
+  return ix;
 }
 
 function childrenOf(state, id) {
-  return state.nodes.filter((n) => n.parent_id === id);
+  return indexOf(state).kids[id] || [];
 }
 
 function comfortShare(state, subId) {
@@ -144,13 +158,20 @@ function comfortShare(state, subId) {
 
 const SEV_RANK = { info: 1, warning: 2, critical: 3 };
 
+// Highest severity of the active alarms on each node id, built once per alarm list.
+const ALARM_INDEX = new WeakMap();
+
 function alarmLevel(alarms, state, id) {
-  const ids = new Set([id]);
-  childrenOf(state, id).forEach((c) => ids.add(c.node_id));
-  const n = byId(state)[id];
-  if (n) ids.add(n.gateway_id);
-  let lvl = 0;
-  alarms.forEach((a) => { if (a.state !== "cleared" && ids.has(a.node_id)) lvl = Math.max(lvl, SEV_RANK[a.severity] || 1); });
+  let sev = ALARM_INDEX.get(alarms);
+  if (!sev) {
+    sev = {};
+    alarms.forEach((a) => { if (a.state !== "cleared") sev[a.node_id] = Math.max(sev[a.node_id] || 0, SEV_RANK[a.severity] || 1); });
+    ALARM_INDEX.set(alarms, sev);
+  }
+  let lvl = sev[id] || 0;
+  childrenOf(state, id).forEach((c) => (lvl = Math.max(lvl, sev[c.node_id] || 0)));
+  const n = indexOf(state).byId[id];
+  if (n) lvl = Math.max(lvl, sev[n.gateway_id] || 0);
   return lvl;
 }
 
@@ -176,8 +197,9 @@ async function pageNetwork(main, token) {
   const colorBy = sessionStorage.getItem("color-by") || "supply";
   const [st, al] = await Promise.all([api("/state"), api("/alarms")]);
   if (token !== pageToken) return;
-  if (!st.ok) throw new Error(st.data && st.data.error);
-  const state = st.data, alarms = al.ok ? al.data : [];
+  // Without the optimizer the map is still drawn, with no live data.
+  const state = st.ok ? st.data : { nodes: [], gateways: [], now_ms: 0, active_alarms: 0 };
+  const alarms = al.ok ? al.data : [];
   const nodes = byId(state);
   const layout = CONFIG.layout;
   let html = `<h2>Network ${layout ? esc(layout.network) : ""}</h2>`;
@@ -204,17 +226,20 @@ async function pageNetwork(main, token) {
     const Y = (v) => H - P - (v - miny) * sc - ((H - 2 * P) - (maxy - miny) * sc) / 2;
     let svg = `<svg class="map" id="map" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">`;
     layout.lines.forEach((l) => {
-      svg += `<line x1="${X(l.from[0])}" y1="${Y(l.from[1])}" x2="${X(l.to[0])}" y2="${Y(l.to[1])}" stroke="#4a5a6c" stroke-width="3"/>`;
+      svg += `<line x1="${X(l.from[0])}" y1="${Y(l.from[1])}" x2="${X(l.to[0])}" y2="${Y(l.to[1])}" stroke="#4a5a6c" stroke-width="${layout.sites.length > 40 ? 1.5 : 3}"/>`;
     });
+    // Big networks: small dots, labels on plants only (hover for a substation's name).
+    const big = layout.sites.length > 40;
+    const r = big ? (layout.sites.length > 500 ? 3 : 6) : 12;
     layout.sites.forEach((s) => {
       const n = nodes[s.id];
       const tip = n ? `${s.id}: ${n.online ? n.mode : "lost"}, supply ${fmt(n.readings.supply_temp_c)} °C` : s.id;
       if (s.kind === "plant") {
         svg += `<rect class="site" data-site="${esc(s.id)}" x="${X(s.x_m) - 13}" y="${Y(s.y_m) - 13}" width="26" height="26" fill="${color(s)}"><title>${esc(tip)}</title></rect>`;
       } else {
-        svg += `<circle class="site" data-site="${esc(s.id)}" cx="${X(s.x_m)}" cy="${Y(s.y_m)}" r="12" fill="${color(s)}"${n && !n.online ? ' stroke="#f85149" stroke-dasharray="3 2"' : ""}><title>${esc(tip)}</title></circle>`;
+        svg += `<circle class="site" data-site="${esc(s.id)}" cx="${X(s.x_m)}" cy="${Y(s.y_m)}" r="${r}" fill="${color(s)}"${big ? ' style="stroke-width:0.5"' : ""}${n && !n.online ? ' stroke="#f85149" stroke-dasharray="3 2"' : ""}><title>${esc(tip)}</title></circle>`;
       }
-      svg += `<text class="label" x="${X(s.x_m) + 16}" y="${Y(s.y_m) + 4}">${esc(s.id)}</text>`;
+      if (!big || s.kind === "plant") svg += `<text class="label" x="${X(s.x_m) + 16}" y="${Y(s.y_m) + 4}">${esc(s.id)}</text>`;
     });
     html += `<br>${svg}</svg>`;
     if (colorBy === "supply") html += `<div class="legend"><span><i style="background:${tempColor(40)}"></i>40 °C</span><span><i style="background:${tempColor(80)}"></i>80 °C</span><span><i style="background:${tempColor(120)}"></i>120 °C</span><span><i style="background:#555"></i>no data</span></div>`;
@@ -238,6 +263,7 @@ async function pageNetwork(main, token) {
   main.innerHTML = html;
   $("#color-by").onchange = (e) => { sessionStorage.setItem("color-by", e.target.value); render(); };
   $$("#map .site").forEach((el) => (el.onclick = () => (location.hash = "#/node/" + encodeURIComponent(el.dataset.site))));
+  if (!st.ok) throw new Error((st.data && st.data.error) || "no answer");
 }
 
 function series(samples, key) {
