@@ -185,7 +185,8 @@ async fn up_runs_the_demo_warms_homes_and_restarts_a_killed_gateway() {
         .values()
         .filter_map(|p| p.as_u64().map(|p| p as i32))
         .collect();
-    assert_eq!(pids.len(), 9, "{pids:?}");
+    // simulator, optimizer, dashboard and 7 gateways
+    assert_eq!(pids.len(), 10, "{pids:?}");
     kill(Pid::from_raw(up.pid() as i32), Signal::SIGINT).expect("SIGINT");
     let stopped_cleanly = up.terminate(Duration::from_secs(20));
     assert!(
@@ -268,4 +269,11 @@ async fn up_runs_the_meshed_ring_and_a_scenario_trips_one_plant_while_the_other_
             "{sub} gets no heat"
         );
     }
+    // Ctrl-C, and wait for everything to stop before the directory goes.
+    kill(Pid::from_raw(up.pid() as i32), Signal::SIGINT).expect("SIGINT");
+    assert!(
+        up.terminate(Duration::from_secs(20)),
+        "heatnet up did not stop on Ctrl-C:\n{}",
+        up.log_tail()
+    );
 }

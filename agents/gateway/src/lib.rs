@@ -7,10 +7,12 @@
 //!   before they count as stored, removed only once the optimizer acknowledges.
 //! - [`link`]: registration and the session stream to the optimizer, with
 //!   reconnects and replay.
+//! - [`metrics`]: control accuracy as Prometheus metrics.
 //! - [`run`]: the process: scan loop, health server, shutdown.
 
 pub mod config;
 pub mod link;
+pub mod metrics;
 pub mod outbox;
 pub mod run;
 

@@ -45,6 +45,12 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let store = Store::open(&cfg.data_dir, &store_config(&cfg))?;
     let outbox = Outbox::open(&store, outbox_limits(&cfg))?;
+    let s = store.clone();
+    observe::gauge_fn(
+        "heatnet.store.size_bytes",
+        "size of the sled store on disk, bytes",
+        move || Some(s.size_on_disk() as f64),
+    );
     let info = outbox.info()?;
     tracing::info!(gateway_id = %cfg.gateway_id, next_seq = info.next_seq, pending = info.pending, "gateway starting");
     let actors = Arc::new(Actors::start(&cfg.gateway_id, cfg.actors.clone(), &store).await?);
@@ -101,6 +107,7 @@ pub async fn run(
         "heatnet.gateway.batches_written",
         "telemetry batches written to the outbox",
     );
+    let mut control = crate::metrics::ControlMetrics::new();
     let mut skipped_full = 0u64;
     let scanning = async {
         loop {
@@ -159,6 +166,7 @@ pub async fn run(
                 if let Err(e) = hw.write(id, &out.writes).await {
                     tracing::warn!(actor_id = %id, error = %e, "actuator write failed");
                 }
+                control.record(&out.readings);
                 snapshots.push(ActorSnapshot {
                     actor_id: id.clone(),
                     time_ms: scan.time_ms,
@@ -166,6 +174,7 @@ pub async fn run(
                     readings: out.readings,
                 });
             }
+            control.end_scan();
             if snapshots.is_empty() {
                 continue;
             }

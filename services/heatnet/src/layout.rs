@@ -14,6 +14,12 @@ pub struct UpFile {
     pub network: String,
     pub simulator: String,
     pub optimizer: String,
+    /// The control-room dashboard's HTTP address, if one runs.
+    #[serde(default)]
+    pub dashboard: Option<String>,
+    /// Prometheus endpoints (`GET /metrics`) by process name.
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, String>,
     pub supervisor_pid: u32,
     pub gateways: Vec<GatewayEntry>,
 }

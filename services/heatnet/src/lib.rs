@@ -2,6 +2,7 @@
 //! the files `heatnet up` writes for the other commands.
 
 pub mod configs;
+pub mod dash;
 pub mod layout;
 pub mod procs;
 pub mod steady;

@@ -38,6 +38,8 @@ enum Cmd {
         #[command(subcommand)]
         command: heatnet::procs::SimCmd,
     },
+    /// Serve the control-room web dashboard.
+    Dashboard(heatnet::dash::DashboardArgs),
     /// Run the optimizer process (as `heatnet-optimizer`).
     Optimizer(heatnet::procs::OptimizerArgs),
     /// Run or inspect an edge gateway (as `heatnet-gateway`).
@@ -65,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Up(args) => heatnet::run_process("heatnet", "up", 2, || up::run(args)),
         Cmd::Sim { command } => heatnet::procs::sim_cmd(command),
         Cmd::Optimizer(args) => heatnet::procs::optimizer(args),
+        Cmd::Dashboard(args) => heatnet::dash::dashboard(args),
         Cmd::Gateway { command } => heatnet::procs::gateway(command),
         Cmd::Bench {
             command: BenchCmd::GatewayFootprint(args),

@@ -41,6 +41,12 @@ pub struct SimArgs {
 pub fn sim(args: SimArgs) -> ExitCode {
     crate::run_process("heatnet-sim", "sim", 2, || async move {
         let network = model::Network::load(&args.network)?;
+        let dir = args.data_dir.clone();
+        observe::gauge_fn(
+            "heatnet.store.size_bytes",
+            "size of the sled store on disk, bytes",
+            move || observe::prom::dir_size_bytes(&dir).map(|b| b as f64),
+        );
         simulator::run(
             simulator::SimConfig {
                 network,

@@ -14,6 +14,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::sync::watch;
 
+/// The environment variable through which each child learns its metrics address.
+const METRICS_ENV: &str = "HEATNET_METRICS_LISTEN";
+
 #[derive(Args, Clone, Debug)]
 pub struct UpArgs {
     /// Sample network (demo) or a network file (.toml, .json).
@@ -40,6 +43,9 @@ pub struct UpArgs {
     /// How gateways reach the simulated hardware.
     #[arg(long, value_enum, default_value_t = heatnet::configs::HardwareKind::Grpc)]
     hardware: heatnet::configs::HardwareKind,
+    /// Port of the control-room web dashboard on loopback; default base+100.
+    #[arg(long)]
+    dashboard_port: Option<u16>,
 }
 
 /// One supervised child process.
@@ -48,6 +54,8 @@ struct Spec {
     name: String,
     program: PathBuf,
     args: Vec<String>,
+    /// Extra environment (the Prometheus endpoint's address).
+    env: Vec<(String, String)>,
 }
 
 /// Shared view of the children, written to `up.json` on every change.
@@ -161,7 +169,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "sim".into(),
             "run".into(),
             "--network".into(),
-            network_arg,
+            network_arg.clone(),
             "--data-dir".into(),
             data_dir.join("sim").display().to_string(),
             "--listen".into(),
@@ -195,6 +203,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             ]
         }))
         .collect(),
+        env: Vec::new(),
     };
     let opt = Spec {
         name: "optimizer".into(),
@@ -206,6 +215,30 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             "--listen".into(),
             opt_addr.clone(),
         ],
+        env: Vec::new(),
+    };
+    let dash_addr = format!(
+        "127.0.0.1:{}",
+        args.dashboard_port
+            .unwrap_or(heatnet::dash::dashboard_port(args.base_port))
+    );
+    let dash = Spec {
+        name: "dashboard".into(),
+        program: this_exe()?,
+        args: vec![
+            "dashboard".into(),
+            "--optimizer".into(),
+            opt_addr.clone(),
+            "--simulator".into(),
+            sim_addr.clone(),
+            "--listen".into(),
+            dash_addr.clone(),
+            "--network".into(),
+            network_arg.clone(),
+            "--report-dir".into(),
+            data_dir.join("season").display().to_string(),
+        ],
+        env: Vec::new(),
     };
     let gw_program = this_exe()?;
     let gateways: Vec<Spec> = entries
@@ -219,14 +252,45 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 "--config".into(),
                 e.config.display().to_string(),
             ],
+            env: Vec::new(),
         })
         .collect();
 
+    // Prometheus endpoints: simulator base+2, optimizer base+3, dashboard
+    // base+4, gateways right after the gateways' health ports while that stays
+    // below the Modbus ports (base+200), else from base+300 (none where a port
+    // would overflow).
+    let mut metrics = BTreeMap::new();
+    let mut sim = sim;
+    let mut opt = opt;
+    let mut dash = dash;
+    let mut gateways = gateways;
+    let with_metrics =
+        |spec: &mut Spec, port: Option<u16>, metrics: &mut BTreeMap<String, String>| {
+            if let Some(port) = port {
+                let addr = format!("127.0.0.1:{port}");
+                spec.env.push((METRICS_ENV.to_string(), addr.clone()));
+                metrics.insert(spec.name.clone(), addr);
+            }
+        };
+    with_metrics(&mut sim, args.base_port.checked_add(2), &mut metrics);
+    with_metrics(&mut opt, args.base_port.checked_add(3), &mut metrics);
+    with_metrics(&mut dash, args.base_port.checked_add(4), &mut metrics);
+    let n = gateways.len();
+    let first_gateway_metrics = if 10 + 2 * n <= 200 { 10 + n } else { 300 };
+    for (i, g) in gateways.iter_mut().enumerate() {
+        let port = u16::try_from(first_gateway_metrics + i)
+            .ok()
+            .and_then(|off| args.base_port.checked_add(off));
+        with_metrics(g, port, &mut metrics);
+    }
     let book = Arc::new(Mutex::new(Book {
         file: UpFile {
             network: net.name.clone(),
             simulator: sim_addr.clone(),
             optimizer: opt_addr.clone(),
+            dashboard: Some(dash_addr.clone()),
+            metrics: metrics.clone(),
             supervisor_pid: std::process::id(),
             gateways: entries,
         },
@@ -275,6 +339,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("  simulator   {sim_addr}  (speed ×{})", args.speed);
     println!("  optimizer   {opt_addr}");
+    tasks.push(tokio::spawn(supervise(
+        dash,
+        data_dir.clone(),
+        book.clone(),
+        stop_rx.clone(),
+    )));
+    println!("  dashboard   http://{dash_addr}/");
     let n_gateways = gateways.len();
     for g in gateways {
         tasks.push(tokio::spawn(supervise(
@@ -288,6 +359,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "  gateways    {n_gateways} processes, health from 127.0.0.1:{}",
         args.base_port + 10
     );
+    if let Some(opt_metrics) = metrics.get("optimizer") {
+        println!(
+            "  metrics     http://{opt_metrics}/metrics (optimizer); every process's in up.json"
+        );
+    }
     println!("  logs        {}", data_dir.join("logs").display());
     println!(
         "Ctrl-C stops everything. Watch with: heatnet status --data-dir {}",
@@ -348,6 +424,7 @@ async fn supervise(
                 let err = out.try_clone()?;
                 let mut cmd = tokio::process::Command::new(&spec.program);
                 cmd.args(&spec.args)
+                    .envs(spec.env.iter().map(|(k, v)| (k, v)))
                     .stdout(out)
                     .stderr(err)
                     .stdin(std::process::Stdio::null());

@@ -6,22 +6,23 @@
 //!   traces and metrics over OTLP/gRPC. Control data never travels over OTel.
 //! - [`grpc`] carries W3C trace context across gRPC calls, and builds the
 //!   standard health and reflection services every server exposes.
+//! - [`prom`] keeps counters, gauges and timers and serves them to Prometheus
+//!   at `GET /metrics` when `HEATNET_METRICS_LISTEN` is set.
 
 pub mod grpc;
+pub mod prom;
 
-/// A counter in the process's OTel meter (a no-op while OTLP export is off).
-/// Create counters after [`init`].
-pub fn counter(
-    name: &'static str,
-    description: &'static str,
-) -> opentelemetry::metrics::Counter<u64> {
-    opentelemetry::global::meter("heatnet")
+/// A counter in the process's OTel meter (a no-op while OTLP export is off)
+/// and in the Prometheus registry. Create counters after [`init`].
+pub fn counter(name: &'static str, description: &'static str) -> Counter {
+    let otel = opentelemetry::global::meter("heatnet")
         .u64_counter(name)
         .with_description(description)
-        .build()
+        .build();
+    Counter::new(otel, name, description)
 }
 
-pub use opentelemetry::metrics::Counter;
+pub use prom::{Counter, Gauge, Timer, gauge, gauge_fn, timer};
 
 use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;
@@ -45,10 +46,13 @@ pub struct ObserveConfig {
     pub json_logs: bool,
     /// How often metrics are exported over OTLP.
     pub metrics_interval: std::time::Duration,
+    /// Where Prometheus scrapes `GET /metrics`; `None` keeps the endpoint off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ObserveConfig {
-    /// Reads `HEATNET_OTLP_ENDPOINT` and `HEATNET_LOG_FORMAT` (`json` or `text`).
+    /// Reads `HEATNET_OTLP_ENDPOINT`, `HEATNET_LOG_FORMAT` (`json` or `text`) and
+    /// `HEATNET_METRICS_LISTEN` (the Prometheus endpoint, e.g. `127.0.0.1:7403`).
     pub fn from_env(service_name: &str, instance: &str) -> Self {
         Self {
             service_name: service_name.to_string(),
@@ -64,6 +68,10 @@ impl ObserveConfig {
                     .unwrap_or(10_000)
                     .clamp(100, 3_600_000),
             ),
+            metrics_listen: std::env::var("HEATNET_METRICS_LISTEN")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .and_then(|s| s.parse().ok()),
         }
     }
 }
@@ -83,6 +91,17 @@ impl Drop for Guard {
         if let Some(m) = self.meter.take() {
             let _ = m.shutdown();
         }
+    }
+}
+
+/// Starts the Prometheus endpoint if configured. A taken port is logged, not
+/// fatal: metrics must not stop a gateway or the optimizer.
+fn start_metrics(cfg: &ObserveConfig) {
+    let Some(addr) = cfg.metrics_listen else {
+        return;
+    };
+    if let Err(e) = prom::serve(addr) {
+        tracing::error!(error = %format!("{e:#}"), "prometheus metrics endpoint not started");
     }
 }
 
@@ -106,6 +125,7 @@ pub fn init(cfg: &ObserveConfig) -> anyhow::Result<Guard> {
             .with_filter(filter())
             .boxed()
     };
+    prom::set_process_labels(&cfg.service_name, &cfg.instance);
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
@@ -114,6 +134,7 @@ pub fn init(cfg: &ObserveConfig) -> anyhow::Result<Guard> {
             .with(fmt)
             .try_init()
             .context("installing the tracing subscriber")?;
+        start_metrics(cfg);
         return Ok(Guard {
             tracer: None,
             meter: None,
@@ -177,6 +198,7 @@ pub fn init(cfg: &ObserveConfig) -> anyhow::Result<Guard> {
         )
         .try_init()
         .context("installing the tracing subscriber")?;
+    start_metrics(cfg);
     Ok(Guard {
         tracer: Some(tracer_provider),
         meter: Some(meter_provider),

@@ -18,6 +18,8 @@ use crate::curves::CurveVersion;
 
 /// Most stored batches one ReadTelemetry call returns.
 pub const MAX_READ_BATCHES: u32 = 10_000;
+/// Most batches one `ReadTelemetrySnapshots` call returns (keeps answers to a few MB).
+pub const MAX_SNAPSHOT_BATCHES: u32 = 500;
 
 fn status(e: CoreError) -> Status {
     match e {
@@ -417,6 +419,33 @@ impl ControlRoomService for Grpc {
                     seq: *seq,
                     samples: b.sample_count() as u32,
                     first_time_ms: b.snapshots.first().map_or(0, |s| s.time_ms),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn read_telemetry_snapshots(
+        &self,
+        req: Request<v1::ReadTelemetryRequest>,
+    ) -> Result<Response<v1::ReadTelemetrySnapshotsResponse>, Status> {
+        let r = req.into_inner();
+        let gw: NodeId = proto::convert::node_id("gateway_id", &r.gateway_id)?;
+        let limit = if r.limit == 0 {
+            MAX_SNAPSHOT_BATCHES
+        } else {
+            r.limit.min(MAX_SNAPSHOT_BATCHES)
+        };
+        let batches = self
+            .core
+            .ingest()
+            .read(&gw, r.from_seq, limit as usize)
+            .map_err(|e| status(CoreError::from(e)))?;
+        Ok(Response::new(v1::ReadTelemetrySnapshotsResponse {
+            batches: batches
+                .iter()
+                .map(|(seq, b)| v1::StoredSnapshots {
+                    seq: *seq,
+                    snapshots: b.snapshots.iter().map(v1::ActorSnapshot::from).collect(),
                 })
                 .collect(),
         }))

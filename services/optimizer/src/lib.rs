@@ -8,6 +8,7 @@
 //!   the coldest rooms. No IO.
 //! - [`core`]: registry, live network state, sessions and command fan-out.
 //! - [`grpc`]: the `AgentService` and `ControlRoomService` edge.
+//! - [`metrics`]: Prometheus gauges read at scrape time.
 //! - [`run`]: the process.
 
 pub mod alarms;
@@ -15,6 +16,7 @@ pub mod core;
 pub mod curves;
 pub mod grpc;
 pub mod ingest;
+pub mod metrics;
 pub mod planner;
 pub mod run;
 

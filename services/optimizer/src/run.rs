@@ -49,16 +49,23 @@ pub async fn run(
         .with_context(|| format!("binding the optimizer to {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, "optimizer serving");
 
+    crate::metrics::register(&store, &core);
     let background = {
         let core = core.clone();
+        let cycle = observe::timer(
+            "heatnet.optimizer.cycle_seconds",
+            "time of one optimizer cycle (liveness check and planning round)",
+        );
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;
+                let started = std::time::Instant::now();
                 core.check_liveness();
                 if let Err(e) = core.plan() {
                     tracing::error!(error = %e, "planning round failed");
                 }
+                cycle.observe(started.elapsed());
             }
         })
     };

@@ -287,6 +287,8 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
                 pump_dp_pa: 1.0e5,
                 heat_price_yuan_per_gj: [24.5, 26.0, 27.5].get(p).copied().unwrap_or(27.5),
                 junction: Some(junction_id(n + p)),
+                x_m: None,
+                y_m: None,
                 pump: Some(PumpRating {
                     shutoff_head_m: (head_m * 1.25).ceil(),
                     rated_flow_m3_h: flow_m3_h.ceil(),
@@ -305,6 +307,8 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
                 plant: plants[p].id.clone(),
                 group: if floor { "floor" } else { "radiator" }.to_string(),
                 junction: Some(junction_id(i)),
+                x_m: None,
+                y_m: None,
                 pipe_length_m: None,
                 pipe_inner_diameter_m: None,
                 pipe_loss_w_m_k: 0.37,

@@ -203,6 +203,12 @@ pub struct Plant {
     /// rated flow, m³/h. Default: 65 m / 50 m at the plant's design flow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pump: Option<PumpRating>,
+    /// Map position for drawing, m (east, north); the dashboard lays out
+    /// plants without one itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_m: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y_m: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -248,6 +254,12 @@ pub struct Substation {
     /// Explicit topology: the junction the substation draws from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub junction: Option<NodeId>,
+    /// Map position for drawing, m (east, north); the dashboard lays out
+    /// substations without one itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_m: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y_m: Option<f64>,
     /// Without explicit topology: length of the substation's own supply (and
     /// return) pipe from its plant, m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
