@@ -47,7 +47,13 @@ impl Drop for TempDir {
 }
 
 /// Ports no one listens on right now (bound and released).
+/// Ports from its base that one `heatnet up` may use.
+pub const UP_PORT_SPAN: u16 = 256;
+
 pub fn free_port_block(n: u16) -> u16 {
+    // `heatnet up` also uses base+100 (dashboard) and base+200.. (Modbus):
+    // check the whole span free, so that tests side by side do not collide.
+    let n = n.max(UP_PORT_SPAN);
     for _ in 0..200 {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = probe.local_addr().expect("addr").port();
