@@ -118,6 +118,30 @@ async fn up_runs_the_demo_warms_homes_and_restarts_a_killed_gateway() {
     )
     .await;
     eprintln!("every room ≥ 18 °C after {:?}", started.elapsed());
+    // The secondary pumps hold their differential pressure (50 kPa) by speed
+    // while buildings throttle.
+    let d = data.clone();
+    wait_for(
+        Duration::from_secs(60),
+        "every substation's secondary differential pressure within 10 % of 50 kPa",
+        || {
+            let d = d.clone();
+            async move {
+                let s = status_json(&d)?;
+                let held = s["nodes"]
+                    .as_array()?
+                    .iter()
+                    .filter(|n| n["kind"] == "substation")
+                    .all(|n| {
+                        n["readings"]["secondary_diff_pressure_pa"]
+                            .as_f64()
+                            .is_some_and(|dp| (dp - 50_000.0).abs() < 5_000.0)
+                    });
+                held.then_some(())
+            }
+        },
+    )
+    .await;
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let s = status_json(&data).expect("status");

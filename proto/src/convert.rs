@@ -116,6 +116,7 @@ pub fn metric(field: &str, raw: i32) -> Result<Metric, ConversionError> {
         v1::Metric::PumpRunning => Metric::PumpRunning,
         v1::Metric::BuildingFlowKgS => Metric::BuildingFlowKgS,
         v1::Metric::BuildingReturnTempC => Metric::BuildingReturnTempC,
+        v1::Metric::SecondaryDiffPressurePa => Metric::SecondaryDiffPressurePa,
     })
 }
 
@@ -137,6 +138,7 @@ impl From<Metric> for v1::Metric {
             Metric::PumpRunning => v1::Metric::PumpRunning,
             Metric::BuildingFlowKgS => v1::Metric::BuildingFlowKgS,
             Metric::BuildingReturnTempC => v1::Metric::BuildingReturnTempC,
+            Metric::SecondaryDiffPressurePa => v1::Metric::SecondaryDiffPressurePa,
         }
     }
 }
@@ -563,6 +565,8 @@ pub fn actuator(field: &str, raw: i32) -> Result<model::Actuator, ConversionErro
         Ok(v1::Actuator::BalancingValve) => Ok(A::BalancingValve),
         Ok(v1::Actuator::PlantSupplySetpointC) => Ok(A::PlantSupplySetpointC),
         Ok(v1::Actuator::PlantPump) => Ok(A::PlantPump),
+        Ok(v1::Actuator::PlantPumpSpeed) => Ok(A::PlantPumpSpeed),
+        Ok(v1::Actuator::SecondaryPumpSpeed) => Ok(A::SecondaryPumpSpeed),
         Ok(v1::Actuator::Unspecified) => Err(ConversionError::Unspecified {
             field: field.to_string(),
         }),
@@ -582,6 +586,8 @@ impl From<model::Actuator> for v1::Actuator {
             A::BalancingValve => v1::Actuator::BalancingValve,
             A::PlantSupplySetpointC => v1::Actuator::PlantSupplySetpointC,
             A::PlantPump => v1::Actuator::PlantPump,
+            A::PlantPumpSpeed => v1::Actuator::PlantPumpSpeed,
+            A::SecondaryPumpSpeed => v1::Actuator::SecondaryPumpSpeed,
         }
     }
 }

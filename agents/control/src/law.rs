@@ -65,6 +65,10 @@ pub struct NodeConfig {
     /// return limiter closes the primary valve (the lower of the two loops wins).
     #[serde(default)]
     pub return_limit_c: Option<f64>,
+    /// Plants: pump head, substations: secondary differential pressure, Pa,
+    /// held by the pump's speed. Absent: the pump runs at its rated speed.
+    #[serde(default)]
+    pub pump_dp_setpoint_pa: Option<f64>,
 }
 
 fn default_rate() -> f64 {
@@ -310,6 +314,9 @@ pub struct SubstationCtl {
     /// Largest secondary flow seen, kg/s: the reference of the gain schedule.
     #[serde(default)]
     pub flow_ref_kg_s: f64,
+    /// Secondary pump speed holding the secondary differential pressure.
+    #[serde(default)]
+    pub pump: Option<PumpDp>,
 }
 
 /// The loop gain of the secondary supply temperature on the primary valve
@@ -349,6 +356,51 @@ pub struct PlantCtl {
     pub source: SetpointSource,
     #[serde(default)]
     pub guard: SensorGuard,
+    /// Pump speed holding the plant's head.
+    #[serde(default)]
+    pub pump: Option<PumpDp>,
+}
+
+/// Slowest speed a pump loop commands (keeps the pump in its working range).
+pub const MIN_PUMP_SPEED: f64 = 0.3;
+
+/// A pump's speed held by a PI loop on a differential pressure: the plant's
+/// head, or a substation's secondary differential pressure. Without a
+/// plausible reading, or while the pump is stopped, the pump runs at its
+/// rated speed and the loop follows it (bumpless when the reading returns).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PumpDp {
+    pub setpoint_pa: f64,
+    pub pi: Pi,
+    pub speed: f64,
+}
+
+impl PumpDp {
+    pub fn new(setpoint_pa: f64) -> Self {
+        Self {
+            setpoint_pa,
+            // 10 % pressure error moves the speed by 2 %; reset in two minutes.
+            pi: Pi::new(
+                0.2 / setpoint_pa,
+                120.0,
+                MIN_PUMP_SPEED,
+                model::hardware::PUMP_SPEED_LIMITS.1,
+                1.0,
+            ),
+            speed: 1.0,
+        }
+    }
+
+    pub fn step(&mut self, measured_pa: Option<f64>, running: bool, dt_s: f64) -> f64 {
+        self.speed = match measured_pa {
+            Some(dp) if running => self.pi.step(self.setpoint_pa, dp, dt_s),
+            _ => {
+                self.pi.integral = 1.0;
+                1.0
+            }
+        };
+        self.speed
+    }
 }
 
 /// Balancing valve throttled when the building runs warm.
@@ -408,6 +460,14 @@ impl Controller {
                 cfg.id
             ));
         }
+        if let Some(dp) = cfg.pump_dp_setpoint_pa
+            && !(cfg.kind != NodeKind::Building && dp.is_finite() && (1.0e3..=3.0e6).contains(&dp))
+        {
+            return Err(format!(
+                "{}: pump_dp_setpoint_pa {dp} must be a plant's head or a substation's secondary differential pressure within 1000..3000000 Pa",
+                cfg.id
+            ));
+        }
         if let Some(limit) = cfg.return_limit_c
             && !(cfg.kind == NodeKind::Substation
                 && limit.is_finite()
@@ -433,6 +493,7 @@ impl Controller {
                     }),
                     guard: SensorGuard::default(),
                     flow_ref_kg_s: 0.0,
+                    pump: cfg.pump_dp_setpoint_pa.map(PumpDp::new),
                 })
             }
             NodeKind::Plant => {
@@ -440,6 +501,7 @@ impl Controller {
                 Controller::Plant(PlantCtl {
                     source: SetpointSource::new(limits, cfg.max_setpoint_rate_k_per_min, curve),
                     guard: SensorGuard::default(),
+                    pump: cfg.pump_dp_setpoint_pa.map(PumpDp::new),
                 })
             }
             NodeKind::Building => Controller::Building(BuildingCtl {
@@ -541,31 +603,39 @@ impl Controller {
                     }
                 };
                 s.last_valve = valve;
+                let mut writes = vec![
+                    (Actuator::PrimaryValve, valve),
+                    (Actuator::SecondaryPump, 1.0),
+                ];
+                if let Some(pump) = &mut s.pump {
+                    let dp = get(&readings, Metric::SecondaryDiffPressurePa);
+                    writes.push((
+                        Actuator::SecondaryPumpSpeed,
+                        pump.step(dp, !pump_stopped, dt),
+                    ));
+                }
                 tick_output(
                     readings,
                     sp,
                     s.source.mode,
-                    [
-                        (Actuator::PrimaryValve, valve),
-                        (Actuator::SecondaryPump, 1.0),
-                    ],
+                    &writes,
                     s.guard.findings.clone(),
                 )
             }
             Controller::Plant(p) => {
                 let readings = p.guard.check(input.time_ms, raw);
-                let (_, sp, mode) = p.source.advance(input, &readings);
+                let (dt, sp, mode) = p.source.advance(input, &readings);
                 p.source.set_mode(mode);
-                tick_output(
-                    readings,
-                    sp,
-                    mode,
-                    [
-                        (Actuator::PlantSupplySetpointC, sp),
-                        (Actuator::PlantPump, 1.0),
-                    ],
-                    p.guard.findings.clone(),
-                )
+                let mut writes = vec![
+                    (Actuator::PlantSupplySetpointC, sp),
+                    (Actuator::PlantPump, 1.0),
+                ];
+                if let Some(pump) = &mut p.pump {
+                    let running = get(&readings, Metric::PumpRunning).is_none_or(|r| r >= 0.5);
+                    let head = get(&readings, Metric::DiffPressurePa);
+                    writes.push((Actuator::PlantPumpSpeed, pump.step(head, running, dt)));
+                }
+                tick_output(readings, sp, mode, &writes, p.guard.findings.clone())
             }
             Controller::Building(b) => {
                 let readings = b.guard.check(input.time_ms, raw);
@@ -619,14 +689,14 @@ fn tick_output(
     mut readings: Vec<Reading>,
     setpoint_c: f64,
     mode: Mode,
-    writes: [(Actuator, f64); 2],
+    writes: &[(Actuator, f64)],
     implausible: Vec<Finding>,
 ) -> TickOutput {
     readings.push(Reading::new(Metric::SetpointC, setpoint_c));
     TickOutput {
         writes: writes
-            .into_iter()
-            .map(|(actuator, value)| ActuatorWrite { actuator, value })
+            .iter()
+            .map(|&(actuator, value)| ActuatorWrite { actuator, value })
             .collect(),
         mode,
         readings,

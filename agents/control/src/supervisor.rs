@@ -282,6 +282,7 @@ mod tests {
                 fallback_curve: Some(curve),
                 max_setpoint_rate_k_per_min: 2.0,
                 return_limit_c: None,
+                pump_dp_setpoint_pa: None,
             },
             NodeConfig {
                 id: NodeId::new("s01-b01").unwrap(),
@@ -292,6 +293,7 @@ mod tests {
                 fallback_curve: None,
                 max_setpoint_rate_k_per_min: 2.0,
                 return_limit_c: None,
+                pump_dp_setpoint_pa: None,
             },
         ]
     }

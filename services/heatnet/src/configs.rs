@@ -119,6 +119,10 @@ pub fn gateway_configs(
                 fallback_curve: Some(plant_curve(p, net.outdoor_design_temp_c)?),
                 max_setpoint_rate_k_per_min: 1.0,
                 return_limit_c: None,
+                // Constant-head pump control exists in the plant law
+                // (`pump_dp_setpoint_pa`), but is off here: with it on, the
+                // demo's substations did not settle within 1 K (issue 4 notes).
+                pump_dp_setpoint_pa: None,
             }],
         });
     }
@@ -141,6 +145,8 @@ pub fn gateway_configs(
                 .iter()
                 .find(|p| p.id == s.plant)
                 .map(|p| (p.design_return_temp_c + 5.0).clamp(20.0, 120.0)),
+            // The secondary pump holds the circuit's design differential pressure.
+            pump_dp_setpoint_pa: Some(model::network::SECONDARY_DESIGN_DP_PA),
         }];
         for b in &s.buildings {
             actors.push(NodeConfig {
@@ -152,6 +158,7 @@ pub fn gateway_configs(
                 fallback_curve: None,
                 max_setpoint_rate_k_per_min: 2.0,
                 return_limit_c: None,
+                pump_dp_setpoint_pa: None,
             });
         }
         out.push(GatewayConfig {

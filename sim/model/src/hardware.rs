@@ -16,6 +16,10 @@ pub enum Actuator {
     PlantSupplySetpointC,
     /// Plant circulation pump: 1 on, 0 off.
     PlantPump,
+    /// Plant circulation pump speed relative to its rating, 0..1.2.
+    PlantPumpSpeed,
+    /// Substation secondary pump speed relative to its rating, 0..1.2.
+    SecondaryPumpSpeed,
 }
 
 impl Actuator {
@@ -26,6 +30,7 @@ impl Actuator {
             | Actuator::SecondaryPump
             | Actuator::BalancingValve
             | Actuator::PlantPump => (0.0, 1.0),
+            Actuator::PlantPumpSpeed | Actuator::SecondaryPumpSpeed => PUMP_SPEED_LIMITS,
             Actuator::PlantSupplySetpointC => crate::network::PLANT_SUPPLY_LIMITS_C,
         }
     }
@@ -37,9 +42,14 @@ impl Actuator {
             Actuator::BalancingValve => "balancing_valve",
             Actuator::PlantSupplySetpointC => "plant_supply_setpoint_c",
             Actuator::PlantPump => "plant_pump",
+            Actuator::PlantPumpSpeed => "plant_pump_speed",
+            Actuator::SecondaryPumpSpeed => "secondary_pump_speed",
         }
     }
 }
+
+/// Pump speeds a drive accepts, relative to the pump's rating.
+pub const PUMP_SPEED_LIMITS: (f64, f64) = (0.0, 1.2);
 
 /// One actuator value.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,6 +71,8 @@ pub fn sensors(kind: NodeKind) -> &'static [Metric] {
             Metric::HeatW,
             Metric::OutdoorTempC,
             Metric::PumpRunning,
+            // The pump's head: supply minus return pressure at the plant.
+            Metric::DiffPressurePa,
         ],
         NodeKind::Substation => &[
             Metric::SupplyTempC,
@@ -74,6 +86,7 @@ pub fn sensors(kind: NodeKind) -> &'static [Metric] {
             Metric::ValvePosition,
             Metric::DiffPressurePa,
             Metric::PumpRunning,
+            Metric::SecondaryDiffPressurePa,
         ],
         NodeKind::Building => &[
             Metric::RoomTempC,
@@ -88,8 +101,16 @@ pub fn sensors(kind: NodeKind) -> &'static [Metric] {
 /// Actuators of each kind of device, in register order.
 pub fn actuators(kind: NodeKind) -> &'static [Actuator] {
     match kind {
-        NodeKind::Plant => &[Actuator::PlantSupplySetpointC, Actuator::PlantPump],
-        NodeKind::Substation => &[Actuator::PrimaryValve, Actuator::SecondaryPump],
+        NodeKind::Plant => &[
+            Actuator::PlantSupplySetpointC,
+            Actuator::PlantPump,
+            Actuator::PlantPumpSpeed,
+        ],
+        NodeKind::Substation => &[
+            Actuator::PrimaryValve,
+            Actuator::SecondaryPump,
+            Actuator::SecondaryPumpSpeed,
+        ],
         NodeKind::Building => &[Actuator::BalancingValve],
     }
 }

@@ -95,6 +95,10 @@ pub struct PressureHolding {
     pub low_pressure_trip_pa: f64,
 }
 
+/// Differential pressure a substation's secondary pump makes across its
+/// buildings' circuits at rated speed with every valve open, Pa.
+pub const SECONDARY_DESIGN_DP_PA: f64 = 50_000.0;
+
 /// Defaults of the pressure-holding point, also used where a network names none.
 pub const DEFAULT_MAKEUP_CAPACITY_KG_S: f64 = 10.0;
 pub const DEFAULT_VESSEL_GAS_M3: f64 = 20.0;

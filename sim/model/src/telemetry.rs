@@ -46,10 +46,12 @@ pub enum Metric {
     PumpRunning,
     BuildingFlowKgS,
     BuildingReturnTempC,
+    /// Substation: differential pressure the secondary pump makes across the buildings' circuits.
+    SecondaryDiffPressurePa,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 15] = [
+    pub const ALL: [Metric; 16] = [
         Metric::SupplyTempC,
         Metric::ReturnTempC,
         Metric::FlowKgS,
@@ -65,6 +67,7 @@ impl Metric {
         Metric::PumpRunning,
         Metric::BuildingFlowKgS,
         Metric::BuildingReturnTempC,
+        Metric::SecondaryDiffPressurePa,
     ];
 
     /// The range a plausible value of this metric lies in; values outside are
@@ -81,7 +84,7 @@ impl Metric {
             Metric::FlowKgS | Metric::SecondaryFlowKgS | Metric::BuildingFlowKgS => (-1.0e5, 1.0e5),
             Metric::HeatW => (-1.0e10, 1.0e10),
             Metric::ValvePosition | Metric::PumpRunning => (0.0, 1.0),
-            Metric::DiffPressurePa => (-1.0e7, 1.0e7),
+            Metric::DiffPressurePa | Metric::SecondaryDiffPressurePa => (-1.0e7, 1.0e7),
         }
     }
 
@@ -102,6 +105,7 @@ impl Metric {
             Metric::PumpRunning => "pump_running",
             Metric::BuildingFlowKgS => "building_flow_kg_s",
             Metric::BuildingReturnTempC => "building_return_temp_c",
+            Metric::SecondaryDiffPressurePa => "secondary_diff_pressure_pa",
         }
     }
 }

@@ -131,6 +131,9 @@ pub struct PlantState {
     /// Fault: share of the capacity available (1 when healthy).
     #[serde(default = "one")]
     pub capacity_factor: f64,
+    /// The pump's head: supply minus return pressure at the plant, Pa.
+    #[serde(default)]
+    pub head_pa: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,6 +146,12 @@ pub struct SubstationState {
     /// Whether the secondary pump actually runs (on, not tripped, circuit full).
     #[serde(default)]
     pub pump_running: bool,
+    /// Secondary pump speed relative to its rating.
+    #[serde(default = "one")]
+    pub pump_speed: f64,
+    /// Differential pressure the secondary pump makes across the buildings, Pa.
+    #[serde(default)]
+    pub secondary_dp_pa: f64,
     pub primary_supply_c: f64,
     pub primary_return_c: f64,
     pub primary_flow_kg_s: f64,
@@ -431,6 +440,8 @@ impl Engine {
                 pump_on: true,
                 pump_tripped: false,
                 pump_running: true,
+                pump_speed: 1.0,
+                secondary_dp_pa: model::network::SECONDARY_DESIGN_DP_PA,
                 primary_supply_c: tp0,
                 primary_return_c: tpr0,
                 primary_flow_kg_s: 0.0,
@@ -483,6 +494,7 @@ impl Engine {
                 tripped: false,
                 pump_tripped: false,
                 capacity_factor: 1.0,
+                head_pa: 0.0,
             })
             .collect();
         let pipe_states = pipes
@@ -956,6 +968,7 @@ impl Engine {
             let m = q[2 * n_pipes + k].max(0.0);
             ps.flow_kg_s = m;
             let t_back = st.return_temp_c[pp.junction];
+            ps.head_pa = st.supply_pressure_pa[pp.junction] - st.return_pressure_pa[pp.junction];
             if m > 1e-9 {
                 ps.return_temp_c = t_back;
                 ps.heat_w = m * WATER_CP_J_KG_K * (ps.supply_temp_c - t_back);
@@ -1203,15 +1216,32 @@ fn secondary_step(
     dt_s: f64,
     slope_hint: &mut f64,
 ) {
+    // The secondary pump, `Δp = H₀·s² − c·Q²`, feeds the buildings' circuits
+    // in parallel, each passing `Q_i = x_i·Q_i,0·√(Δp/Δp₀)` (linear valve at
+    // opening x_i, design flow Q_i,0 at the design Δp₀). With Q = G·√Δp this
+    // closes to `Δp = H₀·s² / (1 + c·G²)`; the pump is rated so that at full
+    // speed with every valve open it makes Δp₀ and its head there is 30 %
+    // below shut-off: c·G₀² = 3/7, H₀ = Δp₀·10/7.
+    let dp0 = model::network::SECONDARY_DESIGN_DP_PA;
+    let design: f64 = sp.buildings.iter().map(|b| b.design_flow_kg_s).sum();
+    let open: f64 = sp
+        .buildings
+        .iter()
+        .zip(ss.buildings.iter())
+        .map(|(bp, bs)| bp.design_flow_kg_s * bs.valve_position.clamp(0.0, 1.0))
+        .sum();
+    let r = if design > 0.0 { open / design } else { 0.0 };
+    let speed = if ss.pump_running {
+        ss.pump_speed
+            .clamp(0.0, model::hardware::PUMP_SPEED_LIMITS.1)
+    } else {
+        0.0
+    };
+    ss.secondary_dp_pa = dp0 * (10.0 / 7.0) * speed * speed / (1.0 + 3.0 / 7.0 * r * r);
+    let flow_scale = (ss.secondary_dp_pa / dp0).sqrt();
     let mut m_s = 0.0;
     for (bp, bs) in sp.buildings.iter().zip(ss.buildings.iter_mut()) {
-        // The pump holds the differential pressure: each building's flow is
-        // its design flow times its balancing valve opening.
-        bs.flow_kg_s = if ss.pump_running {
-            bp.design_flow_kg_s * bs.valve_position
-        } else {
-            0.0
-        };
+        bs.flow_kg_s = bp.design_flow_kg_s * bs.valve_position.clamp(0.0, 1.0) * flow_scale;
         m_s += bs.flow_kg_s;
     }
     ss.secondary_flow_kg_s = m_s;

@@ -335,6 +335,7 @@ impl World {
                     Metric::HeatW => p.heat_w,
                     Metric::OutdoorTempC => st.outdoor_c,
                     Metric::PumpRunning => b2f(p.pump_running),
+                    Metric::DiffPressurePa => p.head_pa,
                     _ => f64::NAN,
                 }
             }
@@ -352,6 +353,7 @@ impl World {
                     Metric::ValvePosition => s.valve_position,
                     Metric::DiffPressurePa => s.diff_pressure_pa,
                     Metric::PumpRunning => b2f(s.pump_running),
+                    Metric::SecondaryDiffPressurePa => s.secondary_dp_pa,
                     _ => f64::NAN,
                 }
             }
@@ -423,6 +425,12 @@ impl World {
                     st.plants[i].supply_setpoint_c = w.value
                 }
                 (DeviceRef::Plant(i), Actuator::PlantPump) => st.plants[i].pump_on = w.value >= 0.5,
+                (DeviceRef::Plant(i), Actuator::PlantPumpSpeed) => {
+                    st.plants[i].pump_speed = w.value
+                }
+                (DeviceRef::Substation(i), Actuator::SecondaryPumpSpeed) => {
+                    st.substations[i].pump_speed = w.value
+                }
                 (DeviceRef::Substation(i), Actuator::PrimaryValve) => {
                     st.substations[i].valve_command = w.value
                 }
@@ -451,10 +459,12 @@ impl World {
                     st.plants[i].supply_setpoint_c,
                 ),
                 w(Actuator::PlantPump, f(st.plants[i].pump_on)),
+                w(Actuator::PlantPumpSpeed, st.plants[i].pump_speed),
             ],
             DeviceRef::Substation(i) => vec![
                 w(Actuator::PrimaryValve, st.substations[i].valve_command),
                 w(Actuator::SecondaryPump, f(st.substations[i].pump_on)),
+                w(Actuator::SecondaryPumpSpeed, st.substations[i].pump_speed),
             ],
             DeviceRef::Building(i, j) => vec![w(
                 Actuator::BalancingValve,

@@ -33,6 +33,7 @@ fn substation() -> Controller {
         fallback_curve: Some(curve()),
         max_setpoint_rate_k_per_min: 2.0,
         return_limit_c: None,
+        pump_dp_setpoint_pa: None,
     })
     .unwrap()
 }
@@ -256,6 +257,7 @@ fn buildings_refuse_supply_commands_and_throttle_when_warm() {
         fallback_curve: None,
         max_setpoint_rate_k_per_min: 2.0,
         return_limit_c: None,
+        pump_dp_setpoint_pa: None,
     })
     .unwrap();
     let err = b
@@ -380,6 +382,7 @@ fn with_return_limit(limit: Option<f64>) -> Controller {
         fallback_curve: Some(curve()),
         max_setpoint_rate_k_per_min: 2.0,
         return_limit_c: limit,
+        pump_dp_setpoint_pa: None,
     })
     .unwrap()
 }
@@ -435,6 +438,7 @@ fn the_return_limiter_closes_the_valve_only_above_its_limit() {
     // The limit is checked as configuration.
     let bad = Controller::new(&NodeConfig {
         return_limit_c: Some(f64::NAN),
+        pump_dp_setpoint_pa: None,
         ..match_cfg()
     });
     assert!(bad.unwrap_err().contains("return_limit_c"));
@@ -450,6 +454,7 @@ fn match_cfg() -> NodeConfig {
         fallback_curve: Some(curve()),
         max_setpoint_rate_k_per_min: 2.0,
         return_limit_c: None,
+        pump_dp_setpoint_pa: None,
     }
 }
 
@@ -464,6 +469,7 @@ fn a_building_with_an_implausible_room_sensor_holds_its_valve() {
         fallback_curve: None,
         max_setpoint_rate_k_per_min: 2.0,
         return_limit_c: None,
+        pump_dp_setpoint_pa: None,
     })
     .unwrap();
     let room = |t, v| TickInput {
@@ -539,4 +545,62 @@ fn a_stopped_secondary_pump_puts_the_loop_in_safe_mode_and_back_without_a_bump()
         "valve jumped to {}",
         valve(&out)
     );
+}
+
+fn pump_speed(out: &TickOutput, actuator: Actuator) -> Option<f64> {
+    out.writes
+        .iter()
+        .find(|w| w.actuator == actuator)
+        .map(|w| w.value)
+}
+
+#[test]
+fn the_secondary_pump_holds_its_differential_pressure_and_runs_rated_without_a_reading() {
+    let mut cfg = match_cfg();
+    cfg.kind = NodeKind::Substation;
+    cfg.pump_dp_setpoint_pa = Some(50_000.0);
+    let mut c = Controller::new(&cfg).unwrap();
+    let tick = |c: &mut Controller, t_ms: i64, dp: Option<f64>| {
+        let mut r = vec![
+            Reading::new(Metric::OutdoorTempC, 0.0),
+            Reading::new(Metric::SecondarySupplyTempC, 60.0),
+            Reading::new(Metric::PumpRunning, 1.0),
+        ];
+        if let Some(dp) = dp {
+            r.push(Reading::new(Metric::SecondaryDiffPressurePa, dp));
+        }
+        let out = c.tick(&TickInput {
+            time_ms: t_ms,
+            readings: Some(r),
+            link: LinkState {
+                optimizer_recent: false,
+            },
+        });
+        pump_speed(&out, Actuator::SecondaryPumpSpeed).expect("a pump speed write")
+    };
+    let mut speed = tick(&mut c, 0, Some(50_000.0));
+    assert!((speed - 1.0).abs() < 1e-9, "{speed}");
+    // Buildings throttle: the pressure rises above the setpoint, the pump slows.
+    for k in 1..=30 {
+        let next = tick(&mut c, k * 60_000, Some(65_000.0));
+        assert!(next <= speed + 1e-12, "{next} after {speed}");
+        speed = next;
+    }
+    assert!((MIN_PUMP_SPEED..0.8).contains(&speed), "{speed}");
+    // The sensor fails: rated speed, and no jump back when it returns.
+    assert_eq!(tick(&mut c, 31 * 60_000, None), 1.0);
+    let back = tick(&mut c, 32 * 60_000, Some(50_000.0));
+    assert!((back - 1.0).abs() < 1e-9, "{back}");
+    // Without a setpoint the pump is left at its rated speed (no write).
+    let out = substation().tick(&input(0, 0.0, Some(60.0), false));
+    assert_eq!(pump_speed(&out, Actuator::SecondaryPumpSpeed), None);
+    // Buildings have no pump.
+    let mut bad = match_cfg();
+    bad.kind = NodeKind::Building;
+    bad.pump_dp_setpoint_pa = Some(50_000.0);
+    let err = Controller::new(&bad).unwrap_err();
+    assert!(err.contains("pump_dp_setpoint_pa"), "{err}");
+    let mut bad = match_cfg();
+    bad.pump_dp_setpoint_pa = Some(f64::NAN);
+    assert!(Controller::new(&bad).is_err());
 }

@@ -330,3 +330,48 @@ fn the_city_runs_meshed_with_three_plants_sharing_the_load() {
     let b = &e.state.substations[0].buildings[0];
     assert!(b.exposed_flat_c < b.air_c - 0.5, "{b:?}");
 }
+
+#[test]
+fn the_secondary_pump_curve_sets_the_buildings_flows() {
+    let net = Network::sample("demo").unwrap();
+    let mut e = Engine::new(&net);
+    let design: Vec<f64> = e.substations[0]
+        .buildings
+        .iter()
+        .map(|b| b.design_flow_kg_s)
+        .collect();
+    e.step(60.0, 0.0, 0.0).unwrap();
+    // Rated speed, every valve open: the design pressure and design flows.
+    let s = &e.state.substations[0];
+    let dp0 = model::network::SECONDARY_DESIGN_DP_PA;
+    assert!(
+        (s.secondary_dp_pa - dp0).abs() < 1e-6,
+        "{}",
+        s.secondary_dp_pa
+    );
+    for (b, q) in s.buildings.iter().zip(&design) {
+        assert!((b.flow_kg_s - q).abs() < 1e-9 * q);
+    }
+    // Half the valves shut: the pump rides up its curve (hand: Δp = Δp₀·(10/7)/(1 + 3/7·r²)).
+    let shut: f64 = design.iter().take(5).sum::<f64>() / design.iter().sum::<f64>();
+    for b in e.state.substations[0].buildings.iter_mut().take(5) {
+        b.valve_command = 0.0;
+        b.valve_position = 0.0;
+    }
+    e.step(60.0, 0.0, 0.0).unwrap();
+    let r = 1.0 - shut;
+    let hand = dp0 * (10.0 / 7.0) / (1.0 + 3.0 / 7.0 * r * r);
+    let s = &e.state.substations[0];
+    assert!(
+        (s.secondary_dp_pa - hand).abs() < 1e-6 * hand,
+        "{} vs {hand}",
+        s.secondary_dp_pa
+    );
+    assert!(s.buildings[9].flow_kg_s > design[9]);
+    // At 80 % speed the pressure falls with the square of the speed.
+    e.state.substations[0].pump_speed = 0.8;
+    e.step(60.0, 0.0, 0.0).unwrap();
+    let s = &e.state.substations[0];
+    assert!((s.secondary_dp_pa - 0.64 * hand).abs() < 1e-6 * hand);
+    assert_eq!(s.buildings[0].flow_kg_s, 0.0);
+}
