@@ -376,6 +376,8 @@ fn dashboard_in_chromium_against_heatnet_up() {
     b.type_into("#curve-reason", "browser test: 25 K lower");
     b.click("#curve-save");
     let saved = Instant::now();
+    eprintln!("setpoints before the new curve (min {min_c} °C): {before:?}");
+    let mut polls = 0u32;
     b.wait_js(
         Duration::from_secs(20),
         "the saved message",
@@ -383,12 +385,23 @@ fn dashboard_in_chromium_against_heatnet_up() {
     );
     poll(
         Duration::from_secs(90),
-        "every shown setpoint at least 10 K lower after the new curve",
+        "every shown setpoint lower by 10 K (or by half its room above the curve's minimum) after the new curve",
         || {
             let now = shown_setpoints(&b);
-            let all = before
-                .iter()
-                .all(|(id, was)| now.iter().any(|(n, sp)| n == id && *sp < was - 10.0));
+            polls += 1;
+            if polls % 50 == 0 {
+                eprintln!(
+                    "setpoints shown {:.0} s after saving: {now:?}",
+                    saved.elapsed().as_secs_f64()
+                );
+            }
+            // The lowered curve is clamped at its minimum: where the old
+            // setpoint was already near it (a mild moment of the day), the
+            // drop it can show is smaller.
+            let all = before.iter().all(|(id, was)| {
+                let drop_k = 10.0f64.min(0.5 * (was - min_c));
+                drop_k < 1.0 || now.iter().any(|(n, sp)| n == id && *sp < was - drop_k)
+            });
             all.then_some(())
         },
     );
