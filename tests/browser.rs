@@ -389,7 +389,7 @@ fn dashboard_in_chromium_against_heatnet_up() {
         || {
             let now = shown_setpoints(&b);
             polls += 1;
-            if polls % 50 == 0 {
+            if polls.is_multiple_of(50) {
                 eprintln!(
                     "setpoints shown {:.0} s after saving: {now:?}",
                     saved.elapsed().as_secs_f64()
