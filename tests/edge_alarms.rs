@@ -205,24 +205,7 @@ async fn an_outbox_at_its_budget_condenses_raises_an_alarm_and_delivers_without_
         },
     )
     .await;
-    let mut c = control_room(&sys.opt_addr).await.expect("optimizer");
-    let mut stored = Vec::new();
-    let mut from = 0;
-    loop {
-        let page = c
-            .read_telemetry(v1::ReadTelemetryRequest {
-                gateway_id: victim.into(),
-                from_seq: from,
-                limit: 5000,
-            })
-            .await
-            .expect("read telemetry")
-            .into_inner()
-            .batches;
-        let Some(last) = page.last() else { break };
-        from = last.seq + 1;
-        stored.extend(page);
-    }
+    let stored = stored_telemetry(&sys.opt_addr, victim).await;
     let seqs: Vec<u64> = stored.iter().map(|b| b.seq).collect();
     assert_contiguous(victim, &seqs);
     let placeholders = stored.iter().filter(|b| b.samples == 0).count();

@@ -296,25 +296,11 @@ async fn optimizer_kill9_gateways_keep_control_and_deliver_everything_after() {
 
 /// (seq, samples, first snapshot time) of every batch the optimizer stored for a gateway.
 async fn stored_triples(addr: &str, gateway: &str) -> Vec<(u64, u32, i64)> {
-    let mut c = control_room(addr).await.expect("optimizer reachable");
-    let mut out = Vec::new();
-    let mut from = 0;
-    loop {
-        let page = c
-            .read_telemetry(v1::ReadTelemetryRequest {
-                gateway_id: gateway.into(),
-                from_seq: from,
-                limit: 5000,
-            })
-            .await
-            .expect("read telemetry")
-            .into_inner()
-            .batches;
-        let Some(last) = page.last() else { break };
-        from = last.seq + 1;
-        out.extend(page.iter().map(|b| (b.seq, b.samples, b.first_time_ms)));
-    }
-    out
+    stored_telemetry(addr, gateway)
+        .await
+        .iter()
+        .map(|b| (b.seq, b.samples, b.first_time_ms))
+        .collect()
 }
 
 /// What a dead gateway's outbox holds: (seq, samples, first snapshot time) of

@@ -246,6 +246,15 @@ pub async fn stored_seqs(addr: &str, gateway: &str) -> Vec<u64> {
 
 /// Stored batches (seq, first_time_ms) of a gateway.
 pub async fn stored_batches(addr: &str, gateway: &str) -> Vec<(u64, i64)> {
+    stored_telemetry(addr, gateway)
+        .await
+        .iter()
+        .map(|b| (b.seq, b.first_time_ms))
+        .collect()
+}
+
+/// Every batch the optimizer stored for a gateway, in sequence order (all pages).
+pub async fn stored_telemetry(addr: &str, gateway: &str) -> Vec<v1::StoredBatch> {
     let mut c = control_room(addr).await.expect("optimizer reachable");
     let mut out = Vec::new();
     let mut from = 0;
@@ -262,7 +271,7 @@ pub async fn stored_batches(addr: &str, gateway: &str) -> Vec<(u64, i64)> {
             .batches;
         let Some(last) = page.last() else { break };
         from = last.seq + 1;
-        out.extend(page.iter().map(|b| (b.seq, b.first_time_ms)));
+        out.extend(page);
     }
     out
 }

@@ -341,8 +341,8 @@ mod tests {
         }]
     }
 
-    fn open(dir: &std::path::Path, max: u64) -> (Store, Outbox) {
-        let store = Store::open(
+    fn gateway_store(dir: &std::path::Path) -> Store {
+        Store::open(
             dir,
             &StoreConfig {
                 kind: "gateway".into(),
@@ -350,7 +350,11 @@ mod tests {
                 cache_bytes: 1 << 20,
             },
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    fn open(dir: &std::path::Path, max: u64) -> (Store, Outbox) {
+        let store = gateway_store(dir);
         let ob = Outbox::open(
             &store,
             OutboxLimits {
@@ -464,15 +468,7 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("heatnet-outbox-budget-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(
-            &dir,
-            &StoreConfig {
-                kind: "gateway".into(),
-                identity: "s01".into(),
-                cache_bytes: 1 << 20,
-            },
-        )
-        .unwrap();
+        let store = gateway_store(&dir);
         let one = proto::encode_batch(&TelemetryBatch {
             seq: 1,
             snapshots: snap2(1_000, 1.0),
@@ -546,15 +542,7 @@ mod tests {
     async fn with_nothing_left_to_condense_a_scan_is_refused_not_dropped_silently() {
         let dir = std::env::temp_dir().join(format!("heatnet-outbox-tiny-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(
-            &dir,
-            &StoreConfig {
-                kind: "gateway".into(),
-                identity: "s01".into(),
-                cache_bytes: 1 << 20,
-            },
-        )
-        .unwrap();
+        let store = gateway_store(&dir);
         let one = proto::encode_batch(&TelemetryBatch {
             seq: 1,
             snapshots: snap2(1_000, 1.0),
