@@ -18,6 +18,10 @@ pub struct GatewayConfig {
     /// gRPC health (and reflection) endpoint of this gateway.
     pub health_listen: SocketAddr,
     pub hardware: HardwareConfig,
+    /// What paces the scans: a real-time period (default), or the simulator's
+    /// lockstep clock.
+    #[serde(default)]
+    pub clock: ClockConfig,
     #[serde(default)]
     pub limits: Limits,
     /// The nodes this gateway hosts: its plant or substation, and its buildings.
@@ -35,6 +39,18 @@ pub enum HardwareConfig {
         address: SocketAddr,
         units: std::collections::BTreeMap<NodeId, u8>,
     },
+}
+
+/// What paces the gateway's scans.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClockConfig {
+    /// Every `limits.scan_period_ms` of real time.
+    #[default]
+    Interval,
+    /// Once per step of the simulator's lockstep clock at `simulator`
+    /// (`host:port`): the simulator waits for this gateway's writes.
+    Lockstep { simulator: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

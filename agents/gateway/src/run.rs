@@ -5,14 +5,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use control::{Actors, LinkState, TickInput};
-use hardware::{Driver, Hardware, ModbusHardware, SimHardware};
+use hardware::{Driver, Hardware, LockstepClock, ModbusHardware, SimHardware};
 use model::{ActorSnapshot, NodeId};
 use proto::{EdgeAlarm, EdgeAlarmKind};
 use store::{Store, StoreConfig};
 
-use crate::config::{GatewayConfig, HardwareConfig};
+use crate::config::{ClockConfig, GatewayConfig, HardwareConfig};
 use crate::link::{Link, LinkShared};
 use crate::outbox::{CONDENSE_RUN, Outbox, OutboxError, OutboxInfo, OutboxLimits};
+
+/// Unchanged actuator values are written again after this many scans anyway
+/// (hardware that restarted, or was written by someone else, is corrected).
+const REWRITE_EVERY_SCANS: u32 = 30;
 
 fn outbox_limits(cfg: &GatewayConfig) -> OutboxLimits {
     OutboxLimits {
@@ -77,7 +81,7 @@ pub async fn run(
         tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(observe::grpc::incoming(listener)),
     );
 
     let shared = Arc::new(LinkShared::default());
@@ -95,8 +99,22 @@ pub async fn run(
 
     let ids: Vec<NodeId> = actors.actors().keys().cloned().collect();
     let fallback_after = Duration::from_millis(cfg.limits.fallback_after_ms);
-    let mut scans = tokio::time::interval(Duration::from_millis(cfg.limits.scan_period_ms));
+    let scan_period = Duration::from_millis(cfg.limits.scan_period_ms);
+    let mut scans = tokio::time::interval(scan_period);
     scans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let lockstep = match &cfg.clock {
+        ClockConfig::Interval => None,
+        ClockConfig::Lockstep { simulator } => {
+            tracing::info!(simulator = %simulator, "scans paced by the simulator's lockstep clock");
+            Some(LockstepClock::new(simulator, &cfg.gateway_id)?)
+        }
+    };
+    let mut lockstep_ok = true;
+    // Lockstep: the step being scanned, and the report of the last one, sent
+    // as soon as the actuators are written so the simulator steps on while
+    // this gateway makes its telemetry durable.
+    let mut step = 0u64;
+    let mut next_step: Option<tokio::task::JoinHandle<Result<u64, hardware::HardwareError>>> = None;
     let mut hardware_ok = None::<bool>;
     let scans_done = observe::counter("heatnet.gateway.scans", "hardware scans completed");
     let scan_failures = observe::counter(
@@ -109,9 +127,36 @@ pub async fn run(
     );
     let mut control = crate::metrics::ControlMetrics::new();
     let mut skipped_full = 0u64;
+    let mut last_writes: std::collections::BTreeMap<NodeId, (Vec<model::ActuatorWrite>, u32)> =
+        std::collections::BTreeMap::new();
     let scanning = async {
         loop {
-            scans.tick().await;
+            match lockstep.as_ref() {
+                None => {
+                    scans.tick().await;
+                }
+                Some(clock) => match match next_step.take() {
+                    Some(h) => h.await.unwrap_or_else(|e| {
+                        Err(hardware::HardwareError::Refused(format!(
+                            "lockstep wait: {e}"
+                        )))
+                    }),
+                    None => clock.clone().next(step).await,
+                } {
+                    Ok(s) => {
+                        step = s;
+                        lockstep_ok = true;
+                    }
+                    Err(e) => {
+                        if lockstep_ok {
+                            tracing::error!(error = %e, "lockstep clock unreachable: retrying every scan period");
+                            lockstep_ok = false;
+                        }
+                        tokio::time::sleep(scan_period).await;
+                        continue;
+                    }
+                },
+            }
             if !actors.is_running() {
                 anyhow::bail!("the actor supervisor stopped after repeated failures");
             }
@@ -163,8 +208,27 @@ pub async fn run(
                     metric: Some(f.metric),
                     message: format!("{id}: {}", f.reason),
                 }));
-                if let Err(e) = hw.write(id, &out.writes).await {
-                    tracing::warn!(actor_id = %id, error = %e, "actuator write failed");
+                // Unchanged values are not written again for a while: fewer
+                // requests to the hardware (the simulator, a PLC over Modbus).
+                let unchanged = last_writes
+                    .get(id)
+                    .is_some_and(|(w, age)| *w == out.writes && *age < REWRITE_EVERY_SCANS);
+                if unchanged {
+                    if let Some((_, age)) = last_writes.get_mut(id) {
+                        *age += 1;
+                    }
+                } else if out.writes.is_empty() {
+                    last_writes.remove(id);
+                } else {
+                    match hw.write(id, &out.writes).await {
+                        Ok(()) => {
+                            last_writes.insert(id.clone(), (out.writes.clone(), 0));
+                        }
+                        Err(e) => {
+                            last_writes.remove(id);
+                            tracing::warn!(actor_id = %id, error = %e, "actuator write failed");
+                        }
+                    }
                 }
                 control.record(&out.readings);
                 snapshots.push(ActorSnapshot {
@@ -175,6 +239,9 @@ pub async fn run(
                 });
             }
             control.end_scan();
+            if let Some(clock) = &lockstep {
+                next_step = Some(tokio::spawn(clock.clone().next(step)));
+            }
             if snapshots.is_empty() {
                 continue;
             }

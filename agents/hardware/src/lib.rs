@@ -47,6 +47,61 @@ pub trait Hardware: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HardwareError>> + Send;
 }
 
+/// The simulator's lockstep clock, as a gateway sees it: each call reports the
+/// step the gateway has finished with and waits for the next one. A test rig's
+/// clock, not hardware; real PLCs keep their own time.
+#[derive(Clone)]
+pub struct LockstepClock {
+    address: String,
+    gateway_id: String,
+    client: SimulatorServiceClient<InterceptedService<Channel, observe::grpc::TracePropagation>>,
+}
+
+impl LockstepClock {
+    /// Connects lazily, like [`SimHardware`].
+    pub fn new(address: &str, gateway_id: &NodeId) -> Result<Self, HardwareError> {
+        let channel = observe::grpc::endpoint(address)
+            .map_err(|e| HardwareError::Unavailable {
+                address: address.to_string(),
+                reason: e.to_string(),
+            })?
+            // The simulator holds an AwaitStep call up to 5 s.
+            .timeout(std::time::Duration::from_secs(15))
+            .connect_lazy();
+        Ok(Self {
+            address: address.to_string(),
+            gateway_id: gateway_id.to_string(),
+            client: SimulatorServiceClient::with_interceptor(
+                channel,
+                observe::grpc::TracePropagation,
+            ),
+        })
+    }
+
+    /// Reports `done_step`, the last step scanned, and returns the step to scan
+    /// next once there is one. A simulator that restarted (fewer steps than we
+    /// saw) starts the count over.
+    pub async fn next(mut self, done_step: u64) -> Result<u64, HardwareError> {
+        loop {
+            let c = self
+                .client
+                .await_step(v1::AwaitStepRequest {
+                    gateway_id: self.gateway_id.clone(),
+                    done_step,
+                })
+                .await
+                .map_err(|s| HardwareError::Unavailable {
+                    address: self.address.clone(),
+                    reason: s.message().to_string(),
+                })?
+                .into_inner();
+            if c.steps != done_step {
+                return Ok(c.steps);
+            }
+        }
+    }
+}
+
 /// The simulator's gRPC hardware API.
 #[derive(Clone)]
 pub struct SimHardware {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use control::NodeConfig;
-use gateway::config::{GatewayConfig, HardwareConfig, Limits};
+use gateway::config::{ClockConfig, GatewayConfig, HardwareConfig, Limits};
 use model::network::{PLANT_SUPPLY_LIMITS_C, SECONDARY_SUPPLY_LIMITS_C};
 use model::{CurvePoint, Network, NodeKind, SupplyCurve};
 
@@ -58,9 +58,48 @@ pub enum HardwareKind {
     Modbus,
 }
 
+/// Paces every gateway's scans by the simulator's lockstep clock at `simulator`.
+pub fn use_lockstep(configs: &mut [GatewayConfig], simulator: &str) {
+    for c in configs {
+        c.clock = ClockConfig::Lockstep {
+            simulator: simulator.to_string(),
+        };
+    }
+}
+
 /// First Modbus site port for a given base port.
-pub fn modbus_base_port(base_port: u16) -> u16 {
-    base_port + 200
+pub fn modbus_base_port(base_port: u16, gateways: usize) -> u16 {
+    base_port + port_offsets(gateways).modbus
+}
+
+/// Where the ports of one `heatnet up` lie, as offsets from its base port:
+/// simulator +0, optimizer +1, Prometheus of simulator/optimizer/dashboard
+/// +2..+4, dashboard +100, then per gateway a health and a metrics port and
+/// per site a Modbus port. Small networks fit below +256; large ones put the
+/// gateways' ports from +300 on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortOffsets {
+    pub gateway_health: u16,
+    pub gateway_metrics: u16,
+    pub modbus: u16,
+}
+
+pub fn port_offsets(gateways: usize) -> PortOffsets {
+    let n = u16::try_from(gateways).unwrap_or(u16::MAX / 4);
+    if n <= 45 {
+        // Health and metrics within +10..+100, Modbus +200..+256.
+        PortOffsets {
+            gateway_health: 10,
+            gateway_metrics: 10 + n,
+            modbus: 200,
+        }
+    } else {
+        PortOffsets {
+            gateway_health: 300,
+            gateway_metrics: 300 + n,
+            modbus: 300 + 2 * n,
+        }
+    }
 }
 
 /// Switches generated gateway configurations to Modbus TCP: site i (plants,
@@ -94,7 +133,8 @@ pub fn gateway_configs(
         fallback_after_ms,
         ..Limits::default()
     };
-    let mut port = base_port + 10;
+    let mut port =
+        base_port + port_offsets(net.plants.len() + net.substations.len()).gateway_health;
     let mut next_port = || {
         let p = port;
         port += 1;
@@ -102,6 +142,7 @@ pub fn gateway_configs(
     };
     for p in &net.plants {
         out.push(GatewayConfig {
+            clock: ClockConfig::Interval,
             gateway_id: p.id.clone(),
             data_dir: layout::gateway_data_dir(data_dir, p.id.as_str()),
             optimizer: optimizer.to_string(),
@@ -162,6 +203,7 @@ pub fn gateway_configs(
             });
         }
         out.push(GatewayConfig {
+            clock: ClockConfig::Interval,
             gateway_id: s.id.clone(),
             data_dir: layout::gateway_data_dir(data_dir, s.id.as_str()),
             optimizer: optimizer.to_string(),

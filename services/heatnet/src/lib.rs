@@ -5,6 +5,7 @@ pub mod configs;
 pub mod dash;
 pub mod layout;
 pub mod procs;
+pub mod season;
 pub mod steady;
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

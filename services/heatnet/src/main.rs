@@ -47,6 +47,9 @@ enum Cmd {
         #[command(subcommand)]
         command: heatnet::procs::GatewayCmd,
     },
+    /// A heating season through the whole distributed stack, twice (optimizer
+    /// and fixed curve) on the same weather and faults; writes a report.
+    Season(heatnet::season::SeasonArgs),
     /// Measurements on the real processes.
     Bench {
         #[command(subcommand)]
@@ -66,6 +69,9 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Cmd::Up(args) => heatnet::run_process("heatnet", "up", 2, || up::run(args)),
         Cmd::Sim { command } => heatnet::procs::sim_cmd(command),
+        Cmd::Season(args) => {
+            heatnet::run_process("heatnet", "season", 2, || heatnet::season::run(args))
+        }
         Cmd::Optimizer(args) => heatnet::procs::optimizer(args),
         Cmd::Dashboard(args) => heatnet::dash::dashboard(args),
         Cmd::Gateway { command } => heatnet::procs::gateway(command),

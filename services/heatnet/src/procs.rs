@@ -36,6 +36,16 @@ pub struct SimArgs {
     /// (see `sim/simulator/src/scenario.rs` and `docs/scenarios.md`).
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    /// Lockstep clock: each step waits for every attached gateway's actuator
+    /// writes, as fast as they allow (`--speed` is then ignored).
+    #[arg(long)]
+    pub lockstep: bool,
+    /// Lockstep: gateways the first step waits for (up to 2 minutes).
+    #[arg(long, default_value_t = 0)]
+    pub expect_gateways: usize,
+    /// Pause the clock when network time reaches this, Unix ms.
+    #[arg(long)]
+    pub stop_at_ms: Option<i64>,
 }
 
 pub fn sim(args: SimArgs) -> ExitCode {
@@ -57,6 +67,9 @@ pub fn sim(args: SimArgs) -> ExitCode {
                 epw: args.epw,
                 modbus_base_port: args.modbus_base_port,
                 scenario: args.scenario,
+                lockstep: args.lockstep,
+                expect_gateways: args.expect_gateways,
+                stop_at_ms: args.stop_at_ms,
             },
             crate::shutdown_signal(),
         )

@@ -46,6 +46,20 @@ pub struct UpArgs {
     /// Port of the control-room web dashboard on loopback; default base+100.
     #[arg(long)]
     dashboard_port: Option<u16>,
+    /// Physics step of the simulator, network seconds.
+    #[arg(long, default_value_t = 10.0)]
+    step_s: f64,
+    /// Lockstep clock: every simulator step waits for all gateways' actuator
+    /// writes and runs as fast as they allow (`--speed` is then ignored).
+    #[arg(long)]
+    lockstep: bool,
+    /// Pause the simulator's clock when network time reaches this, Unix ms.
+    #[arg(long)]
+    stop_at_ms: Option<i64>,
+    /// How the optimizer plans: `optimizing` (default), or `fixed-curve`, the
+    /// baseline of the season scorecard.
+    #[arg(long, default_value = "optimizing")]
+    optimizer_mode: String,
 }
 
 /// One supervised child process.
@@ -121,10 +135,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir.join("logs"))
         .with_context(|| format!("creating {}", data_dir.display()))?;
     std::fs::create_dir_all(data_dir.join("gateways"))?;
+    let n_sites = net.plants.len() + net.substations.len();
+    let span = heatnet::configs::port_offsets(n_sites).modbus as usize + n_sites;
     anyhow::ensure!(
-        args.base_port <= 65_000,
-        "--base-port {} leaves no room for the gateways' ports",
-        args.base_port
+        args.base_port as usize + span <= 65_535,
+        "--base-port {} leaves no room for the {span} ports this network needs; pick one below {}",
+        args.base_port,
+        65_535 - span
     );
     let sim_addr = format!("127.0.0.1:{}", args.base_port);
     let opt_addr = format!("127.0.0.1:{}", args.base_port + 1);
@@ -137,7 +154,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.base_port,
         args.fallback_after_ms,
     )?;
-    let modbus_port = heatnet::configs::modbus_base_port(args.base_port);
+    if args.lockstep {
+        heatnet::configs::use_lockstep(&mut configs, &sim_addr);
+    }
+    let modbus_port = heatnet::configs::modbus_base_port(args.base_port, configs.len());
     if args.hardware == heatnet::configs::HardwareKind::Modbus {
         heatnet::configs::use_modbus(
             &mut configs,
@@ -176,8 +196,27 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             sim_addr.clone(),
             "--speed".into(),
             args.speed.to_string(),
+            "--step-s".into(),
+            args.step_s.to_string(),
         ]
         .into_iter()
+        .chain(
+            args.lockstep
+                .then(|| {
+                    [
+                        "--lockstep".to_string(),
+                        "--expect-gateways".to_string(),
+                        configs.len().to_string(),
+                    ]
+                })
+                .into_iter()
+                .flatten(),
+        )
+        .chain(
+            args.stop_at_ms
+                .iter()
+                .flat_map(|t| ["--stop-at-ms".to_string(), t.to_string()]),
+        )
         .chain(
             (args.hardware == heatnet::configs::HardwareKind::Modbus)
                 .then(|| ["--modbus-base-port".to_string(), modbus_port.to_string()])
@@ -214,7 +253,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             data_dir.join("optimizer").display().to_string(),
             "--listen".into(),
             opt_addr.clone(),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            (args.optimizer_mode != "optimizing")
+                .then(|| ["--mode".to_string(), args.optimizer_mode.clone()])
+                .into_iter()
+                .flatten(),
+        )
+        .collect(),
         env: Vec::new(),
     };
     let dash_addr = format!(
@@ -257,9 +304,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .collect();
 
     // Prometheus endpoints: simulator base+2, optimizer base+3, dashboard
-    // base+4, gateways right after the gateways' health ports while that stays
-    // below the Modbus ports (base+200), else from base+300 (none where a port
-    // would overflow).
+    // base+4, gateways right after the gateways' health ports (see
+    // `configs::port_offsets`; none where a port would overflow).
     let mut metrics = BTreeMap::new();
     let mut sim = sim;
     let mut opt = opt;
@@ -276,8 +322,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     with_metrics(&mut sim, args.base_port.checked_add(2), &mut metrics);
     with_metrics(&mut opt, args.base_port.checked_add(3), &mut metrics);
     with_metrics(&mut dash, args.base_port.checked_add(4), &mut metrics);
-    let n = gateways.len();
-    let first_gateway_metrics = if 10 + 2 * n <= 200 { 10 + n } else { 300 };
+    let first_gateway_metrics =
+        heatnet::configs::port_offsets(gateways.len()).gateway_metrics as usize;
     for (i, g) in gateways.iter_mut().enumerate() {
         let port = u16::try_from(first_gateway_metrics + i)
             .ok()
@@ -337,7 +383,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    println!("  simulator   {sim_addr}  (speed ×{})", args.speed);
+    if args.lockstep {
+        println!(
+            "  simulator   {sim_addr}  (lockstep with the gateways, {} s steps)",
+            args.step_s
+        );
+    } else {
+        println!(
+            "  simulator   {sim_addr}  (speed ×{}, {} s steps)",
+            args.speed, args.step_s
+        );
+    }
     println!("  optimizer   {opt_addr}");
     tasks.push(tokio::spawn(supervise(
         dash,
@@ -357,7 +413,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!(
         "  gateways    {n_gateways} processes, health from 127.0.0.1:{}",
-        args.base_port + 10
+        args.base_port + heatnet::configs::port_offsets(n_gateways).gateway_health
     );
     if let Some(opt_metrics) = metrics.get("optimizer") {
         println!(

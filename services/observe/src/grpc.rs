@@ -89,6 +89,13 @@ pub fn endpoint(addr: &str) -> Result<tonic::transport::Endpoint, tonic::transpo
         .tcp_nodelay(true))
 }
 
+/// Connections accepted on `listener`, with Nagle's algorithm off: without
+/// it, small request/answer exchanges on loopback wait for delayed ACKs
+/// (about 40 ms each), which paces a lockstep simulation to a crawl.
+pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,7 +78,7 @@ pub async fn run(
             grpc.clone(),
         ))
         .add_service(v1::control_room_service_server::ControlRoomServiceServer::new(grpc))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        .serve_with_incoming(observe::grpc::incoming(listener));
     // Gateways hold long-lived session streams: a graceful drain would wait on
     // them forever, so stopping drops the connections; gateways reconnect and
     // replay whatever was not acknowledged.

@@ -284,4 +284,85 @@ impl SimulatorService for SimulatorGrpc {
             outdoor_offset_k: offset,
         }))
     }
+
+    async fn await_step(
+        &self,
+        req: Request<v1::AwaitStepRequest>,
+    ) -> Result<Response<v1::ClockState>, Status> {
+        let req = req.into_inner();
+        let gateway = model::NodeId::new(&req.gateway_id)
+            .map_err(|e| Status::invalid_argument(format!("gateway_id: {e}")))?;
+        self.clock
+            .await_step(gateway.as_str(), req.done_step)
+            .await
+            .map_err(Status::resource_exhausted)?;
+        let time_ms = lock(&self.world)?.time_ms();
+        Ok(Response::new(self.clock.to_wire(time_ms)))
+    }
+
+    async fn get_scorecard(
+        &self,
+        _req: Request<v1::GetScorecardRequest>,
+    ) -> Result<Response<v1::Scorecard>, Status> {
+        let w = lock(&self.world)?;
+        Ok(Response::new(scorecard_to_wire(
+            w.network(),
+            w.scorecard(),
+            w.state().hydraulic_failures,
+        )))
+    }
+}
+
+fn scorecard_to_wire(
+    net: &model::Network,
+    c: &crate::scorecard::Scorecard,
+    hydraulic_failures: u64,
+) -> v1::Scorecard {
+    let gj = |j: f64| j / 1.0e9;
+    v1::Scorecard {
+        network: net.name.clone(),
+        start_ms: c.start_ms,
+        time_ms: c.time_ms,
+        steps: c.steps,
+        building_hours: c.building_hours,
+        healthy_building_hours: c.healthy_hours,
+        comfort_share: c.comfort_share(),
+        comfort_share_all: c.comfort_share_all(),
+        exposed_flat_comfort_share: c.exposed_flat_comfort_share(),
+        overheated_building_hours: c.overheated_hours,
+        min_room_temp_c: if c.min_room_c.is_finite() {
+            c.min_room_c
+        } else {
+            0.0
+        },
+        coldest_building: c.coldest_building.clone(),
+        coldest_at_ms: c.coldest_at_ms,
+        mean_room_temp_c: c.mean_room_c(),
+        heat_produced_gj: gj(c.produced_j),
+        heat_delivered_gj: gj(c.delivered_j),
+        heat_lost_gj: gj(c.lost_j),
+        heat_cost_yuan: c.cost_yuan,
+        peak_load_w: c.peak_w,
+        peak_at_ms: c.peak_at_ms,
+        worst_energy_residual: c.worst_energy_residual,
+        hydraulic_failures,
+        days: c
+            .days
+            .iter()
+            .map(|d| v1::ScorecardDay {
+                day_start_ms: d.day_start_ms,
+                outdoor_mean_c: d.outdoor_mean_c(),
+                outdoor_min_c: d.outdoor_min_c,
+                comfort_share: d.comfort_share(),
+                min_room_temp_c: d.min_room_c,
+                mean_room_temp_c: d.mean_room_c(),
+                heat_produced_gj: gj(d.produced_j),
+                heat_cost_yuan: d.cost_yuan,
+                peak_load_w: d.peak_w,
+                overheated_building_hours: d.overheated_hours,
+                plant_heat_gj: d.plant_j.iter().map(|j| gj(*j)).collect(),
+            })
+            .collect(),
+        plants: net.plants.iter().map(|p| p.id.to_string()).collect(),
+    }
 }

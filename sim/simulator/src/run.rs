@@ -1,5 +1,6 @@
 //! The simulator process: clock loop, sled snapshots, gRPC server, shutdown.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +11,7 @@ use anyhow::Context as _;
 use model::Network;
 use proto::v1;
 use store::{Store, StoreConfig};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::grpc::SimulatorGrpc;
 use crate::world::{Snapshot, World};
@@ -35,23 +36,62 @@ pub struct SimConfig {
     pub modbus_base_port: Option<u16>,
     /// Scenario file played on the network clock.
     pub scenario: Option<PathBuf>,
+    /// Lockstep: each step waits for every attached gateway's actuator writes,
+    /// as fast as they allow (`speed` is ignored).
+    pub lockstep: bool,
+    /// Lockstep: gateways the first step waits for (at most
+    /// [`LOCKSTEP_STARTUP_TIMEOUT`]).
+    pub expect_gateways: usize,
+    /// The clock pauses when network time reaches this, Unix ms.
+    pub stop_at_ms: Option<i64>,
 }
 
-/// The simulator's clock: speed and pause, changed at run time over gRPC.
+/// Lockstep: a gateway that has not finished with a step this long (real
+/// time) is detached, and the clock goes on without it until it reports again.
+pub const LOCKSTEP_PARTY_TIMEOUT: Duration = Duration::from_secs(3);
+/// Lockstep: how long the first step waits for the expected gateways.
+pub const LOCKSTEP_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Lockstep: longest an `AwaitStep` call is held before it is answered with
+/// the unchanged clock (the clock is paused or stopped).
+pub const AWAIT_STEP_LIMIT: Duration = Duration::from_secs(5);
+/// Most gateways attached to a lockstep clock.
+pub const MAX_LOCKSTEP_PARTIES: usize = 10_000;
+
+/// A gateway attached to the lockstep clock.
+#[derive(Clone, Copy, Debug)]
+struct Party {
+    done_step: u64,
+    attached: bool,
+}
+
+/// The simulator's clock: speed and pause, changed at run time over gRPC; in
+/// lockstep, the book of which gateway has finished with which step.
 pub struct Clock {
     speed_bits: AtomicU64,
     paused: AtomicBool,
     steps: AtomicU64,
     changed: Notify,
+    lockstep: bool,
+    stop_at_ms: i64,
+    parties: Mutex<BTreeMap<String, Party>>,
+    /// Bumped on every report of a finished step.
+    reports: watch::Sender<u64>,
+    /// The number of steps taken.
+    stepped: watch::Sender<u64>,
 }
 
 impl Clock {
-    fn new(speed: f64) -> Self {
+    pub fn new(speed: f64, lockstep: bool, stop_at_ms: Option<i64>) -> Self {
         Self {
             speed_bits: AtomicU64::new(speed.to_bits()),
             paused: AtomicBool::new(false),
             steps: AtomicU64::new(0),
             changed: Notify::new(),
+            lockstep,
+            stop_at_ms: stop_at_ms.unwrap_or(0),
+            parties: Mutex::new(BTreeMap::new()),
+            reports: watch::channel(0).0,
+            stepped: watch::channel(0).0,
         }
     }
     pub fn speed(&self) -> f64 {
@@ -68,13 +108,123 @@ impl Clock {
         self.paused.store(paused, Ordering::Relaxed);
         self.changed.notify_waiters();
     }
+    pub fn steps(&self) -> u64 {
+        self.steps.load(Ordering::Relaxed)
+    }
+    pub fn lockstep(&self) -> bool {
+        self.lockstep
+    }
+    fn parties(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Party>> {
+        // The book holds plain numbers: a panic elsewhere cannot leave it torn.
+        self.parties.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn attached(&self) -> usize {
+        self.parties().values().filter(|p| p.attached).count()
+    }
     pub fn to_wire(&self, time_ms: i64) -> v1::ClockState {
         v1::ClockState {
             time_ms,
             speed: self.speed(),
             paused: self.paused(),
-            steps: self.steps.load(Ordering::Relaxed),
+            steps: self.steps(),
+            lockstep: self.lockstep,
+            attached_gateways: u32::try_from(self.attached()).unwrap_or(u32::MAX),
+            stop_at_ms: self.stop_at_ms,
         }
+    }
+
+    /// A gateway has finished with `done_step`: books it, then waits (bounded)
+    /// for the next step. Returns the number of steps taken. In a real-time
+    /// clock it answers at once.
+    pub async fn await_step(&self, gateway: &str, done_step: u64) -> Result<u64, String> {
+        let now = self.steps();
+        if !self.lockstep {
+            return Ok(now);
+        }
+        // A gateway ahead of us saw an earlier run of this simulator.
+        let done = done_step.min(now);
+        {
+            let mut parties = self.parties();
+            if !parties.contains_key(gateway) && parties.len() >= MAX_LOCKSTEP_PARTIES {
+                return Err(format!(
+                    "the lockstep clock has {MAX_LOCKSTEP_PARTIES} gateways already"
+                ));
+            }
+            let p = parties.entry(gateway.to_string()).or_insert(Party {
+                done_step: done,
+                attached: false,
+            });
+            if !p.attached {
+                tracing::info!(
+                    gateway_id = gateway,
+                    step = now,
+                    "gateway attached to the lockstep clock"
+                );
+            }
+            *p = Party {
+                done_step: done,
+                attached: true,
+            };
+        }
+        self.reports.send_modify(|n| *n = n.wrapping_add(1));
+        let mut rx = self.stepped.subscribe();
+        let _ = tokio::time::timeout(AWAIT_STEP_LIMIT, rx.wait_for(|s| *s > done)).await;
+        Ok(self.steps())
+    }
+
+    /// Lockstep: waits until every attached gateway has finished with the
+    /// current step (before the first step: until `expect` gateways have
+    /// attached). Laggards are detached after [`LOCKSTEP_PARTY_TIMEOUT`].
+    async fn wait_for_parties(&self, expect: usize) {
+        let k = self.steps();
+        let (timeout, expect) = if k == 0 {
+            (LOCKSTEP_STARTUP_TIMEOUT, expect)
+        } else {
+            (LOCKSTEP_PARTY_TIMEOUT, 0)
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.reports.subscribe();
+        loop {
+            let lagging: Vec<String> = {
+                let parties = self.parties();
+                let attached = parties.values().filter(|p| p.attached).count();
+                let lagging: Vec<String> = parties
+                    .iter()
+                    .filter(|(_, p)| p.attached && p.done_step < k)
+                    .map(|(g, _)| g.clone())
+                    .collect();
+                if lagging.is_empty() && attached >= expect {
+                    return;
+                }
+                lagging
+            };
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                let mut parties = self.parties();
+                for g in &lagging {
+                    if let Some(p) = parties.get_mut(g) {
+                        p.attached = false;
+                    }
+                }
+                if !lagging.is_empty() {
+                    tracing::warn!(step = k, gateways = ?lagging, "gateways did not finish the step in time: detached from the lockstep clock");
+                } else {
+                    tracing::warn!(
+                        expected = expect,
+                        attached = parties.values().filter(|p| p.attached).count(),
+                        "not every expected gateway attached: starting without them"
+                    );
+                }
+                return;
+            }
+        }
+    }
+
+    fn stepped(&self) {
+        let n = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
+        self.stepped.send_replace(n);
     }
 }
 
@@ -141,7 +291,7 @@ pub async fn run(
         tracing::info!(path = %path.display(), events, "scenario loaded");
     }
     let world = Arc::new(Mutex::new(world));
-    let clock = Arc::new(Clock::new(cfg.speed));
+    let clock = Arc::new(Clock::new(cfg.speed, cfg.lockstep, cfg.stop_at_ms));
     if let Some(port) = cfg.modbus_base_port {
         let sites =
             crate::modbus::serve(world.clone(), &cfg.network, cfg.listen.ip(), port).await?;
@@ -168,12 +318,9 @@ pub async fn run(
             .add_service(v1::simulator_service_server::SimulatorServiceServer::new(
                 svc,
             ))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async {
-                    let _ = stop_rx.await;
-                },
-            ),
+            .serve_with_incoming_shutdown(observe::grpc::incoming(listener), async {
+                let _ = stop_rx.await;
+            }),
     );
 
     let save = |world: &Mutex<World>| -> anyhow::Result<()> {
@@ -187,15 +334,34 @@ pub async fn run(
 
     let stepping = async {
         let mut last_save = tokio::time::Instant::now();
-        loop {
-            let speed = clock.speed();
-            let wait = Duration::from_secs_f64(cfg.step_s / speed);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = clock.changed.notified() => continue,
+        if let (Some(stop), Ok(w)) = (cfg.stop_at_ms, world.lock()) {
+            if w.time_ms() >= stop {
+                clock.set_paused(true);
             }
+        }
+        loop {
             if clock.paused() {
+                // Bounded: a resume between the check and the wait is not missed for long.
+                let _ = tokio::time::timeout(Duration::from_millis(200), clock.changed.notified())
+                    .await;
                 continue;
+            }
+            if clock.lockstep {
+                clock.wait_for_parties(cfg.expect_gateways).await;
+                if clock.paused() {
+                    continue;
+                }
+                // Let the servers answer the gateways woken by the last step.
+                tokio::task::yield_now().await;
+            } else {
+                let wait = Duration::from_secs_f64(cfg.step_s / clock.speed());
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = clock.changed.notified() => continue,
+                }
+                if clock.paused() {
+                    continue;
+                }
             }
             {
                 let mut w = match world.lock() {
@@ -214,7 +380,15 @@ pub async fn run(
                     }
                 }
             }
-            clock.steps.fetch_add(1, Ordering::Relaxed);
+            let time_ms = world
+                .lock()
+                .map_err(|_| anyhow::anyhow!("simulator state poisoned"))?
+                .time_ms();
+            if cfg.stop_at_ms.is_some_and(|t| time_ms >= t) {
+                tracing::info!(time_ms, "clock reached its stop time: paused");
+                clock.set_paused(true);
+            }
+            clock.stepped();
             if last_save.elapsed() >= SNAPSHOT_EVERY {
                 save(&world)?;
                 store.flush_async().await?;

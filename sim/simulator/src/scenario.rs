@@ -16,6 +16,10 @@
 //! [[events]]
 //! at_h = 48.0
 //! weather_offset_k = -8.0    # a cold snap: 8 K below the weather until changed
+//!
+//! [[events]]
+//! at_h = 60.0
+//! crash_gateway = "s03"      # kill -9 of that gateway (by `heatnet season`)
 //! ```
 //!
 //! Fault kinds and their `magnitude` are those of the simulator API
@@ -52,6 +56,11 @@ pub struct Event {
     /// New weather offset, K (negative: colder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weather_offset_k: Option<f64>,
+    /// `kill -9` of the gateway process of this plant or substation: done by
+    /// the season runner (`heatnet season`), which watches the clock; a
+    /// simulator on its own only logs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_gateway: Option<model::NodeId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,11 +125,22 @@ impl Scenario {
                 e.inject.is_some(),
                 e.clear.is_some(),
                 e.weather_offset_k.is_some(),
+                e.crash_gateway.is_some(),
             ];
             if actions.iter().filter(|a| **a).count() != 1 {
                 return Err(bad(
-                    "give exactly one of inject, clear or weather_offset_k".into()
+                    "give exactly one of inject, clear, weather_offset_k or crash_gateway".into(),
                 ));
+            }
+            if let Some(g) = &e.crash_gateway {
+                let net = world.network();
+                let known = net.plants.iter().any(|p| &p.id == g)
+                    || net.substations.iter().any(|s| &s.id == g);
+                if !known {
+                    return Err(bad(format!(
+                        "crash_gateway {g}: no plant or substation of that id (gateways are named after them)"
+                    )));
+                }
             }
             if let Some(f) = &e.inject {
                 scratch
@@ -188,6 +208,10 @@ impl Scenario {
             } else if let Some(k) = e.weather_offset_k {
                 world.set_weather_offset_k(k);
                 done.push(Ok(format!("weather offset {k:+} K")));
+            } else if let Some(g) = &e.crash_gateway {
+                done.push(Ok(format!(
+                    "crash of gateway {g} is due (done by the season runner, if one runs)"
+                )));
             }
         }
         done

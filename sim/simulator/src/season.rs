@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use crate::world::World;
-use model::{COMFORT_MIN_ROOM_TEMP_C, Network, SupplyCurve};
+use model::{Network, SupplyCurve};
 use serde::Serialize;
 
 /// Valve travel per kelvin of supply error and minute.
@@ -101,23 +101,8 @@ pub fn run_season(
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let prices: Vec<f64> = net
-        .plants
-        .iter()
-        .map(|p| p.heat_price_yuan_per_gj)
-        .collect();
     let steps = (opts.days * 86_400.0 / opts.step_s).round() as u64;
     let buildings: usize = net.substations.iter().map(|s| s.buildings.len()).sum();
-    let (mut ok_h, mut ok_exposed_h, mut total_h) = (0.0, 0.0, 0.0);
-    let (mut min_room, mut sum_room) = (f64::INFINITY, 0.0);
-    let building_ids: Vec<&str> = net
-        .substations
-        .iter()
-        .flat_map(|s| s.buildings.iter().map(|b| b.id.as_str()))
-        .collect();
-    let (mut coldest, mut coldest_at_ms) = (0usize, 0i64);
-    let (mut produced_j, mut delivered_j, mut lost_j, mut cost) = (0.0, 0.0, 0.0, 0.0);
-    let mut worst = 0.0f64;
     let started = Instant::now();
     let mut next_report = 0u64;
     for step in 0..steps {
@@ -137,36 +122,10 @@ pub fn run_season(
         }
         // A failed solve keeps the previous flows; it is counted below.
         let _ = world.step(opts.step_s);
-        let st = world.state();
-        let hours = opts.step_s / 3600.0;
-        for (k, b) in st.substations.iter().flat_map(|s| &s.buildings).enumerate() {
-            total_h += hours;
-            if b.air_c >= COMFORT_MIN_ROOM_TEMP_C {
-                ok_h += hours;
-            }
-            if b.exposed_flat_c >= COMFORT_MIN_ROOM_TEMP_C {
-                ok_exposed_h += hours;
-            }
-            if b.air_c < min_room {
-                min_room = b.air_c;
-                coldest = k;
-                coldest_at_ms = st.time_ms;
-            }
-            sum_room += b.air_c;
-        }
-        let bal = &st.balance;
-        produced_j += bal.heat_produced_w * opts.step_s;
-        delivered_j += bal.heat_delivered_w * opts.step_s;
-        lost_j += bal.heat_lost_w * opts.step_s;
-        for (p, price) in st.plants.iter().zip(&prices) {
-            cost += p.heat_w.max(0.0) * opts.step_s / 1.0e9 * price;
-        }
-        if bal.energy_residual.is_finite() {
-            worst = worst.max(bal.energy_residual);
-        }
     }
     progress(1.0);
     let wall_s = started.elapsed().as_secs_f64();
+    let card = world.scorecard();
     Ok(SeasonSummary {
         network: net.name.clone(),
         substations: net.substations.len(),
@@ -177,17 +136,17 @@ pub fn run_season(
         wall_s,
         realtime_factor: opts.days * 86_400.0 / wall_s.max(1e-9),
         ms_per_step: wall_s * 1000.0 / steps.max(1) as f64,
-        comfort_share: ok_h / total_h.max(1e-9),
-        exposed_flat_comfort_share: ok_exposed_h / total_h.max(1e-9),
-        min_room_temp_c: min_room,
-        coldest_building: building_ids.get(coldest).unwrap_or(&"").to_string(),
-        coldest_at_ms,
-        mean_room_temp_c: sum_room / (steps as f64 * buildings as f64).max(1.0),
-        heat_produced_gj: produced_j / 1.0e9,
-        heat_delivered_gj: delivered_j / 1.0e9,
-        heat_lost_gj: lost_j / 1.0e9,
-        heat_cost_yuan: cost,
-        worst_energy_residual: worst,
+        comfort_share: card.comfort_share_all(),
+        exposed_flat_comfort_share: card.exposed_ok_hours / card.building_hours.max(1e-9),
+        min_room_temp_c: card.min_room_c,
+        coldest_building: card.coldest_building.clone(),
+        coldest_at_ms: card.coldest_at_ms,
+        mean_room_temp_c: card.mean_room_c(),
+        heat_produced_gj: card.produced_j / 1.0e9,
+        heat_delivered_gj: card.delivered_j / 1.0e9,
+        heat_lost_gj: card.lost_j / 1.0e9,
+        heat_cost_yuan: card.cost_yuan,
+        worst_energy_residual: card.worst_energy_residual,
         hydraulic_failures: world.state().hydraulic_failures,
     })
 }

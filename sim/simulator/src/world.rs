@@ -138,6 +138,9 @@ pub struct Snapshot {
     /// Where the scenario (if any) stands.
     #[serde(default)]
     pub scenario: crate::scenario::Progress,
+    /// The season so far (absent in snapshots older than the scorecard).
+    #[serde(default)]
+    pub scorecard: Option<crate::scorecard::Scorecard>,
 }
 
 #[derive(Clone)]
@@ -150,6 +153,7 @@ pub struct World {
     next_fault_id: u64,
     scenario: Option<std::sync::Arc<crate::scenario::Scenario>>,
     scenario_progress: crate::scenario::Progress,
+    scorecard: crate::scorecard::Scorecard,
     /// What the scenario did since the last [`World::drain_scenario_log`].
     scenario_log: Vec<Result<String, WorldError>>,
 }
@@ -178,7 +182,9 @@ impl World {
             scenario: None,
             scenario_progress: crate::scenario::Progress::default(),
             scenario_log: Vec::new(),
+            scorecard: crate::scorecard::Scorecard::new(0),
         };
+        w.scorecard = crate::scorecard::Scorecard::new(w.engine.state.time_ms);
         w.engine.state.outdoor_c = w.weather.outdoor_temp_c(w.engine.state.time_ms);
         w
     }
@@ -228,7 +234,13 @@ impl World {
             next_fault_id: self.next_fault_id,
             weather_offset_k: self.weather.offset_k,
             scenario: self.scenario_progress.clone(),
+            scorecard: Some(self.scorecard.clone()),
         }
+    }
+
+    /// The season so far, from the simulated truth.
+    pub fn scorecard(&self) -> &crate::scorecard::Scorecard {
+        &self.scorecard
     }
 
     pub fn restore(&mut self, snap: Snapshot) -> Result<(), WorldError> {
@@ -245,6 +257,9 @@ impl World {
         self.next_fault_id = snap.next_fault_id;
         self.weather.offset_k = snap.weather_offset_k;
         self.scenario_progress = snap.scenario;
+        self.scorecard = snap
+            .scorecard
+            .unwrap_or_else(|| crate::scorecard::Scorecard::new(self.engine.state.time_ms));
         Ok(())
     }
 
@@ -255,6 +270,20 @@ impl World {
         let outdoor = self.weather.outdoor_temp_c(t_mid);
         let sun = self.weather.ghi_w_m2(t_mid);
         let stepped = self.engine.step(dt_s, outdoor, sun);
+        let unhealthy: std::collections::BTreeSet<&str> = self
+            .faults
+            .iter()
+            .filter(|f| f.active && !f.fault.kind.is_pipe())
+            .filter(|f| {
+                matches!(
+                    self.devices.get(&f.fault.device),
+                    Some(DeviceRef::Substation(_) | DeviceRef::Building(..))
+                )
+            })
+            .map(|f| f.fault.device.as_str())
+            .collect();
+        self.scorecard
+            .record(&self.net, &self.engine.state, dt_s, &unhealthy);
         if let Some(s) = self.scenario.clone() {
             let mut progress = std::mem::take(&mut self.scenario_progress);
             let start_ms = self.net.start_time_ms;

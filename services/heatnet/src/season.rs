@@ -1,0 +1,961 @@
+//! `heatnet season`: a heating season through the whole distributed stack,
+//! twice on the same weather, forecast errors and faults: once with the
+//! optimizer, once with the fixed weather-compensated curve most networks still
+//! run. Each run is a real `heatnet up` (simulator, optimizer, one process per
+//! gateway) on the simulator's lockstep clock; the scorecard comes from the
+//! simulated truth (`GetScorecard`), the alarms from the optimizer. Writes
+//! `report.json`, `report.md` and SVG plots into `--out`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use model::Network;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use proto::v1;
+use proto::v1::control_room_service_client::ControlRoomServiceClient;
+use proto::v1::simulator_service_client::SimulatorServiceClient;
+use serde::Serialize;
+use serde_json::json;
+use simulator::scenario::Scenario;
+use tonic::transport::Channel;
+
+/// The scenario shipped with `heatnet season`: a cold wave, a plant tripping
+/// for a day, a leak, a stuck valve and a gateway crash, on `city`.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../sim/simulator/scenarios/season.toml");
+/// A run whose network clock stands still this long (real time) has failed.
+const STALL_LIMIT: Duration = Duration::from_secs(180);
+const POLL: Duration = Duration::from_secs(2);
+
+#[derive(Args, Clone, Debug)]
+pub struct SeasonArgs {
+    /// Sample network (city, demo, ring) or a network file.
+    #[arg(long, default_value = "city")]
+    pub network: String,
+    /// Scenario file (faults, weather, gateway crashes); default: the shipped
+    /// season scenario for `city` (sim/simulator/scenarios/season.toml).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// Where the report goes; `heatnet up`'s dashboard shows
+    /// `<data-dir>/season/report.json`.
+    #[arg(long, default_value = "heatnet-data/season")]
+    pub out: PathBuf,
+    /// Length of the season, days (the network's start is 15 November).
+    #[arg(long, default_value_t = 120.0)]
+    pub days: f64,
+    /// Physics step of the simulator, network seconds; each step waits for
+    /// every gateway (lockstep).
+    #[arg(long, default_value_t = 300.0)]
+    pub step_s: f64,
+    /// First loopback port of the runs.
+    #[arg(long, default_value_t = 23_000)]
+    pub base_port: u16,
+    /// Which runs: both (default), optimizer, or baseline.
+    #[arg(long, value_enum, default_value_t = Runs::Both)]
+    pub runs: Runs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Runs {
+    Both,
+    Optimizer,
+    Baseline,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Optimizer,
+    Baseline,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Optimizer => "optimizer",
+            Mode::Baseline => "baseline",
+        }
+    }
+    /// `heatnet up --optimizer-mode` value.
+    fn optimizer_mode(self) -> &'static str {
+        match self {
+            Mode::Optimizer => "optimizing",
+            Mode::Baseline => "fixed-curve",
+        }
+    }
+}
+
+/// One day of a run, from the simulated truth.
+#[derive(Clone, Debug, Serialize)]
+pub struct DayRow {
+    pub day_start_ms: i64,
+    pub outdoor_mean_c: f64,
+    pub outdoor_min_c: f64,
+    pub comfort_share: f64,
+    pub min_room_temp_c: f64,
+    pub mean_room_temp_c: f64,
+    pub heat_produced_gj: f64,
+    pub heat_cost_yuan: f64,
+    pub peak_load_mw: f64,
+    pub overheated_building_hours: f64,
+}
+
+/// How a fault of the scenario was met by the alarms.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultOutcome {
+    pub kind: String,
+    pub device: String,
+    pub injected_at_ms: i64,
+    pub cleared_at_ms: Option<i64>,
+    /// The first alarm that answers the fault, if any.
+    pub detected_by: Option<String>,
+    pub detected_after_min: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub mode: Mode,
+    pub wall_s: f64,
+    pub steps: u64,
+    pub network_days: f64,
+    /// Network time over real time.
+    pub realtime_factor: f64,
+    pub comfort_share: f64,
+    pub comfort_share_all: f64,
+    pub exposed_flat_comfort_share: f64,
+    pub overheated_building_hours: f64,
+    pub overheated_share: f64,
+    pub min_room_temp_c: f64,
+    pub coldest_building: String,
+    pub coldest_at_ms: i64,
+    pub mean_room_temp_c: f64,
+    pub heat_produced_gj: f64,
+    pub heat_delivered_gj: f64,
+    pub heat_lost_gj: f64,
+    pub heat_cost_yuan: f64,
+    pub peak_load_mw: f64,
+    pub peak_at_ms: i64,
+    pub plant_heat_gj: BTreeMap<String, f64>,
+    pub worst_energy_residual: f64,
+    pub alarms_by_kind: BTreeMap<String, usize>,
+    pub faults: Vec<FaultOutcome>,
+    pub gateway_crashes: Vec<(String, i64)>,
+    pub days: Vec<DayRow>,
+}
+
+/// Runs the season(s) and writes the report.
+pub async fn run(args: SeasonArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.days > 0.0 && args.days <= 366.0,
+        "--days {} is outside (0, 366]",
+        args.days
+    );
+    anyhow::ensure!(
+        (10.0..=3600.0).contains(&args.step_s),
+        "--step-s {} is outside 10..3600",
+        args.step_s
+    );
+    let net = Network::load(&args.network)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let scenario_path = match &args.scenario {
+        Some(p) => std::fs::canonicalize(p).with_context(|| format!("scenario {}", p.display()))?,
+        None => {
+            let p = args.out.join("scenario.toml");
+            std::fs::write(&p, DEFAULT_SCENARIO)?;
+            std::fs::canonicalize(&p)?
+        }
+    };
+    let scenario = Scenario::load(&scenario_path)?;
+    scenario
+        .validate(&simulator::World::new(net.clone()))
+        .with_context(|| format!("scenario {}", scenario_path.display()))?;
+    let modes: Vec<Mode> = match args.runs {
+        Runs::Both => vec![Mode::Optimizer, Mode::Baseline],
+        Runs::Optimizer => vec![Mode::Optimizer],
+        Runs::Baseline => vec![Mode::Baseline],
+    };
+    println!(
+        "heatnet season: {} days of {} ({} substations) in {} s lockstep steps, scenario {:?}, runs: {}",
+        args.days,
+        net.name,
+        net.substations.len(),
+        args.step_s,
+        scenario.name,
+        modes
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut reports = Vec::new();
+    for mode in modes {
+        let r = run_one(&args, &net, &scenario, &scenario_path, mode)
+            .await
+            .with_context(|| format!("the {} run", mode.name()))?;
+        std::fs::write(
+            args.out.join(format!("{}.json", mode.name())),
+            serde_json::to_vec_pretty(&r)?,
+        )?;
+        reports.push(r);
+    }
+    // A run left from before completes a pair.
+    for mode in [Mode::Optimizer, Mode::Baseline] {
+        if reports.iter().all(|r| r.mode != mode) {
+            let path = args.out.join(format!("{}.json", mode.name()));
+            if let Ok(bytes) = std::fs::read(&path) {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    println!(
+                        "using the earlier {} run in {}",
+                        mode.name(),
+                        path.display()
+                    );
+                    write_report(&args, &net, &scenario, &reports, Some((mode, v)))?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    write_report(&args, &net, &scenario, &reports, None)?;
+    Ok(())
+}
+
+async fn connect(addr: &str) -> anyhow::Result<Channel> {
+    Ok(observe::grpc::endpoint(addr)?
+        .timeout(Duration::from_secs(20))
+        .connect_lazy())
+}
+
+async fn run_one(
+    args: &SeasonArgs,
+    net: &Network,
+    scenario: &Scenario,
+    scenario_path: &Path,
+    mode: Mode,
+) -> anyhow::Result<RunReport> {
+    let dir = args.out.join("runs").join(mode.name());
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    let start_ms = net.start_time_ms;
+    let stop_ms = start_ms + (args.days * 86_400_000.0).round() as i64;
+    let exe = std::env::current_exe().context("locating the heatnet binary")?;
+    let log = std::fs::File::create(dir.join("up.log"))?;
+    let network_arg = if args.network.contains('/') || args.network.contains('.') {
+        std::fs::canonicalize(&args.network)?.display().to_string()
+    } else {
+        args.network.clone()
+    };
+    let mut child = tokio::process::Command::new(&exe)
+        .args([
+            "up",
+            "--network",
+            &network_arg,
+            "--data-dir",
+            &dir.display().to_string(),
+            "--base-port",
+            &args.base_port.to_string(),
+            "--lockstep",
+            "--step-s",
+            &args.step_s.to_string(),
+            "--stop-at-ms",
+            &stop_ms.to_string(),
+            "--scenario",
+            &scenario_path.display().to_string(),
+            "--optimizer-mode",
+            mode.optimizer_mode(),
+        ])
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting heatnet up")?;
+    let up_pid = child.id().unwrap_or(0);
+    let result = drive(
+        args, net, scenario, mode, &dir, start_ms, stop_ms, &mut child,
+    )
+    .await;
+    // Ctrl-C for the whole stack, then wait for it to save and stop.
+    if up_pid != 0 {
+        let _ = kill(Pid::from_raw(up_pid as i32), Signal::SIGINT);
+    }
+    if tokio::time::timeout(Duration::from_secs(90), child.wait())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "heatnet season: the {} run did not stop within 90 s: killing it",
+            mode.name()
+        );
+        let _ = child.kill().await;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    args: &SeasonArgs,
+    net: &Network,
+    scenario: &Scenario,
+    mode: Mode,
+    dir: &Path,
+    start_ms: i64,
+    stop_ms: i64,
+    child: &mut tokio::process::Child,
+) -> anyhow::Result<RunReport> {
+    let sim_addr = format!("127.0.0.1:{}", args.base_port);
+    let opt_addr = format!("127.0.0.1:{}", args.base_port + 1);
+    let mut sim = SimulatorServiceClient::new(connect(&sim_addr).await?);
+    let began = Instant::now();
+    let mut crashes_due: Vec<(i64, String)> = scenario
+        .events
+        .iter()
+        .filter_map(|e| {
+            e.crash_gateway.as_ref().map(|g| {
+                (
+                    start_ms + (e.at_h * 3_600_000.0).round() as i64,
+                    g.to_string(),
+                )
+            })
+        })
+        .collect();
+    let mut crashes = Vec::new();
+    let (mut last_time, mut last_change) = (i64::MIN, Instant::now());
+    let mut last_print = Instant::now() - Duration::from_secs(60);
+    let clock = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            anyhow::bail!(
+                "heatnet up stopped ({status}); see {} and {}",
+                dir.join("up.log").display(),
+                dir.join("logs").display()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+        let Ok(c) = sim.get_clock(v1::GetClockRequest {}).await else {
+            if began.elapsed() > STALL_LIMIT {
+                anyhow::bail!(
+                    "no simulator at {sim_addr} after {STALL_LIMIT:?}; see {}",
+                    dir.join("logs/sim.log").display()
+                );
+            }
+            continue;
+        };
+        let c = c.into_inner();
+        if c.time_ms != last_time {
+            last_time = c.time_ms;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > STALL_LIMIT && !(c.paused && c.time_ms >= stop_ms) {
+            anyhow::bail!(
+                "the network clock stood still for {STALL_LIMIT:?} at {} ({} gateways attached); see {}",
+                c.time_ms,
+                c.attached_gateways,
+                dir.join("logs").display()
+            );
+        }
+        // Gateway crashes of the scenario: kill -9, `up` restarts them.
+        let mut i = 0;
+        while i < crashes_due.len() {
+            if c.time_ms >= crashes_due[i].0 {
+                let (_, g) = crashes_due.remove(i);
+                match crate::layout::read_up_file(dir)
+                    .and_then(|_| read_pid(dir, &format!("gateway-{g}")))
+                {
+                    Some(pid) => {
+                        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                        println!("  [{}] kill -9 of gateway {g} (pid {pid})", mode.name());
+                        crashes.push((g, c.time_ms));
+                    }
+                    None => eprintln!("  [{}] gateway {g}: no pid in up.json to kill", mode.name()),
+                }
+            } else {
+                i += 1;
+            }
+        }
+        let done = ((c.time_ms - start_ms) as f64 / (stop_ms - start_ms) as f64).clamp(0.0, 1.0);
+        if last_print.elapsed() >= Duration::from_secs(30) || (c.paused && c.time_ms >= stop_ms) {
+            last_print = Instant::now();
+            let wall = began.elapsed().as_secs_f64();
+            let eta = if done > 0.0 {
+                wall * (1.0 - done) / done
+            } else {
+                f64::NAN
+            };
+            println!(
+                "  [{}] day {:.1}/{} ({:.0} %), {} gateways in step, ×{:.0} real time, ETA {}",
+                mode.name(),
+                (c.time_ms - start_ms) as f64 / 86_400_000.0,
+                args.days,
+                done * 100.0,
+                c.attached_gateways,
+                (c.time_ms - start_ms) as f64 / 1000.0 / wall.max(1e-9),
+                human_duration(eta)
+            );
+        }
+        if c.paused && c.time_ms >= stop_ms {
+            break c;
+        }
+    };
+    let wall_s = began.elapsed().as_secs_f64();
+    let card = sim
+        .get_scorecard(v1::GetScorecardRequest {})
+        .await
+        .context("reading the scorecard")?
+        .into_inner();
+    let faults = sim
+        .list_faults(v1::ListFaultsRequest {})
+        .await
+        .context("reading the faults")?
+        .into_inner()
+        .faults;
+    let mut opt = ControlRoomServiceClient::new(connect(&opt_addr).await?);
+    let alarms = opt
+        .list_alarms(v1::ListAlarmsRequest {
+            include_cleared: true,
+        })
+        .await
+        .context("reading the optimizer's alarms")?
+        .into_inner()
+        .alarms;
+    Ok(build_report(
+        net, mode, wall_s, &clock, &card, &faults, &alarms, crashes,
+    ))
+}
+
+fn read_pid(dir: &Path, process: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(crate::layout::up_file(dir)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("pids")?.get(process)?.as_u64().map(|p| p as u32)
+}
+
+fn human_duration(s: f64) -> String {
+    if !s.is_finite() {
+        return "?".into();
+    }
+    let s = s.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// Alarm kinds that answer a fault kind.
+fn answers(fault_kind: v1::FaultKind) -> &'static [&'static str] {
+    use v1::FaultKind as K;
+    match fault_kind {
+        K::SupplyLeak | K::ReturnLeak | K::PipeBurst => &["leak_suspected"],
+        K::PlantTrip | K::PlantDerate => &["plant_trip"],
+        K::PumpTrip => &["pump_trip"],
+        K::StuckValve => &["valve_stuck", "room_below_18c", "control_saturated"],
+        K::SensorFrozen | K::SensorOffset | K::SensorDrift | K::SensorNoise | K::SensorDropout => {
+            &["sensor_implausible"]
+        }
+        K::IllegalDraining => &["leak_suspected", "pump_trip"],
+        _ => &[],
+    }
+}
+
+/// Network time an alarm was raised: its own network stamp if the optimizer
+/// keeps one, else its wall time.
+fn alarm_time_ms(a: &v1::Alarm) -> i64 {
+    a.raised_at_ms
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    net: &Network,
+    mode: Mode,
+    wall_s: f64,
+    clock: &v1::ClockState,
+    card: &v1::Scorecard,
+    faults: &[v1::FaultState],
+    alarms: &[v1::Alarm],
+    crashes: Vec<(String, i64)>,
+) -> RunReport {
+    let mut alarms_by_kind = BTreeMap::new();
+    for a in alarms {
+        *alarms_by_kind.entry(a.kind.clone()).or_insert(0usize) += 1;
+    }
+    let mut outcomes: Vec<FaultOutcome> = faults
+        .iter()
+        .filter_map(|f| {
+            let fault = f.fault.as_ref()?;
+            let kind = v1::FaultKind::try_from(fault.kind).unwrap_or(v1::FaultKind::Unspecified);
+            let until = if f.cleared_at_ms > 0 {
+                f.cleared_at_ms + 3_600_000
+            } else {
+                i64::MAX
+            };
+            let wanted = answers(kind);
+            let pipe = matches!(
+                kind,
+                v1::FaultKind::SupplyLeak | v1::FaultKind::ReturnLeak | v1::FaultKind::PipeBurst
+            );
+            let hit = alarms
+                .iter()
+                .filter(|a| wanted.contains(&a.kind.as_str()))
+                .filter(|a| {
+                    pipe || a.node_id == fault.device_id
+                        || a.node_id.starts_with(&format!("{}-", fault.device_id))
+                })
+                .filter(|a| alarm_time_ms(a) >= f.injected_at_ms && alarm_time_ms(a) <= until)
+                .min_by_key(|a| alarm_time_ms(a));
+            Some(FaultOutcome {
+                kind: kind
+                    .as_str_name()
+                    .trim_start_matches("FAULT_KIND_")
+                    .to_lowercase(),
+                device: fault.device_id.clone(),
+                injected_at_ms: f.injected_at_ms,
+                cleared_at_ms: (f.cleared_at_ms > 0).then_some(f.cleared_at_ms),
+                detected_by: hit.map(|a| a.kind.clone()),
+                detected_after_min: hit
+                    .map(|a| (alarm_time_ms(a) - f.injected_at_ms) as f64 / 60_000.0),
+            })
+        })
+        .collect();
+    for (g, at) in &crashes {
+        let hit = alarms
+            .iter()
+            .filter(|a| a.kind == "gateway_lost" && &a.node_id == g && alarm_time_ms(a) >= *at)
+            .min_by_key(|a| alarm_time_ms(a));
+        outcomes.push(FaultOutcome {
+            kind: "gateway_crash".into(),
+            device: g.clone(),
+            injected_at_ms: *at,
+            cleared_at_ms: None,
+            detected_by: hit.map(|a| a.kind.clone()),
+            detected_after_min: hit.map(|a| (alarm_time_ms(a) - at) as f64 / 60_000.0),
+        });
+    }
+    let mut plant_heat_gj = BTreeMap::new();
+    for d in &card.days {
+        for (p, gj) in card.plants.iter().zip(&d.plant_heat_gj) {
+            *plant_heat_gj.entry(p.clone()).or_insert(0.0) += gj;
+        }
+    }
+    let network_days = (card.time_ms - card.start_ms) as f64 / 86_400_000.0;
+    let _ = net;
+    RunReport {
+        mode,
+        wall_s,
+        steps: clock.steps,
+        network_days,
+        realtime_factor: network_days * 86_400.0 / wall_s.max(1e-9),
+        comfort_share: card.comfort_share,
+        comfort_share_all: card.comfort_share_all,
+        exposed_flat_comfort_share: card.exposed_flat_comfort_share,
+        overheated_building_hours: card.overheated_building_hours,
+        overheated_share: card.overheated_building_hours / card.building_hours.max(1e-9),
+        min_room_temp_c: card.min_room_temp_c,
+        coldest_building: card.coldest_building.clone(),
+        coldest_at_ms: card.coldest_at_ms,
+        mean_room_temp_c: card.mean_room_temp_c,
+        heat_produced_gj: card.heat_produced_gj,
+        heat_delivered_gj: card.heat_delivered_gj,
+        heat_lost_gj: card.heat_lost_gj,
+        heat_cost_yuan: card.heat_cost_yuan,
+        peak_load_mw: card.peak_load_w / 1e6,
+        peak_at_ms: card.peak_at_ms,
+        plant_heat_gj,
+        worst_energy_residual: card.worst_energy_residual,
+        alarms_by_kind,
+        faults: outcomes,
+        gateway_crashes: crashes,
+        days: card
+            .days
+            .iter()
+            .map(|d| DayRow {
+                day_start_ms: d.day_start_ms,
+                outdoor_mean_c: d.outdoor_mean_c,
+                outdoor_min_c: d.outdoor_min_c,
+                comfort_share: d.comfort_share,
+                min_room_temp_c: d.min_room_temp_c,
+                mean_room_temp_c: d.mean_room_temp_c,
+                heat_produced_gj: d.heat_produced_gj,
+                heat_cost_yuan: d.heat_cost_yuan,
+                peak_load_mw: d.peak_load_w / 1e6,
+                overheated_building_hours: d.overheated_building_hours,
+            })
+            .collect(),
+    }
+}
+
+/// Targets of the scorecard (issue 5).
+const TARGET_COMFORT: f64 = 0.995;
+const TARGET_HEAT_SAVING: f64 = 0.10;
+const TARGET_COST_SAVING: f64 = 0.15;
+
+fn write_report(
+    args: &SeasonArgs,
+    net: &Network,
+    scenario: &Scenario,
+    fresh: &[RunReport],
+    earlier: Option<(Mode, serde_json::Value)>,
+) -> anyhow::Result<()> {
+    let mut runs: BTreeMap<&str, serde_json::Value> = fresh
+        .iter()
+        .map(|r| Ok((r.mode.name(), serde_json::to_value(r)?)))
+        .collect::<anyhow::Result<_>>()?;
+    if let Some((m, v)) = earlier {
+        runs.insert(m.name(), v);
+    }
+    let num = |run: &str, key: &str| {
+        runs.get(run)
+            .and_then(|r| r.get(key))
+            .and_then(|v| v.as_f64())
+    };
+    let saving = |key: &str| match (num("optimizer", key), num("baseline", key)) {
+        (Some(o), Some(b)) if b > 0.0 => Some(1.0 - o / b),
+        _ => None,
+    };
+    let comparison = json!({
+        "comfort_share_optimizer": num("optimizer", "comfort_share"),
+        "comfort_share_baseline": num("baseline", "comfort_share"),
+        "heat_saving_share": saving("heat_produced_gj"),
+        "cost_saving_share": saving("heat_cost_yuan"),
+        "peak_saving_share": saving("peak_load_mw"),
+        "targets": {
+            "comfort_share": TARGET_COMFORT,
+            "heat_saving_share": TARGET_HEAT_SAVING,
+            "cost_saving_share": TARGET_COST_SAVING,
+        },
+        "met": {
+            "comfort": num("optimizer", "comfort_share").map(|c| c >= TARGET_COMFORT),
+            "heat": saving("heat_produced_gj").map(|s| s >= TARGET_HEAT_SAVING),
+            "cost": saving("heat_cost_yuan").map(|s| s >= TARGET_COST_SAVING),
+        },
+    });
+    // Day-by-day series as [time_ms, value] pairs (the dashboard draws them).
+    let series = |run: &str, key: &str| -> Vec<[f64; 2]> {
+        runs.get(run)
+            .and_then(|r| r.get("days"))
+            .and_then(|d| d.as_array())
+            .map(|days| {
+                days.iter()
+                    .filter_map(|d| Some([d.get("day_start_ms")?.as_f64()?, d.get(key)?.as_f64()?]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut daily = serde_json::Map::new();
+    for key in [
+        "heat_produced_gj",
+        "heat_cost_yuan",
+        "comfort_share",
+        "min_room_temp_c",
+        "peak_load_mw",
+        "outdoor_mean_c",
+    ] {
+        for run in runs.keys() {
+            daily.insert(format!("{run}_{key}"), json!(series(run, key)));
+        }
+    }
+    let report = json!({
+        "network": net.name,
+        "substations": net.substations.len(),
+        "buildings": net.substations.iter().map(|s| s.buildings.len()).sum::<usize>(),
+        "days": args.days,
+        "step_s": args.step_s,
+        "scenario": scenario.name,
+        "comparison": comparison,
+        "runs": runs,
+        "daily": daily,
+    });
+    let out = &args.out;
+    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    let plots = [
+        (
+            "heat.svg",
+            "Heat produced per day",
+            "GJ",
+            "heat_produced_gj",
+        ),
+        ("cost.svg", "Heat cost per day", "yuan", "heat_cost_yuan"),
+        (
+            "comfort.svg",
+            "Healthy building-hours at or above 18 °C",
+            "share",
+            "comfort_share",
+        ),
+        (
+            "min-room.svg",
+            "Coldest room of the day",
+            "°C",
+            "min_room_temp_c",
+        ),
+        (
+            "outdoor.svg",
+            "Outdoor temperature (daily mean)",
+            "°C",
+            "outdoor_mean_c",
+        ),
+    ];
+    for (file, title, unit, key) in plots {
+        let lines: Vec<(String, &str, Vec<[f64; 2]>)> = ["optimizer", "baseline"]
+            .iter()
+            .zip(["#c0392b", "#2c3e50"])
+            .filter(|(r, _)| runs.contains_key(**r))
+            .map(|(r, colour)| (r.to_string(), colour, series(r, key)))
+            .collect();
+        std::fs::write(out.join(file), svg_chart(title, unit, &lines))?;
+    }
+    std::fs::write(out.join("report.md"), markdown(&report, &runs))?;
+    println!(
+        "report: {} (and report.md, *.svg)",
+        out.join("report.json").display()
+    );
+    if let (Some(c), Some(h), Some(k)) = (
+        num("optimizer", "comfort_share"),
+        saving("heat_produced_gj"),
+        saving("heat_cost_yuan"),
+    ) {
+        println!(
+            "optimizer vs fixed curve: comfort {:.2} %, heat {:+.1} %, cost {:+.1} %",
+            c * 100.0,
+            -h * 100.0,
+            -k * 100.0
+        );
+    }
+    Ok(())
+}
+
+fn markdown(report: &serde_json::Value, runs: &BTreeMap<&str, serde_json::Value>) -> String {
+    let f = |run: &str, key: &str| -> String {
+        runs.get(run)
+            .and_then(|r| r.get(key))
+            .map(|v| match v.as_f64() {
+                Some(x) if x.abs() >= 1000.0 => format!("{x:.0}"),
+                Some(x) => format!("{x:.3}"),
+                None => v.to_string().trim_matches('"').to_string(),
+            })
+            .unwrap_or_else(|| "–".into())
+    };
+    let mut md = format!(
+        "# Season report: {} ({} substations, {} buildings), {} days\n\nScenario: {}\n\n",
+        report["network"].as_str().unwrap_or(""),
+        report["substations"],
+        report["buildings"],
+        report["days"],
+        report["scenario"].as_str().unwrap_or("")
+    );
+    md += "| | optimizer | fixed curve |\n|---|---|---|\n";
+    for (label, key) in [
+        ("healthy building-hours ≥ 18 °C (share)", "comfort_share"),
+        ("all building-hours ≥ 18 °C (share)", "comfort_share_all"),
+        (
+            "exposed flats ≥ 18 °C (share)",
+            "exposed_flat_comfort_share",
+        ),
+        ("building-hours above 22 °C", "overheated_building_hours"),
+        ("coldest room, °C", "min_room_temp_c"),
+        ("coldest building", "coldest_building"),
+        ("mean room, °C", "mean_room_temp_c"),
+        ("heat produced, GJ", "heat_produced_gj"),
+        ("heat lost in the network, GJ", "heat_lost_gj"),
+        ("heat cost, yuan", "heat_cost_yuan"),
+        ("peak load, MW", "peak_load_mw"),
+        ("wall time, s", "wall_s"),
+        ("real-time factor", "realtime_factor"),
+    ] {
+        md += &format!(
+            "| {label} | {} | {} |\n",
+            f("optimizer", key),
+            f("baseline", key)
+        );
+    }
+    let c = &report["comparison"];
+    md += &format!(
+        "\nHeat saving: {}; cost saving: {} (targets: comfort ≥ 99.5 %, heat ≥ 10 %, cost ≥ 15 %).\n",
+        pct(&c["heat_saving_share"]),
+        pct(&c["cost_saving_share"])
+    );
+    md += "\n## Faults and how long they took to detect\n\n| run | fault | device | injected (network) | detected by | after, min |\n|---|---|---|---|---|---|\n";
+    for (run, r) in runs {
+        for fo in r["faults"].as_array().into_iter().flatten() {
+            md += &format!(
+                "| {run} | {} | {} | {} | {} | {} |\n",
+                fo["kind"].as_str().unwrap_or(""),
+                fo["device"].as_str().unwrap_or(""),
+                fo["injected_at_ms"],
+                fo["detected_by"].as_str().unwrap_or("not detected"),
+                fo["detected_after_min"]
+                    .as_f64()
+                    .map_or("–".into(), |m| format!("{m:.0}"))
+            );
+        }
+    }
+    md += "\n![heat](heat.svg)\n![cost](cost.svg)\n![comfort](comfort.svg)\n![coldest room](min-room.svg)\n![outdoor](outdoor.svg)\n";
+    md
+}
+
+fn pct(v: &serde_json::Value) -> String {
+    v.as_f64()
+        .map_or("–".into(), |x| format!("{:.1} %", x * 100.0))
+}
+
+/// A plain SVG line chart: days on x, one line per run.
+pub fn svg_chart(title: &str, unit: &str, lines: &[(String, &str, Vec<[f64; 2]>)]) -> String {
+    let (w, h, left, right, top, bottom) = (800.0, 320.0, 70.0, 20.0, 40.0, 40.0);
+    let pts = lines.iter().flat_map(|l| l.2.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for p in pts {
+        x0 = x0.min(p[0]);
+        x1 = x1.max(p[0]);
+        y0 = y0.min(p[1]);
+        y1 = y1.max(p[1]);
+    }
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"22\" font-size=\"15\">{}</text>\n",
+        xml(title)
+    );
+    if x0 > x1 || !y0.is_finite() {
+        svg += "<text x=\"70\" y=\"160\">no data</text>\n</svg>\n";
+        return svg;
+    }
+    if (y1 - y0).abs() < 1e-9 {
+        y0 -= 1.0;
+        y1 += 1.0;
+    }
+    let pad = (y1 - y0) * 0.05;
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    let xs = |x: f64| left + (x - x0) / (x1 - x0).max(1.0) * (w - left - right);
+    let ys = |y: f64| top + (y1 - y) / (y1 - y0) * (h - top - bottom);
+    for i in 0..=4 {
+        let y = y0 + (y1 - y0) * i as f64 / 4.0;
+        svg += &format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+            w - right,
+            ys(y),
+            ys(y),
+            left - 6.0,
+            ys(y) + 4.0,
+            short(y)
+        );
+    }
+    let days = ((x1 - x0) / 86_400_000.0).round().max(1.0);
+    svg += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">days (0 – {days:.0}) · {}</text>\n",
+        w - right,
+        h - 10.0,
+        xml(unit)
+    );
+    for (k, (name, colour, pts)) in lines.iter().enumerate() {
+        let path: Vec<String> = pts
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", xs(p[0]), ys(p[1])))
+            .collect();
+        svg += &format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.8\" points=\"{}\"/>\n<text x=\"{}\" y=\"22\" fill=\"{colour}\">{}</text>\n",
+            path.join(" "),
+            w - right - 160.0 + 90.0 * k as f64,
+            xml(name)
+        );
+    }
+    svg += "</svg>\n";
+    svg
+}
+
+fn short(y: f64) -> String {
+    if y.abs() >= 1000.0 {
+        format!("{:.0}", y)
+    } else if y.abs() >= 10.0 {
+        format!("{:.1}", y)
+    } else {
+        format!("{:.3}", y)
+    }
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_scenario_fits_the_city() {
+        let net = Network::sample("city").unwrap();
+        let s = Scenario::from_toml(DEFAULT_SCENARIO).unwrap();
+        s.validate(&simulator::World::new(net)).unwrap();
+        assert!(s.events.iter().any(|e| e.crash_gateway.is_some()));
+        assert!(s.events.iter().any(|e| e.weather_offset_k.is_some()));
+    }
+
+    #[test]
+    fn charts_scale_to_their_data_and_survive_none() {
+        let svg = svg_chart(
+            "heat",
+            "GJ",
+            &[(
+                "optimizer".into(),
+                "#c00",
+                vec![[0.0, 10.0], [86_400_000.0, 20.0]],
+            )],
+        );
+        assert!(svg.contains("<polyline"));
+        // The first point sits at the left edge, the highest at the top margin band.
+        assert!(svg.contains("70.0,"), "{svg}");
+        assert!(svg_chart("x", "y", &[]).contains("no data"));
+    }
+
+    #[test]
+    fn faults_are_matched_to_the_alarm_that_answers_them() {
+        let net = Network::sample("demo").unwrap();
+        let card = v1::Scorecard::default();
+        let clock = v1::ClockState::default();
+        let fault = |kind: v1::FaultKind, device: &str, at: i64| v1::FaultState {
+            fault_id: 1,
+            fault: Some(v1::Fault {
+                kind: kind as i32,
+                device_id: device.into(),
+                metric: 0,
+                magnitude: 1.0,
+            }),
+            active: false,
+            injected_at_ms: at,
+            cleared_at_ms: at + 86_400_000,
+        };
+        let alarm = |kind: &str, node: &str, at: i64| v1::Alarm {
+            kind: kind.into(),
+            node_id: node.into(),
+            raised_at_ms: at,
+            ..Default::default()
+        };
+        let r = build_report(
+            &net,
+            Mode::Optimizer,
+            10.0,
+            &clock,
+            &card,
+            &[
+                fault(v1::FaultKind::PlantTrip, "plant-a", 1_000_000),
+                fault(v1::FaultKind::SupplyLeak, "s03.pipe", 2_000_000),
+                fault(v1::FaultKind::PumpTrip, "s01", 3_000_000),
+            ],
+            &[
+                // Before the trip: not an answer.
+                alarm("plant_trip", "plant-a", 900_000),
+                alarm("plant_trip", "plant-a", 1_300_000),
+                alarm("leak_suspected", "s02", 2_480_000),
+                alarm("pump_trip", "s02", 3_100_000),
+            ],
+            vec![],
+        );
+        assert_eq!(r.faults[0].detected_after_min, Some(5.0));
+        assert_eq!(r.faults[1].detected_by.as_deref(), Some("leak_suspected"));
+        assert_eq!(r.faults[1].detected_after_min, Some(8.0));
+        // A pump trip elsewhere does not count.
+        assert_eq!(r.faults[2].detected_by, None);
+        assert_eq!(r.alarms_by_kind["plant_trip"], 2);
+    }
+}
