@@ -220,6 +220,28 @@ impl World {
         self.weather.offset_k = k;
     }
 
+    /// The forecast product issued now (network time): `horizon_h` hourly
+    /// points from the first full hour after now. The temperature carries the
+    /// seeded forecast error that grows with lead time
+    /// (`physics::weather::Forecaster`); the sunshine is the weather's own.
+    pub fn forecast(&self, horizon_h: u32) -> (i64, Vec<model::forecast::RawPoint>) {
+        const HOUR_MS: i64 = 3_600_000;
+        let issued = self.time_ms();
+        let forecaster = physics::weather::Forecaster::new(self.net.weather.seed);
+        let first = issued.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS;
+        let points = (0..i64::from(horizon_h))
+            .map(|k| {
+                let t = first + k * HOUR_MS;
+                model::forecast::RawPoint {
+                    time_ms: t,
+                    outdoor_temp_c: forecaster.temp_c(&self.weather, issued, t),
+                    solar_w_m2: Some(self.weather.ghi_w_m2(t).max(0.0)),
+                }
+            })
+            .collect();
+        (issued, points)
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             network: self.net.name.clone(),
