@@ -756,6 +756,25 @@ mod tests {
     }
 
     #[test]
+    fn the_forecast_is_hourly_from_the_next_full_hour_and_near_the_truth_early() {
+        let w = world();
+        let now = w.time_ms();
+        let (issued, pts) = w.forecast(72);
+        assert_eq!(issued, now);
+        assert_eq!(pts.len(), 72);
+        let h = 3_600_000;
+        assert!(pts[0].time_ms > now && pts[0].time_ms - now <= h);
+        assert_eq!(pts[0].time_ms % h, 0);
+        assert!(pts.windows(2).all(|p| p[1].time_ms - p[0].time_ms == h));
+        // Error σ grows 1/24 K per hour of lead: within 1 h it is below 0.5 K.
+        let truth = w.weather.outdoor_temp_c(pts[0].time_ms);
+        assert!((pts[0].outdoor_temp_c - truth).abs() < 0.5);
+        assert!(pts.iter().all(|p| p.solar_w_m2.is_some_and(|s| s >= 0.0)));
+        // Validated by the same rules as any forecast.
+        assert!(model::Forecast::new("sim", issued, &pts).is_ok());
+    }
+
+    #[test]
     fn actuators_move_the_physics() {
         let mut w = world();
         w.write_actuators(
