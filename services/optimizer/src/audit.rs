@@ -31,6 +31,18 @@ pub enum Action {
 }
 
 impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::CurveSet,
+        Action::OverrideSet,
+        Action::OverrideClear,
+        Action::AlarmAck,
+        Action::ForecastLoad,
+    ];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Action::CurveSet => "curve_set",
@@ -158,11 +170,19 @@ impl AuditLog {
         Ok(e)
     }
 
-    /// The newest `limit` entries, oldest first.
-    pub fn recent(&self, limit: usize) -> Vec<AuditEntry> {
+    /// The newest `limit` entries (of one action, if given), oldest first.
+    pub fn recent(&self, limit: usize, action: Option<Action>) -> Vec<AuditEntry> {
         let inner = self.lock();
-        let skip = inner.entries.len().saturating_sub(limit);
-        inner.entries.iter().skip(skip).cloned().collect()
+        let mut out: Vec<AuditEntry> = inner
+            .entries
+            .iter()
+            .rev()
+            .filter(|e| action.is_none_or(|a| e.action == a))
+            .take(limit)
+            .cloned()
+            .collect();
+        out.reverse();
+        out
     }
 }
 
@@ -213,14 +233,19 @@ mod tests {
         }
         let s = Store::open(&dir, &cfg).expect("reopen");
         let log = AuditLog::load(s.table("audit").expect("table")).expect("reload");
-        let all = log.recent(100);
+        let all = log.recent(100, None);
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].user, "alice");
         assert_eq!(all[0].outcome, Outcome::Accepted);
         assert!(
             matches!(&all[1].outcome, Outcome::Refused { code, .. } if code == "InvalidArgument")
         );
-        assert_eq!(log.recent(1)[0].id, 2);
+        assert_eq!(log.recent(1, None)[0].id, 2);
+        let curves = log.recent(10, Some(Action::CurveSet));
+        assert_eq!(curves.len(), 1);
+        assert_eq!(curves[0].id, 1);
+        assert_eq!(Action::from_name("alarm_ack"), Some(Action::AlarmAck));
+        assert_eq!(Action::from_name("nope"), None);
         let next = log
             .record(req("bob", Action::AlarmAck), Outcome::Accepted)
             .expect("record");

@@ -599,11 +599,23 @@ impl ControlRoomService for Grpc {
             0 => 200,
             n => n.min(MAX_AUDIT_ENTRIES_PER_CALL),
         };
+        let r = req.get_ref();
+        let action = if r.action.is_empty() {
+            None
+        } else {
+            Some(audit::Action::from_name(&r.action).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "action: unknown {:?}; one of {}",
+                    r.action,
+                    audit::Action::ALL.map(audit::Action::name).join(", ")
+                ))
+            })?)
+        };
         Ok(Response::new(v1::AuditHistoryResponse {
             entries: self
                 .core
                 .audit_log()
-                .recent(limit as usize)
+                .recent(limit as usize, action)
                 .iter()
                 .map(audit_entry)
                 .collect(),
