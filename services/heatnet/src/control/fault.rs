@@ -20,6 +20,7 @@ pub enum FaultCmd {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum Kind {
     /// The device's valve no longer moves (primary or balancing valve).
     StuckValve,
