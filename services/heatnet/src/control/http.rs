@@ -29,15 +29,29 @@ pub fn split_url(url: &str) -> anyhow::Result<(String, u16, String)> {
     if authority.is_empty() || authority.contains('@') {
         anyhow::bail!("{url}: no host (or credentials, which are not supported)");
     }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            let port = p
-                .parse::<u16>()
-                .with_context(|| format!("{url}: port {p:?} is not a number"))?;
-            (h.to_string(), port)
+    let (host, port_text) = match authority.strip_prefix('[') {
+        // [IPv6]:port
+        Some(v6) => {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| anyhow::anyhow!("{url}: unclosed [ in the host"))?;
+            (h, after.strip_prefix(':'))
         }
-        _ => (authority.to_string(), 80),
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
     };
+    if host.is_empty() {
+        anyhow::bail!("{url}: no host");
+    }
+    let port = match port_text {
+        None => 80,
+        Some(p) => p
+            .parse::<u16>()
+            .with_context(|| format!("{url}: port {p:?} is not a number"))?,
+    };
+    let host = host.to_string();
     if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
         anyhow::bail!("{url}: spaces or control characters in the path");
     }
@@ -53,7 +67,7 @@ pub async fn get(url: &str) -> anyhow::Result<String> {
 
 async fn get_inner(url: &str) -> anyhow::Result<String> {
     let (host, port, path) = split_url(url)?;
-    let mut s = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+    let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
         .with_context(|| format!("connecting to {host}:{port}"))?;
     let req = format!(
@@ -72,7 +86,7 @@ async fn get_inner(url: &str) -> anyhow::Result<String> {
             anyhow::bail!("{url}: answer larger than {MAX_RESPONSE_BYTES} bytes");
         }
     }
-    let body = parse_response(&buf).with_context(|| format!("{url}"))?;
+    let body = parse_response(&buf).with_context(|| url.to_string())?;
     String::from_utf8(body).with_context(|| format!("{url}: the body is not UTF-8"))
 }
 
