@@ -346,6 +346,28 @@ async fn the_control_room_cli_writes_through_the_validated_api_and_audits_refusa
     )
     .await;
     assert_eq!(feed["target"], "sim-forecaster");
+    // At network time the planner's look ahead is the feed's (the CSV was
+    // issued two days ahead), and once an hour of it has been observed the
+    // score shows the error at short lead: the forecaster's error there is
+    // about 0.04 K per hour of lead, the rest is the hour's average against the
+    // point's instant.
+    let now_view = json(d, &["forecast", "show", "--horizon-h", "3", "--json"]);
+    assert_eq!(now_view["source"], "sim-forecaster", "{now_view}");
+    let short = wait_for(
+        Duration::from_secs(90),
+        "an observed hour in the forecast score",
+        || {
+            let d = d.to_path_buf();
+            async move {
+                let s = json(&d, &["forecast", "score", "--json"]);
+                let b = s["buckets"][0].clone();
+                (b["count"].as_u64()? > 0).then_some(b)
+            }
+        },
+    )
+    .await;
+    eprintln!("forecast score at 0–6 h lead: {short}");
+    assert!(short["mae_k"].as_f64().expect("mae") < 1.5, "{short}");
 
     // Faults in the simulator: inject, list, clear; bad parameters refused.
     let injected = json(

@@ -225,16 +225,21 @@ impl ForecastBook {
         Ok(())
     }
 
-    /// The newest issue's points from `from_ms` over `horizon_ms`: the last
-    /// point at or before `from_ms` (to interpolate from), then every point up
-    /// to `from_ms + horizon_ms`. `None` without any forecast.
+    /// The points of the newest issue known at `from_ms` (issued at or before
+    /// it; if none was, the newest of all) from `from_ms` over `horizon_ms`:
+    /// the last point at or before `from_ms` (to interpolate from), then every
+    /// point up to `from_ms + horizon_ms`. `None` without any forecast.
     pub fn latest(&self, from_ms: i64, horizon_ms: i64) -> Option<Ahead> {
         let inner = self.lock();
-        let newest = inner
-            .issues
-            .iter()
-            .max_by_key(|(k, s)| (s.forecast.issued_at_ms, **k))
-            .map(|(_, s)| s)?;
+        let newest_by = |known_only: bool| {
+            inner
+                .issues
+                .iter()
+                .filter(|(_, s)| !known_only || s.forecast.issued_at_ms <= from_ms)
+                .max_by_key(|(k, s)| (s.forecast.issued_at_ms, **k))
+                .map(|(_, s)| s)
+        };
+        let newest = newest_by(true).or_else(|| newest_by(false))?;
         let pts = &newest.forecast.points;
         let start = pts
             .partition_point(|p| p.time_ms <= from_ms)
@@ -254,8 +259,9 @@ impl ForecastBook {
         })
     }
 
-    /// For the planner: the newest forecast's hourly points from `from_ms` over
-    /// `horizon_ms` (see [`ForecastBook::latest`]); empty without a forecast.
+    /// For the planner: the hourly points of the newest forecast issued by
+    /// `from_ms` (network time), from `from_ms` over `horizon_ms` (see
+    /// [`ForecastBook::latest`]); empty without a forecast.
     pub fn ahead(&self, from_ms: i64, horizon_ms: i64) -> Vec<ForecastPoint> {
         self.latest(from_ms, horizon_ms)
             .map(|a| a.points)

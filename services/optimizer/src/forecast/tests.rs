@@ -140,6 +140,17 @@ fn observations_and_issues_persist_and_the_newest_issue_looks_ahead() {
         pts.iter().map(|p| p.outdoor_c).collect::<Vec<_>>(),
         vec![1.0, 8.0]
     );
+    // At T0 − 30 min only the older issue was known; before any issue, the newest.
+    let a = book.latest(T0 - H / 2, 3 * H).expect("forecast");
+    assert_eq!(a.issued_at_ms, T0 - H);
+    assert_eq!(
+        a.points.iter().map(|p| p.outdoor_c).collect::<Vec<_>>(),
+        vec![9.0, 9.0]
+    );
+    assert_eq!(
+        book.latest(T0 - 5 * H, H).expect("forecast").issued_at_ms,
+        T0
+    );
     drop(book);
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
