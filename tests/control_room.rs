@@ -359,6 +359,7 @@ async fn the_control_room_cli_writes_through_the_validated_api_and_audits_refusa
         || {
             let d = d.to_path_buf();
             async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 let s = json(&d, &["forecast", "score", "--json"]);
                 let b = s["buckets"][0].clone();
                 (b["count"].as_u64()? > 0).then_some(b)
