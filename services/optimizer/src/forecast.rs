@@ -226,20 +226,24 @@ impl ForecastBook {
     }
 
     /// The points of the newest issue known at `from_ms` (issued at or before
-    /// it; if none was, the newest of all) from `from_ms` over `horizon_ms`:
+    /// it; if none was, the first issued after it: a feed's clock may run a
+    /// little ahead of the telemetry's) from `from_ms` over `horizon_ms`:
     /// the last point at or before `from_ms` (to interpolate from), then every
     /// point up to `from_ms + horizon_ms`. `None` without any forecast.
     pub fn latest(&self, from_ms: i64, horizon_ms: i64) -> Option<Ahead> {
         let inner = self.lock();
-        let newest_by = |known_only: bool| {
+        let known = inner
+            .issues
+            .iter()
+            .filter(|(_, s)| s.forecast.issued_at_ms <= from_ms)
+            .max_by_key(|(k, s)| (s.forecast.issued_at_ms, **k));
+        let first_after = || {
             inner
                 .issues
                 .iter()
-                .filter(|(_, s)| !known_only || s.forecast.issued_at_ms <= from_ms)
-                .max_by_key(|(k, s)| (s.forecast.issued_at_ms, **k))
-                .map(|(_, s)| s)
+                .min_by_key(|(k, s)| (s.forecast.issued_at_ms, std::cmp::Reverse(**k)))
         };
-        let newest = newest_by(true).or_else(|| newest_by(false))?;
+        let newest = known.or_else(first_after).map(|(_, s)| s)?;
         let pts = &newest.forecast.points;
         let start = pts
             .partition_point(|p| p.time_ms <= from_ms)

@@ -140,7 +140,8 @@ fn observations_and_issues_persist_and_the_newest_issue_looks_ahead() {
         pts.iter().map(|p| p.outdoor_c).collect::<Vec<_>>(),
         vec![1.0, 8.0]
     );
-    // At T0 − 30 min only the older issue was known; before any issue, the newest.
+    // At T0 − 30 min only the older issue was known; before any issue, the
+    // first issued after.
     let a = book.latest(T0 - H / 2, 3 * H).expect("forecast");
     assert_eq!(a.issued_at_ms, T0 - H);
     assert_eq!(
@@ -149,7 +150,7 @@ fn observations_and_issues_persist_and_the_newest_issue_looks_ahead() {
     );
     assert_eq!(
         book.latest(T0 - 5 * H, H).expect("forecast").issued_at_ms,
-        T0
+        T0 - H
     );
     drop(book);
     drop(s);
