@@ -273,6 +273,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn curve_files_read_as_toml_or_json() {
+        let dir = std::env::temp_dir().join(format!("heatnet-curve-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let toml_path = dir.join("c.toml");
+        std::fs::write(
+            &toml_path,
+            "min_supply_temp_c = 30.0\npoints = [{ outdoor_temp_c = -10.0, supply_temp_c = 80.0 }, { outdoor_temp_c = 10.0, supply_temp_c = 45.0 }]\n",
+        )
+        .expect("write");
+        let c = read_file(&toml_path).expect("toml");
+        assert_eq!(
+            (c.points.len(), c.min_supply_temp_c, c.max_supply_temp_c),
+            (2, Some(30.0), None)
+        );
+        assert_eq!(c.points[1].supply_temp_c, 45.0);
+        let json_path = dir.join("c.json");
+        std::fs::write(
+            &json_path,
+            r#"{"points":[{"outdoor_temp_c":-10,"supply_temp_c":80}],"max_supply_temp_c":85}"#,
+        )
+        .expect("write");
+        let c = read_file(&json_path).expect("json");
+        assert_eq!((c.points.len(), c.max_supply_temp_c), (1, Some(85.0)));
+        std::fs::write(&json_path, r#"{"pts":[]}"#).expect("write");
+        let e = format!("{:#}", read_file(&json_path).err().expect("refused"));
+        assert!(
+            e.contains("is not a curve (JSON)") && e.contains("points"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn points_parse_as_written_and_bad_ones_are_named() {
         let p = parse_points("-10:80, 0:65 ,10:45").expect("parse");
         assert_eq!(
