@@ -552,6 +552,8 @@ fn prefix(p: &str, e: ConversionError) -> ConversionError {
     }
 }
 
+pub mod forecast;
+
 #[cfg(test)]
 mod tests;
 

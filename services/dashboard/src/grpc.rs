@@ -373,6 +373,7 @@ impl Clients {
                 c.clear_override(v1::ClearOverrideRequest {
                     node_id: node_id.to_string(),
                     author: author.to_string(),
+                    reason: reason.to_string(),
                 })
                 .await
             }

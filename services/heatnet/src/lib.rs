@@ -3,6 +3,7 @@
 
 pub mod configs;
 pub mod dash;
+pub mod feed;
 pub mod layout;
 pub mod procs;
 pub mod season;

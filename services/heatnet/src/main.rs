@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod control;
 mod footprint;
 mod status;
 mod up;
@@ -50,6 +51,9 @@ enum Cmd {
     /// A heating season through the whole distributed stack, twice (optimizer
     /// and fixed curve) on the same weather and faults; writes a report.
     Season(heatnet::season::SeasonArgs),
+    /// The control room: curves, overrides, alarms, faults, forecasts, audit.
+    #[command(flatten)]
+    Control(control::Cmd),
     /// Measurements on the real processes.
     Bench {
         #[command(subcommand)]
@@ -75,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Optimizer(args) => heatnet::procs::optimizer(args),
         Cmd::Dashboard(args) => heatnet::dash::dashboard(args),
         Cmd::Gateway { command } => heatnet::procs::gateway(command),
+        Cmd::Control(cmd) => control::run(cmd),
         Cmd::Bench {
             command: BenchCmd::GatewayFootprint(args),
         } => match footprint::run(args) {

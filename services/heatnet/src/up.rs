@@ -402,6 +402,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         stop_rx.clone(),
     )));
     println!("  dashboard   http://{dash_addr}/");
+    tasks.push(tokio::spawn(heatnet::feed::run(
+        sim_addr.clone(),
+        opt_addr.clone(),
+        stop_rx.clone(),
+    )));
+    println!(
+        "  forecasts   the simulator's forecast product loaded into the optimizer every network hour (a stand-in for a weather service)"
+    );
     let n_gateways = gateways.len();
     for g in gateways {
         tasks.push(tokio::spawn(supervise(

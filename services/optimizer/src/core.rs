@@ -19,7 +19,9 @@ use store::{Store, StoreError, Table};
 use tokio::sync::mpsc;
 
 use crate::alarms::{AckError, Alarm, AlarmBook, Severity};
+use crate::audit::AuditLog;
 use crate::curves::{CurveBook, CurveVersion};
+use crate::forecast::ForecastBook;
 use crate::ingest::{Ingest, Outcome};
 use crate::planner::{self, SubstationInput};
 
@@ -156,6 +158,10 @@ pub struct Core {
     registry: Table,
     meta: Table,
     inner: Mutex<Inner>,
+    /// Weather forecasts and observed outdoor temperature (own lock).
+    forecasts: ForecastBook,
+    /// Every control-room write, accepted or refused (own lock).
+    audit: AuditLog,
 }
 
 /// Wall-clock now, Unix ms (audit timestamps; control uses network time from telemetry).
@@ -204,6 +210,8 @@ impl Core {
         let meta = store.table("meta")?;
         let alarms = AlarmBook::load(store.table("alarms")?)?;
         let curves = CurveBook::load(store.table("curves")?)?;
+        let forecasts = ForecastBook::load(store.table("forecasts")?)?;
+        let audit = AuditLog::load(store.table("audit")?)?;
         let mut gateways = BTreeMap::new();
         let mut nodes = BTreeMap::new();
         for entry in registry.scan_prefix(b"g/") {
@@ -259,7 +267,31 @@ impl Core {
                 replan: true,
                 next_session_seq: 1,
             }),
+            forecasts,
+            audit,
         })
+    }
+
+    /// Weather forecasts: the planner's look ahead (`ahead`) and their score.
+    pub fn forecasts(&self) -> &ForecastBook {
+        &self.forecasts
+    }
+
+    /// The audit log of control-room writes.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// The store, for callers that write through the books above and must flush.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The network time: the newest reading of any node (0: none yet), Unix ms.
+    pub fn network_time_ms(&self) -> i64 {
+        self.lock()
+            .map(|i| i.nodes.values().map(|n| n.time_ms).max().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     pub fn ingest(&self) -> &Ingest {
@@ -487,6 +519,9 @@ impl Core {
                 last_stored
             }
         };
+        if let Err(e) = self.forecasts.observe(&batch) {
+            tracing::warn!(gateway_id = %gateway, error = %e, "outdoor temperature not kept for forecast scoring");
+        }
         if let Some(g) = inner.gateways.get_mut(gateway) {
             g.stats.batches_stored += 1;
             g.stats.samples_stored += samples;

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument as _;
 
 use crate::alarms::{Alarm, AlarmState, Severity};
+use crate::audit::{self, AuditEntry};
 use crate::core::{ActorInfo, Core, CoreError, GatewayRecord, SESSION_QUEUE};
 use crate::curves::CurveVersion;
 
@@ -20,6 +21,10 @@ use crate::curves::CurveVersion;
 pub const MAX_READ_BATCHES: u32 = 10_000;
 /// Most batches one `ReadTelemetrySnapshots` call returns (keeps answers to a few MB).
 pub const MAX_SNAPSHOT_BATCHES: u32 = 500;
+/// Longest look ahead `GetForecast` answers, hours.
+pub const MAX_FORECAST_HORIZON_H: u32 = 24 * 366;
+/// Most audit entries one `AuditHistory` call returns.
+pub const MAX_AUDIT_ENTRIES_PER_CALL: u32 = audit::MAX_AUDIT_ENTRIES as u32;
 
 fn status(e: CoreError) -> Status {
     match e {
@@ -330,11 +335,19 @@ impl ControlRoomService for Grpc {
         req: Request<v1::AckAlarmRequest>,
     ) -> Result<Response<v1::Alarm>, Status> {
         let r = req.into_inner();
-        let a = self
+        let res = self
             .core
             .ack_alarm(r.alarm_id, &r.user)
             .await
-            .map_err(status)?;
+            .map_err(status);
+        let what = self.request(
+            &r.user,
+            audit::Action::AlarmAck,
+            r.alarm_id.to_string(),
+            String::new(),
+            String::new(),
+        );
+        let a = self.audited(what, res).await?;
         Ok(Response::new(alarm(&a)))
     }
 
@@ -351,11 +364,19 @@ impl ControlRoomService for Grpc {
         req: Request<v1::SetCurveRequest>,
     ) -> Result<Response<v1::CurveVersion>, Status> {
         let r = req.into_inner();
-        let c = self
+        let res = self
             .core
             .set_curve(&r.group, r.curve.as_ref(), &r.author, &r.reason)
             .await
-            .map_err(status)?;
+            .map_err(status);
+        let what = self.request(
+            &r.author,
+            audit::Action::CurveSet,
+            r.group.clone(),
+            curve_detail(r.curve.as_ref()),
+            r.reason.clone(),
+        );
+        let c = self.audited(what, res).await?;
         Ok(Response::new(curve_version(&c)))
     }
 
@@ -377,10 +398,18 @@ impl ControlRoomService for Grpc {
         req: Request<v1::SetOverrideRequest>,
     ) -> Result<Response<v1::SetOverrideResponse>, Status> {
         let r = req.into_inner();
-        let id = self
+        let res = self
             .core
             .set_override(&r.node_id, Some(r.supply_temp_c), r.duration_s, &r.author)
-            .map_err(status)?;
+            .map_err(status);
+        let what = self.request(
+            &r.author,
+            audit::Action::OverrideSet,
+            r.node_id.clone(),
+            format!("supply_temp_c {} for {} s", r.supply_temp_c, r.duration_s),
+            r.reason.clone(),
+        );
+        let id = self.audited(what, res).await?;
         Ok(Response::new(v1::SetOverrideResponse { command_id: id }))
     }
 
@@ -389,10 +418,18 @@ impl ControlRoomService for Grpc {
         req: Request<v1::ClearOverrideRequest>,
     ) -> Result<Response<v1::SetOverrideResponse>, Status> {
         let r = req.into_inner();
-        let id = self
+        let res = self
             .core
             .set_override(&r.node_id, None, 0, &r.author)
-            .map_err(status)?;
+            .map_err(status);
+        let what = self.request(
+            &r.author,
+            audit::Action::OverrideClear,
+            r.node_id.clone(),
+            String::new(),
+            r.reason.clone(),
+        );
+        let id = self.audited(what, res).await?;
         Ok(Response::new(v1::SetOverrideResponse { command_id: id }))
     }
 
@@ -449,5 +486,254 @@ impl ControlRoomService for Grpc {
                 })
                 .collect(),
         }))
+    }
+
+    async fn load_forecast(
+        &self,
+        req: Request<v1::LoadForecastRequest>,
+    ) -> Result<Response<v1::LoadForecastResponse>, Status> {
+        let r = req.into_inner();
+        let res = self.load(&r).await;
+        let detail = match (r.points.first(), r.points.last()) {
+            (Some(a), Some(b)) => format!(
+                "{} points {}..{} ms, issued at {} ms",
+                r.points.len(),
+                a.time_ms,
+                b.time_ms,
+                r.issued_at_ms
+            ),
+            _ => format!("no points, issued at {} ms", r.issued_at_ms),
+        };
+        let what = self.request(
+            &r.author,
+            audit::Action::ForecastLoad,
+            r.source.clone(),
+            detail,
+            String::new(),
+        );
+        let (points, issues_kept) = self.audited(what, res).await?;
+        Ok(Response::new(v1::LoadForecastResponse {
+            points,
+            issues_kept,
+        }))
+    }
+
+    async fn get_forecast(
+        &self,
+        req: Request<v1::GetForecastRequest>,
+    ) -> Result<Response<v1::Forecast>, Status> {
+        let r = req.into_inner();
+        let horizon_h = match r.horizon_h {
+            0 => 72,
+            h if h <= MAX_FORECAST_HORIZON_H => h,
+            h => {
+                return Err(Status::invalid_argument(format!(
+                    "horizon_h: {h} is out of range: allowed 1..{MAX_FORECAST_HORIZON_H} (0: 72)"
+                )));
+            }
+        };
+        let from_ms = if r.from_ms > 0 {
+            r.from_ms
+        } else if r.from_ms == 0 {
+            self.core.network_time_ms()
+        } else {
+            return Err(Status::invalid_argument(format!(
+                "from_ms: {} is not a time (Unix ms; 0: network time)",
+                r.from_ms
+            )));
+        };
+        // Without telemetry yet, from the newest issue's own time.
+        let from_ms = match from_ms {
+            0 => self
+                .core
+                .forecasts()
+                .latest(i64::MIN, 0)
+                .map_or(0, |a| a.issued_at_ms),
+            t => t,
+        };
+        let a = self
+            .core
+            .forecasts()
+            .latest(from_ms, i64::from(horizon_h) * 3_600_000)
+            .ok_or_else(|| Status::not_found("no forecast has been loaded"))?;
+        Ok(Response::new(v1::Forecast {
+            source: a.source,
+            issued_at_ms: a.issued_at_ms,
+            points: a
+                .points
+                .iter()
+                .map(|p| proto::convert::forecast::forecast_point(p, a.has_solar))
+                .collect(),
+            loaded_at_ms: a.loaded_at_ms,
+            from_ms,
+        }))
+    }
+
+    async fn forecast_score(
+        &self,
+        _req: Request<v1::ForecastScoreRequest>,
+    ) -> Result<Response<v1::ForecastScoreResponse>, Status> {
+        let s = self.core.forecasts().score();
+        Ok(Response::new(v1::ForecastScoreResponse {
+            buckets: s
+                .buckets
+                .iter()
+                .map(|b| v1::LeadBucket {
+                    from_h: b.from_h,
+                    to_h: b.to_h,
+                    count: b.count,
+                    mae_k: b.mae_k,
+                    bias_k: b.bias_k,
+                })
+                .collect(),
+            issues: s.issues as u32,
+            observed_hours: s.observed_hours as u32,
+        }))
+    }
+
+    async fn audit_history(
+        &self,
+        req: Request<v1::AuditHistoryRequest>,
+    ) -> Result<Response<v1::AuditHistoryResponse>, Status> {
+        let limit = match req.get_ref().limit {
+            0 => 200,
+            n => n.min(MAX_AUDIT_ENTRIES_PER_CALL),
+        };
+        let r = req.get_ref();
+        let action = if r.action.is_empty() {
+            None
+        } else {
+            Some(audit::Action::from_name(&r.action).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "action: unknown {:?}; one of {}",
+                    r.action,
+                    audit::Action::ALL.map(audit::Action::name).join(", ")
+                ))
+            })?)
+        };
+        Ok(Response::new(v1::AuditHistoryResponse {
+            entries: self
+                .core
+                .audit_log()
+                .recent(limit as usize, action)
+                .iter()
+                .map(audit_entry)
+                .collect(),
+        }))
+    }
+}
+
+impl Grpc {
+    fn request(
+        &self,
+        user: &str,
+        action: audit::Action,
+        target: String,
+        detail: String,
+        reason: String,
+    ) -> audit::Request {
+        audit::Request {
+            wall_ms: crate::core::wall_ms(),
+            network_ms: self.core.network_time_ms(),
+            user: user.to_string(),
+            action,
+            target,
+            detail,
+            reason,
+        }
+    }
+
+    /// Records a control-room write and its outcome in the audit log, flushed,
+    /// then passes the outcome on. A failed audit write is logged, not answered:
+    /// the change itself has been made (or refused) already.
+    async fn audited<T>(&self, req: audit::Request, res: Result<T, Status>) -> Result<T, Status> {
+        let outcome = match &res {
+            Ok(_) => audit::Outcome::Accepted,
+            Err(s) => audit::Outcome::Refused {
+                code: format!("{:?}", s.code()),
+                message: s.message().to_string(),
+            },
+        };
+        let action = req.action.name();
+        match self.core.audit_log().record(req, outcome) {
+            Ok(e) => {
+                if let Err(err) = self.core.store().flush_async().await {
+                    tracing::error!(audit_id = e.id, error = %err, "audit entry not flushed");
+                }
+                tracing::info!(
+                    audit_id = e.id,
+                    action,
+                    user = %e.user,
+                    target = %e.target,
+                    accepted = e.outcome == audit::Outcome::Accepted,
+                    "control-room write audited"
+                );
+            }
+            Err(err) => tracing::error!(action, error = %err, "audit entry not stored"),
+        }
+        res
+    }
+
+    /// Validates and stores a forecast; returns (points, issues kept).
+    async fn load(&self, r: &v1::LoadForecastRequest) -> Result<(u32, u32), Status> {
+        if r.author.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "author: missing; say who loads the forecast",
+            ));
+        }
+        let f = model::Forecast::try_from(r)?;
+        let n = f.points.len() as u32;
+        let kept = self
+            .core
+            .forecasts()
+            .insert(f, crate::core::wall_ms())
+            .map_err(|e| status(CoreError::from(e)))?;
+        self.core
+            .store()
+            .flush_async()
+            .await
+            .map_err(|e| status(CoreError::from(e)))?;
+        tracing::info!(source = %r.source, points = n, issued_at_ms = r.issued_at_ms, "forecast loaded");
+        Ok((n, kept as u32))
+    }
+}
+
+/// A short description of a requested curve for the audit log (as sent, even if invalid).
+fn curve_detail(c: Option<&v1::SupplyCurve>) -> String {
+    let Some(c) = c else {
+        return "no curve".into();
+    };
+    let pts: Vec<String> = c
+        .points
+        .iter()
+        .take(20)
+        .map(|p| format!("{}:{}", p.outdoor_temp_c, p.supply_temp_c))
+        .collect();
+    format!(
+        "points {}{}; min {} max {} °C",
+        pts.join(","),
+        if c.points.len() > 20 { ",…" } else { "" },
+        c.min_supply_temp_c,
+        c.max_supply_temp_c
+    )
+}
+
+fn audit_entry(e: &AuditEntry) -> v1::AuditEntry {
+    let (accepted, error_code, error) = match &e.outcome {
+        audit::Outcome::Accepted => (true, String::new(), String::new()),
+        audit::Outcome::Refused { code, message } => (false, code.clone(), message.clone()),
+    };
+    v1::AuditEntry {
+        id: e.id,
+        wall_ms: e.wall_ms,
+        network_ms: e.network_ms,
+        user: e.user.clone(),
+        action: e.action.name().to_string(),
+        target: e.target.clone(),
+        detail: e.detail.clone(),
+        reason: e.reason.clone(),
+        accepted,
+        error_code,
+        error,
     }
 }

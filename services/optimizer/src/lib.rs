@@ -4,6 +4,9 @@
 //!   a batch is acknowledged only after it is flushed to sled.
 //! - [`alarms`]: alarm lifecycle (raised, acknowledged, cleared), persisted.
 //! - [`curves`]: supply curves per substation group, versioned with who, when, why.
+//! - [`forecast`]: weather forecast issues (bounded history), outdoor temperature
+//!   observed in telemetry, the planner's look ahead and the error by lead time.
+//! - [`audit`]: every control-room write, accepted or refused, who, when, what, why.
 //! - [`planner`]: the pure planning core: setpoints from curves, weather and
 //!   the coldest rooms. No IO.
 //! - [`core`]: registry, live network state, sessions and command fan-out.
@@ -12,8 +15,10 @@
 //! - [`run`]: the process.
 
 pub mod alarms;
+pub mod audit;
 pub mod core;
 pub mod curves;
+pub mod forecast;
 pub mod grpc;
 pub mod ingest;
 pub mod metrics;

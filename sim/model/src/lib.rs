@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod curve;
+pub mod forecast;
 pub mod generate;
 pub mod hardware;
 pub mod id;
@@ -14,6 +15,7 @@ pub mod telemetry;
 
 pub use command::{Action, Command, CommandOutcome, CommandResult};
 pub use curve::{CurveError, CurvePoint, SupplyCurve};
+pub use forecast::{Forecast, ForecastError, ForecastPoint};
 pub use hardware::{Actuator, ActuatorWrite};
 pub use id::{IdError, NodeId};
 pub use network::{Building, Emitter, Network, NetworkError, Plant, Substation};

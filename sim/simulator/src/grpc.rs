@@ -12,6 +12,10 @@ use crate::world::{Fault, FaultKind, FaultRecord, World, WorldError};
 
 /// Most devices one ReadSensors call may name.
 pub const MAX_DEVICES_PER_READ: usize = 10_000;
+/// Longest forecast `GetForecast` gives, hours.
+pub const MAX_FORECAST_HORIZON_H: u32 = 240;
+/// The source name of the simulator's forecast product.
+pub const FORECAST_SOURCE: &str = "sim-forecaster";
 
 #[derive(Clone)]
 pub struct SimulatorGrpc {
@@ -310,6 +314,28 @@ impl SimulatorService for SimulatorGrpc {
             w.scorecard(),
             w.state().hydraulic_failures,
         )))
+    }
+
+    async fn get_forecast(
+        &self,
+        req: Request<v1::SimForecastRequest>,
+    ) -> Result<Response<v1::SimForecastResponse>, Status> {
+        let h = req.get_ref().horizon_h;
+        let horizon_h = match h {
+            0 => 72,
+            1..=MAX_FORECAST_HORIZON_H => h,
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "horizon_h: {h} is out of range: allowed 1..{MAX_FORECAST_HORIZON_H} (0: 72)"
+                )));
+            }
+        };
+        let (issued_at_ms, points) = lock(&self.world)?.forecast(horizon_h);
+        Ok(Response::new(v1::SimForecastResponse {
+            source: FORECAST_SOURCE.into(),
+            issued_at_ms,
+            points: points.iter().map(v1::ForecastPoint::from).collect(),
+        }))
     }
 }
 

@@ -226,6 +226,28 @@ impl World {
         self.weather.offset_k = k;
     }
 
+    /// The forecast product issued now (network time): `horizon_h` hourly
+    /// points from the first full hour after now. The temperature carries the
+    /// seeded forecast error that grows with lead time
+    /// (`physics::weather::Forecaster`); the sunshine is the weather's own.
+    pub fn forecast(&self, horizon_h: u32) -> (i64, Vec<model::forecast::RawPoint>) {
+        const HOUR_MS: i64 = 3_600_000;
+        let issued = self.time_ms();
+        let forecaster = physics::weather::Forecaster::new(self.net.weather.seed);
+        let first = issued.div_euclid(HOUR_MS) * HOUR_MS + HOUR_MS;
+        let points = (0..i64::from(horizon_h))
+            .map(|k| {
+                let t = first + k * HOUR_MS;
+                model::forecast::RawPoint {
+                    time_ms: t,
+                    outdoor_temp_c: forecaster.temp_c(&self.weather, issued, t),
+                    solar_w_m2: Some(self.weather.ghi_w_m2(t).max(0.0)),
+                }
+            })
+            .collect();
+        (issued, points)
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             network: self.net.name.clone(),
@@ -760,6 +782,25 @@ mod tests {
             .find(|r| r.metric == m)
             .unwrap()
             .value
+    }
+
+    #[test]
+    fn the_forecast_is_hourly_from_the_next_full_hour_and_near_the_truth_early() {
+        let w = world();
+        let now = w.time_ms();
+        let (issued, pts) = w.forecast(72);
+        assert_eq!(issued, now);
+        assert_eq!(pts.len(), 72);
+        let h = 3_600_000;
+        assert!(pts[0].time_ms > now && pts[0].time_ms - now <= h);
+        assert_eq!(pts[0].time_ms % h, 0);
+        assert!(pts.windows(2).all(|p| p[1].time_ms - p[0].time_ms == h));
+        // Error σ grows 1/24 K per hour of lead: within 1 h it is below 0.5 K.
+        let truth = w.weather.outdoor_temp_c(pts[0].time_ms);
+        assert!((pts[0].outdoor_temp_c - truth).abs() < 0.5);
+        assert!(pts.iter().all(|p| p.solar_w_m2.is_some_and(|s| s >= 0.0)));
+        // Validated by the same rules as any forecast.
+        assert!(model::Forecast::new("sim", issued, &pts).is_ok());
     }
 
     #[test]

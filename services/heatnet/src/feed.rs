@@ -1,0 +1,123 @@
+//! The weather feed of `heatnet up`: a stand-in for a weather service.
+//!
+//! Every hour of network time (polling the simulator's clock) it fetches the
+//! simulator's forecast product (`SimulatorService.GetForecast`: the simulated
+//! weather plus an error that grows with lead time) and loads it into the
+//! optimizer through `ControlRoomService.LoadForecast`, like any other source.
+//! The optimizer never talks to the simulator: in a real utility this task is
+//! a weather service's client, or `heatnet forecast load URL` on a timer.
+
+use std::time::Duration;
+
+use proto::v1;
+use proto::v1::control_room_service_client::ControlRoomServiceClient;
+use proto::v1::simulator_service_client::SimulatorServiceClient;
+use tokio::sync::watch;
+
+/// How often the simulator's clock is polled, real time.
+pub const POLL: Duration = Duration::from_secs(1);
+/// Hours of forecast fetched each time.
+pub const HORIZON_H: u32 = 72;
+/// The author the optimizer's audit log shows for the feed.
+pub const AUTHOR: &str = "weather-feed";
+const HOUR_MS: i64 = 3_600_000;
+
+/// The network hour a forecast is due for, if one is due: each new hour of
+/// network time once.
+pub fn due(last_hour: Option<i64>, now_ms: i64) -> Option<i64> {
+    let hour = now_ms.div_euclid(HOUR_MS);
+    (last_hour != Some(hour) && now_ms > 0).then_some(hour)
+}
+
+async fn once(sim: &str, opt: &str) -> anyhow::Result<(i64, u32)> {
+    let sim_ch = observe::grpc::endpoint(sim)?
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    let f = SimulatorServiceClient::new(sim_ch)
+        .get_forecast(v1::SimForecastRequest {
+            horizon_h: HORIZON_H,
+        })
+        .await?
+        .into_inner();
+    let opt_ch = observe::grpc::endpoint(opt)?
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    let r = ControlRoomServiceClient::new(opt_ch)
+        .load_forecast(v1::LoadForecastRequest {
+            source: f.source,
+            issued_at_ms: f.issued_at_ms,
+            points: f.points,
+            author: AUTHOR.into(),
+        })
+        .await?
+        .into_inner();
+    Ok((f.issued_at_ms, r.points))
+}
+
+async fn clock_ms(sim: &str) -> anyhow::Result<i64> {
+    let ch = observe::grpc::endpoint(sim)?
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await?;
+    Ok(SimulatorServiceClient::new(ch)
+        .get_clock(v1::GetClockRequest {})
+        .await?
+        .into_inner()
+        .time_ms)
+}
+
+/// Runs the feed until `stop` turns true.
+pub async fn run(sim: String, opt: String, mut stop: watch::Receiver<bool>) {
+    let mut last_hour = None;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let now = match clock_ms(&sim).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), "weather feed: simulator clock not available");
+                continue;
+            }
+        };
+        let Some(hour) = due(last_hour, now) else {
+            continue;
+        };
+        match once(&sim, &opt).await {
+            Ok((issued_at_ms, points)) => {
+                last_hour = Some(hour);
+                failing = false;
+                tracing::info!(issued_at_ms, points, "weather feed: forecast loaded");
+            }
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %format!("{e:#}"), "weather feed: forecast not loaded; retrying");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_forecast_per_network_hour() {
+        let t0 = 1_796_054_400_000; // on the hour
+        assert_eq!(due(None, t0), Some(t0 / HOUR_MS));
+        assert_eq!(due(Some(t0 / HOUR_MS), t0 + HOUR_MS - 1), None);
+        assert_eq!(
+            due(Some(t0 / HOUR_MS), t0 + HOUR_MS),
+            Some(t0 / HOUR_MS + 1)
+        );
+        assert_eq!(due(None, 0), None);
+    }
+}
