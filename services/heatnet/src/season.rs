@@ -113,7 +113,22 @@ pub struct FaultOutcome {
     pub cleared_at_ms: Option<i64>,
     /// The first alarm that answers the fault, if any.
     pub detected_by: Option<String>,
+    /// Network minutes from the fault to that alarm.
     pub detected_after_min: Option<f64>,
+    /// Gateway crashes: real seconds from the kill to the alarm (liveness is
+    /// judged on real time, whatever the clock of the network).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detected_after_wall_s: Option<f64>,
+}
+
+/// A gateway killed by the season runner.
+#[derive(Clone, Debug, Serialize)]
+pub struct Crash {
+    pub gateway: String,
+    /// Network time of the kill, Unix ms.
+    pub at_ms: i64,
+    /// Real time of the kill, Unix ms.
+    pub killed_wall_ms: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -143,7 +158,7 @@ pub struct RunReport {
     pub worst_energy_residual: f64,
     pub alarms_by_kind: BTreeMap<String, usize>,
     pub faults: Vec<FaultOutcome>,
-    pub gateway_crashes: Vec<(String, i64)>,
+    pub gateway_crashes: Vec<Crash>,
     pub days: Vec<DayRow>,
 }
 
@@ -207,16 +222,16 @@ pub async fn run(args: SeasonArgs) -> anyhow::Result<()> {
     for mode in [Mode::Optimizer, Mode::Baseline] {
         if reports.iter().all(|r| r.mode != mode) {
             let path = args.out.join(format!("{}.json", mode.name()));
-            if let Ok(bytes) = std::fs::read(&path) {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                    println!(
-                        "using the earlier {} run in {}",
-                        mode.name(),
-                        path.display()
-                    );
-                    write_report(&args, &net, &scenario, &reports, Some((mode, v)))?;
-                    return Ok(());
-                }
+            if let Ok(bytes) = std::fs::read(&path)
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            {
+                println!(
+                    "using the earlier {} run in {}",
+                    mode.name(),
+                    path.display()
+                );
+                write_report(&args, &net, &scenario, &reports, Some((mode, v)))?;
+                return Ok(());
             }
         }
     }
@@ -369,7 +384,11 @@ async fn drive(
                     Some(pid) => {
                         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
                         println!("  [{}] kill -9 of gateway {g} (pid {pid})", mode.name());
-                        crashes.push((g, c.time_ms));
+                        crashes.push(Crash {
+                            gateway: g,
+                            at_ms: c.time_ms,
+                            killed_wall_ms: wall_ms(),
+                        });
                     }
                     None => eprintln!("  [{}] gateway {g}: no pid in up.json to kill", mode.name()),
                 }
@@ -427,6 +446,12 @@ async fn drive(
     ))
 }
 
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 fn read_pid(dir: &Path, process: &str) -> Option<u32> {
     let text = std::fs::read_to_string(crate::layout::up_file(dir)).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -476,7 +501,7 @@ fn build_report(
     card: &v1::Scorecard,
     faults: &[v1::FaultState],
     alarms: &[v1::Alarm],
-    crashes: Vec<(String, i64)>,
+    crashes: Vec<Crash>,
 ) -> RunReport {
     let mut alarms_by_kind = BTreeMap::new();
     for a in alarms {
@@ -517,21 +542,27 @@ fn build_report(
                 detected_by: hit.map(|a| a.kind.clone()),
                 detected_after_min: hit
                     .map(|a| (alarm_time_ms(a) - f.injected_at_ms) as f64 / 60_000.0),
+                detected_after_wall_s: None,
             })
         })
         .collect();
-    for (g, at) in &crashes {
+    for c in &crashes {
         let hit = alarms
             .iter()
-            .filter(|a| a.kind == "gateway_lost" && &a.node_id == g && alarm_time_ms(a) >= *at)
-            .min_by_key(|a| alarm_time_ms(a));
+            .filter(|a| {
+                a.kind == "gateway_lost"
+                    && a.node_id == c.gateway
+                    && a.raised_at_ms >= c.killed_wall_ms
+            })
+            .min_by_key(|a| a.raised_at_ms);
         outcomes.push(FaultOutcome {
             kind: "gateway_crash".into(),
-            device: g.clone(),
-            injected_at_ms: *at,
+            device: c.gateway.clone(),
+            injected_at_ms: c.at_ms,
             cleared_at_ms: None,
             detected_by: hit.map(|a| a.kind.clone()),
-            detected_after_min: hit.map(|a| (alarm_time_ms(a) - at) as f64 / 60_000.0),
+            detected_after_min: None,
+            detected_after_wall_s: hit.map(|a| (a.raised_at_ms - c.killed_wall_ms) as f64 / 1000.0),
         });
     }
     let mut plant_heat_gj = BTreeMap::new();

@@ -334,10 +334,10 @@ pub async fn run(
 
     let stepping = async {
         let mut last_save = tokio::time::Instant::now();
-        if let (Some(stop), Ok(w)) = (cfg.stop_at_ms, world.lock()) {
-            if w.time_ms() >= stop {
-                clock.set_paused(true);
-            }
+        if let (Some(stop), Ok(w)) = (cfg.stop_at_ms, world.lock())
+            && w.time_ms() >= stop
+        {
+            clock.set_paused(true);
         }
         loop {
             if clock.paused() {
@@ -424,4 +424,75 @@ pub async fn run(
     }
     tracing::info!("simulator stopped, state saved");
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(clock: &Arc<Clock>, gw: &'static str, done: u64) -> tokio::task::JoinHandle<u64> {
+        let c = clock.clone();
+        tokio::spawn(async move { c.await_step(gw, done).await.unwrap_or(u64::MAX) })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lockstep_waits_for_every_gateway_and_detaches_a_silent_one() {
+        let clock = Arc::new(Clock::new(1.0, true, None));
+        // The first step waits for the two gateways expected.
+        let a = report(&clock, "a", 0);
+        let first = {
+            let c = clock.clone();
+            tokio::spawn(async move { c.wait_for_parties(2).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!first.is_finished(), "stepped with one of two gateways");
+        let b = report(&clock, "b", 0);
+        first.await.unwrap();
+        clock.stepped();
+        assert_eq!((a.await.unwrap(), b.await.unwrap()), (1, 1));
+
+        // Step 2 waits until both have finished with step 1.
+        let a = report(&clock, "a", 1);
+        let waiting = {
+            let c = clock.clone();
+            tokio::spawn(async move { c.wait_for_parties(0).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiting.is_finished(), "stepped before b wrote");
+        let b = report(&clock, "b", 1);
+        waiting.await.unwrap();
+        clock.stepped();
+        assert_eq!((a.await.unwrap(), b.await.unwrap()), (2, 2));
+
+        // b falls silent (crashed): the clock goes on without it after the timeout.
+        let a = report(&clock, "a", 2);
+        let t0 = tokio::time::Instant::now();
+        clock.wait_for_parties(0).await;
+        assert!(t0.elapsed() >= LOCKSTEP_PARTY_TIMEOUT);
+        assert_eq!(clock.attached(), 1);
+        clock.stepped();
+        assert_eq!(a.await.unwrap(), 3);
+        // Back after a restart, it attaches again and is waited for.
+        let b = report(&clock, "b", 0);
+        assert_eq!(
+            b.await.unwrap(),
+            3,
+            "a late gateway gets the current step at once"
+        );
+        assert_eq!(clock.attached(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_realtime_clock_answers_at_once_and_a_restarted_simulator_restarts_the_count() {
+        let realtime = Clock::new(60.0, false, None);
+        assert_eq!(realtime.await_step("a", 41).await, Ok(0));
+        assert_eq!(realtime.attached(), 0);
+        // A gateway that saw step 500 of an earlier simulator run is at step 0
+        // of this one: it is answered with step 1 once that is taken.
+        let clock = Arc::new(Clock::new(1.0, true, None));
+        let stale = report(&clock, "a", 500);
+        clock.wait_for_parties(1).await;
+        clock.stepped();
+        assert_eq!(stale.await.unwrap(), 1);
+    }
 }

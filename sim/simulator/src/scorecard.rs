@@ -107,7 +107,7 @@ impl Scorecard {
     /// Books one step of `dt_s` seconds that ended in `st`. `unhealthy` holds
     /// the substations and buildings (ids) a fault is aimed at.
     pub fn record(&mut self, net: &Network, st: &State, dt_s: f64, unhealthy: &BTreeSet<&str>) {
-        if !(dt_s > 0.0) {
+        if dt_s.is_nan() || dt_s <= 0.0 {
             return;
         }
         let hours = dt_s / 3600.0;
