@@ -352,7 +352,7 @@ pub fn gateway(cmd: GatewayCmd) -> ExitCode {
             };
             let id = cfg.gateway_id.to_string();
             // Two workers: the edge box is small.
-            crate::run_process("heatnet-gateway", &id, 2, || async move {
+            crate::run_process("heatnet-gateway", &id, 1, || async move {
                 gateway::run(cfg, crate::shutdown_signal()).await
             })
         }

@@ -44,9 +44,14 @@ pub struct SeasonArgs {
     /// `<data-dir>/season/report.json`.
     #[arg(long, default_value = "heatnet-data/season")]
     pub out: PathBuf,
-    /// Length of the season, days (the network's start is 15 November).
+    /// Length of the season, days.
     #[arg(long, default_value_t = 120.0)]
     pub days: f64,
+    /// Start this many days after the network's own start (15 November for
+    /// the samples): e.g. 45 for a run in the January cold. Scenario times
+    /// count from the shifted start.
+    #[arg(long, default_value_t = 0.0)]
+    pub start_day: f64,
     /// Physics step of the simulator, network seconds; each step waits for
     /// every gateway (lockstep).
     #[arg(long, default_value_t = 300.0)]
@@ -174,9 +179,19 @@ pub async fn run(args: SeasonArgs) -> anyhow::Result<()> {
         "--step-s {} is outside 10..3600",
         args.step_s
     );
-    let net = Network::load(&args.network)?;
+    anyhow::ensure!(
+        (0.0..=366.0).contains(&args.start_day),
+        "--start-day {} is outside 0..366",
+        args.start_day
+    );
+    let mut net = Network::load(&args.network)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    // Both runs play the same network file, its start shifted if asked.
+    net.start_time_ms += (args.start_day * 86_400_000.0).round() as i64;
+    let network_file = std::fs::canonicalize(&args.out)?.join("network.json");
+    std::fs::write(&network_file, serde_json::to_vec_pretty(&net)?)
+        .with_context(|| format!("writing {}", network_file.display()))?;
     let scenario_path = match &args.scenario {
         Some(p) => std::fs::canonicalize(p).with_context(|| format!("scenario {}", p.display()))?,
         None => {
@@ -209,7 +224,7 @@ pub async fn run(args: SeasonArgs) -> anyhow::Result<()> {
     );
     let mut reports = Vec::new();
     for mode in modes {
-        let r = run_one(&args, &net, &scenario, &scenario_path, mode)
+        let r = run_one(&args, &net, &network_file, &scenario, &scenario_path, mode)
             .await
             .with_context(|| format!("the {} run", mode.name()))?;
         std::fs::write(
@@ -248,6 +263,7 @@ async fn connect(addr: &str) -> anyhow::Result<Channel> {
 async fn run_one(
     args: &SeasonArgs,
     net: &Network,
+    network_file: &Path,
     scenario: &Scenario,
     scenario_path: &Path,
     mode: Mode,
@@ -261,11 +277,7 @@ async fn run_one(
     let stop_ms = start_ms + (args.days * 86_400_000.0).round() as i64;
     let exe = std::env::current_exe().context("locating the heatnet binary")?;
     let log = std::fs::File::create(dir.join("up.log"))?;
-    let network_arg = if args.network.contains('/') || args.network.contains('.') {
-        std::fs::canonicalize(&args.network)?.display().to_string()
-    } else {
-        args.network.clone()
-    };
+    let network_arg = network_file.display().to_string();
     let mut child = tokio::process::Command::new(&exe)
         .args([
             "up",
@@ -693,6 +705,7 @@ fn write_report(
         "substations": net.substations.len(),
         "buildings": net.substations.iter().map(|s| s.buildings.len()).sum::<usize>(),
         "days": args.days,
+        "start_ms": net.start_time_ms,
         "step_s": args.step_s,
         "scenario": scenario.name,
         "comparison": comparison,
@@ -914,12 +927,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shipped_scenario_fits_the_city() {
+    fn the_shipped_scenarios_fit_the_city() {
         let net = Network::sample("city").unwrap();
-        let s = Scenario::from_toml(DEFAULT_SCENARIO).unwrap();
-        s.validate(&simulator::World::new(net)).unwrap();
-        assert!(s.events.iter().any(|e| e.crash_gateway.is_some()));
-        assert!(s.events.iter().any(|e| e.weather_offset_k.is_some()));
+        for text in [
+            DEFAULT_SCENARIO,
+            include_str!("../../../sim/simulator/scenarios/season-10d.toml"),
+        ] {
+            let s = Scenario::from_toml(text).unwrap();
+            s.validate(&simulator::World::new(net.clone())).unwrap();
+            assert!(s.events.iter().any(|e| e.crash_gateway.is_some()));
+            assert!(s.events.iter().any(|e| e.weather_offset_k.is_some()));
+            let kinds: Vec<_> = s
+                .events
+                .iter()
+                .filter_map(|e| e.inject.as_ref())
+                .map(|f| f.kind)
+                .collect();
+            for k in [
+                simulator::FaultKind::SupplyLeak,
+                simulator::FaultKind::PlantTrip,
+                simulator::FaultKind::StuckValve,
+            ] {
+                assert!(kinds.contains(&k), "{} lacks {k:?}", s.name);
+            }
+        }
     }
 
     #[test]
