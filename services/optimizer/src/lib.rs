@@ -14,6 +14,7 @@
 pub mod alarms;
 pub mod core;
 pub mod curves;
+pub mod demand;
 pub mod dispatch;
 pub mod grpc;
 pub mod ingest;
