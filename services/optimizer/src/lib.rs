@@ -21,5 +21,6 @@ pub mod ingest;
 pub mod metrics;
 pub mod planner;
 pub mod run;
+pub mod transport;
 
 pub use run::{OptimizerConfig, run};
