@@ -1019,7 +1019,8 @@ mod tests {
             (
                 demo_text_with("id = \"s01-b02\"", "id = \"s01-b01\""),
                 "building s01-b01 (substation s01): id s01-b01 is used twice",
-            ),            (
+            ),
+            (
                 demo_text_with("min_load_w = 1.6e6", "min_load_w = 20.0e6"),
                 "plant plant-a: min_load_w = 20000000 is outside 0..16000000",
             ),
@@ -1027,15 +1028,15 @@ mod tests {
                 demo_text_with("ramp_w_per_s = 16.0e3", "ramp_w_per_s = 0.0"),
                 "plant plant-a: ramp_w_per_s = 0 is outside 160..16000000",
             ),
-            (
-                demo_text_with("kind = \"chp\"", "kind = \"nuclear\""),
-                "",
-            ),
+            (demo_text_with("kind = \"chp\"", "kind = \"nuclear\""), ""),
         ];
         for (text, want) in cases {
             let err = Network::from_toml(&text).unwrap_err().to_string();
             if want.is_empty() {
-                assert!(err.contains("nuclear") && err.contains("gas_boiler"), "{err}");
+                assert!(
+                    err.contains("nuclear") && err.contains("gas_boiler"),
+                    "{err}"
+                );
             } else {
                 assert_eq!(err, want);
             }
@@ -1055,7 +1056,10 @@ mod tests {
         assert_eq!(p.ramp_w_per_s, None);
         let city = crate::generate::city(20, 1).unwrap();
         let kinds: Vec<PlantKind> = city.plants.iter().map(|p| p.kind).collect();
-        assert_eq!(kinds, [PlantKind::Chp, PlantKind::Chp, PlantKind::GasBoiler]);
+        assert_eq!(
+            kinds,
+            [PlantKind::Chp, PlantKind::Chp, PlantKind::GasBoiler]
+        );
         // The big CHP plant: 40 % minimum load, 1 % of capacity a minute.
         let w = &city.plants[0];
         assert!((w.min_load_w - 0.4 * w.capacity_w).abs() < 1e-6);
