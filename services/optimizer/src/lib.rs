@@ -11,6 +11,7 @@
 //! - [`metrics`]: Prometheus gauges read at scrape time.
 //! - [`run`]: the process.
 
+pub mod ahead;
 pub mod alarms;
 pub mod core;
 pub mod curves;
