@@ -22,6 +22,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod planner;
 pub mod run;
+pub mod schedule;
 pub mod transport;
 
 pub use run::{OptimizerConfig, run};
