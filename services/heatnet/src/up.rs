@@ -46,6 +46,9 @@ pub struct UpArgs {
     /// Port of the control-room web dashboard on loopback; default base+100.
     #[arg(long)]
     dashboard_port: Option<u16>,
+    /// How the optimizer plans: `optimizing`, or the `fixed-curve` baseline.
+    #[arg(long, value_enum, default_value_t = heatnet::procs::OptimizerMode::Optimizing)]
+    optimizer_mode: heatnet::procs::OptimizerMode,
 }
 
 /// One supervised child process.
@@ -214,6 +217,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             data_dir.join("optimizer").display().to_string(),
             "--listen".into(),
             opt_addr.clone(),
+            "--network".into(),
+            network_arg.clone(),
+            "--mode".into(),
+            match args.optimizer_mode {
+                heatnet::procs::OptimizerMode::Optimizing => "optimizing",
+                heatnet::procs::OptimizerMode::FixedCurve => "fixed-curve",
+            }
+            .into(),
         ],
         env: Vec::new(),
     };
