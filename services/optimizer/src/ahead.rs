@@ -96,13 +96,34 @@ pub fn critical<'a>(dps: impl IntoIterator<Item = (&'a NodeId, f64)>) -> Option<
         .min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
+/// A substation valve this open asks for more head, whatever the pressure.
+pub const VALVE_WIDE_OPEN: f64 = 0.9;
+/// The head is lowered only while every valve is below this opening.
+pub const VALVE_ROOM: f64 = 0.8;
+
 /// The lead plant's next head: moved toward holding `target_pa` at the
 /// critical substation (integral action, one step per planning round),
-/// bounded per round and overall.
-pub fn trim_head(head_pa: f64, critical_dp_pa: f64, target_pa: f64) -> f64 {
-    let step =
-        (HEAD_TRIM_GAIN * (target_pa - critical_dp_pa)).clamp(-MAX_HEAD_STEP_PA, MAX_HEAD_STEP_PA);
-    (head_pa + step).clamp(HEAD_LIMITS_PA.0, HEAD_LIMITS_PA.1)
+/// bounded per round and overall. The most open substation valve has the
+/// last word: a valve nearly wide open means its substation needs more
+/// pressure than the target gives (raise), and the head is lowered only while
+/// every valve has room to open.
+pub fn trim_head(
+    head_pa: f64,
+    critical_dp_pa: f64,
+    target_pa: f64,
+    most_open_valve: Option<f64>,
+) -> f64 {
+    let toward_target = HEAD_TRIM_GAIN * (target_pa - critical_dp_pa);
+    let valve = most_open_valve.unwrap_or(0.0);
+    let step = if valve >= VALVE_WIDE_OPEN {
+        toward_target.max(MAX_HEAD_STEP_PA / 2.0)
+    } else if toward_target < 0.0 && valve >= VALVE_ROOM {
+        0.0
+    } else {
+        toward_target
+    };
+    (head_pa + step.clamp(-MAX_HEAD_STEP_PA, MAX_HEAD_STEP_PA))
+        .clamp(HEAD_LIMITS_PA.0, HEAD_LIMITS_PA.1)
 }
 
 #[cfg(test)]
@@ -177,10 +198,26 @@ mod tests {
         let (id, dp) = critical([(&a, 80_000.0), (&b, 30_000.0), (&a, f64::NAN)]).unwrap();
         assert_eq!((id, dp), (&b, 30_000.0));
         // 20 kPa short: +10 kPa.
-        assert_eq!(trim_head(400_000.0, 30_000.0, 50_000.0), 410_000.0);
+        assert_eq!(
+            trim_head(400_000.0, 30_000.0, 50_000.0, Some(0.5)),
+            410_000.0
+        );
         // 200 kPa above: −50 kPa at most.
-        assert_eq!(trim_head(400_000.0, 250_000.0, 50_000.0), 350_000.0);
-        assert_eq!(trim_head(1.19e6, 0.0, 50_000.0), 1.2e6);
-        assert_eq!(trim_head(1.0e5, 500_000.0, 50_000.0), 1.0e5);
+        assert_eq!(
+            trim_head(400_000.0, 250_000.0, 50_000.0, Some(0.5)),
+            350_000.0
+        );
+        assert_eq!(trim_head(1.19e6, 0.0, 50_000.0, None), 1.2e6);
+        assert_eq!(trim_head(1.0e5, 500_000.0, 50_000.0, None), 1.0e5);
+        // A valve nearly wide open: up by half a step although the pressure is ample.
+        assert_eq!(
+            trim_head(400_000.0, 250_000.0, 50_000.0, Some(0.95)),
+            425_000.0
+        );
+        // A valve with little room left: the head holds.
+        assert_eq!(
+            trim_head(400_000.0, 250_000.0, 50_000.0, Some(0.85)),
+            400_000.0
+        );
     }
 }

@@ -755,6 +755,7 @@ impl Core {
                 heat_w: n.get(Metric::HeatW),
                 flow_kg_s: n.get(Metric::FlowKgS),
                 diff_pressure_pa: n.get(Metric::DiffPressurePa),
+                valve_position: n.get(Metric::ValvePosition),
                 setpoint: plan
                     .as_ref()
                     .zip(cv)

@@ -79,6 +79,8 @@ pub struct SubstationObs {
     pub heat_w: Option<f64>,
     pub flow_kg_s: Option<f64>,
     pub diff_pressure_pa: Option<f64>,
+    /// Primary valve opening, 0..1.
+    pub valve_position: Option<f64>,
     /// This round's secondary setpoint and the group curve it came from.
     pub setpoint: Option<(f64, SupplyCurve)>,
 }
@@ -425,7 +427,12 @@ impl PlanState {
                 .max_by(|a, b| a.1.capacity_w.total_cmp(&b.1.capacity_w))
                 .map(|(_, s)| s.id.clone());
         }
-        // 4. The lead's head from the critical substation.
+        // 4. The lead's head from the critical substation and the most open valve.
+        let most_open = subs
+            .iter()
+            .filter_map(|s| s.valve_position)
+            .filter(|v| v.is_finite())
+            .reduce(f64::max);
         let lead_obs = lead_plant
             .as_ref()
             .and_then(|l| plants.iter().find(|p| &p.id == l));
@@ -435,7 +442,7 @@ impl PlanState {
                 .or(lead.head_pa)
                 .unwrap_or(ahead::HEAD_LIMITS_PA.0 * 4.0);
             let next = match &critical {
-                Some((_, dp)) => ahead::trim_head(head, *dp, self.dp_target_pa),
+                Some((_, dp)) => ahead::trim_head(head, *dp, self.dp_target_pa, most_open),
                 None => head.clamp(ahead::HEAD_LIMITS_PA.0, ahead::HEAD_LIMITS_PA.1),
             };
             self.head_pa = Some(next);
@@ -572,6 +579,7 @@ mod tests {
             heat_w: Some(heat_mw * 1e6),
             flow_kg_s: Some(20.0),
             diff_pressure_pa: Some(dp),
+            valve_position: Some(0.5),
             setpoint: None,
         }
     }
