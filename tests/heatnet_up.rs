@@ -293,6 +293,48 @@ async fn up_runs_the_meshed_ring_and_a_scenario_trips_one_plant_while_the_other_
             "{sub} gets no heat"
         );
     }
+    // The optimizer publishes its plan: the ring's plants with their kinds,
+    // heat and supply over the horizon, the CHP plant leading, the tripped (or,
+    // the CHP plant covering the ring, never committed) boiler making nothing,
+    // and the critical substation named.
+    let opt_addr = format!("127.0.0.1:{}", base + 1);
+    let plan = wait_for(
+        Duration::from_secs(60),
+        "a plan for both ring plants",
+        || {
+            let addr = opt_addr.clone();
+            async move {
+                let mut c = control_room(&addr).await?;
+                let p = c
+                    .get_plan(proto::v1::GetPlanRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                (p.planned_at_ms > 0 && p.plants.len() == 2).then_some(p)
+            }
+        },
+    )
+    .await;
+    assert_eq!(plan.mode, "optimizing");
+    assert_eq!(plan.lead_plant_id, "chp-north", "{plan:?}");
+    assert!(!plan.critical_substation_id.is_empty(), "{plan:?}");
+    let chp = plan
+        .plants
+        .iter()
+        .find(|pl| pl.plant_id == "chp-north")
+        .expect("chp-north planned");
+    assert_eq!(chp.kind, "chp");
+    assert_eq!(chp.heat_w.len(), 24);
+    assert_eq!(chp.supply_temp_c.len(), 24);
+    assert!(chp.heat_w[0] > 0.0 && chp.delay_s.is_some(), "{chp:?}");
+    let boiler = plan
+        .plants
+        .iter()
+        .find(|pl| pl.plant_id == "boiler-south")
+        .expect("boiler-south planned");
+    assert_eq!(boiler.kind, "gas_boiler");
+    assert_eq!(boiler.heat_w[0], 0.0, "{plan:?}");
+    eprintln!("plan: {plan:?}");
     // Ctrl-C, and wait for everything to stop before the directory goes.
     kill(Pid::from_raw(up.pid() as i32), Signal::SIGINT).expect("SIGINT");
     assert!(
