@@ -174,12 +174,12 @@ impl DemandModel {
             return;
         }
         let err = y - (0..N).map(|i| self.theta[i] * phi[i]).sum::<f64>();
-        for i in 0..N {
-            self.theta[i] += pphi[i] / denom * err;
+        for (t, g) in self.theta.iter_mut().zip(&pphi) {
+            *t += g / denom * err;
         }
-        for i in 0..N {
-            for j in 0..N {
-                self.p[i][j] = (self.p[i][j] - pphi[i] * pphi[j] / denom) / FORGETTING;
+        for (row, gi) in self.p.iter_mut().zip(&pphi) {
+            for (v, gj) in row.iter_mut().zip(&pphi) {
+                *v = (*v - gi * gj / denom) / FORGETTING;
             }
         }
         self.samples += 1;

@@ -453,7 +453,7 @@ impl PlanState {
             .iter()
             .filter_map(|s| s.setpoint.as_ref().map(|(sp, c)| (c, *sp)))
             .collect();
-        for (k, (o, p)) in net_plants.iter().enumerate() {
+        for (o, p) in &net_plants {
             let delay_s = delays.plants.get(&o.id).copied();
             let out_now = o.outdoor_c.unwrap_or(measured_out);
             let supply_at = |t_ms: i64| -> Option<f64> {
@@ -492,7 +492,7 @@ impl PlanState {
             };
             let dispatch = dispatch.filter(|a| {
                 let cap = p.map_or(1.0e6, |p| p.capacity_w);
-                let changed = match (self.sent.get(&o.id), a) {
+                match (self.sent.get(&o.id), a) {
                     (
                         Some(Action::SetHeatOutput { heat_w: old }),
                         Action::SetHeatOutput { heat_w: new },
@@ -502,8 +502,7 @@ impl PlanState {
                         Action::SetPumpHead { head_pa: new },
                     ) => (old - new).abs() >= RESEND_HEAD_PA,
                     _ => true,
-                };
-                changed
+                }
             });
             if let Some(a) = &dispatch {
                 self.sent.insert(o.id.clone(), a.clone());
@@ -515,7 +514,6 @@ impl PlanState {
                     dispatch,
                 });
             }
-            let _ = k;
             view_plants.push(PlantPlanView {
                 id: o.id.clone(),
                 kind: p.map_or(String::new(), |p| p.kind.name().to_string()),

@@ -50,6 +50,10 @@ pub struct Delays {
     pub plants: BTreeMap<NodeId, f64>,
 }
 
+/// A plant's shortest-path tree: its id, each junction's distance (m³) and
+/// the (junction, pipe) it is reached through.
+type Tree = (NodeId, Vec<f64>, Vec<Option<(usize, usize)>>);
+
 #[derive(PartialEq)]
 struct Entry(f64, usize);
 impl Eq for Entry {}
@@ -149,7 +153,7 @@ impl Layout {
             }
         }
         // A shortest-path tree (by volume) from each available plant.
-        let trees: Vec<(NodeId, Vec<f64>, Vec<Option<(usize, usize)>>)> = self
+        let trees: Vec<Tree> = self
             .plants
             .iter()
             .filter(|(id, _)| !unavailable.contains(id))
