@@ -63,6 +63,11 @@ impl Plant {
     fn demo_with(room_c: f64, edit: impl Fn(&mut NodeConfig)) -> Self {
         let mut net = model::Network::sample("demo").expect("demo network");
         net.initial_room_temp_c = room_c;
+        Self::network_with(net, edit)
+    }
+
+    /// Any network, with the actors' configurations edited.
+    fn network_with(net: model::Network, edit: impl Fn(&mut NodeConfig)) -> Self {
         let mut cfgs = configs(&net);
         cfgs.iter_mut().for_each(edit);
         let world = World::new(net);
@@ -97,11 +102,16 @@ impl Plant {
 
     /// What the optimizer would send: a supply setpoint for one node.
     fn set_supply(&mut self, id: &NodeId, supply_temp_c: f64) {
+        self.send(id, Action::SetSupplyTemp { supply_temp_c });
+    }
+
+    /// What the optimizer would send: any command to one node.
+    fn send(&mut self, id: &NodeId, action: Action) {
         let cmd = Command {
             command_id: format!("c{}", self.next_version),
             actor_id: id.clone(),
             version: self.next_version,
-            action: Action::SetSupplyTemp { supply_temp_c },
+            action,
         };
         self.next_version += 1;
         let ctl = self.ctls.get_mut(id).expect("actor");
@@ -454,4 +464,79 @@ fn the_return_limiter_holds_the_primary_return_when_the_supply_loop_asks_too_muc
         lim_sup < free_sup,
         "the limiter did not hold the valve back"
     );
+}
+
+#[test]
+fn on_the_ring_a_dispatched_boiler_makes_its_heat_while_the_lead_chp_holds_the_head() {
+    // The ring's two plants, as the optimizer dispatches them: the CHP plant
+    // leads (holds a pump head, takes the balance), the gas boiler is told a
+    // heat output that its pump speed tracks. The CHP plant's minimum load is
+    // lifted so that the split is free.
+    let mut net = model::Network::sample("ring").expect("ring network");
+    net.initial_room_temp_c = 20.0;
+    net.plants[0].min_load_w = 0.0;
+    let mut p = Plant::network_with(net, |_| {});
+    let chp = NodeId::new("chp-north").expect("id");
+    let boiler = NodeId::new("boiler-south").expect("id");
+    for id in p
+        .ids(NodeKind::Substation)
+        .iter()
+        .chain(&p.ids(NodeKind::Plant))
+    {
+        let sp = p.curve_now(id);
+        p.set_supply(id, sp);
+    }
+    let settled = p.run(2.0, true);
+    let last = settled.last().expect("scans");
+    let head_pa = last[&chp].get(Metric::DiffPressurePa).expect("chp head");
+    let boiler_before = last[&boiler].get(Metric::HeatW).expect("boiler heat");
+    let total: f64 = [&chp, &boiler]
+        .iter()
+        .filter_map(|id| last[*id].get(Metric::HeatW))
+        .sum();
+    // A third of the load to the boiler, whatever it made before.
+    let want_w = total / 3.0;
+    p.send(&chp, Action::SetPumpHead { head_pa });
+    p.send(&boiler, Action::SetHeatOutput { heat_w: want_w });
+    p.run(3.0, true);
+    let record = p.run(1.0, true);
+    let mean = |id: &NodeId, m: Metric| {
+        let v: Vec<f64> = record.iter().filter_map(|s| s[id].get(m)).collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let boiler_w = mean(&boiler, Metric::HeatW);
+    let chp_head = mean(&chp, Metric::DiffPressurePa);
+    eprintln!(
+        "ring: load {:.2} MW; boiler {:.2} MW before, told {:.2} MW, makes {:.2} MW; chp head {:.0} kPa held at {:.0} kPa",
+        total / 1e6,
+        boiler_before / 1e6,
+        want_w / 1e6,
+        boiler_w / 1e6,
+        head_pa / 1e3,
+        chp_head / 1e3
+    );
+    assert!(
+        (boiler_w - want_w).abs() <= 0.1 * want_w,
+        "boiler makes {boiler_w} W, told {want_w} W"
+    );
+    assert!(
+        (chp_head - head_pa).abs() <= 0.05 * head_pa,
+        "chp head {chp_head} Pa, told {head_pa} Pa"
+    );
+    // Uncommitted: the boiler's pump stops and it makes no heat; the CHP
+    // plant carries the ring alone.
+    p.send(&boiler, Action::SetHeatOutput { heat_w: 0.0 });
+    let after = p.run(2.0, true);
+    let last = after.last().expect("scans");
+    assert!(
+        last[&boiler].get(Metric::HeatW).unwrap_or(0.0) < 0.05 * total,
+        "{:?}",
+        last[&boiler].readings
+    );
+    for s in p.ids(NodeKind::Substation) {
+        assert!(
+            last[&s].get(Metric::HeatW).is_some_and(|h| h > 0.0),
+            "{s} gets no heat"
+        );
+    }
 }
