@@ -165,6 +165,8 @@ pub struct PlanState {
     forecast: Vec<WeatherAhead>,
     demand: BTreeMap<NodeId, DemandModel>,
     loss_share: f64,
+    /// The lead plant and the head it was last given.
+    lead: Option<NodeId>,
     head_pa: Option<f64>,
     sent: BTreeMap<NodeId, Action>,
     view: Option<PlanView>,
@@ -188,6 +190,7 @@ impl PlanState {
             forecast: Vec::new(),
             demand: BTreeMap::new(),
             loss_share: DEFAULT_LOSS_SHARE,
+            lead: None,
             head_pa: None,
             sent: BTreeMap::new(),
             view: None,
@@ -436,6 +439,11 @@ impl PlanState {
         let lead_obs = lead_plant
             .as_ref()
             .and_then(|l| plants.iter().find(|p| &p.id == l));
+        if self.lead != lead_plant {
+            // A new lead starts from its own measured head.
+            self.head_pa = None;
+            self.lead = lead_plant.clone();
+        }
         if let Some(lead) = lead_obs {
             let head = self
                 .head_pa
@@ -698,5 +706,21 @@ mod tests {
         assert!(delay > 600.0 && delay < 4.0 * 3600.0, "{delay}");
         assert!(cold > calm + 5.0, "{calm} → {cold}");
         assert!(v.weather_forecast);
+    }
+
+    #[test]
+    fn the_fixed_curve_baseline_puts_each_plant_on_its_own_curve() {
+        let net = Arc::new(Network::sample("ring").unwrap());
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        let mut plants = vec![plant_obs(&net, 0, 9.0), plant_obs(&net, 1, 0.0)];
+        plants[1].outdoor_c = Some(10.0);
+        let orders = st.fixed_curve(5_000, &plants);
+        // Curve −7 → 110, 10 → 70: 0 °C gives 110 − 7/17·40.
+        assert!((orders[0].supply_temp_c - (110.0 - 7.0 / 17.0 * 40.0)).abs() < 1e-9);
+        assert_eq!(orders[1].supply_temp_c, 70.0);
+        assert!(orders.iter().all(|o| o.dispatch.is_none()));
+        let v = st.view().unwrap();
+        assert_eq!(v.mode, "fixed_curve");
+        assert!(v.lead_plant.is_none() && v.plants.iter().all(|p| p.heat_w.is_empty()));
     }
 }
