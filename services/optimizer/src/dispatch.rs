@@ -470,6 +470,13 @@ mod tests {
             "{d:?}"
         );
         assert!(near(d.max_unserved_w(), 1.0), "{d:?}");
+        // Every plant down: nothing is made, all 33 MW are unserved.
+        for p in inp.plants.iter_mut() {
+            p.available = false;
+        }
+        let d = dispatch(&inp).unwrap();
+        assert!(d.heat_w.iter().flatten().all(|&h| h == 0.0), "{d:?}");
+        assert!(near(d.max_unserved_w(), 33.0), "{d:?}");
     }
 
     #[test]

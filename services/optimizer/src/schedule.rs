@@ -47,6 +47,8 @@ const LOSS_SMOOTHING: f64 = 0.1;
 const RESEND_SHARE: f64 = 0.02;
 /// The head setpoint is re-sent when it moves by this much, Pa.
 const RESEND_HEAD_PA: f64 = 5_000.0;
+/// A plant seen tripped is left out of the dispatch this long, ms.
+pub const TRIP_HOLD_MS: i64 = 2 * 3_600_000;
 /// Most forecast points kept.
 pub const MAX_FORECAST_POINTS: usize = 1_000;
 
@@ -169,6 +171,8 @@ pub struct PlanState {
     lead: Option<NodeId>,
     head_pa: Option<f64>,
     sent: BTreeMap<NodeId, Action>,
+    /// When each plant was last seen tripped, network ms.
+    trip_seen_ms: BTreeMap<NodeId, i64>,
     view: Option<PlanView>,
 }
 
@@ -193,6 +197,7 @@ impl PlanState {
             lead: None,
             head_pa: None,
             sent: BTreeMap::new(),
+            trip_seen_ms: BTreeMap::new(),
             view: None,
         }
     }
@@ -343,15 +348,24 @@ impl PlanState {
             self.loss_share += LOSS_SMOOTHING * (share - self.loss_share);
         }
 
-        // Trips: an alarm, or a running pump with no heat put in.
+        // Trips: an alarm, or a running pump with no heat put in. A plant
+        // seen tripped stays out for a while (once stopped it cannot show
+        // whether it would heat again), then is tried again.
+        for p in plants {
+            let no_heat = p.pump_running == Some(true)
+                && matches!((p.supply_temp_c, p.return_temp_c), (Some(s), Some(r)) if s - r < 0.5)
+                && self.sent.get(&p.id).is_some_and(
+                    |a| !matches!(a, Action::SetHeatOutput { heat_w } if *heat_w <= 0.0),
+                );
+            if p.trip_alarm || no_heat {
+                self.trip_seen_ms.insert(p.id.clone(), now_ms);
+            }
+        }
+        self.trip_seen_ms
+            .retain(|_, seen| now_ms - *seen < TRIP_HOLD_MS);
         let tripped: Vec<NodeId> = plants
             .iter()
-            .filter(|p| {
-                p.trip_alarm
-                    || (p.pump_running == Some(true)
-                        && matches!((p.supply_temp_c, p.return_temp_c), (Some(s), Some(r)) if s - r < 0.5)
-                        && self.sent.get(&p.id).is_some_and(|a| !matches!(a, Action::SetHeatOutput { heat_w } if *heat_w <= 0.0)))
-            })
+            .filter(|p| self.trip_seen_ms.contains_key(&p.id))
             .map(|p| p.id.clone())
             .collect();
 
@@ -664,6 +678,11 @@ mod tests {
             Some("boiler-south")
         );
         assert_eq!(v.plants[0].heat_w[0], 0.0);
+        // The alarm clears: the CHP stays out for the hold time, then returns.
+        let out = st.round(1_300_000 + TRIP_HOLD_MS - 1, 300_000, &subs, &plants);
+        assert_eq!(out.tripped.len(), 1);
+        let out = st.round(1_300_000 + TRIP_HOLD_MS, 300_000, &subs, &plants);
+        assert!(out.tripped.is_empty());
         let need = total * (1.0 + v.loss_share);
         if need > 12.0e6 {
             assert!(
