@@ -53,6 +53,10 @@ pub struct PlantSpec {
     pub available: bool,
     /// Heat it makes now, W (the start of its ramp), if known.
     pub output_w: Option<f64>,
+    /// Runs at every step while available (at least its minimum load), even
+    /// when cheaper plants could carry the load: in a meshed network a plant
+    /// whose pump stops can leave substations without pressure.
+    pub must_run: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -141,7 +145,7 @@ fn check(input: &DispatchInput) -> Result<(), DispatchError> {
 
 /// Which plants run at each step: the cheapest available ones until what
 /// they can make at that step covers the step's load (all available plants if
-/// even they fall short). What a running plant can make at step `t` is its
+/// even they fall short), and every available must-run plant. What a running plant can make at step `t` is its
 /// capacity, or less while it is still ramping up from its output now.
 pub fn commit(plants: &[PlantSpec], load_w: &[f64], step_s: f64) -> Vec<Vec<bool>> {
     let mut order: Vec<usize> = (0..plants.len())
@@ -168,6 +172,11 @@ pub fn commit(plants: &[PlantSpec], load_w: &[f64], step_s: f64) -> Vec<Vec<bool
                     .min(now.max(pl.min_load_w) + r * step_s * (t + 1) as f64),
                 _ => pl.capacity_w,
             };
+        }
+        for &p in &order {
+            if plants[p].must_run {
+                committed[p][t] = true;
+            }
         }
     }
     committed
@@ -352,6 +361,7 @@ mod tests {
             price_yuan_per_gj: price,
             available: true,
             output_w: None,
+            must_run: false,
         }
     }
 
@@ -412,6 +422,30 @@ mod tests {
             near(d.heat_w[0][0], 8.0) && near(d.spilled_w[0], 3.0),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn a_must_run_plant_stays_at_its_minimum_when_the_cheap_one_could_do_it_all() {
+        let mut boiler = plant("boiler", 12.0, 1.2, 48.0);
+        boiler.must_run = true;
+        let d = dispatch(&input(vec![plant("chp", 20.0, 0.0, 24.5), boiler], &[10.0])).unwrap();
+        assert!(d.committed[1][0]);
+        assert!(
+            near(d.heat_w[1][0], 1.2) && near(d.heat_w[0][0], 8.8),
+            "{d:?}"
+        );
+        // Tripped, it runs no more.
+        let mut inp = input(
+            vec![
+                plant("chp", 20.0, 0.0, 24.5),
+                plant("boiler", 12.0, 1.2, 48.0),
+            ],
+            &[10.0],
+        );
+        inp.plants[1].must_run = true;
+        inp.plants[1].available = false;
+        let d = dispatch(&inp).unwrap();
+        assert!(!d.committed[1][0] && near(d.heat_w[0][0], 10.0), "{d:?}");
     }
 
     #[test]

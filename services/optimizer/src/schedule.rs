@@ -399,6 +399,11 @@ impl PlanState {
             .iter()
             .map(|p| (p, self.network.as_ref().and_then(|n| n.plant(&p.id))))
             .collect();
+        // In a meshed network every available plant keeps its pump running
+        // (at least at its minimum load): one plant's pump cannot carry a
+        // network sized for several (found on the city: substations far from
+        // the lone plant lost their pressure and rooms cooled).
+        let must_run = self.network.as_ref().is_some_and(|n| !n.pipes.is_empty());
         let specs: Vec<PlantSpec> = net_plants
             .iter()
             .filter_map(|(o, p)| {
@@ -411,6 +416,7 @@ impl PlanState {
                     price_yuan_per_gj: p.heat_price_yuan_per_gj,
                     available: o.online && !tripped.contains(&o.id),
                     output_w: o.heat_w,
+                    must_run,
                 })
             })
             .collect();
@@ -655,10 +661,9 @@ mod tests {
         assert_eq!(v.lead_plant.as_ref().map(NodeId::as_str), Some("chp-north"));
         // Persistence (young models): demand = measured heat.
         assert!((v.demand_w[0] - total).abs() < 1.0, "{:?}", v.demand_w);
-        // The boiler is not needed while the CHP covers it all.
-        if total * 1.06 <= 20.0e6 {
-            assert_eq!(v.plants[1].heat_w[0], 0.0, "{v:?}");
-        }
+        // The meshed ring keeps both pumps running: the boiler at its
+        // minimum (1.2 MW) while the CHP plant covers the rest.
+        assert!((v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4, "{v:?}");
         // The lead gets a head, the boiler a heat order.
         assert!(
             out.orders
