@@ -23,7 +23,7 @@ pub const HEAD_TRIM_GAIN: f64 = 0.5;
 /// Largest head change in one round, Pa.
 pub const MAX_HEAD_STEP_PA: f64 = 50_000.0;
 /// Pump heads the trim stays within, Pa.
-pub const HEAD_LIMITS_PA: (f64, f64) = (1.0e5, 1.2e6);
+pub const HEAD_LIMITS_PA: (f64, f64) = (1.0e5, 2.0e6);
 
 /// The weather at `time_ms`: interpolated from the forecast points (sorted by
 /// time; the nearest end point beyond them), or, without a forecast,
@@ -207,7 +207,7 @@ mod tests {
             trim_head(400_000.0, 250_000.0, 50_000.0, Some(0.5)),
             350_000.0
         );
-        assert_eq!(trim_head(1.19e6, 0.0, 50_000.0, None), 1.2e6);
+        assert_eq!(trim_head(1.99e6, 0.0, 50_000.0, None), 2.0e6);
         assert_eq!(trim_head(1.0e5, 500_000.0, 50_000.0, None), 1.0e5);
         // A valve nearly wide open: up by half a step although the pressure is ample.
         assert_eq!(

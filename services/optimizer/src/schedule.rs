@@ -173,6 +173,8 @@ pub struct PlanState {
     sent: BTreeMap<NodeId, Action>,
     /// When each plant was last seen tripped, network ms.
     trip_seen_ms: BTreeMap<NodeId, i64>,
+    /// What plants were seen to deliver at most, W (below their nameplate).
+    deliverable_w: BTreeMap<NodeId, f64>,
     view: Option<PlanView>,
 }
 
@@ -198,6 +200,7 @@ impl PlanState {
             head_pa: None,
             sent: BTreeMap::new(),
             trip_seen_ms: BTreeMap::new(),
+            deliverable_w: BTreeMap::new(),
             view: None,
         }
     }
@@ -404,14 +407,56 @@ impl PlanState {
         // network sized for several (found on the city: substations far from
         // the lone plant lost their pressure and rooms cooled).
         let must_run = self.network.as_ref().is_some_and(|n| !n.pipes.is_empty());
+        // What each plant can really deliver through the network: one that
+        // falls short of its heat order (its pump at full speed), or a lead
+        // that cannot hold its head while a substation valve is wide open,
+        // is taken to deliver what it measures; the estimate then relaxes by
+        // 5 % of its nameplate a round. (Found on the city: the biggest plant's pump could not
+        // push its nameplate heat through the mesh.)
+        let most_open = subs
+            .iter()
+            .filter_map(|s| s.valve_position)
+            .filter(|v| v.is_finite())
+            .reduce(f64::max);
+        for o in plants {
+            let Some(q) = o.heat_w else {
+                continue;
+            };
+            let short = match self.sent.get(&o.id) {
+                Some(Action::SetHeatOutput { heat_w }) if *heat_w > 0.0 => q < 0.9 * heat_w,
+                Some(Action::SetPumpHead { head_pa }) => {
+                    most_open.is_some_and(|v| v >= ahead::VALVE_WIDE_OPEN)
+                        && (*head_pa >= ahead::HEAD_LIMITS_PA.1 - 1.0
+                            || o.head_pa.is_some_and(|h| h < 0.95 * head_pa))
+                }
+                _ => false,
+            };
+            let nameplate = self
+                .network
+                .as_ref()
+                .and_then(|n| n.plant(&o.id))
+                .map_or(0.0, |p| p.capacity_w);
+            if short {
+                self.deliverable_w.insert(o.id.clone(), (q * 1.02).max(0.0));
+            } else if let Some(c) = self.deliverable_w.get_mut(&o.id) {
+                *c += 0.05 * nameplate;
+                if *c >= nameplate {
+                    self.deliverable_w.remove(&o.id);
+                }
+            }
+        }
         let specs: Vec<PlantSpec> = net_plants
             .iter()
             .filter_map(|(o, p)| {
                 let p = (*p)?;
+                let capacity_w = self
+                    .deliverable_w
+                    .get(&o.id)
+                    .map_or(p.capacity_w, |c| c.min(p.capacity_w));
                 Some(PlantSpec {
                     id: o.id.clone(),
-                    capacity_w: p.capacity_w,
-                    min_load_w: p.min_load_w,
+                    capacity_w,
+                    min_load_w: p.min_load_w.min(capacity_w),
                     ramp_w_per_s: p.ramp_w_per_s,
                     price_yuan_per_gj: p.heat_price_yuan_per_gj,
                     available: o.online && !tripped.contains(&o.id),
@@ -451,11 +496,6 @@ impl PlanState {
                 .map(|(_, s)| s.id.clone());
         }
         // 4. The lead's head from the critical substation and the most open valve.
-        let most_open = subs
-            .iter()
-            .filter_map(|s| s.valve_position)
-            .filter(|v| v.is_finite())
-            .reduce(f64::max);
         let lead_obs = lead_plant
             .as_ref()
             .and_then(|l| plants.iter().find(|p| &p.id == l));
@@ -655,7 +695,11 @@ mod tests {
             .map(|s| sub(s.id.as_str(), 2.0, 80_000.0))
             .collect();
         let total = 2.0e6 * subs.len() as f64;
-        let plants = vec![plant_obs(&net, 0, total / 1e6), plant_obs(&net, 1, 0.0)];
+        // The boiler makes what it is told (its minimum, see below).
+        let plants = vec![
+            plant_obs(&net, 0, total / 1e6 - 1.2),
+            plant_obs(&net, 1, 1.2),
+        ];
         let out = st.round(1_000_000, 300_000, &subs, &plants);
         let v = st.view().unwrap().clone();
         assert_eq!(v.lead_plant.as_ref().map(NodeId::as_str), Some("chp-north"));
@@ -746,5 +790,28 @@ mod tests {
         let v = st.view().unwrap();
         assert_eq!(v.mode, "fixed_curve");
         assert!(v.lead_plant.is_none() && v.plants.iter().all(|p| p.heat_w.is_empty()));
+    }
+
+    #[test]
+    fn a_plant_that_cannot_make_its_order_is_planned_at_what_it_delivers() {
+        let net = Arc::new(Network::sample("ring").unwrap());
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        let subs: Vec<SubstationObs> = net
+            .substations
+            .iter()
+            .map(|s| sub(s.id.as_str(), 2.0, 80_000.0))
+            .collect();
+        let mut plants = vec![plant_obs(&net, 0, 6.8), plant_obs(&net, 1, 1.2)];
+        st.round(0, 300_000, &subs, &plants);
+        // Told its 1.2 MW minimum, the boiler makes only 0.6 MW.
+        plants[1].heat_w = Some(0.6e6);
+        st.round(300_000, 300_000, &subs, &plants);
+        let v = st.view().unwrap();
+        assert!((v.plants[1].heat_w[0] - 0.612e6).abs() < 1.0e4, "{v:?}");
+        // It delivers again: the estimate relaxes by 5 % of 12 MW a round.
+        plants[1].heat_w = Some(0.612e6);
+        st.round(600_000, 300_000, &subs, &plants);
+        let v = st.view().unwrap();
+        assert!((v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4, "{v:?}");
     }
 }
