@@ -394,8 +394,9 @@ pub enum PlantDispatch {
     Head(PumpDp),
 }
 
-/// Reset time of the heat-output loop, s.
-pub const HEAT_LOOP_TI_S: f64 = 300.0;
+/// Reset time of the heat-output loop, s: slow against the lead plant's head
+/// loop (120 s), so that the two plants' pumps do not chase each other.
+pub const HEAT_LOOP_TI_S: f64 = 900.0;
 
 impl PlantCtl {
     fn command(&mut self, cmd: &Command) -> Result<(), String> {
@@ -413,9 +414,9 @@ impl PlantCtl {
                 match &mut self.dispatch {
                     Some(PlantDispatch::Heat { heat_w: h, .. }) => *h = heat_w,
                     _ => {
-                        // 10 % heat error moves the speed by 2 %; bumpless from the speed now.
+                        // 10 % heat error moves the speed by 1 %; bumpless from the speed now.
                         let pi = Pi::new(
-                            0.2 / heat_w.max(1.0e6),
+                            0.1 / heat_w.max(1.0e6),
                             HEAT_LOOP_TI_S,
                             MIN_PUMP_SPEED,
                             model::hardware::PUMP_SPEED_LIMITS.1,

@@ -20,8 +20,11 @@ pub struct WeatherAhead {
 pub const DEFAULT_DP_TARGET_PA: f64 = 50_000.0;
 /// Head trim gain: Pa of head per Pa of shortfall at the critical substation, per round.
 pub const HEAD_TRIM_GAIN: f64 = 0.5;
-/// Largest head change in one round, Pa.
+/// Largest head rise in one round, Pa.
 pub const MAX_HEAD_STEP_PA: f64 = 50_000.0;
+/// Largest head fall in one round, Pa: slower than the rise, so that the
+/// trim and the substation valves do not chase each other.
+pub const MAX_HEAD_FALL_PA: f64 = 10_000.0;
 /// Pump heads the trim stays within, Pa.
 pub const HEAD_LIMITS_PA: (f64, f64) = (1.0e5, 2.0e6);
 
@@ -97,9 +100,9 @@ pub fn critical<'a>(dps: impl IntoIterator<Item = (&'a NodeId, f64)>) -> Option<
 }
 
 /// A substation valve this open asks for more head, whatever the pressure.
-pub const VALVE_WIDE_OPEN: f64 = 0.9;
+pub const VALVE_WIDE_OPEN: f64 = 0.98;
 /// The head is lowered only while every valve is below this opening.
-pub const VALVE_ROOM: f64 = 0.8;
+pub const VALVE_ROOM: f64 = 0.9;
 
 /// The lead plant's next head: moved toward holding `target_pa` at the
 /// critical substation (integral action, one step per planning round),
@@ -122,7 +125,7 @@ pub fn trim_head(
     } else {
         toward_target
     };
-    (head_pa + step.clamp(-MAX_HEAD_STEP_PA, MAX_HEAD_STEP_PA))
+    (head_pa + step.clamp(-MAX_HEAD_FALL_PA, MAX_HEAD_STEP_PA))
         .clamp(HEAD_LIMITS_PA.0, HEAD_LIMITS_PA.1)
 }
 
@@ -202,21 +205,21 @@ mod tests {
             trim_head(400_000.0, 30_000.0, 50_000.0, Some(0.5)),
             410_000.0
         );
-        // 200 kPa above: −50 kPa at most.
+        // 200 kPa above: −10 kPa at most (it falls slower than it rises).
         assert_eq!(
             trim_head(400_000.0, 250_000.0, 50_000.0, Some(0.5)),
-            350_000.0
+            390_000.0
         );
         assert_eq!(trim_head(1.99e6, 0.0, 50_000.0, None), 2.0e6);
         assert_eq!(trim_head(1.0e5, 500_000.0, 50_000.0, None), 1.0e5);
         // A valve nearly wide open: up by half a step although the pressure is ample.
         assert_eq!(
-            trim_head(400_000.0, 250_000.0, 50_000.0, Some(0.95)),
+            trim_head(400_000.0, 250_000.0, 50_000.0, Some(0.99)),
             425_000.0
         );
         // A valve with little room left: the head holds.
         assert_eq!(
-            trim_head(400_000.0, 250_000.0, 50_000.0, Some(0.85)),
+            trim_head(400_000.0, 250_000.0, 50_000.0, Some(0.95)),
             400_000.0
         );
     }

@@ -83,6 +83,10 @@ pub struct DemandModel {
     /// Lagged outdoor temperature and the time it was brought up to.
     lagged: Option<(i64, f64)>,
     samples: u64,
+    /// Time of the first sample learned from, ms.
+    first_ms: Option<i64>,
+    /// Largest heat seen, W: predictions stay below 1.5 times it.
+    max_heat_w: f64,
     pending: VecDeque<(Lead, i64, f64)>,
     pub next: ErrorStat,
     pub day: ErrorStat,
@@ -123,6 +127,8 @@ impl DemandModel {
             lag_s: lag_h.clamp(0.1, 500.0) * 3600.0,
             lagged: None,
             samples: 0,
+            first_ms: None,
+            max_heat_w: 0.0,
             pending: VecDeque::new(),
             next: ErrorStat::default(),
             day: ErrorStat::default(),
@@ -132,6 +138,14 @@ impl DemandModel {
     /// Samples learned from.
     pub fn samples(&self) -> u64 {
         self.samples
+    }
+
+    /// How long the model has learned, ms (0 before the first sample).
+    pub fn span_ms(&self) -> i64 {
+        match (self.first_ms, self.lagged) {
+            (Some(a), Some((b, _))) => b - a,
+            _ => 0,
+        }
     }
 
     /// Learns from one measurement: the heat the substation took under these
@@ -183,11 +197,14 @@ impl DemandModel {
             }
         }
         self.samples += 1;
+        self.first_ms.get_or_insert(c.time_ms);
+        self.max_heat_w = self.max_heat_w.max(heat_w);
     }
 
     /// Predicted heat, W, at each of the given future conditions (in time
     /// order, after the last observation): the outdoor lag is carried forward
-    /// through them. Empty before the first observation.
+    /// through them; never below 0 nor above 1.5 times the largest heat seen.
+    /// Empty before the first observation.
     pub fn predict(&self, ahead: &[Conditions]) -> Vec<f64> {
         let Some((mut t, mut lagged)) = self.lagged else {
             return Vec::new();
@@ -206,7 +223,7 @@ impl DemandModel {
                 }
                 let phi = features(lagged, c.solar_w_m2, c.time_ms);
                 let y: f64 = (0..N).map(|i| self.theta[i] * phi[i]).sum();
-                (y * MW).max(0.0)
+                (y * MW).clamp(0.0, 1.5 * self.max_heat_w)
             })
             .collect()
     }

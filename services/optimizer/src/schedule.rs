@@ -37,8 +37,11 @@ use crate::transport::{Delays, Layout};
 pub const HORIZON_STEPS: usize = 24;
 /// Length of one step, s.
 pub const STEP_S: f64 = 3600.0;
-/// Samples a demand model needs before its forecast is used (else persistence).
+/// Samples a demand model needs before its forecast is used (else persistence)…
 pub const MIN_MODEL_SAMPLES: u64 = 24;
+/// …and the time they must span, ms: a whole day, or the time-of-day terms
+/// are guesses (found on the city: two hours of data forecast 2× the load).
+pub const MIN_MODEL_SPAN_MS: i64 = 24 * 3_600_000;
 /// Loss share assumed before telemetry says otherwise.
 pub const DEFAULT_LOSS_SHARE: f64 = 0.05;
 /// Smoothing of the loss estimate per round.
@@ -47,6 +50,10 @@ const LOSS_SMOOTHING: f64 = 0.1;
 const RESEND_SHARE: f64 = 0.02;
 /// The head setpoint is re-sent when it moves by this much, Pa.
 const RESEND_HEAD_PA: f64 = 5_000.0;
+/// Time constant with which measured substation heat is smoothed, ms.
+pub const DEMAND_SMOOTHING_MS: f64 = 30.0 * 60_000.0;
+/// A running plant's heat order moves by at most this share of its capacity a round.
+pub const MAX_ORDER_STEP_SHARE: f64 = 0.05;
 /// A plant seen tripped is left out of the dispatch this long, ms.
 pub const TRIP_HOLD_MS: i64 = 2 * 3_600_000;
 /// Most forecast points kept.
@@ -171,6 +178,10 @@ pub struct PlanState {
     lead: Option<NodeId>,
     head_pa: Option<f64>,
     sent: BTreeMap<NodeId, Action>,
+    /// Each substation's smoothed measured heat, W.
+    heat_smoothed_w: BTreeMap<NodeId, f64>,
+    /// When each plant's last order was sent, network ms.
+    sent_at_ms: BTreeMap<NodeId, i64>,
     /// When each plant was last seen tripped, network ms.
     trip_seen_ms: BTreeMap<NodeId, i64>,
     /// What plants were seen to deliver at most, W (below their nameplate).
@@ -199,6 +210,8 @@ impl PlanState {
             lead: None,
             head_pa: None,
             sent: BTreeMap::new(),
+            sent_at_ms: BTreeMap::new(),
+            heat_smoothed_w: BTreeMap::new(),
             trip_seen_ms: BTreeMap::new(),
             deliverable_w: BTreeMap::new(),
             view: None,
@@ -296,10 +309,18 @@ impl PlanState {
 
         // 1. Demand models learn and forecast.
         let mut demand_w = vec![0.0; HORIZON_STEPS];
+        let k_smooth = 1.0 - (-(plan_interval_ms as f64) / DEMAND_SMOOTHING_MS).exp();
         for s in subs {
             let out = s.outdoor_c.unwrap_or(measured_out);
+            // The measured heat, smoothed: one reading swings with the valves
+            // and the plants' own moves; orders must not chase it.
+            let heat_w = s.heat_w.filter(|q| q.is_finite()).map(|q| {
+                let e = self.heat_smoothed_w.entry(s.id.clone()).or_insert(q);
+                *e += k_smooth * (q - *e);
+                *e
+            });
             let model = self.demand.entry(s.id.clone()).or_default();
-            if let Some(q) = s.heat_w {
+            if let Some(q) = heat_w {
                 model.observe(
                     &Conditions {
                         time_ms: now_ms,
@@ -310,11 +331,12 @@ impl PlanState {
                 );
             }
             let ahead_path = path(out);
-            let forecast = if model.samples() >= MIN_MODEL_SAMPLES {
-                model.predict(&ahead_path)
-            } else {
-                Vec::new()
-            };
+            let forecast =
+                if model.samples() >= MIN_MODEL_SAMPLES && model.span_ms() >= MIN_MODEL_SPAN_MS {
+                    model.predict(&ahead_path)
+                } else {
+                    Vec::new()
+                };
             if forecast.len() == HORIZON_STEPS {
                 for (d, f) in demand_w.iter_mut().zip(&forecast) {
                     *d += f;
@@ -335,7 +357,7 @@ impl PlanState {
                 if let (Some(last), Some(c)) = (forecast.last(), ahead_path.last()) {
                     model.remember(Lead::Day, c.time_ms, *last);
                 }
-            } else if let Some(q) = s.heat_w {
+            } else if let Some(q) = heat_w {
                 // Too young a model: persistence.
                 for d in demand_w.iter_mut() {
                     *d += q.max(0.0);
@@ -422,8 +444,15 @@ impl PlanState {
             let Some(q) = o.heat_w else {
                 continue;
             };
+            // A heat order gets two rounds to be reached (ramps, the PI).
+            let settled = self
+                .sent_at_ms
+                .get(&o.id)
+                .is_some_and(|t| now_ms - t >= 2 * plan_interval_ms);
             let short = match self.sent.get(&o.id) {
-                Some(Action::SetHeatOutput { heat_w }) if *heat_w > 0.0 => q < 0.9 * heat_w,
+                Some(Action::SetHeatOutput { heat_w }) if *heat_w > 0.0 => {
+                    settled && q < 0.9 * heat_w
+                }
                 Some(Action::SetPumpHead { head_pa }) => {
                     most_open.is_some_and(|v| v >= ahead::VALVE_WIDE_OPEN)
                         && (*head_pa >= ahead::HEAD_LIMITS_PA.1 - 1.0
@@ -487,13 +516,30 @@ impl PlanState {
             max_unserved_w = d.max_unserved_w();
             cost_yuan = d.cost_yuan;
             unserved_w = d.unserved_w.clone();
-            // The lead: the largest plant committed now.
-            lead_plant = specs
+            // The lead: the plant that led before while it still runs, else
+            // the largest (by nameplate) committed now. A stable lead keeps
+            // its head loop; what it can deliver does not choose it.
+            let nameplate = |id: &NodeId| {
+                self.network
+                    .as_ref()
+                    .and_then(|n| n.plant(id))
+                    .map_or(0.0, |p| p.capacity_w)
+            };
+            let committed_now: Vec<&PlantSpec> = specs
                 .iter()
                 .enumerate()
                 .filter(|(k, _)| d.committed[*k].first() == Some(&true))
-                .max_by(|a, b| a.1.capacity_w.total_cmp(&b.1.capacity_w))
-                .map(|(_, s)| s.id.clone());
+                .map(|(_, s)| s)
+                .collect();
+            lead_plant = committed_now
+                .iter()
+                .find(|s| self.lead.as_ref() == Some(&s.id))
+                .or_else(|| {
+                    committed_now
+                        .iter()
+                        .max_by(|a, b| nameplate(&a.id).total_cmp(&nameplate(&b.id)))
+                })
+                .map(|s| s.id.clone());
         }
         // 4. The lead's head from the critical substation and the most open valve.
         let lead_obs = lead_plant
@@ -554,9 +600,19 @@ impl PlanState {
             } else if is_lead {
                 self.head_pa.map(|h| Action::SetPumpHead { head_pa: h })
             } else {
-                heat_path
-                    .first()
-                    .map(|&h| Action::SetHeatOutput { heat_w: h })
+                // Orders move by at most a share of the capacity a round, so
+                // that plants and the lead do not chase each other.
+                let cap = p.map_or(0.0, |p| p.capacity_w);
+                heat_path.first().map(|&h| {
+                    let h = match self.sent.get(&o.id) {
+                        Some(Action::SetHeatOutput { heat_w: old }) if *old > 0.0 && h > 0.0 => {
+                            let step = MAX_ORDER_STEP_SHARE * cap;
+                            h.clamp(old - step, old + step)
+                        }
+                        _ => h,
+                    };
+                    Action::SetHeatOutput { heat_w: h }
+                })
             };
             let dispatch = dispatch.filter(|a| {
                 let cap = p.map_or(1.0e6, |p| p.capacity_w);
@@ -574,6 +630,7 @@ impl PlanState {
             });
             if let Some(a) = &dispatch {
                 self.sent.insert(o.id.clone(), a.clone());
+                self.sent_at_ms.insert(o.id.clone(), now_ms);
             }
             if let Some(sp) = supply_now {
                 orders.push(PlantOrder {
@@ -803,14 +860,17 @@ mod tests {
             .collect();
         let mut plants = vec![plant_obs(&net, 0, 6.8), plant_obs(&net, 1, 1.2)];
         st.round(0, 300_000, &subs, &plants);
-        // Told its 1.2 MW minimum, the boiler makes only 0.6 MW.
+        // Told its 1.2 MW minimum, the boiler makes only 0.6 MW: a round
+        // later that is still its ramp; two rounds later it is what it can do.
         plants[1].heat_w = Some(0.6e6);
         st.round(300_000, 300_000, &subs, &plants);
+        assert!((st.view().unwrap().plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4);
+        st.round(600_000, 300_000, &subs, &plants);
         let v = st.view().unwrap();
         assert!((v.plants[1].heat_w[0] - 0.612e6).abs() < 1.0e4, "{v:?}");
         // It delivers again: the estimate relaxes by 5 % of 12 MW a round.
         plants[1].heat_w = Some(0.612e6);
-        st.round(600_000, 300_000, &subs, &plants);
+        st.round(900_000, 300_000, &subs, &plants);
         let v = st.view().unwrap();
         assert!((v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4, "{v:?}");
     }
