@@ -1025,7 +1025,10 @@ mod tests {
                 "plant plant-a: min_load_w = 20000000 is outside 0..16000000",
             ),
             (
-                demo_text_with("min_load_w = 1.6e6", "min_load_w = 1.6e6\nramp_w_per_s = 0.0"),
+                demo_text_with(
+                    "min_load_w = 1.6e6",
+                    "min_load_w = 1.6e6\nramp_w_per_s = 0.0",
+                ),
                 "plant plant-a: ramp_w_per_s = 0 is outside 160..16000000",
             ),
             (demo_text_with("kind = \"chp\"", "kind = \"nuclear\""), ""),
@@ -1045,9 +1048,10 @@ mod tests {
 
     #[test]
     fn old_plant_entries_default_to_a_chp_without_limits() {
-        let text = DEMO_TOML
-            .replacen("kind = \"chp\"\n", "", 1)
-            .replacen("min_load_w = 1.6e6\n", "", 1);
+        let text =
+            DEMO_TOML
+                .replacen("kind = \"chp\"\n", "", 1)
+                .replacen("min_load_w = 1.6e6\n", "", 1);
         let net = Network::from_toml(&text).unwrap();
         let p = &net.plants[0];
         assert_eq!(p.kind, PlantKind::Chp);

@@ -400,7 +400,10 @@ fn heat_output_ramps_at_most_its_rate_and_holds_the_minimum_load() {
         2.0e6
     );
     // No previous output: no ramp; the capacity caps everything.
-    assert_eq!(limit_heat_w(9.0e6, None, 2.0e6, 8.0e6, Some(1.0e3), 60.0), 8.0e6);
+    assert_eq!(
+        limit_heat_w(9.0e6, None, 2.0e6, 8.0e6, Some(1.0e3), 60.0),
+        8.0e6
+    );
     // Never negative: a plant does not cool the water.
     assert_eq!(limit_heat_w(-1.0e6, None, 0.0, 8.0e6, None, 60.0), 0.0);
 }
@@ -428,7 +431,10 @@ fn a_slow_plant_ramps_its_heat_after_a_setpoint_step() {
         prev = now;
     }
     // The step asked for much more: the ramp bound all the way, 30 · 20 kW.
-    assert!((prev - before - 30.0 * ramp * 10.0).abs() < 1.0, "{before} → {prev}");
+    assert!(
+        (prev - before - 30.0 * ramp * 10.0).abs() < 1.0,
+        "{before} → {prev}"
+    );
 }
 
 #[test]
