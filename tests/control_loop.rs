@@ -63,6 +63,11 @@ impl Plant {
     fn demo_with(room_c: f64, edit: impl Fn(&mut NodeConfig)) -> Self {
         let mut net = model::Network::sample("demo").expect("demo network");
         net.initial_room_temp_c = room_c;
+        Self::network_with(net, edit)
+    }
+
+    /// Any network, with the actors' configurations edited.
+    fn network_with(net: model::Network, edit: impl Fn(&mut NodeConfig)) -> Self {
         let mut cfgs = configs(&net);
         cfgs.iter_mut().for_each(edit);
         let world = World::new(net);
@@ -97,11 +102,16 @@ impl Plant {
 
     /// What the optimizer would send: a supply setpoint for one node.
     fn set_supply(&mut self, id: &NodeId, supply_temp_c: f64) {
+        self.send(id, Action::SetSupplyTemp { supply_temp_c });
+    }
+
+    /// What the optimizer would send: any command to one node.
+    fn send(&mut self, id: &NodeId, action: Action) {
         let cmd = Command {
             command_id: format!("c{}", self.next_version),
             actor_id: id.clone(),
             version: self.next_version,
-            action: Action::SetSupplyTemp { supply_temp_c },
+            action,
         };
         self.next_version += 1;
         let ctl = self.ctls.get_mut(id).expect("actor");
@@ -453,5 +463,215 @@ fn the_return_limiter_holds_the_primary_return_when_the_supply_loop_asks_too_muc
     assert!(
         lim_sup < free_sup,
         "the limiter did not hold the valve back"
+    );
+}
+
+#[test]
+fn on_the_ring_a_dispatched_boiler_makes_its_heat_while_the_lead_chp_holds_the_head() {
+    // The ring's two plants, as the optimizer dispatches them: the CHP plant
+    // leads (holds a pump head, takes the balance), the gas boiler is told a
+    // heat output that its pump speed tracks. The CHP plant's minimum load is
+    // lifted so that the split is free.
+    let mut net = model::Network::sample("ring").expect("ring network");
+    net.initial_room_temp_c = 20.0;
+    net.plants[0].min_load_w = 0.0;
+    let mut p = Plant::network_with(net, |_| {});
+    let chp = NodeId::new("chp-north").expect("id");
+    let boiler = NodeId::new("boiler-south").expect("id");
+    for id in p
+        .ids(NodeKind::Substation)
+        .iter()
+        .chain(&p.ids(NodeKind::Plant))
+    {
+        let sp = p.curve_now(id);
+        p.set_supply(id, sp);
+    }
+    let settled = p.run(2.0, true);
+    let last = settled.last().expect("scans");
+    let head_pa = last[&chp].get(Metric::DiffPressurePa).expect("chp head");
+    let boiler_before = last[&boiler].get(Metric::HeatW).expect("boiler heat");
+    let total: f64 = [&chp, &boiler]
+        .iter()
+        .filter_map(|id| last[*id].get(Metric::HeatW))
+        .sum();
+    // A third of the load to the boiler, whatever it made before.
+    let want_w = total / 3.0;
+    p.send(&chp, Action::SetPumpHead { head_pa });
+    p.send(&boiler, Action::SetHeatOutput { heat_w: want_w });
+    p.run(3.0, true);
+    let record = p.run(1.0, true);
+    let mean = |id: &NodeId, m: Metric| {
+        let v: Vec<f64> = record.iter().filter_map(|s| s[id].get(m)).collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let boiler_w = mean(&boiler, Metric::HeatW);
+    let chp_head = mean(&chp, Metric::DiffPressurePa);
+    eprintln!(
+        "ring: load {:.2} MW; boiler {:.2} MW before, told {:.2} MW, makes {:.2} MW; chp head {:.0} kPa held at {:.0} kPa",
+        total / 1e6,
+        boiler_before / 1e6,
+        want_w / 1e6,
+        boiler_w / 1e6,
+        head_pa / 1e3,
+        chp_head / 1e3
+    );
+    assert!(
+        (boiler_w - want_w).abs() <= 0.1 * want_w,
+        "boiler makes {boiler_w} W, told {want_w} W"
+    );
+    assert!(
+        (chp_head - head_pa).abs() <= 0.05 * head_pa,
+        "chp head {chp_head} Pa, told {head_pa} Pa"
+    );
+    // Uncommitted: the boiler's pump stops and it makes no heat; the CHP
+    // plant carries the ring alone.
+    p.send(&boiler, Action::SetHeatOutput { heat_w: 0.0 });
+    let after = p.run(2.0, true);
+    let last = after.last().expect("scans");
+    assert!(
+        last[&boiler].get(Metric::HeatW).unwrap_or(0.0) < 0.05 * total,
+        "{:?}",
+        last[&boiler].readings
+    );
+    for s in p.ids(NodeKind::Substation) {
+        assert!(
+            last[&s].get(Metric::HeatW).is_some_and(|h| h > 0.0),
+            "{s} gets no heat"
+        );
+    }
+}
+
+/// What the optimizer knows of the city after one scan, as its planner sees it.
+fn city_observations(
+    p: &Plant,
+    scan: &BTreeMap<NodeId, Scan>,
+) -> (
+    Vec<optimizer::schedule::SubstationObs>,
+    Vec<optimizer::schedule::PlantObs>,
+) {
+    let subs = p
+        .ids(NodeKind::Substation)
+        .into_iter()
+        .map(|s| {
+            let sc = &scan[&s];
+            let curve = p.cfgs[&s].fallback_curve.clone().expect("curve");
+            optimizer::schedule::SubstationObs {
+                outdoor_c: sc.get(Metric::OutdoorTempC),
+                heat_w: sc.get(Metric::HeatW),
+                flow_kg_s: sc.get(Metric::FlowKgS),
+                diff_pressure_pa: sc.get(Metric::DiffPressurePa),
+                valve_position: sc.get(Metric::ValvePosition),
+                setpoint: Some((p.curve_now(&s), curve)),
+                id: s,
+            }
+        })
+        .collect();
+    let plants = p
+        .ids(NodeKind::Plant)
+        .into_iter()
+        .map(|pl| {
+            let sc = &scan[&pl];
+            optimizer::schedule::PlantObs {
+                online: true,
+                outdoor_c: sc.get(Metric::OutdoorTempC),
+                heat_w: sc.get(Metric::HeatW),
+                head_pa: sc.get(Metric::DiffPressurePa),
+                supply_temp_c: sc.get(Metric::SupplyTempC),
+                return_temp_c: sc.get(Metric::ReturnTempC),
+                pump_running: sc.get(Metric::PumpRunning).map(|r| r >= 0.5),
+                trip_alarm: false,
+                curve: p.cfgs[&pl].fallback_curve.clone(),
+                limits_c: p.cfgs[&pl]
+                    .supply_limits_c
+                    .unwrap_or(model::network::PLANT_SUPPLY_LIMITS_C),
+                id: pl,
+            }
+        })
+        .collect();
+    (subs, plants)
+}
+
+#[test]
+fn the_city_dispatched_by_the_planner_keeps_every_pump_running_and_every_room_warm() {
+    // The optimizer's planning round (`optimizer::schedule`) closes the loop
+    // over the city's three plants every 5 minutes of network time, on what
+    // the actors measure: the lead holds its head, the others track heat
+    // orders by pump speed. (An earlier design stopped the pumps of plants
+    // not needed; the lone big CHP plant's pump could not carry the mesh.)
+    let mut net = model::Network::sample("city").expect("city network");
+    net.initial_room_temp_c = 20.0;
+    let price: BTreeMap<NodeId, f64> = net
+        .plants
+        .iter()
+        .map(|p| (p.id.clone(), p.heat_price_yuan_per_gj))
+        .collect();
+    let mut planner =
+        optimizer::schedule::PlanState::new(Some(std::sync::Arc::new(net.clone())), 50_000.0);
+    let mut p = Plant::network_with(net, |_| {});
+    let subs = p.ids(NodeKind::Substation);
+    let plants = p.ids(NodeKind::Plant);
+    let buildings = p.ids(NodeKind::Building);
+    for id in subs.iter().chain(&plants) {
+        let sp = p.curve_now(id);
+        p.set_supply(id, sp);
+    }
+    // Average price of the heat made, yuan/GJ: the plant mix.
+    let yuan_per_gj = |h: &[BTreeMap<NodeId, Scan>]| {
+        let (mut yuan, mut gj) = (0.0, 0.0);
+        for s in h {
+            for pl in &plants {
+                let q = s[pl].get(Metric::HeatW).unwrap_or(0.0) * SCAN_S as f64 / 1e9;
+                yuan += q * price[pl];
+                gj += q;
+            }
+        }
+        yuan / f64::max(gj, 1e-9)
+    };
+    let on_curves = p.run(2.0, true);
+    let mut dispatched = Vec::new();
+    let mut leads = Vec::new();
+    for _ in 0..24 {
+        let now = p.scan(true);
+        let time_ms = now.values().next().expect("nodes").time_ms;
+        let (sobs, pobs) = city_observations(&p, &now);
+        let out = planner.round(time_ms, 300_000, &sobs, &pobs);
+        assert_eq!(out.max_unserved_w, 0.0);
+        for o in out.orders {
+            p.set_supply(&o.plant, o.supply_temp_c);
+            if let Some(a) = o.dispatch {
+                p.send(&o.plant, a);
+            }
+        }
+        leads.push(planner.view().and_then(|v| v.lead_plant.clone()));
+        dispatched.push(now);
+        dispatched.extend(p.run(4.0 / 60.0, true));
+    }
+    let coldest = dispatched
+        .iter()
+        .flat_map(|s| buildings.iter().filter_map(|b| s[b].get(Metric::RoomTempC)))
+        .fold(f64::INFINITY, f64::min);
+    let stopped = dispatched
+        .iter()
+        .flat_map(|s| {
+            plants
+                .iter()
+                .filter(|pl| s[*pl].get(Metric::PumpRunning) == Some(0.0))
+        })
+        .count();
+    eprintln!(
+        "city: heat at {:.2} yuan/GJ on curves, {:.2} yuan/GJ dispatched; coldest room {coldest:.2} °C; leads {:?}",
+        yuan_per_gj(&on_curves),
+        yuan_per_gj(&dispatched),
+        leads
+            .iter()
+            .flatten()
+            .map(NodeId::as_str)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(coldest >= 18.0, "coldest room {coldest:.2} °C");
+    assert_eq!(stopped, 0, "a plant pump stopped");
+    assert!(
+        leads[0].is_some() && leads.iter().all(|l| l == &leads[0]),
+        "the lead changed: {leads:?}"
     );
 }

@@ -293,7 +293,135 @@ async fn up_runs_the_meshed_ring_and_a_scenario_trips_one_plant_while_the_other_
             "{sub} gets no heat"
         );
     }
+    // The optimizer publishes its plan: the ring's plants with their kinds,
+    // heat and supply over the horizon, the CHP plant leading, the tripped
+    // boiler (seen from its telemetry: its pump runs, its water is not
+    // heated) out of the dispatch, and the critical substation named.
+    let opt_addr = format!("127.0.0.1:{}", base + 1);
+    let plan = wait_for(
+        Duration::from_secs(60),
+        "a plan that has seen the boiler trip",
+        || {
+            let addr = opt_addr.clone();
+            async move {
+                let mut c = control_room(&addr).await?;
+                let p = c
+                    .get_plan(proto::v1::GetPlanRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                let tripped = p
+                    .plants
+                    .iter()
+                    .any(|pl| pl.plant_id == "boiler-south" && !pl.available);
+                (p.plants.len() == 2 && tripped).then_some(p)
+            }
+        },
+    )
+    .await;
+    assert_eq!(plan.mode, "optimizing");
+    assert_eq!(plan.lead_plant_id, "chp-north", "{plan:?}");
+    assert!(!plan.critical_substation_id.is_empty(), "{plan:?}");
+    let chp = plan
+        .plants
+        .iter()
+        .find(|pl| pl.plant_id == "chp-north")
+        .expect("chp-north planned");
+    assert_eq!(chp.kind, "chp");
+    assert_eq!(chp.heat_w.len(), 24);
+    assert_eq!(chp.supply_temp_c.len(), 24);
+    assert!(chp.heat_w[0] > 0.0 && chp.delay_s.is_some(), "{chp:?}");
+    let boiler = plan
+        .plants
+        .iter()
+        .find(|pl| pl.plant_id == "boiler-south")
+        .expect("boiler-south planned");
+    assert_eq!(boiler.kind, "gas_boiler");
+    assert_eq!(boiler.heat_w[0], 0.0, "{plan:?}");
+    eprintln!("plan: {plan:?}");
     // Ctrl-C, and wait for everything to stop before the directory goes.
+    kill(Pid::from_raw(up.pid() as i32), Signal::SIGINT).expect("SIGINT");
+    assert!(
+        up.terminate(Duration::from_secs(20)),
+        "heatnet up did not stop on Ctrl-C:\n{}",
+        up.log_tail()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_the_fixed_curve_baseline_sends_plain_curves_and_dispatches_nothing() {
+    let dir = TempDir::new("heatnet-up-fixed");
+    let data = dir.0.join("data");
+    let base = free_port_block(30);
+    let mut up = Proc::start(
+        &dir.0,
+        "heatnet-up",
+        &bin("heatnet"),
+        &[
+            "up".into(),
+            "--network".into(),
+            "ring".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--base-port".into(),
+            base.to_string(),
+            "--speed".into(),
+            "600".into(),
+            "--optimizer-mode".into(),
+            "fixed-curve".into(),
+        ],
+    );
+    let opt_addr = format!("127.0.0.1:{}", base + 1);
+    let plan = wait_for(Duration::from_secs(60), "a fixed-curve plan", || {
+        let addr = opt_addr.clone();
+        async move {
+            let mut c = control_room(&addr).await?;
+            let p = c
+                .get_plan(proto::v1::GetPlanRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            (p.planned_at_ms > 0 && p.plants.len() == 2).then_some(p)
+        }
+    })
+    .await;
+    assert_eq!(plan.mode, "fixed_curve");
+    assert!(plan.lead_plant_id.is_empty(), "{plan:?}");
+    assert!(plan.plants.iter().all(|p| p.heat_w.is_empty()), "{plan:?}");
+    // An hour of network time later both plants still run on their curves:
+    // the baseline stops none.
+    let first = plan.planned_at_ms;
+    wait_for(Duration::from_secs(60), "an hour of baseline plans", || {
+        let addr = opt_addr.clone();
+        async move {
+            let mut c = control_room(&addr).await?;
+            let p = c
+                .get_plan(proto::v1::GetPlanRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            (p.planned_at_ms >= first + 3_600_000).then_some(())
+        }
+    })
+    .await;
+    let d = data.clone();
+    wait_for(
+        Duration::from_secs(60),
+        "both plants heating under the baseline",
+        || {
+            let d = d.clone();
+            async move {
+                let s = status_json(&d)?;
+                let heat = |id: &str| -> Option<f64> {
+                    s["nodes"].as_array()?.iter().find(|n| n["node_id"] == id)?["readings"]
+                        ["heat_w"]
+                        .as_f64()
+                };
+                (heat("chp-north")? > 1.0e5 && heat("boiler-south")? > 1.0e5).then_some(())
+            }
+        },
+    )
+    .await;
     kill(Pid::from_raw(up.pid() as i32), Signal::SIGINT).expect("SIGINT");
     assert!(
         up.terminate(Duration::from_secs(20)),

@@ -427,6 +427,20 @@ impl TryFrom<&v1::Command> for Command {
                 )?,
             },
             A::ClearOverride(_) => Action::ClearOverride,
+            A::SetHeatOutput(s) => Action::SetHeatOutput {
+                heat_w: in_range(
+                    "command.set_heat_output.heat_w",
+                    s.heat_w,
+                    (0.0, model::command::MAX_HEAT_OUTPUT_W),
+                )?,
+            },
+            A::SetPumpHead(s) => Action::SetPumpHead {
+                head_pa: in_range(
+                    "command.set_pump_head.head_pa",
+                    s.head_pa,
+                    model::command::PUMP_HEAD_LIMITS_PA,
+                )?,
+            },
         };
         Ok(Command {
             command_id: c.command_id.clone(),
@@ -459,6 +473,12 @@ impl From<&Command> for v1::Command {
                 expires_at_ms: *expires_at_ms,
             }),
             Action::ClearOverride => A::ClearOverride(v1::ClearOverride {}),
+            Action::SetHeatOutput { heat_w } => {
+                A::SetHeatOutput(v1::SetHeatOutput { heat_w: *heat_w })
+            }
+            Action::SetPumpHead { head_pa } => {
+                A::SetPumpHead(v1::SetPumpHead { head_pa: *head_pa })
+            }
         };
         v1::Command {
             command_id: c.command_id.clone(),

@@ -232,13 +232,18 @@ impl SetpointSource {
     }
 
     /// Validates a command against this node's limits and applies it whole, or not at all.
-    fn command(&mut self, cmd: &Command) -> Result<(), String> {
+    fn check_version(&self, cmd: &Command) -> Result<(), String> {
         if cmd.version <= self.last_version {
             return Err(format!(
                 "stale command: version {} is not newer than the last applied version {}",
                 cmd.version, self.last_version
             ));
         }
+        Ok(())
+    }
+
+    fn command(&mut self, cmd: &Command) -> Result<(), String> {
+        self.check_version(cmd)?;
         let (lo, hi) = self.limits_c;
         let check = |field: &str, t: f64| {
             if t.is_finite() && t >= lo && t <= hi {
@@ -291,6 +296,12 @@ impl SetpointSource {
                 });
             }
             Action::ClearOverride => self.override_ = None,
+            Action::SetHeatOutput { .. } | Action::SetPumpHead { .. } => {
+                return Err(format!(
+                    "{} is for plants: this node takes supply temperatures only",
+                    cmd.action.name()
+                ));
+            }
         }
         self.last_version = cmd.version;
         Ok(())
@@ -359,6 +370,126 @@ pub struct PlantCtl {
     /// Pump speed holding the plant's head.
     #[serde(default)]
     pub pump: Option<PumpDp>,
+    /// What the optimizer's dispatch asks of the pump; followed while the
+    /// optimizer is heard from, else the configured loop (or rated speed) runs.
+    #[serde(default)]
+    pub dispatch: Option<PlantDispatch>,
+    /// Pump speed written at the last tick (bumpless hand-overs).
+    #[serde(default = "one")]
+    pub last_speed: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The optimizer's dispatch of a plant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlantDispatch {
+    /// Make this much heat: the pump speed tracks the measured heat output
+    /// (more flow at the plant's supply temperature, more heat). 0: pump off.
+    Heat { heat_w: f64, pi: Pi },
+    /// The lead plant: hold this pump head and take the balance.
+    Head(PumpDp),
+}
+
+/// Reset time of the heat-output loop, s: slow against the lead plant's head
+/// loop (120 s), so that the two plants' pumps do not chase each other.
+pub const HEAT_LOOP_TI_S: f64 = 900.0;
+
+impl PlantCtl {
+    fn command(&mut self, cmd: &Command) -> Result<(), String> {
+        match cmd.action {
+            Action::SetHeatOutput { heat_w } => {
+                self.source.check_version(cmd)?;
+                if !(heat_w.is_finite()
+                    && (0.0..=model::command::MAX_HEAT_OUTPUT_W).contains(&heat_w))
+                {
+                    return Err(format!(
+                        "heat_w {heat_w} W is outside 0..{} W",
+                        model::command::MAX_HEAT_OUTPUT_W
+                    ));
+                }
+                match &mut self.dispatch {
+                    Some(PlantDispatch::Heat { heat_w: h, .. }) => *h = heat_w,
+                    _ => {
+                        // 10 % heat error moves the speed by 1 %; bumpless from the speed now.
+                        let pi = Pi::new(
+                            0.1 / heat_w.max(1.0e6),
+                            HEAT_LOOP_TI_S,
+                            MIN_PUMP_SPEED,
+                            model::hardware::PUMP_SPEED_LIMITS.1,
+                            self.last_speed,
+                        );
+                        self.dispatch = Some(PlantDispatch::Heat { heat_w, pi });
+                    }
+                }
+            }
+            Action::SetPumpHead { head_pa } => {
+                self.source.check_version(cmd)?;
+                let (lo, hi) = model::command::PUMP_HEAD_LIMITS_PA;
+                if !(head_pa.is_finite() && (lo..=hi).contains(&head_pa)) {
+                    return Err(format!("head_pa {head_pa} Pa is outside {lo}..{hi} Pa"));
+                }
+                match &mut self.dispatch {
+                    Some(PlantDispatch::Head(pd)) => pd.setpoint_pa = head_pa,
+                    _ => {
+                        let mut pd = PumpDp::new(head_pa);
+                        pd.pi.integral = self.last_speed;
+                        pd.speed = self.last_speed;
+                        self.dispatch = Some(PlantDispatch::Head(pd));
+                    }
+                }
+            }
+            _ => return self.source.command(cmd),
+        }
+        self.source.last_version = cmd.version;
+        Ok(())
+    }
+
+    /// (pump on, pump speed if written) for this tick.
+    fn pump(&mut self, readings: &[Reading], link: LinkState, dt: f64) -> (f64, Option<f64>) {
+        let running = get(readings, Metric::PumpRunning).is_none_or(|r| r >= 0.5);
+        let head = get(readings, Metric::DiffPressurePa);
+        let (on, speed) = match (&mut self.dispatch, link.optimizer_recent) {
+            (Some(PlantDispatch::Heat { heat_w, pi }), true) => {
+                if *heat_w <= 0.0 {
+                    // Not committed: the pump stops; it restarts where it was.
+                    pi.integral = self.last_speed;
+                    (0.0, Some(self.last_speed))
+                } else {
+                    match get(readings, Metric::HeatW) {
+                        Some(q) if running => (1.0, Some(pi.step(*heat_w, q, dt))),
+                        // No plausible heat reading or a stopped pump: hold the speed.
+                        _ => {
+                            pi.integral = self.last_speed;
+                            (1.0, Some(self.last_speed))
+                        }
+                    }
+                }
+            }
+            (Some(PlantDispatch::Head(pd)), true) => (1.0, Some(pd.step(head, running, dt))),
+            (dispatch, _) => {
+                // The optimizer is silent: the plant's own loop, or rated speed.
+                let speed = match &mut self.pump {
+                    Some(pump) => Some(pump.step(head, running, dt)),
+                    None => dispatch.as_ref().map(|_| 1.0),
+                };
+                // Bumpless when the dispatch resumes.
+                match dispatch {
+                    Some(PlantDispatch::Heat { pi, .. }) => pi.integral = speed.unwrap_or(1.0),
+                    Some(PlantDispatch::Head(pd)) => pd.pi.integral = speed.unwrap_or(1.0),
+                    None => {}
+                }
+                (1.0, speed)
+            }
+        };
+        if let Some(s) = speed {
+            self.last_speed = s;
+        }
+        (on, speed)
+    }
 }
 
 /// Slowest speed a pump loop commands (keeps the pump in its working range).
@@ -502,6 +633,8 @@ impl Controller {
                     source: SetpointSource::new(limits, cfg.max_setpoint_rate_k_per_min, curve),
                     guard: SensorGuard::default(),
                     pump: cfg.pump_dp_setpoint_pa.map(PumpDp::new),
+                    dispatch: None,
+                    last_speed: 1.0,
                 })
             }
             NodeKind::Building => Controller::Building(BuildingCtl {
@@ -626,14 +759,13 @@ impl Controller {
                 let readings = p.guard.check(input.time_ms, raw);
                 let (dt, sp, mode) = p.source.advance(input, &readings);
                 p.source.set_mode(mode);
+                let (pump_on, speed) = p.pump(&readings, input.link, dt);
                 let mut writes = vec![
                     (Actuator::PlantSupplySetpointC, sp),
-                    (Actuator::PlantPump, 1.0),
+                    (Actuator::PlantPump, pump_on),
                 ];
-                if let Some(pump) = &mut p.pump {
-                    let running = get(&readings, Metric::PumpRunning).is_none_or(|r| r >= 0.5);
-                    let head = get(&readings, Metric::DiffPressurePa);
-                    writes.push((Actuator::PlantPumpSpeed, pump.step(head, running, dt)));
+                if let Some(speed) = speed {
+                    writes.push((Actuator::PlantPumpSpeed, speed));
                 }
                 tick_output(readings, sp, mode, &writes, p.guard.findings.clone())
             }
@@ -673,7 +805,7 @@ impl Controller {
     /// Validates and applies a command whole, or refuses it with the reason.
     pub fn command(&mut self, cmd: &Command) -> Result<(), String> {
         match self {
-            Controller::Plant(p) => p.source.command(cmd),
+            Controller::Plant(p) => p.command(cmd),
             Controller::Substation(s) => s.source.command(cmd),
             Controller::Building(_) => Err(format!(
                 "building {} takes no {} command: supply temperatures are set on its substation",

@@ -147,6 +147,9 @@ fn commands_round_trip() {
             expires_at_ms: 1_796_054_400_000,
         }))),
         command(Some(A::ClearOverride(v1::ClearOverride {}))),
+        command(Some(A::SetHeatOutput(v1::SetHeatOutput { heat_w: 8.5e6 }))),
+        command(Some(A::SetHeatOutput(v1::SetHeatOutput { heat_w: 0.0 }))),
+        command(Some(A::SetPumpHead(v1::SetPumpHead { head_pa: 4.5e5 }))),
     ];
     for w in wire {
         let domain = Command::try_from(&w).unwrap();
@@ -177,6 +180,14 @@ fn bad_commands_name_the_field_and_reason() {
         (
             set(180.0),
             "command.set_supply_temp.supply_temp_c: 180 is out of range: allowed 25..130".into(),
+        ),
+        (
+            command(Some(A::SetHeatOutput(v1::SetHeatOutput { heat_w: -1.0 }))),
+            "command.set_heat_output.heat_w: -1 is out of range: allowed 0..10000000000".into(),
+        ),
+        (
+            command(Some(A::SetPumpHead(v1::SetPumpHead { head_pa: 10.0 }))),
+            "command.set_pump_head.head_pa: 10 is out of range: allowed 1000..3000000".into(),
         ),
         (
             command(Some(A::SetCurve(v1::SetCurve {

@@ -292,6 +292,33 @@ pub struct OptimizerArgs {
     /// Network time between planning rounds, s.
     #[arg(long, default_value_t = 300)]
     pub plan_interval_s: u64,
+    /// `optimizing` (trims, dispatch, delays, differential pressure) or
+    /// `fixed-curve` (the baseline: plain curve setpoints, no dispatch).
+    #[arg(long, value_enum, default_value_t = OptimizerMode::Optimizing)]
+    pub mode: OptimizerMode,
+    /// The network description (sample name or file): plant capacities,
+    /// minimum loads, ramps and prices for the dispatch, pipes for the
+    /// transport delays. Without it plants get supply temperatures only.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Differential pressure to hold at the critical substation, Pa.
+    #[arg(long, default_value_t = 50_000.0)]
+    pub dp_target_pa: f64,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerMode {
+    Optimizing,
+    FixedCurve,
+}
+
+impl From<OptimizerMode> for optimizer::core::PlanMode {
+    fn from(m: OptimizerMode) -> Self {
+        match m {
+            OptimizerMode::Optimizing => Self::Optimizing,
+            OptimizerMode::FixedCurve => Self::FixedCurve,
+        }
+    }
 }
 
 pub fn optimizer(args: OptimizerArgs) -> ExitCode {
@@ -306,6 +333,17 @@ pub fn optimizer(args: OptimizerArgs) -> ExitCode {
             "--plan-interval-s {} is outside 10..86400",
             args.plan_interval_s
         );
+        anyhow::ensure!(
+            args.dp_target_pa.is_finite() && (1.0e4..=5.0e5).contains(&args.dp_target_pa),
+            "--dp-target-pa {} is outside 10000..500000",
+            args.dp_target_pa
+        );
+        let network = match &args.network {
+            Some(n) => Some(std::sync::Arc::new(
+                model::Network::load(n).map_err(|e| anyhow::anyhow!("--network {n}: {e}"))?,
+            )),
+            None => None,
+        };
         optimizer::run(
             optimizer::OptimizerConfig {
                 data_dir: args.data_dir,
@@ -314,6 +352,9 @@ pub fn optimizer(args: OptimizerArgs) -> ExitCode {
                     heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms),
                     heartbeat_interval_ms: 1000,
                     plan_interval_ms: args.plan_interval_s as i64 * 1000,
+                    mode: args.mode.into(),
+                    network,
+                    dp_target_pa: args.dp_target_pa,
                 },
             },
             crate::shutdown_signal(),

@@ -56,10 +56,9 @@ pub struct UpArgs {
     /// Pause the simulator's clock when network time reaches this, Unix ms.
     #[arg(long)]
     stop_at_ms: Option<i64>,
-    /// How the optimizer plans: `optimizing` (default), or `fixed-curve`, the
-    /// baseline of the season scorecard.
-    #[arg(long, default_value = "optimizing")]
-    optimizer_mode: String,
+    /// How the optimizer plans: `optimizing`, or the `fixed-curve` baseline.
+    #[arg(long, value_enum, default_value_t = heatnet::procs::OptimizerMode::Optimizing)]
+    optimizer_mode: heatnet::procs::OptimizerMode,
 }
 
 /// One supervised child process.
@@ -253,15 +252,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             data_dir.join("optimizer").display().to_string(),
             "--listen".into(),
             opt_addr.clone(),
-        ]
-        .into_iter()
-        .chain(
-            (args.optimizer_mode != "optimizing")
-                .then(|| ["--mode".to_string(), args.optimizer_mode.clone()])
-                .into_iter()
-                .flatten(),
-        )
-        .collect(),
+            "--network".into(),
+            network_arg.clone(),
+            "--mode".into(),
+            match args.optimizer_mode {
+                heatnet::procs::OptimizerMode::Optimizing => "optimizing",
+                heatnet::procs::OptimizerMode::FixedCurve => "fixed-curve",
+            }
+            .into(),
+        ],
         env: Vec::new(),
     };
     let dash_addr = format!(

@@ -6,24 +6,27 @@
 //! an `.await`. Commands reach a gateway through its session's bounded queue.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use model::{
-    Action, Command, CommandOutcome, CommandResult, Metric, Mode, NodeId, NodeKind, Reading,
-    SupplyCurve, TelemetryBatch,
+    Action, Command, CommandOutcome, CommandResult, Metric, Mode, Network, NodeId, NodeKind,
+    Reading, SupplyCurve, TelemetryBatch,
 };
 use proto::v1;
 use serde::{Deserialize, Serialize};
 use store::{Store, StoreError, Table};
 use tokio::sync::mpsc;
 
+use crate::ahead::WeatherAhead;
 use crate::alarms::{AckError, Alarm, AlarmBook, Severity};
 use crate::audit::AuditLog;
 use crate::curves::{CurveBook, CurveVersion};
 use crate::forecast::ForecastBook;
 use crate::ingest::{Ingest, Outcome};
 use crate::planner::{self, SubstationInput};
+pub use crate::schedule::PlanMode;
+use crate::schedule::{PlanState, PlanView, PlantObs, SubstationObs};
 
 /// Room temperature below which a building raises an alarm, °C.
 pub const ROOM_ALARM_C: f64 = model::COMFORT_MIN_ROOM_TEMP_C;
@@ -43,6 +46,13 @@ pub struct CoreConfig {
     pub heartbeat_interval_ms: u32,
     /// Network time between two planning rounds, ms.
     pub plan_interval_ms: i64,
+    /// Optimizing, or the fixed-curve baseline.
+    pub mode: PlanMode,
+    /// The network description (plant capacities, prices, ramps; pipes for
+    /// transport delays). Without it there is no dispatch.
+    pub network: Option<Arc<Network>>,
+    /// Differential pressure to hold at the critical substation, Pa.
+    pub dp_target_pa: f64,
 }
 
 impl Default for CoreConfig {
@@ -51,6 +61,9 @@ impl Default for CoreConfig {
             heartbeat_timeout: Duration::from_secs(3),
             heartbeat_interval_ms: 1000,
             plan_interval_ms: 5 * 60_000,
+            mode: PlanMode::Optimizing,
+            network: None,
+            dp_target_pa: crate::ahead::DEFAULT_DP_TARGET_PA,
         }
     }
 }
@@ -149,6 +162,7 @@ struct Inner {
     last_plan_ms: Option<i64>,
     replan: bool,
     next_session_seq: u64,
+    schedule: PlanState,
 }
 
 pub struct Core {
@@ -251,6 +265,7 @@ impl Core {
             nodes = nodes.len(),
             "optimizer state loaded"
         );
+        let schedule = PlanState::new(cfg.network.clone(), cfg.dp_target_pa);
         Ok(Self {
             cfg,
             store: store.clone(),
@@ -266,6 +281,7 @@ impl Core {
                 last_plan_ms: None,
                 replan: true,
                 next_session_seq: 1,
+                schedule,
             }),
             forecasts,
             audit,
@@ -744,41 +760,119 @@ impl Core {
                 *e = e.min(t);
             }
         }
+        let fixed = self.cfg.mode == PlanMode::FixedCurve;
         let mut plans: Vec<(NodeId, NodeId, f64, f64)> = Vec::new();
+        let mut sub_obs: Vec<SubstationObs> = Vec::new();
         for n in inner
             .nodes
             .values()
             .filter(|n| n.info.kind == NodeKind::Substation)
         {
-            let Some(cv) = n.info.group.as_ref().and_then(|g| inner.curves.current(g)) else {
-                continue;
-            };
+            let cv = n.info.group.as_ref().and_then(|g| inner.curves.current(g));
             let input = SubstationInput {
                 outdoor_c: n.get(Metric::OutdoorTempC),
-                coldest_room_c: coldest.get(&n.info.id).copied(),
+                // The baseline has no room feedback and no trims.
+                coldest_room_c: if fixed {
+                    None
+                } else {
+                    coldest.get(&n.info.id).copied()
+                },
                 limits_c: n.info.limits_c,
-                trim_k: n.trim_k,
+                trim_k: if fixed { 0.0 } else { n.trim_k },
             };
-            if let Some(p) = planner::plan_substation(&cv.curve, &input, dt_h) {
+            let plan = cv.and_then(|cv| planner::plan_substation(&cv.curve, &input, dt_h));
+            if let Some(p) = &plan {
                 plans.push((n.gateway.clone(), n.info.id.clone(), p.setpoint_c, p.trim_k));
             }
+            sub_obs.push(SubstationObs {
+                id: n.info.id.clone(),
+                outdoor_c: n.get(Metric::OutdoorTempC),
+                heat_w: n.get(Metric::HeatW),
+                flow_kg_s: n.get(Metric::FlowKgS),
+                diff_pressure_pa: n.get(Metric::DiffPressurePa),
+                valve_position: n.get(Metric::ValvePosition),
+                setpoint: plan
+                    .as_ref()
+                    .zip(cv)
+                    .map(|(p, cv)| (p.setpoint_c, cv.curve.clone())),
+            });
         }
-        let sub_setpoints: Vec<f64> = plans.iter().map(|p| p.2).collect();
-        for n in inner
+        let tripped_alarms: Vec<String> = inner
+            .alarms
+            .active_of_kind("plant_trip")
+            .into_iter()
+            .map(|(node, _)| node)
+            .collect();
+        let plant_obs: Vec<(NodeId, PlantObs)> = inner
             .nodes
             .values()
             .filter(|n| n.info.kind == NodeKind::Plant)
-        {
-            let Some(curve) = &n.info.default_curve else {
+            .map(|n| {
+                (
+                    n.gateway.clone(),
+                    PlantObs {
+                        id: n.info.id.clone(),
+                        online: inner.gateways.get(&n.gateway).is_some_and(|g| g.online),
+                        outdoor_c: n.get(Metric::OutdoorTempC),
+                        heat_w: n.get(Metric::HeatW),
+                        head_pa: n.get(Metric::DiffPressurePa),
+                        supply_temp_c: n.get(Metric::SupplyTempC),
+                        return_temp_c: n.get(Metric::ReturnTempC),
+                        pump_running: n.get(Metric::PumpRunning).map(|r| r >= 0.5),
+                        trip_alarm: tripped_alarms.iter().any(|t| t == n.info.id.as_str()),
+                        curve: n.info.default_curve.clone(),
+                        limits_c: n.info.limits_c,
+                    },
+                )
+            })
+            .collect();
+        let gateway_of: BTreeMap<NodeId, NodeId> = plant_obs
+            .iter()
+            .map(|(gw, p)| (p.id.clone(), gw.clone()))
+            .collect();
+        let plant_obs: Vec<PlantObs> = plant_obs.into_iter().map(|(_, p)| p).collect();
+        let mut plant_actions: Vec<(NodeId, NodeId, Action)> = Vec::new();
+        if fixed {
+            for o in inner.schedule.fixed_curve(now, &plant_obs) {
+                if let Some(gw) = gateway_of.get(&o.plant) {
+                    plans.push((gw.clone(), o.plant, o.supply_temp_c, 0.0));
+                }
+            }
+        } else {
+            let out = inner
+                .schedule
+                .round(now, self.cfg.plan_interval_ms, &sub_obs, &plant_obs);
+            for o in out.orders {
+                let Some(gw) = gateway_of.get(&o.plant) else {
+                    continue;
+                };
+                if let Some(a) = o.dispatch {
+                    plant_actions.push((gw.clone(), o.plant.clone(), a));
+                }
+                plans.push((gw.clone(), o.plant, o.supply_temp_c, 0.0));
+            }
+            if out.max_unserved_w > 0.0 {
+                inner.alarms.raise(
+                    "supply_short",
+                    "optimizer",
+                    Severity::Critical,
+                    format!(
+                        "the available plants cannot make the forecast load: {:.1} MW short at worst over the horizon",
+                        out.max_unserved_w / 1.0e6
+                    ),
+                    now,
+                )?;
+            } else {
+                inner.alarms.clear("supply_short", "optimizer", now)?;
+            }
+        }
+        for (gw, actor, action) in plant_actions {
+            if !inner.gateways.get(&gw).is_some_and(|g| g.online) {
                 continue;
-            };
-            let sp = planner::plan_plant(
-                curve,
-                n.get(Metric::OutdoorTempC),
-                &sub_setpoints,
-                n.info.limits_c,
-            );
-            plans.push((n.gateway.clone(), n.info.id.clone(), sp, 0.0));
+            }
+            if let Err(e) = send_command(&mut inner, &gw, &actor, action) {
+                tracing::warn!(actor_id = %actor, error = %e, "dispatch not sent");
+            }
         }
         let mut sent = 0;
         for (gw, actor, sp, trim) in plans {
@@ -817,6 +911,25 @@ impl Core {
     }
 
     // ---- control room -------------------------------------------------
+
+    /// The weather forecast the planner uses from the next round on (replaces
+    /// the previous one; without one it persists the measured outdoor temperature).
+    pub fn set_weather_ahead(&self, points: Vec<WeatherAhead>) -> Result<(), CoreError> {
+        let mut inner = self.lock()?;
+        inner.schedule.set_forecast(points);
+        inner.replan = true;
+        Ok(())
+    }
+
+    /// The latest plan over the horizon (none before the first planning round).
+    pub fn plan_view(&self) -> Result<Option<PlanView>, CoreError> {
+        Ok(self.lock()?.schedule.view().cloned())
+    }
+
+    /// The planning mode.
+    pub fn mode(&self) -> PlanMode {
+        self.cfg.mode
+    }
 
     pub fn network(&self) -> Result<NetworkView, CoreError> {
         let inner = self.lock()?;

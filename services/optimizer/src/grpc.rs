@@ -461,6 +461,62 @@ impl ControlRoomService for Grpc {
         }))
     }
 
+    async fn get_plan(
+        &self,
+        _req: Request<v1::GetPlanRequest>,
+    ) -> Result<Response<v1::Plan>, Status> {
+        let Some(p) = self.core.plan_view().map_err(status)? else {
+            return Ok(Response::new(v1::Plan {
+                mode: self.core.mode().name().into(),
+                note: "no plan yet: the optimizer has had no telemetry to plan from".into(),
+                ..Default::default()
+            }));
+        };
+        Ok(Response::new(v1::Plan {
+            planned_at_ms: p.planned_at_ms,
+            mode: p.mode,
+            step_ms: p.step_ms,
+            plants: p
+                .plants
+                .into_iter()
+                .map(|pl| v1::PlantPlan {
+                    plant_id: pl.id.to_string(),
+                    kind: pl.kind,
+                    available: pl.available,
+                    lead: pl.lead,
+                    delay_s: pl.delay_s,
+                    price_yuan_per_gj: pl.price_yuan_per_gj,
+                    heat_w: pl.heat_w,
+                    supply_temp_c: pl.supply_temp_c,
+                })
+                .collect(),
+            demand_w: p.demand_w,
+            unserved_w: p.unserved_w,
+            loss_share: p.loss_share,
+            cost_yuan: p.cost_yuan,
+            critical_substation_id: p
+                .critical_substation
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            critical_diff_pressure_pa: p.critical_diff_pressure_pa,
+            diff_pressure_target_pa: p.diff_pressure_target_pa,
+            lead_plant_id: p.lead_plant.map(|id| id.to_string()).unwrap_or_default(),
+            head_setpoint_pa: p.head_setpoint_pa,
+            demand_models: p
+                .demand_models
+                .into_iter()
+                .map(|d| v1::DemandModelState {
+                    substation_id: d.substation.to_string(),
+                    samples: d.samples,
+                    mae_next_w: d.mae_next_w,
+                    mae_day_w: d.mae_day_w,
+                })
+                .collect(),
+            weather_forecast: p.weather_forecast,
+            note: p.note,
+        }))
+    }
+
     async fn read_telemetry_snapshots(
         &self,
         req: Request<v1::ReadTelemetryRequest>,

@@ -14,15 +14,20 @@
 //! - [`metrics`]: Prometheus gauges read at scrape time.
 //! - [`run`]: the process.
 
+pub mod ahead;
 pub mod alarms;
 pub mod audit;
 pub mod core;
 pub mod curves;
+pub mod demand;
+pub mod dispatch;
 pub mod forecast;
 pub mod grpc;
 pub mod ingest;
 pub mod metrics;
 pub mod planner;
 pub mod run;
+pub mod schedule;
+pub mod transport;
 
 pub use run::{OptimizerConfig, run};

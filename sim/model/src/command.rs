@@ -31,7 +31,22 @@ pub enum Action {
         expires_at_ms: i64,
     },
     ClearOverride,
+    /// Plant: heat output to make, W (economic dispatch). The plant's pump
+    /// speed tracks it; 0 stops the plant's pump (the plant is not committed).
+    SetHeatOutput {
+        heat_w: f64,
+    },
+    /// Plant: the pump head to hold, Pa (the lead plant, which holds the
+    /// differential pressure at the critical substation and takes the balance).
+    SetPumpHead {
+        head_pa: f64,
+    },
 }
+
+/// Largest heat output a command may ask of a plant, W.
+pub const MAX_HEAT_OUTPUT_W: f64 = 1.0e10;
+/// Pump heads a command may ask of a plant, Pa.
+pub const PUMP_HEAD_LIMITS_PA: (f64, f64) = (1.0e3, 3.0e6);
 
 impl Action {
     pub fn name(&self) -> &'static str {
@@ -40,6 +55,8 @@ impl Action {
             Action::SetCurve { .. } => "set_curve",
             Action::SetOverride { .. } => "set_override",
             Action::ClearOverride => "clear_override",
+            Action::SetHeatOutput { .. } => "set_heat_output",
+            Action::SetPumpHead { .. } => "set_pump_head",
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::network::{
     Building, Emitter, Junction, Network, NetworkError, Pipe, Plant, PressureHolding, PumpRating,
     Substation, Weather,
 };
-use crate::{NodeId, WATER_CP_J_KG_K};
+use crate::{NodeId, PlantKind, WATER_CP_J_KG_K};
 
 /// Most substations a generated network may have (the largest city platform
 /// in `DOMAIN.md` monitors 3,323).
@@ -272,12 +272,19 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
             id(format!("j-plant-{}", j - n + 1))
         }
     };
-    let plant_names = ["chp-west", "chp-east", "chp-south"];
+    // One big CHP plant, a second CHP plant, and a gas boiler house for the
+    // peaks and as backup ("three sources, one network").
+    let plant_names = ["chp-west", "chp-east", "boiler-south"];
+    let plant_kinds = [PlantKind::Chp, PlantKind::Chp, PlantKind::GasBoiler];
     let plants: Vec<Plant> = (0..n_plants)
         .map(|p| {
             let capacity_w = (shares[p] * total_w * 1.3 / 1.0e6).ceil() * 1.0e6;
             let flow_m3_h = design_flow(shares[p] * total_w) / RHO * 3600.0;
+            let kind = plant_kinds.get(p).copied().unwrap_or(PlantKind::GasBoiler);
             Plant {
+                kind,
+                min_load_w: kind.typical_min_load_share() * capacity_w,
+                ramp_w_per_s: Some(kind.typical_ramp_share_per_min() * capacity_w / 60.0),
                 id: id(plant_names
                     .get(p)
                     .map_or_else(|| format!("plant-{:03}", p + 1), |n| n.to_string())),
@@ -285,7 +292,11 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
                 design_supply_temp_c: PLANT_SUPPLY_C,
                 design_return_temp_c: PLANT_RETURN_C,
                 pump_dp_pa: 1.0e5,
-                heat_price_yuan_per_gj: [24.5, 26.0, 27.5].get(p).copied().unwrap_or(27.5),
+                heat_price_yuan_per_gj: match kind {
+                    // The second CHP plant sells at a higher negotiated price.
+                    PlantKind::Chp if p > 0 => 26.0,
+                    _ => kind.typical_price_yuan_per_gj(),
+                },
                 junction: Some(junction_id(n + p)),
                 x_m: None,
                 y_m: None,

@@ -18,7 +18,7 @@ pub use curve::{CurveError, CurvePoint, SupplyCurve};
 pub use forecast::{Forecast, ForecastError, ForecastPoint};
 pub use hardware::{Actuator, ActuatorWrite};
 pub use id::{IdError, NodeId};
-pub use network::{Building, Emitter, Network, NetworkError, Plant, Substation};
+pub use network::{Building, Emitter, Network, NetworkError, Plant, PlantKind, Substation};
 pub use telemetry::{ActorSnapshot, Metric, Mode, NodeKind, Reading, TelemetryBatch};
 
 /// Specific heat capacity of water used for heat balances, J/(kg·K).

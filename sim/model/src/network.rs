@@ -185,11 +185,67 @@ impl Weather {
     }
 }
 
+/// What kind of heat source a plant is: it decides the typical minimum load,
+/// ramp rate and price (see [`PlantKind::typical_min_load_share`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlantKind {
+    /// Combined heat and power: cheap heat (24.5 yuan/GJ negotiated), slow to
+    /// ramp, and a minimum load of about 40 % while it runs.
+    #[default]
+    Chp,
+    /// Gas boiler house: dear heat, fast, turns down to about 10 %.
+    GasBoiler,
+}
+
+impl PlantKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantKind::Chp => "chp",
+            PlantKind::GasBoiler => "gas_boiler",
+        }
+    }
+
+    /// Typical minimum heat output while running, as a share of capacity.
+    pub fn typical_min_load_share(self) -> f64 {
+        match self {
+            PlantKind::Chp => 0.4,
+            PlantKind::GasBoiler => 0.1,
+        }
+    }
+
+    /// Typical fastest change of heat output, share of capacity per minute.
+    pub fn typical_ramp_share_per_min(self) -> f64 {
+        match self {
+            PlantKind::Chp => 0.01,
+            PlantKind::GasBoiler => 0.1,
+        }
+    }
+
+    /// Typical heat price, yuan/GJ: CHP heat at the negotiated 24.5 yuan/GJ
+    /// (DOMAIN.md); gas boiler heat about twice that (the `ring` sample's 48).
+    pub fn typical_price_yuan_per_gj(self) -> f64 {
+        match self {
+            PlantKind::Chp => 24.5,
+            PlantKind::GasBoiler => 48.0,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plant {
     pub id: NodeId,
+    /// Kind of heat source (default `chp`).
+    #[serde(default)]
+    pub kind: PlantKind,
     pub capacity_w: f64,
+    /// Smallest heat output while the plant runs, W (default 0: no minimum).
+    #[serde(default)]
+    pub min_load_w: f64,
+    /// Fastest change of heat output, W/s (default: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_w_per_s: Option<f64>,
     #[serde(default = "default_plant_supply_c")]
     pub design_supply_temp_c: f64,
     #[serde(default = "default_plant_return_c")]
@@ -550,6 +606,11 @@ impl Network {
             let el = format!("plant {}", p.id);
             dup(&p.id, &el)?;
             check_range(&el, "capacity_w", p.capacity_w, 1.0, 1.0e10)?;
+            check_range(&el, "min_load_w", p.min_load_w, 0.0, p.capacity_w)?;
+            if let Some(r) = p.ramp_w_per_s {
+                // At least a full swing in about a day, at most within a second.
+                check_range(&el, "ramp_w_per_s", r, p.capacity_w * 1.0e-5, p.capacity_w)?;
+            }
             check_range(
                 &el,
                 "design_supply_temp_c",
@@ -959,11 +1020,54 @@ mod tests {
                 demo_text_with("id = \"s01-b02\"", "id = \"s01-b01\""),
                 "building s01-b01 (substation s01): id s01-b01 is used twice",
             ),
+            (
+                demo_text_with("min_load_w = 1.6e6", "min_load_w = 20.0e6"),
+                "plant plant-a: min_load_w = 20000000 is outside 0..16000000",
+            ),
+            (
+                demo_text_with(
+                    "min_load_w = 1.6e6",
+                    "min_load_w = 1.6e6\nramp_w_per_s = 0.0",
+                ),
+                "plant plant-a: ramp_w_per_s = 0 is outside 160..16000000",
+            ),
+            (demo_text_with("kind = \"chp\"", "kind = \"nuclear\""), ""),
         ];
         for (text, want) in cases {
             let err = Network::from_toml(&text).unwrap_err().to_string();
-            assert_eq!(err, want);
+            if want.is_empty() {
+                assert!(
+                    err.contains("nuclear") && err.contains("gas_boiler"),
+                    "{err}"
+                );
+            } else {
+                assert_eq!(err, want);
+            }
         }
+    }
+
+    #[test]
+    fn old_plant_entries_default_to_a_chp_without_limits() {
+        let text =
+            DEMO_TOML
+                .replacen("kind = \"chp\"\n", "", 1)
+                .replacen("min_load_w = 1.6e6\n", "", 1);
+        let net = Network::from_toml(&text).unwrap();
+        let p = &net.plants[0];
+        assert_eq!(p.kind, PlantKind::Chp);
+        assert_eq!(p.min_load_w, 0.0);
+        assert_eq!(p.ramp_w_per_s, None);
+        let city = crate::generate::city(20, 1).unwrap();
+        let kinds: Vec<PlantKind> = city.plants.iter().map(|p| p.kind).collect();
+        assert_eq!(
+            kinds,
+            [PlantKind::Chp, PlantKind::Chp, PlantKind::GasBoiler]
+        );
+        // The big CHP plant: 40 % minimum load, 1 % of capacity a minute.
+        let w = &city.plants[0];
+        assert!((w.min_load_w - 0.4 * w.capacity_w).abs() < 1e-6);
+        assert!((w.ramp_w_per_s.unwrap() - w.capacity_w / 6000.0).abs() < 1e-6);
+        assert!(city.plants[2].heat_price_yuan_per_gj > city.plants[0].heat_price_yuan_per_gj);
     }
 
     #[test]

@@ -39,6 +39,8 @@ use crate::water::Water;
 pub const VALVE_STROKE_S: f64 = 60.0;
 /// Time constant with which a plant's supply temperature follows its setpoint, s.
 pub const PLANT_TIME_CONSTANT_S: f64 = 600.0;
+/// Hottest supply a plant makes to hold its minimum load, °C.
+pub const PLANT_MAX_SUPPLY_C: f64 = model::network::PLANT_SUPPLY_LIMITS_C.1;
 /// Time constant with which stagnant secondary water approaches room temperature, s.
 const STAGNANT_TIME_CONSTANT_S: f64 = 1_800.0;
 /// Temperature of make-up water (city water), °C.
@@ -75,6 +77,8 @@ pub enum EngineError {
 #[derive(Clone, Debug)]
 struct PlantParams {
     capacity_w: f64,
+    min_load_w: f64,
+    ramp_w_per_s: Option<f64>,
     junction: usize,
     pump: PumpCurve,
 }
@@ -134,6 +138,10 @@ pub struct PlantState {
     /// The pump's head: supply minus return pressure at the plant, Pa.
     #[serde(default)]
     pub head_pa: f64,
+    /// Heat the plant put into the water at its last step, W: the reference of
+    /// its ramp limit (none yet: the next step is not ramp-limited).
+    #[serde(default)]
+    pub output_w: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -354,6 +362,8 @@ impl Engine {
                 let r = p.pump_rating();
                 PlantParams {
                     capacity_w: p.capacity_w,
+                    min_load_w: p.min_load_w,
+                    ramp_w_per_s: p.ramp_w_per_s,
                     junction: graph.plant_at[k],
                     pump: PumpCurve::from_rated(
                         r.shutoff_head_m,
@@ -495,6 +505,7 @@ impl Engine {
                 pump_tripped: false,
                 capacity_factor: 1.0,
                 head_pa: 0.0,
+                output_w: None,
             })
             .collect();
         let pipe_states = pipes
@@ -986,9 +997,25 @@ impl Engine {
             let k_follow = 1.0 - (-dt_s / PLANT_TIME_CONSTANT_S).exp();
             let mut t_sup = ps.supply_temp_c + (target - ps.supply_temp_c) * k_follow;
             if m > 1e-9 {
-                let max_t =
-                    ps.return_temp_c + pp.capacity_w * ps.capacity_factor / (m * WATER_CP_J_KG_K);
-                t_sup = t_sup.min(max_t);
+                let mcp = m * WATER_CP_J_KG_K;
+                let max_w = pp.capacity_w * ps.capacity_factor;
+                if ps.tripped {
+                    // A trip is sudden: no ramp, the water cools as it circulates.
+                    t_sup = t_sup.min(ps.return_temp_c + max_w / mcp);
+                } else {
+                    // Heat output: ramp-limited, at least the minimum load while
+                    // running, at most the capacity, and never hotter than the
+                    // highest supply temperature the plant can make.
+                    let min_w = if ps.pump_running {
+                        pp.min_load_w.min(max_w)
+                    } else {
+                        0.0
+                    };
+                    let want_w = mcp * (t_sup - ps.return_temp_c);
+                    let q = limit_heat_w(want_w, ps.output_w, min_w, max_w, pp.ramp_w_per_s, dt_s);
+                    t_sup = (ps.return_temp_c + q / mcp).min(PLANT_MAX_SUPPLY_C.max(t_sup));
+                }
+                ps.output_w = Some(mcp * (t_sup - ps.return_temp_c));
             }
             ps.supply_temp_c = t_sup;
         }
@@ -1034,6 +1061,29 @@ impl Engine {
             None => Ok(()),
         }
     }
+}
+
+/// The heat a plant puts into the water this step, W: what its supply
+/// temperature would give (`want_w`), moved from the previous output by at most
+/// `ramp_w_per_s·dt_s` (no previous output: unlimited), then kept within
+/// `min_w..=max_w` (the capacity wins over the minimum load, the minimum load
+/// over the ramp: a plant below its minimum is brought up to it).
+pub fn limit_heat_w(
+    want_w: f64,
+    prev_w: Option<f64>,
+    min_w: f64,
+    max_w: f64,
+    ramp_w_per_s: Option<f64>,
+    dt_s: f64,
+) -> f64 {
+    let ramped = match (prev_w, ramp_w_per_s) {
+        (Some(prev), Some(r)) => {
+            let step = r * dt_s;
+            want_w.clamp(prev - step, prev + step)
+        }
+        _ => want_w,
+    };
+    ramped.max(min_w).min(max_w).max(0.0)
 }
 
 /// Kv of an orifice of `area_m2`: `ṁ = C_d·A·√(2ρ·Δp)` written as

@@ -604,3 +604,130 @@ fn the_secondary_pump_holds_its_differential_pressure_and_runs_rated_without_a_r
     bad.pump_dp_setpoint_pa = Some(f64::NAN);
     assert!(Controller::new(&bad).is_err());
 }
+
+fn plant_ctl() -> Controller {
+    Controller::new(&NodeConfig {
+        id: NodeId::new("chp").unwrap(),
+        kind: NodeKind::Plant,
+        parent: None,
+        group: None,
+        supply_limits_c: None,
+        fallback_curve: Some(
+            SupplyCurve::new(
+                vec![
+                    CurvePoint {
+                        outdoor_temp_c: -7.0,
+                        supply_temp_c: 110.0,
+                    },
+                    CurvePoint {
+                        outdoor_temp_c: 10.0,
+                        supply_temp_c: 70.0,
+                    },
+                ],
+                70.0,
+                120.0,
+                model::network::PLANT_SUPPLY_LIMITS_C,
+            )
+            .unwrap(),
+        ),
+        max_setpoint_rate_k_per_min: 2.0,
+        return_limit_c: None,
+        pump_dp_setpoint_pa: None,
+    })
+    .unwrap()
+}
+
+fn plant_tick(
+    c: &mut Controller,
+    t_ms: i64,
+    heat_w: f64,
+    head_pa: f64,
+    online: bool,
+) -> TickOutput {
+    c.tick(&TickInput {
+        time_ms: t_ms,
+        readings: Some(vec![
+            Reading::new(Metric::OutdoorTempC, 0.0),
+            Reading::new(Metric::SupplyTempC, 100.0),
+            Reading::new(Metric::HeatW, heat_w),
+            Reading::new(Metric::DiffPressurePa, head_pa),
+            Reading::new(Metric::PumpRunning, 1.0),
+        ]),
+        link: LinkState {
+            optimizer_recent: online,
+        },
+    })
+}
+
+#[test]
+fn a_dispatched_plant_tracks_its_heat_output_with_its_pump_speed() {
+    let mut c = plant_ctl();
+    // Before any dispatch: rated speed, no speed write (as before).
+    let out = plant_tick(&mut c, T0, 5.0e6, 4.0e5, true);
+    assert_eq!(pump_speed(&out, Actuator::PlantPumpSpeed), None);
+    c.command(&cmd(1, Action::SetHeatOutput { heat_w: 8.0e6 }))
+        .unwrap();
+    // Bumpless: the first speed is the rated one plus only the P part:
+    // 0.1/8 MW · 3 MW = 0.0375.
+    let out = plant_tick(&mut c, T0 + 1_000, 5.0e6, 4.0e5, true);
+    let first = pump_speed(&out, Actuator::PlantPumpSpeed).unwrap();
+    assert!((first - 1.0375).abs() < 1e-3, "{first}");
+    // Heat stays short: the speed rises to its limit and stays there.
+    let mut speed = first;
+    for k in 2..2000 {
+        let out = plant_tick(&mut c, T0 + k * 10_000, 5.0e6, 4.0e5, true);
+        let next = pump_speed(&out, Actuator::PlantPumpSpeed).unwrap();
+        assert!(next >= speed - 1e-12);
+        speed = next;
+    }
+    assert!(
+        (speed - model::hardware::PUMP_SPEED_LIMITS.1).abs() < 1e-3,
+        "{speed}"
+    );
+    // Too much heat: the speed falls.
+    let out = plant_tick(&mut c, T0 + 20_010_000, 10.0e6, 4.0e5, true);
+    assert!(pump_speed(&out, Actuator::PlantPumpSpeed).unwrap() < speed);
+    // Not committed: the pump stops.
+    c.command(&cmd(2, Action::SetHeatOutput { heat_w: 0.0 }))
+        .unwrap();
+    let out = plant_tick(&mut c, T0 + 20_020_000, 10.0e6, 4.0e5, true);
+    assert_eq!(pump_speed(&out, Actuator::PlantPump), Some(0.0));
+    // The optimizer falls silent: the pump runs again, at rated speed.
+    let out = plant_tick(&mut c, T0 + 20_030_000, 0.0, 4.0e5, false);
+    assert_eq!(pump_speed(&out, Actuator::PlantPump), Some(1.0));
+    assert_eq!(pump_speed(&out, Actuator::PlantPumpSpeed), Some(1.0));
+}
+
+#[test]
+fn the_lead_plant_holds_the_pump_head_it_is_given() {
+    let mut c = plant_ctl();
+    c.command(&cmd(1, Action::SetPumpHead { head_pa: 4.0e5 }))
+        .unwrap();
+    let mut speed = 1.0;
+    // Head above its setpoint: the pump slows, not below its minimum.
+    for k in 1..100 {
+        let out = plant_tick(&mut c, T0 + k * 60_000, 5.0e6, 5.0e5, true);
+        let next = pump_speed(&out, Actuator::PlantPumpSpeed).unwrap();
+        assert!(next <= speed + 1e-12);
+        speed = next;
+    }
+    assert!((MIN_PUMP_SPEED..0.4).contains(&speed), "{speed}");
+    // A later head only moves the setpoint (the loop keeps its state).
+    c.command(&cmd(2, Action::SetPumpHead { head_pa: 6.0e5 }))
+        .unwrap();
+    let out = plant_tick(&mut c, T0 + 100 * 60_000, 5.0e6, 5.0e5, true);
+    assert!(pump_speed(&out, Actuator::PlantPumpSpeed).unwrap() > speed);
+    // Refusals name the field; stale versions and substations are refused.
+    let err = c
+        .command(&cmd(3, Action::SetPumpHead { head_pa: f64::NAN }))
+        .unwrap_err();
+    assert!(err.contains("head_pa"), "{err}");
+    let err = c
+        .command(&cmd(2, Action::SetHeatOutput { heat_w: 1.0e6 }))
+        .unwrap_err();
+    assert!(err.contains("stale"), "{err}");
+    let err = substation()
+        .command(&cmd(1, Action::SetHeatOutput { heat_w: 1.0e6 }))
+        .unwrap_err();
+    assert!(err.contains("set_heat_output is for plants"), "{err}");
+}

@@ -375,3 +375,83 @@ fn the_secondary_pump_curve_sets_the_buildings_flows() {
     assert!((s.secondary_dp_pa - 0.64 * hand).abs() < 1e-6 * hand);
     assert_eq!(s.buildings[0].flow_kg_s, 0.0);
 }
+
+#[test]
+fn heat_output_ramps_at_most_its_rate_and_holds_the_minimum_load() {
+    // 1 MW → 5 MW wanted at 1 kW/s in 60 s steps: 60 kW a step, so 1.6 MW
+    // after 10 steps and the full 5 MW only after 67 steps.
+    let mut q = 1.0e6;
+    for _ in 0..10 {
+        q = limit_heat_w(5.0e6, Some(q), 0.0, 8.0e6, Some(1.0e3), 60.0);
+    }
+    assert!((q - 1.6e6).abs() < 1e-6, "{q}");
+    for _ in 0..57 {
+        q = limit_heat_w(5.0e6, Some(q), 0.0, 8.0e6, Some(1.0e3), 60.0);
+    }
+    assert!((q - 5.0e6).abs() < 1e-6, "{q}");
+    // Wanting less than the minimum load: the minimum is held.
+    assert_eq!(
+        limit_heat_w(0.5e6, Some(2.0e6), 2.0e6, 8.0e6, Some(1.0e3), 60.0),
+        2.0e6
+    );
+    // Below the minimum (after start-up) the plant is brought up to it at once.
+    assert_eq!(
+        limit_heat_w(0.5e6, Some(0.0), 2.0e6, 8.0e6, Some(1.0e3), 60.0),
+        2.0e6
+    );
+    // No previous output: no ramp; the capacity caps everything.
+    assert_eq!(
+        limit_heat_w(9.0e6, None, 2.0e6, 8.0e6, Some(1.0e3), 60.0),
+        8.0e6
+    );
+    // Never negative: a plant does not cool the water.
+    assert_eq!(limit_heat_w(-1.0e6, None, 0.0, 8.0e6, None, 60.0), 0.0);
+}
+
+#[test]
+fn a_slow_plant_ramps_its_heat_after_a_setpoint_step() {
+    let mut net = Network::sample("demo").unwrap();
+    let ramp = 2.0e3;
+    net.plants[0].ramp_w_per_s = Some(ramp);
+    net.plants[0].min_load_w = 0.0;
+    let mut e = Engine::new(&net);
+    for s in e.state.substations.iter_mut() {
+        s.valve_command = 1.0;
+    }
+    e.state.plants[0].supply_setpoint_c = 80.0;
+    step_checked(&mut e, 360, 10.0, 0.0);
+    let before = e.state.plants[0].output_w.unwrap();
+    e.state.plants[0].supply_setpoint_c = 120.0;
+    let mut prev = before;
+    for _ in 0..30 {
+        e.step(10.0, 0.0, 0.0).unwrap();
+        let now = e.state.plants[0].output_w.unwrap();
+        // 2 kW/s · 10 s = 20 kW a step at most.
+        assert!(now - prev <= ramp * 10.0 + 1.0, "{prev} → {now}");
+        prev = now;
+    }
+    // The step asked for much more: the ramp bound all the way, 30 · 20 kW.
+    assert!(
+        (prev - before - 30.0 * ramp * 10.0).abs() < 1.0,
+        "{before} → {prev}"
+    );
+}
+
+#[test]
+fn a_plant_holds_its_minimum_load_when_the_network_wants_less() {
+    let mut net = Network::sample("demo").unwrap();
+    net.plants[0].min_load_w = 6.0e6;
+    net.plants[0].ramp_w_per_s = None;
+    let mut e = Engine::new(&net);
+    // A mild day and a low setpoint: the network would take less than 6 MW.
+    e.state.plants[0].supply_setpoint_c = 60.0;
+    step_checked(&mut e, 180, 10.0, 12.0);
+    let p = &e.state.plants[0];
+    let made = p.output_w.unwrap();
+    assert!(
+        (made - 6.0e6).abs() < 1.0 || p.supply_temp_c >= PLANT_MAX_SUPPLY_C - 1e-9,
+        "output {made} W at {} °C",
+        p.supply_temp_c
+    );
+    assert!(p.supply_temp_c > 60.0 + 1.0, "{}", p.supply_temp_c);
+}

@@ -1,0 +1,877 @@
+//! The optimizer's planning round over the horizon, in optimizing mode: what
+//! each plant makes and at what supply temperature, and which plant holds the
+//! network's differential pressure. Pure: it sees telemetry-derived
+//! observations and the network description, returns orders and the plan.
+//!
+//! Each round:
+//! 1. every substation's demand model learns from its measured heat
+//!    ([`crate::demand`]) and forecasts its heat over the horizon from the
+//!    weather ahead (the forecast given to [`PlanState::set_forecast`], or
+//!    persistence of the measured outdoor temperature);
+//! 2. network losses are estimated from telemetry (plants' heat against the
+//!    substations', smoothed) and added as a share;
+//! 3. the economic dispatch ([`crate::dispatch`]) shares the load among the
+//!    available plants; a plant that trips (no heat while it should make some,
+//!    or a `plant_trip` alarm) is unavailable and the others take its load;
+//! 4. the lead plant (the largest committed one) takes the balance and holds
+//!    the pump head that keeps the critical substation (lowest measured
+//!    differential pressure) at its target ([`crate::ahead::trim_head`]); the
+//!    others are told their heat output;
+//! 5. each plant's supply temperature is set for the weather its water meets
+//!    one transport delay later ([`crate::transport`], [`crate::ahead`]).
+//!
+//! Without a network description (capacities, prices, pipes) there is no
+//! dispatch: plants get supply temperatures only, with no delay.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use model::{Action, Network, NodeId, SupplyCurve};
+
+use crate::ahead::{self, WeatherAhead};
+use crate::demand::{Conditions, DemandModel, Lead};
+use crate::dispatch::{self, DispatchInput, PlantSpec};
+use crate::transport::{Delays, Layout};
+
+/// Steps of the horizon.
+pub const HORIZON_STEPS: usize = 24;
+/// Length of one step, s.
+pub const STEP_S: f64 = 3600.0;
+/// Samples a demand model needs before its forecast is used (else persistence)…
+pub const MIN_MODEL_SAMPLES: u64 = 24;
+/// …and the time they must span, ms: a whole day, or the time-of-day terms
+/// are guesses (found on the city: two hours of data forecast 2× the load).
+pub const MIN_MODEL_SPAN_MS: i64 = 24 * 3_600_000;
+/// Loss share assumed before telemetry says otherwise.
+pub const DEFAULT_LOSS_SHARE: f64 = 0.05;
+/// Smoothing of the loss estimate per round.
+const LOSS_SMOOTHING: f64 = 0.1;
+/// A plant's heat order is re-sent when it moves by this share of its capacity.
+const RESEND_SHARE: f64 = 0.02;
+/// The head setpoint is re-sent when it moves by this much, Pa.
+const RESEND_HEAD_PA: f64 = 5_000.0;
+/// Time constant with which measured substation heat is smoothed, ms.
+pub const DEMAND_SMOOTHING_MS: f64 = 30.0 * 60_000.0;
+/// A running plant's heat order moves by at most this share of its capacity a round.
+pub const MAX_ORDER_STEP_SHARE: f64 = 0.05;
+/// A plant seen tripped is left out of the dispatch this long, ms.
+pub const TRIP_HOLD_MS: i64 = 2 * 3_600_000;
+/// Most forecast points kept.
+pub const MAX_FORECAST_POINTS: usize = 1_000;
+
+/// How the optimizer plans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PlanMode {
+    /// Curve + room trims for substations; dispatch, delays and differential
+    /// pressure for plants.
+    #[default]
+    Optimizing,
+    /// The baseline most networks run: plain curve setpoints everywhere, no
+    /// trims, no dispatch (each plant on its own curve).
+    FixedCurve,
+}
+
+impl PlanMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanMode::Optimizing => "optimizing",
+            PlanMode::FixedCurve => "fixed_curve",
+        }
+    }
+}
+
+/// What telemetry says about one substation, with its planned setpoint.
+#[derive(Clone, Debug)]
+pub struct SubstationObs {
+    pub id: NodeId,
+    pub outdoor_c: Option<f64>,
+    pub heat_w: Option<f64>,
+    pub flow_kg_s: Option<f64>,
+    pub diff_pressure_pa: Option<f64>,
+    /// Primary valve opening, 0..1.
+    pub valve_position: Option<f64>,
+    /// This round's secondary setpoint and the group curve it came from.
+    pub setpoint: Option<(f64, SupplyCurve)>,
+}
+
+/// What telemetry says about one plant.
+#[derive(Clone, Debug)]
+pub struct PlantObs {
+    pub id: NodeId,
+    /// Its gateway is connected.
+    pub online: bool,
+    pub outdoor_c: Option<f64>,
+    pub heat_w: Option<f64>,
+    pub head_pa: Option<f64>,
+    pub supply_temp_c: Option<f64>,
+    pub return_temp_c: Option<f64>,
+    pub pump_running: Option<bool>,
+    /// A `plant_trip` alarm is active.
+    pub trip_alarm: bool,
+    pub curve: Option<SupplyCurve>,
+    pub limits_c: (f64, f64),
+}
+
+/// What one plant is told this round.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlantOrder {
+    pub plant: NodeId,
+    pub supply_temp_c: f64,
+    /// Heat output or pump head, when it changed enough to send.
+    pub dispatch: Option<Action>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlantPlanView {
+    pub id: NodeId,
+    pub kind: String,
+    pub available: bool,
+    pub lead: bool,
+    pub delay_s: Option<f64>,
+    pub price_yuan_per_gj: f64,
+    pub heat_w: Vec<f64>,
+    pub supply_temp_c: Vec<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DemandModelView {
+    pub substation: NodeId,
+    pub samples: u64,
+    pub mae_next_w: Option<f64>,
+    pub mae_day_w: Option<f64>,
+}
+
+/// The latest plan, for the control room.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlanView {
+    /// Network time of the round, Unix ms.
+    pub planned_at_ms: i64,
+    pub mode: String,
+    pub step_ms: i64,
+    pub plants: Vec<PlantPlanView>,
+    /// Substations' forecast heat per step, W.
+    pub demand_w: Vec<f64>,
+    pub unserved_w: Vec<f64>,
+    pub loss_share: f64,
+    pub cost_yuan: f64,
+    pub critical_substation: Option<NodeId>,
+    pub critical_diff_pressure_pa: Option<f64>,
+    pub diff_pressure_target_pa: f64,
+    pub lead_plant: Option<NodeId>,
+    pub head_setpoint_pa: Option<f64>,
+    pub demand_models: Vec<DemandModelView>,
+    /// The weather ahead came from a forecast (else persistence).
+    pub weather_forecast: bool,
+    /// Why part of the plan is missing, if it is.
+    pub note: String,
+}
+
+/// The planner's memory between rounds.
+pub struct PlanState {
+    network: Option<Arc<Network>>,
+    layout: Option<Layout>,
+    dp_target_pa: f64,
+    forecast: Vec<WeatherAhead>,
+    demand: BTreeMap<NodeId, DemandModel>,
+    loss_share: f64,
+    /// The lead plant and the head it was last given.
+    lead: Option<NodeId>,
+    head_pa: Option<f64>,
+    sent: BTreeMap<NodeId, Action>,
+    /// Each substation's smoothed measured heat, W.
+    heat_smoothed_w: BTreeMap<NodeId, f64>,
+    /// When each plant's last order was sent, network ms.
+    sent_at_ms: BTreeMap<NodeId, i64>,
+    /// When each plant was last seen tripped, network ms.
+    trip_seen_ms: BTreeMap<NodeId, i64>,
+    /// What plants were seen to deliver at most, W (below their nameplate).
+    deliverable_w: BTreeMap<NodeId, f64>,
+    view: Option<PlanView>,
+}
+
+/// What a round decided.
+pub struct RoundOutcome {
+    pub orders: Vec<PlantOrder>,
+    /// Largest load that cannot be served over the horizon, W (an alarm).
+    pub max_unserved_w: f64,
+    /// Plants taken as tripped.
+    pub tripped: Vec<NodeId>,
+}
+
+impl PlanState {
+    pub fn new(network: Option<Arc<Network>>, dp_target_pa: f64) -> Self {
+        Self {
+            layout: network.as_deref().map(Layout::of),
+            network,
+            dp_target_pa,
+            forecast: Vec::new(),
+            demand: BTreeMap::new(),
+            loss_share: DEFAULT_LOSS_SHARE,
+            lead: None,
+            head_pa: None,
+            sent: BTreeMap::new(),
+            sent_at_ms: BTreeMap::new(),
+            heat_smoothed_w: BTreeMap::new(),
+            trip_seen_ms: BTreeMap::new(),
+            deliverable_w: BTreeMap::new(),
+            view: None,
+        }
+    }
+
+    /// The weather forecast to plan with (replaces the previous one).
+    pub fn set_forecast(&mut self, points: Vec<WeatherAhead>) {
+        let mut points = ahead::clean_forecast(points);
+        points.truncate(MAX_FORECAST_POINTS);
+        self.forecast = points;
+    }
+
+    pub fn view(&self) -> Option<&PlanView> {
+        self.view.as_ref()
+    }
+
+    /// Forgets what was sent to a plant (its gateway reconnected: send again).
+    pub fn forget_sent(&mut self, plant: &NodeId) {
+        self.sent.remove(plant);
+    }
+
+    /// A fixed-curve round: each plant on its own curve at the measured outdoor temperature.
+    pub fn fixed_curve(&mut self, now_ms: i64, plants: &[PlantObs]) -> Vec<PlantOrder> {
+        let orders: Vec<PlantOrder> = plants
+            .iter()
+            .filter_map(|p| {
+                let curve = p.curve.as_ref()?;
+                let t = p.outdoor_c?;
+                Some(PlantOrder {
+                    plant: p.id.clone(),
+                    supply_temp_c: curve.supply_temp_c(t).clamp(p.limits_c.0, p.limits_c.1),
+                    dispatch: None,
+                })
+            })
+            .collect();
+        self.view = Some(PlanView {
+            planned_at_ms: now_ms,
+            mode: PlanMode::FixedCurve.name().into(),
+            step_ms: (STEP_S * 1000.0) as i64,
+            plants: orders
+                .iter()
+                .map(|o| PlantPlanView {
+                    id: o.plant.clone(),
+                    kind: String::new(),
+                    available: true,
+                    lead: false,
+                    delay_s: None,
+                    price_yuan_per_gj: 0.0,
+                    heat_w: Vec::new(),
+                    supply_temp_c: vec![o.supply_temp_c],
+                })
+                .collect(),
+            diff_pressure_target_pa: self.dp_target_pa,
+            note: "fixed-curve baseline: no dispatch, no trims".into(),
+            ..Default::default()
+        });
+        orders
+    }
+
+    /// An optimizing round at network time `now_ms`.
+    pub fn round(
+        &mut self,
+        now_ms: i64,
+        plan_interval_ms: i64,
+        subs: &[SubstationObs],
+        plants: &[PlantObs],
+    ) -> RoundOutcome {
+        let step_ms = (STEP_S * 1000.0) as i64;
+        let measured_out = plants
+            .iter()
+            .filter_map(|p| p.outdoor_c)
+            .chain(subs.iter().filter_map(|s| s.outdoor_c))
+            .next()
+            .unwrap_or(0.0);
+        let weather_now = ahead::weather_at(&self.forecast, measured_out, now_ms);
+        // The horizon: step k covers [now + k·step, now + (k+1)·step); its
+        // weather is taken at the middle.
+        let times: Vec<i64> = (0..HORIZON_STEPS as i64)
+            .map(|k| now_ms + k * step_ms + step_ms / 2)
+            .collect();
+        let path = |out: f64| -> Vec<Conditions> {
+            times
+                .iter()
+                .map(|&t| {
+                    let w = ahead::weather_at(&self.forecast, out, t);
+                    Conditions {
+                        time_ms: t,
+                        outdoor_c: w.outdoor_c,
+                        solar_w_m2: w.solar_w_m2,
+                    }
+                })
+                .collect()
+        };
+
+        // 1. Demand models learn and forecast.
+        let mut demand_w = vec![0.0; HORIZON_STEPS];
+        let k_smooth = 1.0 - (-(plan_interval_ms as f64) / DEMAND_SMOOTHING_MS).exp();
+        for s in subs {
+            let out = s.outdoor_c.unwrap_or(measured_out);
+            // The measured heat, smoothed: one reading swings with the valves
+            // and the plants' own moves; orders must not chase it.
+            let heat_w = s.heat_w.filter(|q| q.is_finite()).map(|q| {
+                let e = self.heat_smoothed_w.entry(s.id.clone()).or_insert(q);
+                *e += k_smooth * (q - *e);
+                *e
+            });
+            let model = self.demand.entry(s.id.clone()).or_default();
+            if let Some(q) = heat_w {
+                model.observe(
+                    &Conditions {
+                        time_ms: now_ms,
+                        outdoor_c: out,
+                        solar_w_m2: weather_now.solar_w_m2,
+                    },
+                    q,
+                );
+            }
+            let ahead_path = path(out);
+            let forecast =
+                if model.samples() >= MIN_MODEL_SAMPLES && model.span_ms() >= MIN_MODEL_SPAN_MS {
+                    model.predict(&ahead_path)
+                } else {
+                    Vec::new()
+                };
+            if forecast.len() == HORIZON_STEPS {
+                for (d, f) in demand_w.iter_mut().zip(&forecast) {
+                    *d += f;
+                }
+                // Score the next interval and the day ahead when they come.
+                let next_t = now_ms + plan_interval_ms;
+                let next = ahead::weather_at(&self.forecast, out, next_t);
+                if let Some(p) = model
+                    .predict(&[Conditions {
+                        time_ms: next_t,
+                        outdoor_c: next.outdoor_c,
+                        solar_w_m2: next.solar_w_m2,
+                    }])
+                    .first()
+                {
+                    model.remember(Lead::Next, next_t, *p);
+                }
+                if let (Some(last), Some(c)) = (forecast.last(), ahead_path.last()) {
+                    model.remember(Lead::Day, c.time_ms, *last);
+                }
+            } else if let Some(q) = heat_w {
+                // Too young a model: persistence.
+                for d in demand_w.iter_mut() {
+                    *d += q.max(0.0);
+                }
+            }
+        }
+
+        // 2. Losses: what plants make beyond what substations take.
+        let made: f64 = plants.iter().filter_map(|p| p.heat_w).sum();
+        let taken: f64 = subs.iter().filter_map(|s| s.heat_w).sum();
+        if taken > 1.0e5 && made > 0.0 {
+            let share = ((made - taken) / taken).clamp(0.0, 0.5);
+            self.loss_share += LOSS_SMOOTHING * (share - self.loss_share);
+        }
+
+        // Trips: an alarm, or a running pump with no heat put in. A plant
+        // seen tripped stays out for a while (once stopped it cannot show
+        // whether it would heat again), then is tried again.
+        for p in plants {
+            let no_heat = p.pump_running == Some(true)
+                && matches!((p.supply_temp_c, p.return_temp_c), (Some(s), Some(r)) if s - r < 0.5)
+                && self.sent.get(&p.id).is_some_and(
+                    |a| !matches!(a, Action::SetHeatOutput { heat_w } if *heat_w <= 0.0),
+                );
+            if p.trip_alarm || no_heat {
+                self.trip_seen_ms.insert(p.id.clone(), now_ms);
+            }
+        }
+        self.trip_seen_ms
+            .retain(|_, seen| now_ms - *seen < TRIP_HOLD_MS);
+        let tripped: Vec<NodeId> = plants
+            .iter()
+            .filter(|p| self.trip_seen_ms.contains_key(&p.id))
+            .map(|p| p.id.clone())
+            .collect();
+
+        // Transport delays from the measured flows.
+        let flows: BTreeMap<NodeId, f64> = subs
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), s.flow_kg_s?)))
+            .collect();
+        let delays: Delays = self
+            .layout
+            .as_ref()
+            .map(|l| l.delays(&flows, &tripped))
+            .unwrap_or_default();
+
+        // Critical substation.
+        let critical = ahead::critical(
+            subs.iter()
+                .filter_map(|s| Some((&s.id, s.diff_pressure_pa?))),
+        )
+        .map(|(id, dp)| (id.clone(), dp));
+
+        // 3. Dispatch.
+        let mut note = String::new();
+        let mut view_plants: Vec<PlantPlanView> = Vec::new();
+        let mut orders = Vec::new();
+        let mut max_unserved_w = 0.0;
+        let mut cost_yuan = 0.0;
+        let mut unserved_w = Vec::new();
+        let mut lead_plant = None;
+        let net_plants: Vec<(&PlantObs, Option<&model::Plant>)> = plants
+            .iter()
+            .map(|p| (p, self.network.as_ref().and_then(|n| n.plant(&p.id))))
+            .collect();
+        // In a meshed network every available plant keeps its pump running
+        // (at least at its minimum load): one plant's pump cannot carry a
+        // network sized for several (found on the city: substations far from
+        // the lone plant lost their pressure and rooms cooled).
+        let must_run = self.network.as_ref().is_some_and(|n| !n.pipes.is_empty());
+        // What each plant can really deliver through the network: one that
+        // falls short of its heat order (its pump at full speed), or a lead
+        // that cannot hold its head while a substation valve is wide open,
+        // is taken to deliver what it measures; the estimate then relaxes by
+        // 5 % of its nameplate a round. (Found on the city: the biggest plant's pump could not
+        // push its nameplate heat through the mesh.)
+        let most_open = subs
+            .iter()
+            .filter_map(|s| s.valve_position)
+            .filter(|v| v.is_finite())
+            .reduce(f64::max);
+        for o in plants {
+            let Some(q) = o.heat_w else {
+                continue;
+            };
+            // A heat order gets two rounds to be reached (ramps, the PI).
+            let settled = self
+                .sent_at_ms
+                .get(&o.id)
+                .is_some_and(|t| now_ms - t >= 2 * plan_interval_ms);
+            let short = match self.sent.get(&o.id) {
+                Some(Action::SetHeatOutput { heat_w }) if *heat_w > 0.0 => {
+                    settled && q < 0.9 * heat_w
+                }
+                Some(Action::SetPumpHead { head_pa }) => {
+                    most_open.is_some_and(|v| v >= ahead::VALVE_WIDE_OPEN)
+                        && (*head_pa >= ahead::HEAD_LIMITS_PA.1 - 1.0
+                            || o.head_pa.is_some_and(|h| h < 0.95 * head_pa))
+                }
+                _ => false,
+            };
+            let nameplate = self
+                .network
+                .as_ref()
+                .and_then(|n| n.plant(&o.id))
+                .map_or(0.0, |p| p.capacity_w);
+            if short {
+                self.deliverable_w.insert(o.id.clone(), (q * 1.02).max(0.0));
+            } else if let Some(c) = self.deliverable_w.get_mut(&o.id) {
+                *c += 0.05 * nameplate;
+                if *c >= nameplate {
+                    self.deliverable_w.remove(&o.id);
+                }
+            }
+        }
+        let specs: Vec<PlantSpec> = net_plants
+            .iter()
+            .filter_map(|(o, p)| {
+                let p = (*p)?;
+                let capacity_w = self
+                    .deliverable_w
+                    .get(&o.id)
+                    .map_or(p.capacity_w, |c| c.min(p.capacity_w));
+                Some(PlantSpec {
+                    id: o.id.clone(),
+                    capacity_w,
+                    min_load_w: p.min_load_w.min(capacity_w),
+                    ramp_w_per_s: p.ramp_w_per_s,
+                    price_yuan_per_gj: p.heat_price_yuan_per_gj,
+                    available: o.online && !tripped.contains(&o.id),
+                    output_w: o.heat_w,
+                    must_run,
+                })
+            })
+            .collect();
+        let dispatched = if specs.is_empty() {
+            note = "no network description: plants get supply temperatures only".into();
+            None
+        } else {
+            match dispatch::dispatch(&DispatchInput {
+                plants: specs.clone(),
+                demand_w: demand_w.clone(),
+                loss_share: self.loss_share,
+                step_s: STEP_S,
+            }) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::error!(error = %e, "dispatch failed: plants keep their last orders");
+                    note = e.to_string();
+                    None
+                }
+            }
+        };
+        if let Some(d) = &dispatched {
+            max_unserved_w = d.max_unserved_w();
+            cost_yuan = d.cost_yuan;
+            unserved_w = d.unserved_w.clone();
+            // The lead: the plant that led before while it still runs, else
+            // the largest (by nameplate) committed now. A stable lead keeps
+            // its head loop; what it can deliver does not choose it.
+            let nameplate = |id: &NodeId| {
+                self.network
+                    .as_ref()
+                    .and_then(|n| n.plant(id))
+                    .map_or(0.0, |p| p.capacity_w)
+            };
+            let committed_now: Vec<&PlantSpec> = specs
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| d.committed[*k].first() == Some(&true))
+                .map(|(_, s)| s)
+                .collect();
+            lead_plant = committed_now
+                .iter()
+                .find(|s| self.lead.as_ref() == Some(&s.id))
+                .or_else(|| {
+                    committed_now
+                        .iter()
+                        .max_by(|a, b| nameplate(&a.id).total_cmp(&nameplate(&b.id)))
+                })
+                .map(|s| s.id.clone());
+        }
+        // 4. The lead's head from the critical substation and the most open valve.
+        let lead_obs = lead_plant
+            .as_ref()
+            .and_then(|l| plants.iter().find(|p| &p.id == l));
+        if self.lead != lead_plant {
+            // A new lead starts from its own measured head.
+            self.head_pa = None;
+            self.lead = lead_plant.clone();
+        }
+        if let Some(lead) = lead_obs {
+            let head = self
+                .head_pa
+                .or(lead.head_pa)
+                .unwrap_or(ahead::HEAD_LIMITS_PA.0 * 4.0);
+            let next = match &critical {
+                Some((_, dp)) => ahead::trim_head(head, *dp, self.dp_target_pa, most_open),
+                None => head.clamp(ahead::HEAD_LIMITS_PA.0, ahead::HEAD_LIMITS_PA.1),
+            };
+            self.head_pa = Some(next);
+        }
+
+        // 5. Supply temperatures ahead of the delay, and the orders.
+        let sub_sps: Vec<(&SupplyCurve, f64)> = subs
+            .iter()
+            .filter_map(|s| s.setpoint.as_ref().map(|(sp, c)| (c, *sp)))
+            .collect();
+        for (o, p) in &net_plants {
+            let delay_s = delays.plants.get(&o.id).copied();
+            let out_now = o.outdoor_c.unwrap_or(measured_out);
+            let supply_at = |t_ms: i64| -> Option<f64> {
+                let curve = o.curve.as_ref()?;
+                let then = ahead::weather_at(
+                    &self.forecast,
+                    out_now,
+                    t_ms + (delay_s.unwrap_or(0.0) * 1000.0) as i64,
+                );
+                Some(ahead::plant_supply_ahead(
+                    curve,
+                    o.limits_c,
+                    &sub_sps,
+                    out_now,
+                    then.outdoor_c,
+                ))
+            };
+            let supply_now = supply_at(now_ms);
+            let supply_path: Vec<f64> = times.iter().filter_map(|&t| supply_at(t)).collect();
+            let spec_index = specs.iter().position(|s| s.id == o.id);
+            let heat_path = match (&dispatched, spec_index) {
+                (Some(d), Some(i)) => d.heat_w[i].clone(),
+                _ => Vec::new(),
+            };
+            let is_lead = lead_plant.as_ref() == Some(&o.id);
+            let available = spec_index.is_none_or(|i| specs[i].available);
+            // The order: the lead holds the head, the others make their heat.
+            let dispatch = if dispatched.is_none() || !o.online {
+                None
+            } else if is_lead {
+                self.head_pa.map(|h| Action::SetPumpHead { head_pa: h })
+            } else {
+                // Orders move by at most a share of the capacity a round, so
+                // that plants and the lead do not chase each other.
+                let cap = p.map_or(0.0, |p| p.capacity_w);
+                heat_path.first().map(|&h| {
+                    let h = match self.sent.get(&o.id) {
+                        Some(Action::SetHeatOutput { heat_w: old }) if *old > 0.0 && h > 0.0 => {
+                            let step = MAX_ORDER_STEP_SHARE * cap;
+                            h.clamp(old - step, old + step)
+                        }
+                        _ => h,
+                    };
+                    Action::SetHeatOutput { heat_w: h }
+                })
+            };
+            let dispatch = dispatch.filter(|a| {
+                let cap = p.map_or(1.0e6, |p| p.capacity_w);
+                match (self.sent.get(&o.id), a) {
+                    (
+                        Some(Action::SetHeatOutput { heat_w: old }),
+                        Action::SetHeatOutput { heat_w: new },
+                    ) => (old - new).abs() >= RESEND_SHARE * cap || (*old == 0.0) != (*new == 0.0),
+                    (
+                        Some(Action::SetPumpHead { head_pa: old }),
+                        Action::SetPumpHead { head_pa: new },
+                    ) => (old - new).abs() >= RESEND_HEAD_PA,
+                    _ => true,
+                }
+            });
+            if let Some(a) = &dispatch {
+                self.sent.insert(o.id.clone(), a.clone());
+                self.sent_at_ms.insert(o.id.clone(), now_ms);
+            }
+            if let Some(sp) = supply_now {
+                orders.push(PlantOrder {
+                    plant: o.id.clone(),
+                    supply_temp_c: sp,
+                    dispatch,
+                });
+            }
+            view_plants.push(PlantPlanView {
+                id: o.id.clone(),
+                kind: p.map_or(String::new(), |p| p.kind.name().to_string()),
+                available,
+                lead: is_lead,
+                delay_s,
+                price_yuan_per_gj: p.map_or(0.0, |p| p.heat_price_yuan_per_gj),
+                heat_w: heat_path,
+                supply_temp_c: supply_path,
+            });
+        }
+        if max_unserved_w > 0.0 {
+            tracing::warn!(
+                unserved_w = max_unserved_w,
+                "forecast load above what the available plants can make"
+            );
+        }
+        self.view = Some(PlanView {
+            planned_at_ms: now_ms,
+            mode: PlanMode::Optimizing.name().into(),
+            step_ms,
+            plants: view_plants,
+            demand_w,
+            unserved_w,
+            loss_share: self.loss_share,
+            cost_yuan,
+            critical_substation: critical.as_ref().map(|c| c.0.clone()),
+            critical_diff_pressure_pa: critical.as_ref().map(|c| c.1),
+            diff_pressure_target_pa: self.dp_target_pa,
+            head_setpoint_pa: lead_plant.as_ref().and(self.head_pa),
+            lead_plant,
+            demand_models: self
+                .demand
+                .iter()
+                .map(|(id, m)| DemandModelView {
+                    substation: id.clone(),
+                    samples: m.samples(),
+                    mae_next_w: m.next.mae_w(),
+                    mae_day_w: m.day.mae_w(),
+                })
+                .collect(),
+            weather_forecast: !self.forecast.is_empty(),
+            note,
+        });
+        RoundOutcome {
+            orders,
+            max_unserved_w,
+            tripped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(id: &str, heat_mw: f64, dp: f64) -> SubstationObs {
+        SubstationObs {
+            id: NodeId::new(id).unwrap(),
+            outdoor_c: Some(0.0),
+            heat_w: Some(heat_mw * 1e6),
+            flow_kg_s: Some(20.0),
+            diff_pressure_pa: Some(dp),
+            valve_position: Some(0.5),
+            setpoint: None,
+        }
+    }
+
+    fn plant_obs(net: &Network, k: usize, heat_mw: f64) -> PlantObs {
+        let p = &net.plants[k];
+        PlantObs {
+            id: p.id.clone(),
+            online: true,
+            outdoor_c: Some(0.0),
+            heat_w: Some(heat_mw * 1e6),
+            head_pa: Some(4.0e5),
+            supply_temp_c: Some(100.0),
+            return_temp_c: Some(55.0),
+            pump_running: Some(true),
+            trip_alarm: false,
+            curve: Some(
+                SupplyCurve::new(
+                    vec![
+                        model::CurvePoint {
+                            outdoor_temp_c: -7.0,
+                            supply_temp_c: 110.0,
+                        },
+                        model::CurvePoint {
+                            outdoor_temp_c: 10.0,
+                            supply_temp_c: 70.0,
+                        },
+                    ],
+                    70.0,
+                    120.0,
+                    (50.0, 130.0),
+                )
+                .unwrap(),
+            ),
+            limits_c: (50.0, 130.0),
+        }
+    }
+
+    #[test]
+    fn the_ring_is_dispatched_cheapest_first_and_the_boiler_takes_over_a_trip() {
+        let net = Arc::new(Network::sample("ring").unwrap());
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        // Ring: chp-north 20 MW (24.5 yuan/GJ), boiler-south 12 MW (48).
+        let subs: Vec<SubstationObs> = net
+            .substations
+            .iter()
+            .map(|s| sub(s.id.as_str(), 2.0, 80_000.0))
+            .collect();
+        let total = 2.0e6 * subs.len() as f64;
+        // The boiler makes what it is told (its minimum, see below).
+        let plants = vec![
+            plant_obs(&net, 0, total / 1e6 - 1.2),
+            plant_obs(&net, 1, 1.2),
+        ];
+        let out = st.round(1_000_000, 300_000, &subs, &plants);
+        let v = st.view().unwrap().clone();
+        assert_eq!(v.lead_plant.as_ref().map(NodeId::as_str), Some("chp-north"));
+        // Persistence (young models): demand = measured heat.
+        assert!((v.demand_w[0] - total).abs() < 1.0, "{:?}", v.demand_w);
+        // The meshed ring keeps both pumps running: the boiler at its
+        // minimum (1.2 MW) while the CHP plant covers the rest.
+        assert!((v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4, "{v:?}");
+        // The lead gets a head, the boiler a heat order.
+        assert!(
+            out.orders
+                .iter()
+                .any(|o| matches!(o.dispatch, Some(Action::SetPumpHead { .. })))
+        );
+        // The critical substation is well above 50 kPa: the head comes down.
+        assert!(v.head_setpoint_pa.unwrap() < 4.0e5);
+        // The CHP trips: the boiler takes what it can, the rest is unserved.
+        let mut tripped = plants.clone();
+        tripped[0].trip_alarm = true;
+        let out = st.round(1_300_000, 300_000, &subs, &tripped);
+        let v = st.view().unwrap().clone();
+        assert_eq!(out.tripped.len(), 1);
+        assert_eq!(
+            v.lead_plant.as_ref().map(NodeId::as_str),
+            Some("boiler-south")
+        );
+        assert_eq!(v.plants[0].heat_w[0], 0.0);
+        // The alarm clears: the CHP stays out for the hold time, then returns.
+        let out = st.round(1_300_000 + TRIP_HOLD_MS - 1, 300_000, &subs, &plants);
+        assert_eq!(out.tripped.len(), 1);
+        let out = st.round(1_300_000 + TRIP_HOLD_MS, 300_000, &subs, &plants);
+        assert!(out.tripped.is_empty());
+        let need = total * (1.0 + v.loss_share);
+        if need > 12.0e6 {
+            assert!(
+                (out.max_unserved_w - (need - 12.0e6)).abs() < 1.0e4,
+                "{}",
+                out.max_unserved_w
+            );
+        }
+    }
+
+    #[test]
+    fn a_forecast_cold_wave_raises_the_plant_supply_ahead_of_the_delay() {
+        let net = Arc::new(Network::sample("demo").unwrap());
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        let subs: Vec<SubstationObs> = net
+            .substations
+            .iter()
+            .map(|s| sub(s.id.as_str(), 1.0, 80_000.0))
+            .collect();
+        let plants = vec![plant_obs(&net, 0, 6.0)];
+        let now = 10 * 3_600_000;
+        let calm = st.round(now, 300_000, &subs, &plants).orders[0].supply_temp_c;
+        // A front: −10 °C ten minutes from now, before the water arrives.
+        st.set_forecast(vec![
+            WeatherAhead {
+                time_ms: now,
+                outdoor_c: 0.0,
+                solar_w_m2: 0.0,
+            },
+            WeatherAhead {
+                time_ms: now + 600_000,
+                outdoor_c: -10.0,
+                solar_w_m2: 0.0,
+            },
+        ]);
+        let cold = st.round(now + 300_000, 300_000, &subs, &plants).orders[0].supply_temp_c;
+        let v = st.view().unwrap();
+        let delay = v.plants[0].delay_s.unwrap();
+        // Demo pipes at 20 kg/s: about an hour (V·ρ/ṁ, checked in `transport`).
+        assert!(delay > 600.0 && delay < 4.0 * 3600.0, "{delay}");
+        assert!(cold > calm + 5.0, "{calm} → {cold}");
+        assert!(v.weather_forecast);
+    }
+
+    #[test]
+    fn the_fixed_curve_baseline_puts_each_plant_on_its_own_curve() {
+        let net = Arc::new(Network::sample("ring").unwrap());
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        let mut plants = vec![plant_obs(&net, 0, 9.0), plant_obs(&net, 1, 0.0)];
+        plants[1].outdoor_c = Some(10.0);
+        let orders = st.fixed_curve(5_000, &plants);
+        // Curve −7 → 110, 10 → 70: 0 °C gives 110 − 7/17·40.
+        assert!((orders[0].supply_temp_c - (110.0 - 7.0 / 17.0 * 40.0)).abs() < 1e-9);
+        assert_eq!(orders[1].supply_temp_c, 70.0);
+        assert!(orders.iter().all(|o| o.dispatch.is_none()));
+        let v = st.view().unwrap();
+        assert_eq!(v.mode, "fixed_curve");
+        assert!(v.lead_plant.is_none() && v.plants.iter().all(|p| p.heat_w.is_empty()));
+    }
+
+    #[test]
+    fn a_plant_that_cannot_make_its_order_is_planned_at_what_it_delivers() {
+        let net = Arc::new(Network::sample("ring").unwrap());
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        let subs: Vec<SubstationObs> = net
+            .substations
+            .iter()
+            .map(|s| sub(s.id.as_str(), 2.0, 80_000.0))
+            .collect();
+        let mut plants = vec![plant_obs(&net, 0, 6.8), plant_obs(&net, 1, 1.2)];
+        st.round(0, 300_000, &subs, &plants);
+        // Told its 1.2 MW minimum, the boiler makes only 0.6 MW: a round
+        // later that is still its ramp; two rounds later it is what it can do.
+        plants[1].heat_w = Some(0.6e6);
+        st.round(300_000, 300_000, &subs, &plants);
+        assert!((st.view().unwrap().plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4);
+        st.round(600_000, 300_000, &subs, &plants);
+        let v = st.view().unwrap();
+        assert!((v.plants[1].heat_w[0] - 0.612e6).abs() < 1.0e4, "{v:?}");
+        // It delivers again: the estimate relaxes by 5 % of 12 MW a round.
+        plants[1].heat_w = Some(0.612e6);
+        st.round(900_000, 300_000, &subs, &plants);
+        let v = st.view().unwrap();
+        assert!((v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4, "{v:?}");
+    }
+}
