@@ -279,6 +279,10 @@ pub struct OptimizerArgs {
     /// Network time between planning rounds, s.
     #[arg(long, default_value_t = 300)]
     pub plan_interval_s: u64,
+    /// The network's layout (sample name or file): lets the leak detector
+    /// name the leaking section. Without it, leaks are raised unlocated.
+    #[arg(long)]
+    pub network: Option<String>,
 }
 
 pub fn optimizer(args: OptimizerArgs) -> ExitCode {
@@ -293,6 +297,12 @@ pub fn optimizer(args: OptimizerArgs) -> ExitCode {
             "--plan-interval-s {} is outside 10..86400",
             args.plan_interval_s
         );
+        let layout = args
+            .network
+            .as_deref()
+            .map(model::Network::load)
+            .transpose()?
+            .map(|n| optimizer::detect::Layout::of(&n));
         optimizer::run(
             optimizer::OptimizerConfig {
                 data_dir: args.data_dir,
@@ -301,6 +311,7 @@ pub fn optimizer(args: OptimizerArgs) -> ExitCode {
                     heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms),
                     heartbeat_interval_ms: 1000,
                     plan_interval_ms: args.plan_interval_s as i64 * 1000,
+                    layout,
                 },
             },
             crate::shutdown_signal(),

@@ -214,6 +214,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             data_dir.join("optimizer").display().to_string(),
             "--listen".into(),
             opt_addr.clone(),
+            "--network".into(),
+            network_arg.clone(),
         ],
         env: Vec::new(),
     };

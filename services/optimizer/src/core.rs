@@ -25,6 +25,8 @@ use crate::planner::{self, SubstationInput};
 
 /// Room temperature below which a building raises an alarm, °C.
 pub const ROOM_ALARM_C: f64 = model::COMFORT_MIN_ROOM_TEMP_C;
+/// Most rows one ledger query returns.
+pub const MAX_LEDGER_ROWS: usize = 100_000;
 /// Commands queued for one gateway, at most.
 pub const SESSION_QUEUE: usize = 1024;
 /// Margin added to the persisted command version at start-up (covers versions
@@ -41,6 +43,9 @@ pub struct CoreConfig {
     pub heartbeat_interval_ms: u32,
     /// Network time between two planning rounds, ms.
     pub plan_interval_ms: i64,
+    /// The utility's network layout (junctions, pipes, where nodes hang):
+    /// lets the leak detector name a section.
+    pub layout: Option<crate::detect::Layout>,
 }
 
 impl Default for CoreConfig {
@@ -49,6 +54,7 @@ impl Default for CoreConfig {
             heartbeat_timeout: Duration::from_secs(3),
             heartbeat_interval_ms: 1000,
             plan_interval_ms: 5 * 60_000,
+            layout: None,
         }
     }
 }
@@ -147,6 +153,7 @@ struct Inner {
     last_plan_ms: Option<i64>,
     replan: bool,
     next_session_seq: u64,
+    watch: crate::watch::Watch,
 }
 
 pub struct Core {
@@ -203,6 +210,8 @@ impl Core {
         let registry = store.table("registry")?;
         let meta = store.table("meta")?;
         let alarms = AlarmBook::load(store.table("alarms")?)?;
+        let ledger = crate::ledger::Ledger::load(store.table("ledger")?, ROOM_ALARM_C)?;
+        let watch = crate::watch::Watch::new(cfg.layout.clone(), ledger, &alarms);
         let curves = CurveBook::load(store.table("curves")?)?;
         let mut gateways = BTreeMap::new();
         let mut nodes = BTreeMap::new();
@@ -258,6 +267,7 @@ impl Core {
                 last_plan_ms: None,
                 replan: true,
                 next_session_seq: 1,
+                watch,
             }),
         })
     }
@@ -495,10 +505,16 @@ impl Core {
             g.last_seen_wall_ms = now;
         }
         for snap in batch.snapshots {
+            let Some(node) = inner.nodes.get(&snap.actor_id) else {
+                continue;
+            };
+            let (kind, live) = (node.info.kind, snap.time_ms >= node.time_ms);
+            let Inner { watch, alarms, .. } = &mut *inner;
+            watch.observe(alarms, kind, &snap, live, now)?;
             let Some(node) = inner.nodes.get_mut(&snap.actor_id) else {
                 continue;
             };
-            if snap.time_ms < node.time_ms {
+            if !live {
                 continue; // replayed older data: stored, but not the live state
             }
             let kind = node.info.kind;
@@ -547,7 +563,23 @@ impl Core {
                 }
             }
         }
+        inner.watch.persist()?;
         Ok(last)
+    }
+
+    /// The ledger of hours below 18 °C: days `from..=to` (local day numbers,
+    /// either open) of buildings whose id starts with `prefix`.
+    pub fn ledger(
+        &self,
+        from: Option<i64>,
+        to: Option<i64>,
+        prefix: &str,
+    ) -> Result<Vec<crate::ledger::LedgerDay>, CoreError> {
+        Ok(self
+            .lock()?
+            .watch
+            .ledger
+            .query(from, to, prefix, MAX_LEDGER_ROWS))
     }
 
     pub fn command_result(&self, gateway: &NodeId, result: CommandResult) {

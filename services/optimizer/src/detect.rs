@@ -1,0 +1,594 @@
+//! The optimizer's own detectors: suspected leaks (located on the utility's
+//! network layout), pump trips and plant trips. Pure: they take telemetry
+//! snapshots (node, kind, network time, readings) and return events; the core
+//! turns events into alarms.
+//!
+//! - **Leak.** The make-up water fed at the pressure-holding point(s) and the
+//!   plants' mass balance (supply flow − return flow) are compared with their
+//!   learned baselines. An excess above [`LeakConfig::min_leak_kg_s`] (or four
+//!   standard deviations of the learned noise) on two plant samples at least
+//!   [`LeakConfig::confirm_ms`] apart raises `leak_suspected`. The leak is
+//!   located by comparing every plant's and substation's primary supply and
+//!   return pressures just after the onset with their mean over the
+//!   [`LeakConfig::baseline_window_ms`] before it: the junction whose nodes lost
+//!   the most pressure (above the network-wide median loss) is the leak's
+//!   neighbourhood, and of the pipes meeting there the one whose other end lost
+//!   the most is named. The alarm clears when the excess falls below half the
+//!   threshold on two samples `confirm_ms` apart.
+//! - **Pump trip.** A plant or substation whose pump reports stopped
+//!   (`pump_running` < 0.5) while it should run (the control laws always
+//!   command it on).
+//! - **Plant trip.** A plant whose pump runs but whose heat output fell below
+//!   half its learned level while its supply temperature is more than 5 K
+//!   below its setpoint, on two samples `confirm_ms` apart.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use model::{Metric, Network, NodeId, NodeKind, Reading};
+
+use crate::alarms::LeakSection;
+
+/// The utility's view of the network (its GIS): junctions, pipes between
+/// them, and which plant or substation hangs where. Not the simulated state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Layout {
+    junctions: Vec<String>,
+    /// (pipe id, from junction, to junction), indices into `junctions`.
+    pipes: Vec<(String, usize, usize)>,
+    /// Junction of each plant and substation.
+    node_at: BTreeMap<NodeId, usize>,
+}
+
+impl Layout {
+    /// The layout of a network file: its explicit junctions and pipes, or for
+    /// a network of private pipes one junction per plant and substation and a
+    /// pipe `<substation>.pipe` from each substation's plant.
+    pub fn of(net: &Network) -> Self {
+        let mut l = Layout::default();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut junction = |l: &mut Layout, id: &str| -> usize {
+            *index.entry(id.to_string()).or_insert_with(|| {
+                l.junctions.push(id.to_string());
+                l.junctions.len() - 1
+            })
+        };
+        if net.is_star() {
+            for p in &net.plants {
+                let j = junction(&mut l, p.id.as_str());
+                l.node_at.insert(p.id.clone(), j);
+            }
+            for s in &net.substations {
+                let a = junction(&mut l, s.plant.as_str());
+                let b = junction(&mut l, s.id.as_str());
+                l.pipes.push((format!("{}.pipe", s.id), a, b));
+                l.node_at.insert(s.id.clone(), b);
+            }
+        } else {
+            for j in &net.junctions {
+                junction(&mut l, j.id.as_str());
+            }
+            for p in &net.pipes {
+                let a = junction(&mut l, p.from.as_str());
+                let b = junction(&mut l, p.to.as_str());
+                l.pipes.push((p.id.to_string(), a, b));
+            }
+            for p in &net.plants {
+                if let Some(j) = &p.junction {
+                    let j = junction(&mut l, j.as_str());
+                    l.node_at.insert(p.id.clone(), j);
+                }
+            }
+            for s in &net.substations {
+                if let Some(j) = &s.junction {
+                    let j = junction(&mut l, j.as_str());
+                    l.node_at.insert(s.id.clone(), j);
+                }
+            }
+        }
+        l
+    }
+
+    pub fn pipe_count(&self) -> usize {
+        self.pipes.len()
+    }
+
+    /// Picks the leaking section from per-node pressure deficits (Pa, positive:
+    /// lost pressure). `None` if no node of the layout has a deficit.
+    pub fn locate(&self, deficits: &BTreeMap<NodeId, f64>, leak_kg_s: f64) -> Option<LeakSection> {
+        let mut at: Vec<Option<f64>> = vec![None; self.junctions.len()];
+        for (node, d) in deficits {
+            if let Some(&j) = self.node_at.get(node) {
+                at[j] = Some(at[j].map_or(*d, |x: f64| x.max(*d)));
+            }
+        }
+        let (leak_j, deficit) = at
+            .iter()
+            .enumerate()
+            .filter_map(|(j, d)| d.map(|d| (j, d)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        // Pipes meeting at the junction, best first: the one whose other end
+        // lost the most pressure (ends without a meter count as losing nothing).
+        let mut incident: Vec<(usize, f64)> = self
+            .pipes
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.1 == leak_j || p.2 == leak_j)
+            .map(|(i, p)| {
+                let other = if p.1 == leak_j { p.2 } else { p.1 };
+                (i, at[other].unwrap_or(f64::NEG_INFINITY))
+            })
+            .collect();
+        incident.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let &(best, _) = incident.first()?;
+        let (pipe_id, a, b) = &self.pipes[best];
+        let nodes = self
+            .node_at
+            .iter()
+            .filter(|(_, j)| **j == *a || **j == *b)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        Some(LeakSection {
+            pipe_id: pipe_id.clone(),
+            from_junction: self.junctions[*a].clone(),
+            to_junction: self.junctions[*b].clone(),
+            junction: self.junctions[leak_j].clone(),
+            nodes,
+            alternatives: incident[1..]
+                .iter()
+                .map(|(i, _)| self.pipes[*i].0.clone())
+                .collect(),
+            leak_kg_s,
+            deficit_pa: deficit,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeakConfig {
+    /// Smallest excess of make-up (or mass balance) that counts, kg/s.
+    pub min_leak_kg_s: f64,
+    /// A suspicion holds this long (two samples at least) before it is raised, ms.
+    pub confirm_ms: i64,
+    /// Time constant of the make-up baseline, ms.
+    pub baseline_tau_ms: i64,
+    /// Pressures before the onset averaged for the baseline, ms.
+    pub baseline_window_ms: i64,
+}
+
+impl Default for LeakConfig {
+    fn default() -> Self {
+        Self {
+            min_leak_kg_s: 0.5,
+            confirm_ms: 60_000,
+            baseline_tau_ms: 3_600_000,
+            baseline_window_ms: 10 * 60_000,
+        }
+    }
+}
+
+/// One node's pressure sample: network time, supply and return gauge pressure, Pa.
+type PressureSample = (i64, Option<f64>, Option<f64>);
+
+/// Pressure samples kept per node, at most.
+const MAX_PRESSURE_SAMPLES: usize = 64;
+
+/// An exponentially weighted mean and variance over network time.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Ewma {
+    mean: f64,
+    var: f64,
+    time_ms: Option<i64>,
+}
+
+impl Ewma {
+    fn update(&mut self, x: f64, time_ms: i64, tau_ms: i64) {
+        match self.time_ms {
+            None => {
+                self.mean = x;
+                self.var = 0.0;
+            }
+            Some(t) => {
+                let dt = (time_ms - t).max(0) as f64;
+                let a = 1.0 - (-dt / tau_ms.max(1) as f64).exp();
+                let d = x - self.mean;
+                self.mean += a * d;
+                self.var = (1.0 - a) * (self.var + a * d * d);
+            }
+        }
+        self.time_ms = Some(time_ms);
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum LeakPhase {
+    Quiet,
+    /// Excess seen first at `onset_ms`; the last quiet plant sample was at `before_ms`.
+    Pending {
+        onset_ms: i64,
+        before_ms: i64,
+    },
+    Raised {
+        below_since: Option<i64>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LeakEvent {
+    Raise {
+        network_ms: i64,
+        leak_kg_s: f64,
+        /// `None` when no layout (or no pressure reading) is available.
+        section: Option<LeakSection>,
+    },
+    Clear {
+        network_ms: i64,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+struct PlantFlows {
+    makeup_kg_s: Option<f64>,
+    supply_kg_s: Option<f64>,
+    return_kg_s: Option<f64>,
+}
+
+pub struct LeakDetector {
+    cfg: LeakConfig,
+    layout: Option<Layout>,
+    plants: BTreeMap<NodeId, PlantFlows>,
+    makeup: Ewma,
+    balance: Ewma,
+    /// Per node: (time, supply Pa, return Pa), oldest first.
+    pressures: BTreeMap<NodeId, VecDeque<PressureSample>>,
+    phase: LeakPhase,
+    last_quiet_ms: Option<i64>,
+}
+
+impl LeakDetector {
+    pub fn new(cfg: LeakConfig, layout: Option<Layout>) -> Self {
+        Self {
+            cfg,
+            layout,
+            plants: BTreeMap::new(),
+            makeup: Ewma::default(),
+            balance: Ewma::default(),
+            pressures: BTreeMap::new(),
+            phase: LeakPhase::Quiet,
+            last_quiet_ms: None,
+        }
+    }
+
+    /// Whether a leak is suspected now.
+    pub fn raised(&self) -> bool {
+        matches!(self.phase, LeakPhase::Raised { .. })
+    }
+
+    /// Takes one snapshot; returns what changed.
+    pub fn observe(
+        &mut self,
+        node: &NodeId,
+        kind: NodeKind,
+        time_ms: i64,
+        readings: &[Reading],
+    ) -> Option<LeakEvent> {
+        let get = |m: Metric| {
+            readings
+                .iter()
+                .find(|r| r.metric == m)
+                .map(|r| r.value)
+                .filter(|v| v.is_finite())
+        };
+        if kind == NodeKind::Building {
+            return None;
+        }
+        let (ps, pr) = (get(Metric::SupplyPressurePa), get(Metric::ReturnPressurePa));
+        if ps.is_some() || pr.is_some() {
+            let q = self.pressures.entry(node.clone()).or_default();
+            if q.back().is_none_or(|b| b.0 < time_ms) {
+                q.push_back((time_ms, ps, pr));
+                // Keep what a baseline window and the time since onset need.
+                let keep_from = time_ms - 2 * self.cfg.baseline_window_ms;
+                while q.len() > MAX_PRESSURE_SAMPLES || q.front().is_some_and(|f| f.0 < keep_from) {
+                    q.pop_front();
+                }
+            }
+        }
+        if kind != NodeKind::Plant {
+            return None;
+        }
+        self.plants.insert(
+            node.clone(),
+            PlantFlows {
+                makeup_kg_s: get(Metric::MakeupFlowKgS),
+                supply_kg_s: get(Metric::FlowKgS),
+                return_kg_s: get(Metric::ReturnFlowKgS),
+            },
+        );
+        self.evaluate(time_ms)
+    }
+
+    /// Excess of make-up and of the mass balance over their baselines, kg/s,
+    /// the threshold, and the raw signals.
+    fn signals(&self) -> (Option<f64>, Option<f64>) {
+        let makeup: Option<f64> = self
+            .plants
+            .values()
+            .filter_map(|p| p.makeup_kg_s)
+            .fold(None, |acc, x| Some(acc.unwrap_or(0.0) + x));
+        let balance: Option<f64> = self
+            .plants
+            .values()
+            .filter_map(|p| Some(p.supply_kg_s? - p.return_kg_s?))
+            .fold(None, |acc, x| Some(acc.unwrap_or(0.0) + x));
+        (makeup, balance)
+    }
+
+    fn evaluate(&mut self, t: i64) -> Option<LeakEvent> {
+        let (makeup, balance) = self.signals();
+        if makeup.is_none() && balance.is_none() {
+            return None;
+        }
+        let excess_of = |e: &Ewma, x: Option<f64>| {
+            x.filter(|_| e.time_ms.is_some())
+                .map(|x| x - e.mean)
+                .unwrap_or(0.0)
+        };
+        let excess = excess_of(&self.makeup, makeup).max(excess_of(&self.balance, balance));
+        let noise = self.makeup.var.max(self.balance.var).sqrt();
+        let threshold = self.cfg.min_leak_kg_s.max(4.0 * noise);
+        match self.phase.clone() {
+            LeakPhase::Quiet => {
+                if excess > threshold {
+                    self.phase = LeakPhase::Pending {
+                        onset_ms: t,
+                        before_ms: self.last_quiet_ms.unwrap_or(t - 1),
+                    };
+                } else {
+                    let tau = self.cfg.baseline_tau_ms;
+                    if let Some(m) = makeup {
+                        self.makeup.update(m, t, tau);
+                    }
+                    if let Some(b) = balance {
+                        self.balance.update(b, t, tau);
+                    }
+                    self.last_quiet_ms = Some(t);
+                }
+                None
+            }
+            LeakPhase::Pending {
+                onset_ms,
+                before_ms,
+            } => {
+                if excess <= threshold {
+                    self.phase = LeakPhase::Quiet;
+                    return None;
+                }
+                if t - onset_ms < self.cfg.confirm_ms {
+                    return None;
+                }
+                self.phase = LeakPhase::Raised { below_since: None };
+                let section = self
+                    .layout
+                    .as_ref()
+                    .and_then(|l| l.locate(&self.deficits(onset_ms, before_ms), excess));
+                Some(LeakEvent::Raise {
+                    network_ms: t,
+                    leak_kg_s: excess,
+                    section,
+                })
+            }
+            LeakPhase::Raised { below_since } => {
+                if excess >= 0.5 * threshold {
+                    self.phase = LeakPhase::Raised { below_since: None };
+                    return None;
+                }
+                match below_since {
+                    None => {
+                        self.phase = LeakPhase::Raised {
+                            below_since: Some(t),
+                        };
+                        None
+                    }
+                    Some(s) if t - s >= self.cfg.confirm_ms => {
+                        self.phase = LeakPhase::Quiet;
+                        self.last_quiet_ms = Some(t);
+                        Some(LeakEvent::Clear { network_ms: t })
+                    }
+                    Some(_) => None,
+                }
+            }
+        }
+    }
+
+    /// Per node: pressure lost since the onset (mean over the window before
+    /// `before_ms` minus the latest reading at or after `onset_ms`), the
+    /// larger of the supply and return sides, each above its median over all
+    /// nodes (what every node lost alike is not local).
+    fn deficits(&self, onset_ms: i64, before_ms: i64) -> BTreeMap<NodeId, f64> {
+        let from = before_ms - self.cfg.baseline_window_ms;
+        let side = |pick: fn(&PressureSample) -> Option<f64>| {
+            let mut out: BTreeMap<NodeId, f64> = BTreeMap::new();
+            for (node, q) in &self.pressures {
+                let before: Vec<f64> = q
+                    .iter()
+                    .filter(|s| s.0 <= before_ms && s.0 >= from)
+                    .filter_map(pick)
+                    .collect();
+                let after = q.iter().rev().filter(|s| s.0 >= onset_ms).find_map(pick);
+                if let (false, Some(after)) = (before.is_empty(), after) {
+                    let mean = before.iter().sum::<f64>() / before.len() as f64;
+                    out.insert(node.clone(), mean - after);
+                }
+            }
+            let mut v: Vec<f64> = out.values().copied().collect();
+            v.sort_by(f64::total_cmp);
+            let median = v.get(v.len() / 2).copied().unwrap_or(0.0);
+            for d in out.values_mut() {
+                *d -= median;
+            }
+            out
+        };
+        let supply = side(|s| s.1);
+        let ret = side(|s| s.2);
+        let mut out = supply;
+        for (n, d) in ret {
+            let e = out.entry(n).or_insert(d);
+            *e = e.max(d);
+        }
+        out
+    }
+}
+
+/// Pump and plant trips.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TripEvent {
+    Raise {
+        kind: &'static str,
+        node: NodeId,
+        network_ms: i64,
+        message: String,
+    },
+    Clear {
+        kind: &'static str,
+        node: NodeId,
+        network_ms: i64,
+    },
+}
+
+pub const PUMP_TRIP: &str = "pump_trip";
+pub const PLANT_TRIP: &str = "plant_trip";
+
+#[derive(Clone, Debug, Default)]
+struct PlantTrack {
+    heat: Ewma,
+    /// Since when the heat has been collapsed.
+    low_since: Option<i64>,
+    tripped: bool,
+}
+
+/// Learns each plant's heat output and watches the pumps.
+#[derive(Default)]
+pub struct TripDetector {
+    plants: BTreeMap<NodeId, PlantTrack>,
+    pumps_stopped: BTreeMap<NodeId, bool>,
+    confirm_ms: i64,
+}
+
+/// Time constant of a plant's learned heat output, ms.
+const HEAT_TAU_MS: i64 = 30 * 60_000;
+/// A plant's heat output counts as collapsed below this share of its learned level.
+const HEAT_COLLAPSE_SHARE: f64 = 0.5;
+/// ... with the supply temperature this far below the setpoint, K.
+const SUPPLY_SHORTFALL_K: f64 = 5.0;
+/// Learned heat below this is no level to collapse from, W.
+const MIN_LEARNED_HEAT_W: f64 = 100_000.0;
+
+impl TripDetector {
+    pub fn new(confirm_ms: i64) -> Self {
+        Self {
+            confirm_ms,
+            ..Default::default()
+        }
+    }
+
+    /// Takes one snapshot. `pump_should_run`: the node's pump is commanded on.
+    pub fn observe(
+        &mut self,
+        node: &NodeId,
+        kind: NodeKind,
+        time_ms: i64,
+        readings: &[Reading],
+        pump_should_run: bool,
+    ) -> Vec<TripEvent> {
+        let get = |m: Metric| {
+            readings
+                .iter()
+                .find(|r| r.metric == m)
+                .map(|r| r.value)
+                .filter(|v| v.is_finite())
+        };
+        let mut out = Vec::new();
+        if kind == NodeKind::Building {
+            return out;
+        }
+        let running = get(Metric::PumpRunning).map(|r| r >= 0.5);
+        if let Some(running) = running {
+            let stopped = !running && pump_should_run;
+            let was = self
+                .pumps_stopped
+                .insert(node.clone(), stopped)
+                .unwrap_or(false);
+            if stopped && !was {
+                let what = if kind == NodeKind::Plant {
+                    "circulation"
+                } else {
+                    "secondary"
+                };
+                out.push(TripEvent::Raise {
+                    kind: PUMP_TRIP,
+                    node: node.clone(),
+                    network_ms: time_ms,
+                    message: format!("{what} pump of {node} stopped while commanded on"),
+                });
+            } else if !stopped && was {
+                out.push(TripEvent::Clear {
+                    kind: PUMP_TRIP,
+                    node: node.clone(),
+                    network_ms: time_ms,
+                });
+            }
+        }
+        if kind != NodeKind::Plant {
+            return out;
+        }
+        let (Some(heat), Some(supply), Some(setpoint)) = (
+            get(Metric::HeatW),
+            get(Metric::SupplyTempC),
+            get(Metric::SetpointC),
+        ) else {
+            return out;
+        };
+        let confirm = self.confirm_ms;
+        let p = self.plants.entry(node.clone()).or_default();
+        let learned = p.heat.time_ms.is_some() && p.heat.mean >= MIN_LEARNED_HEAT_W;
+        let collapsed = learned
+            && running != Some(false)
+            && heat < HEAT_COLLAPSE_SHARE * p.heat.mean
+            && supply < setpoint - SUPPLY_SHORTFALL_K;
+        if collapsed {
+            let since = *p.low_since.get_or_insert(time_ms);
+            if !p.tripped && time_ms - since >= confirm {
+                p.tripped = true;
+                out.push(TripEvent::Raise {
+                    kind: PLANT_TRIP,
+                    node: node.clone(),
+                    network_ms: time_ms,
+                    message: format!(
+                        "plant {node} delivers {:.1} MW, under half its usual {:.1} MW, supply {supply:.1} °C against a setpoint of {setpoint:.1} °C",
+                        heat / 1e6,
+                        p.heat.mean / 1e6
+                    ),
+                });
+            }
+        } else {
+            p.low_since = None;
+            let recovered = heat >= HEAT_COLLAPSE_SHARE * p.heat.mean || running == Some(false);
+            if p.tripped && recovered {
+                p.tripped = false;
+                out.push(TripEvent::Clear {
+                    kind: PLANT_TRIP,
+                    node: node.clone(),
+                    network_ms: time_ms,
+                });
+            }
+            // Learn the usual output only while the plant is healthy.
+            if !p.tripped && running != Some(false) {
+                p.heat.update(heat, time_ms, HEAT_TAU_MS);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;
