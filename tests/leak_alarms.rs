@@ -1,0 +1,253 @@
+//! The optimizer's own alarms across real processes (`heatnet up --network
+//! ring`): a supply leak injected on a pipe through the simulator's gRPC is
+//! raised as `leak_suspected` within 10 minutes of network time, located at
+//! the right section, and cleared once repaired; a plant trip and a pump trip
+//! are raised as `plant_trip` and `pump_trip`. Every alarm carries the network
+//! time it was raised at.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use proto::v1;
+use rand::Rng as _;
+
+/// The ring's pipes: (id, from, to). A supply leak's hole sits at `to`.
+const RING_PIPES: [(&str, &str, &str); 7] = [
+    ("p-n-e", "j-north", "j-east"),
+    ("p-e-se", "j-east", "j-south-east"),
+    ("p-se-s", "j-south-east", "j-south"),
+    ("p-s-w", "j-south", "j-west"),
+    ("p-w-n", "j-west", "j-north"),
+    ("p-c-n", "j-centre", "j-north"),
+    ("p-c-se", "j-centre", "j-south-east"),
+];
+
+/// Network time: at most this long from a fault to its alarm, ms.
+const DETECT_WITHIN_MS: i64 = 10 * 60_000;
+
+fn of_kind<'a>(alarms: &'a [v1::Alarm], kind: &str, node: Option<&str>) -> Option<&'a v1::Alarm> {
+    alarms
+        .iter()
+        .find(|a| a.kind == kind && node.is_none_or(|n| a.node_id == n))
+}
+
+async fn inject(sim: &str, kind: v1::FaultKind, device: &str, magnitude: f64) -> v1::FaultState {
+    simulator(sim)
+        .await
+        .expect("simulator reachable")
+        .inject_fault(v1::InjectFaultRequest {
+            fault: Some(v1::Fault {
+                kind: kind as i32,
+                device_id: device.into(),
+                metric: 0,
+                magnitude,
+            }),
+        })
+        .await
+        .expect("inject fault")
+        .into_inner()
+}
+
+async fn clear(sim: &str, fault_id: u64) -> v1::FaultState {
+    simulator(sim)
+        .await
+        .expect("simulator reachable")
+        .clear_fault(v1::ClearFaultRequest { fault_id })
+        .await
+        .expect("clear fault")
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supply_leak_on_the_ring_is_raised_located_and_cleared_and_trips_are_alarmed() {
+    let mut rng = seeded_rng("leak_alarms");
+    let (pipe, from_j, to_j) = match std::env::var("HEATNET_TEST_LEAK_PIPE") {
+        Ok(p) => *RING_PIPES
+            .iter()
+            .find(|x| x.0 == p)
+            .expect("HEATNET_TEST_LEAK_PIPE names a ring pipe"),
+        Err(_) => RING_PIPES[rng.random_range(0..RING_PIPES.len())],
+    };
+    // A hole of 150–300 mm²: 3.5–7 kg/s at the ring's pressures, within what
+    // the make-up pumps feed (10 kg/s), so the pumps keep running.
+    let area_mm2: f64 = rng.random_range(150.0..300.0);
+    eprintln!("leak on pipe {pipe} ({from_j} -> {to_j}), {area_mm2:.0} mm²");
+
+    let dir = TempDir::new("leak-alarms");
+    let data = dir.0.join("data");
+    let base = free_port_block(30);
+    let mut up = Proc::start(
+        &dir.0,
+        "heatnet-up",
+        &bin("heatnet"),
+        &[
+            "up".into(),
+            "--network".into(),
+            "ring".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--base-port".into(),
+            base.to_string(),
+            "--speed".into(),
+            "60".into(),
+        ],
+    );
+    let sim = format!("127.0.0.1:{base}");
+    let opt = format!("127.0.0.1:{}", base + 1);
+    let dump = |up: &Proc| {
+        eprintln!("---- heatnet up ----\n{}", up.log_tail());
+        if let Ok(log) = std::fs::read_to_string(heatnet::layout::log_path(&data, "optimizer")) {
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("---- optimizer ----");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    };
+
+    // Every node live, and the make-up meter at chp-north reporting.
+    let o = opt.clone();
+    wait_for(
+        Duration::from_secs(90),
+        "the ring live with make-up and pressure readings",
+        || {
+            let o = o.clone();
+            async move {
+                let s = network_state(&o).await?;
+                let has = |node: &str, m: v1::Metric| {
+                    s.nodes.iter().any(|n| {
+                        n.node_id == node && n.readings.iter().any(|r| r.metric == m as i32)
+                    })
+                };
+                let ok = s.nodes.len() == 13
+                    && s.nodes.iter().all(|n| n.online && n.reading_time_ms > 0)
+                    && has("chp-north", v1::Metric::MakeupFlowKgS)
+                    && ["r1", "r2", "r3", "r4", "boiler-south"]
+                        .iter()
+                        .all(|n| has(n, v1::Metric::SupplyPressurePa));
+                ok.then_some(())
+            }
+        },
+    )
+    .await;
+    // Twenty minutes of network time for the baselines.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let before = alarms(&opt).await;
+    assert!(
+        of_kind(&before, "leak_suspected", None).is_none(),
+        "a leak alarm before any leak: {before:?}"
+    );
+
+    let fault = inject(&sim, v1::FaultKind::SupplyLeak, pipe, area_mm2).await;
+    let o = opt.clone();
+    let raised = wait_for(Duration::from_secs(60), "a leak_suspected alarm", || {
+        let o = o.clone();
+        async move {
+            alarms(&o)
+                .await
+                .into_iter()
+                .find(|a| a.kind == "leak_suspected")
+        }
+    })
+    .await;
+    let section = raised.leak.clone().unwrap_or_default();
+    let took_ms = raised.raised_network_ms - fault.injected_at_ms;
+    eprintln!(
+        "leak on {pipe} injected at network {} ms, raised at {} ms ({:.1} min): {} {:?}",
+        fault.injected_at_ms,
+        raised.raised_network_ms,
+        took_ms as f64 / 60_000.0,
+        raised.message,
+        section
+    );
+    let located = section.pipe_id == pipe || section.junction == to_j;
+    let ends_ok = section.from_junction == to_j || section.to_junction == to_j;
+    if !(took_ms > 0 && took_ms <= DETECT_WITHIN_MS && located && ends_ok) {
+        dump(&up);
+    }
+    assert!(
+        took_ms > 0 && took_ms <= DETECT_WITHIN_MS,
+        "seed/pipe {pipe}: leak raised {took_ms} ms of network time after injection"
+    );
+    assert!(
+        located && ends_ok,
+        "seed/pipe {pipe}: the hole sits at {to_j}, the alarm names {} ({} – {}) near {}",
+        section.pipe_id,
+        section.from_junction,
+        section.to_junction,
+        section.junction
+    );
+    assert!(
+        section.leak_kg_s > 1.0 && section.leak_kg_s < 15.0,
+        "leak estimate {} kg/s",
+        section.leak_kg_s
+    );
+    assert_eq!(raised.severity, v1::Severity::Critical as i32);
+
+    // Repaired: the alarm clears once make-up is back to its baseline.
+    let repaired = clear(&sim, fault.fault_id).await;
+    let o = opt.clone();
+    let id = raised.alarm_id;
+    let cleared = wait_for(Duration::from_secs(60), "the leak alarm cleared", || {
+        let o = o.clone();
+        async move {
+            alarms(&o)
+                .await
+                .into_iter()
+                .find(|a| a.alarm_id == id && a.state == v1::AlarmState::Cleared as i32)
+        }
+    })
+    .await;
+    assert!(
+        cleared.cleared_network_ms >= repaired.cleared_at_ms,
+        "cleared at network {} ms, repaired at {} ms",
+        cleared.cleared_network_ms,
+        repaired.cleared_at_ms
+    );
+
+    // A plant trip and a secondary pump trip.
+    let trip = inject(&sim, v1::FaultKind::PlantTrip, "boiler-south", 0.0).await;
+    let pump = inject(&sim, v1::FaultKind::PumpTrip, "r3", 0.0).await;
+    let o = opt.clone();
+    let (plant_alarm, pump_alarm) = wait_for(
+        Duration::from_secs(60),
+        "plant_trip on boiler-south and pump_trip on r3",
+        || {
+            let o = o.clone();
+            async move {
+                let list = alarms(&o).await;
+                let p = of_kind(&list, "plant_trip", Some("boiler-south"))?.clone();
+                let q = of_kind(&list, "pump_trip", Some("r3"))?.clone();
+                Some((p, q))
+            }
+        },
+    )
+    .await;
+    let plant_ms = plant_alarm.raised_network_ms - trip.injected_at_ms;
+    let pump_ms = pump_alarm.raised_network_ms - pump.injected_at_ms;
+    eprintln!(
+        "plant trip raised after {:.1} min, pump trip after {:.1} min of network time",
+        plant_ms as f64 / 60_000.0,
+        pump_ms as f64 / 60_000.0
+    );
+    assert!(
+        plant_ms > 0 && plant_ms <= 15 * 60_000,
+        "plant trip after {plant_ms} ms"
+    );
+    assert!(
+        pump_ms > 0 && pump_ms <= 3 * 60_000,
+        "pump trip after {pump_ms} ms"
+    );
+    assert_eq!(plant_alarm.severity, v1::Severity::Critical as i32);
+
+    kill(Pid::from_raw(up.pid() as i32), Signal::SIGINT).expect("SIGINT");
+    assert!(
+        up.terminate(Duration::from_secs(20)),
+        "heatnet up did not stop on Ctrl-C:\n{}",
+        up.log_tail()
+    );
+}
