@@ -9,8 +9,8 @@
 //!   standard deviations of the learned noise) on two plant samples at least
 //!   [`LeakConfig::confirm_ms`] apart raises `leak_suspected`. The leak is
 //!   located by comparing every plant's and substation's primary supply and
-//!   return pressures just after the onset with their mean over the
-//!   [`LeakConfig::baseline_window_ms`] before it: the junction whose nodes lost
+//!   return pressures just after the onset with their last reading before it
+//!   (within [`LeakConfig::baseline_window_ms`]): the junction whose nodes lost
 //!   the most pressure (above the network-wide median loss) is the leak's
 //!   neighbourhood, and of the pipes meeting there the one whose other end lost
 //!   the most is named. The alarm clears when the excess falls below half the
@@ -19,8 +19,8 @@
 //!   (`pump_running` < 0.5) while it should run (the control laws always
 //!   command it on).
 //! - **Plant trip.** A plant whose pump runs but whose heat output fell below
-//!   half its learned level while its supply temperature is more than 5 K
-//!   below its setpoint, on two samples `confirm_ms` apart.
+//!   70 % of its learned level while its supply temperature is more than 5 K
+//!   below its setpoint, on two samples `confirm_ms` apart; cleared from 80 %.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -151,7 +151,7 @@ pub struct LeakConfig {
     pub confirm_ms: i64,
     /// Time constant of the make-up baseline, ms.
     pub baseline_tau_ms: i64,
-    /// Pressures before the onset averaged for the baseline, ms.
+    /// How old the last pressure reading before the onset may be, ms.
     pub baseline_window_ms: i64,
 }
 
@@ -227,6 +227,8 @@ pub enum LeakEvent {
 
 #[derive(Clone, Debug, Default)]
 struct PlantFlows {
+    /// Network time of the plant's sample.
+    time_ms: i64,
     makeup_kg_s: Option<f64>,
     supply_kg_s: Option<f64>,
     return_kg_s: Option<f64>,
@@ -299,6 +301,7 @@ impl LeakDetector {
         self.plants.insert(
             node.clone(),
             PlantFlows {
+                time_ms,
                 makeup_kg_s: get(Metric::MakeupFlowKgS),
                 supply_kg_s: get(Metric::FlowKgS),
                 return_kg_s: get(Metric::ReturnFlowKgS),
@@ -307,24 +310,31 @@ impl LeakDetector {
         self.evaluate(time_ms)
     }
 
-    /// Excess of make-up and of the mass balance over their baselines, kg/s,
-    /// the threshold, and the raw signals.
-    fn signals(&self) -> (Option<f64>, Option<f64>) {
-        let makeup: Option<f64> = self
-            .plants
-            .values()
-            .filter_map(|p| p.makeup_kg_s)
-            .fold(None, |acc, x| Some(acc.unwrap_or(0.0) + x));
-        let balance: Option<f64> = self
-            .plants
-            .values()
-            .filter_map(|p| Some(p.supply_kg_s? - p.return_kg_s?))
-            .fold(None, |acc, x| Some(acc.unwrap_or(0.0) + x));
-        (makeup, balance)
+    /// The network's make-up water and mass balance (sums over the plants
+    /// that meter them), kg/s, and the oldest and newest sample time they
+    /// come from.
+    fn signals(&self) -> (Option<f64>, Option<f64>, i64, i64) {
+        let sum = |acc: Option<f64>, x: f64| Some(acc.unwrap_or(0.0) + x);
+        let (mut makeup, mut balance) = (None, None);
+        let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
+        for p in self.plants.values() {
+            let b = p.supply_kg_s.zip(p.return_kg_s).map(|(s, r)| s - r);
+            if p.makeup_kg_s.is_some() || b.is_some() {
+                oldest = oldest.min(p.time_ms);
+                newest = newest.max(p.time_ms);
+            }
+            if let Some(m) = p.makeup_kg_s {
+                makeup = sum(makeup, m);
+            }
+            if let Some(b) = b {
+                balance = sum(balance, b);
+            }
+        }
+        (makeup, balance, oldest, newest)
     }
 
     fn evaluate(&mut self, t: i64) -> Option<LeakEvent> {
-        let (makeup, balance) = self.signals();
+        let (makeup, balance, oldest, newest) = self.signals();
         if makeup.is_none() && balance.is_none() {
             return None;
         }
@@ -340,8 +350,11 @@ impl LeakDetector {
             LeakPhase::Quiet => {
                 if excess > threshold {
                     self.phase = LeakPhase::Pending {
-                        onset_ms: t,
-                        before_ms: self.last_quiet_ms.unwrap_or(t - 1),
+                        // Plants sample at their own instants: the excess is
+                        // known by the newest sample, and quiet was known up
+                        // to the oldest sample of the last quiet evaluation.
+                        onset_ms: newest,
+                        before_ms: self.last_quiet_ms.unwrap_or(oldest - 1),
                     };
                 } else {
                     let tau = self.cfg.baseline_tau_ms;
@@ -351,7 +364,7 @@ impl LeakDetector {
                     if let Some(b) = balance {
                         self.balance.update(b, t, tau);
                     }
-                    self.last_quiet_ms = Some(t);
+                    self.last_quiet_ms = Some(oldest);
                 }
                 None
             }
@@ -367,10 +380,12 @@ impl LeakDetector {
                     return None;
                 }
                 self.phase = LeakPhase::Raised { below_since: None };
+                let deficits = self.deficits(onset_ms, before_ms);
+                tracing::info!(onset_ms, before_ms, deficits = ?deficits, "leak: pressure deficits per node, Pa");
                 let section = self
                     .layout
                     .as_ref()
-                    .and_then(|l| l.locate(&self.deficits(onset_ms, before_ms), excess));
+                    .and_then(|l| l.locate(&deficits, excess));
                 Some(LeakEvent::Raise {
                     network_ms: t,
                     leak_kg_s: excess,
@@ -391,7 +406,7 @@ impl LeakDetector {
                     }
                     Some(s) if t - s >= self.cfg.confirm_ms => {
                         self.phase = LeakPhase::Quiet;
-                        self.last_quiet_ms = Some(t);
+                        self.last_quiet_ms = Some(oldest);
                         Some(LeakEvent::Clear { network_ms: t })
                     }
                     Some(_) => None,
@@ -400,24 +415,25 @@ impl LeakDetector {
         }
     }
 
-    /// Per node: pressure lost since the onset (mean over the window before
-    /// `before_ms` minus the latest reading at or after `onset_ms`), the
-    /// larger of the supply and return sides, each above its median over all
-    /// nodes (what every node lost alike is not local).
+    /// Per node: pressure lost across the onset: the node's last reading at or
+    /// before `before_ms` (the last quiet plant sample) minus its first at or
+    /// after `onset_ms`, the two closest to the step, so that what the control
+    /// loops moved meanwhile counts little. The larger of the supply and
+    /// return sides, each above its median over all nodes (what every node
+    /// lost alike is not local).
     fn deficits(&self, onset_ms: i64, before_ms: i64) -> BTreeMap<NodeId, f64> {
         let from = before_ms - self.cfg.baseline_window_ms;
         let side = |pick: fn(&PressureSample) -> Option<f64>| {
             let mut out: BTreeMap<NodeId, f64> = BTreeMap::new();
             for (node, q) in &self.pressures {
-                let before: Vec<f64> = q
+                let before = q
                     .iter()
+                    .rev()
                     .filter(|s| s.0 <= before_ms && s.0 >= from)
-                    .filter_map(pick)
-                    .collect();
-                let after = q.iter().rev().filter(|s| s.0 >= onset_ms).find_map(pick);
-                if let (false, Some(after)) = (before.is_empty(), after) {
-                    let mean = before.iter().sum::<f64>() / before.len() as f64;
-                    out.insert(node.clone(), mean - after);
+                    .find_map(pick);
+                let after = q.iter().filter(|s| s.0 >= onset_ms).find_map(pick);
+                if let (Some(before), Some(after)) = (before, after) {
+                    out.insert(node.clone(), before - after);
                 }
             }
             let mut v: Vec<f64> = out.values().copied().collect();
@@ -476,8 +492,12 @@ pub struct TripDetector {
 
 /// Time constant of a plant's learned heat output, ms.
 const HEAT_TAU_MS: i64 = 30 * 60_000;
-/// A plant's heat output counts as collapsed below this share of its learned level.
-const HEAT_COLLAPSE_SHARE: f64 = 0.5;
+/// A plant's heat output counts as collapsed below this share of its learned
+/// level (a tripped plant's supply falls toward its return with the plant's
+/// time constant: 70 % after about 3.5 min)...
+const HEAT_COLLAPSE_SHARE: f64 = 0.7;
+/// ... and as recovered from this share up.
+const HEAT_RECOVERED_SHARE: f64 = 0.8;
 /// ... with the supply temperature this far below the setpoint, K.
 const SUPPLY_SHORTFALL_K: f64 = 5.0;
 /// Learned heat below this is no level to collapse from, W.
@@ -564,7 +584,7 @@ impl TripDetector {
                     node: node.clone(),
                     network_ms: time_ms,
                     message: format!(
-                        "plant {node} delivers {:.1} MW, under half its usual {:.1} MW, supply {supply:.1} °C against a setpoint of {setpoint:.1} °C",
+                        "plant {node} delivers {:.1} MW, under 70 % of its usual {:.1} MW, supply {supply:.1} °C against a setpoint of {setpoint:.1} °C",
                         heat / 1e6,
                         p.heat.mean / 1e6
                     ),
@@ -572,7 +592,7 @@ impl TripDetector {
             }
         } else {
             p.low_since = None;
-            let recovered = heat >= HEAT_COLLAPSE_SHARE * p.heat.mean || running == Some(false);
+            let recovered = heat >= HEAT_RECOVERED_SHARE * p.heat.mean || running == Some(false);
             if p.tripped && recovered {
                 p.tripped = false;
                 out.push(TripEvent::Clear {

@@ -265,7 +265,7 @@ fn a_plant_whose_heat_collapses_while_its_pump_runs_trips() {
         );
         assert!(ev.is_empty());
     }
-    // Heat at 4 MW (< 5 MW, half of 10), supply 80 °C against 90: collapsed.
+    // Heat at 4 MW (< 7 MW, 70 % of 10), supply 80 °C against 90: collapsed.
     let t1 = t0 + 30 * 60_000;
     assert!(
         det.observe(
@@ -309,7 +309,17 @@ fn a_plant_whose_heat_collapses_while_its_pump_runs_trips() {
         );
         assert!(ev.is_empty(), "{ev:?}");
     }
-    // Recovered: cleared.
+    // 7.5 MW is not yet recovered (< 8 MW, 80 % of 10); 9 MW is: cleared.
+    assert!(
+        det.observe(
+            &n,
+            NodeKind::Plant,
+            t1 + 90_000,
+            &plant_readings(7.5e6, 86.0, 90.0, 1.0),
+            true
+        )
+        .is_empty()
+    );
     let ev = det.observe(
         &n,
         NodeKind::Plant,
