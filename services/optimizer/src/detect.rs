@@ -511,6 +511,18 @@ impl TripDetector {
         }
     }
 
+    /// Carries an alarm active from before a restart, so that the detector
+    /// clears it when the node recovers.
+    pub fn resume(&mut self, kind: &str, node: &NodeId) {
+        match kind {
+            PUMP_TRIP => {
+                self.pumps_stopped.insert(node.clone(), true);
+            }
+            PLANT_TRIP => self.plants.entry(node.clone()).or_default().tripped = true,
+            _ => {}
+        }
+    }
+
     /// Takes one snapshot. `pump_should_run`: the node's pump is commanded on.
     pub fn observe(
         &mut self,
@@ -592,7 +604,10 @@ impl TripDetector {
             }
         } else {
             p.low_since = None;
-            let recovered = heat >= HEAT_RECOVERED_SHARE * p.heat.mean || running == Some(false);
+            // Resumed after a restart with nothing learned: any output counts.
+            let recovered = (p.heat.time_ms.is_none() && heat >= MIN_LEARNED_HEAT_W)
+                || heat >= HEAT_RECOVERED_SHARE * p.heat.mean
+                || running == Some(false);
             if p.tripped && recovered {
                 p.tripped = false;
                 out.push(TripEvent::Clear {

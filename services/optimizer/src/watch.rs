@@ -8,7 +8,7 @@ use store::StoreError;
 
 use crate::alarms::{AlarmBook, NewAlarm, Severity};
 use crate::detect::{
-    Layout, LeakConfig, LeakDetector, LeakEvent, PLANT_TRIP, TripDetector, TripEvent,
+    Layout, LeakConfig, LeakDetector, LeakEvent, PLANT_TRIP, PUMP_TRIP, TripDetector, TripEvent,
 };
 use crate::ledger::Ledger;
 
@@ -36,9 +36,17 @@ impl Watch {
             .into_iter()
             .next()
             .map(|(n, _)| n);
+        let mut trips = TripDetector::new(confirm_ms);
+        for kind in [PUMP_TRIP, PLANT_TRIP] {
+            for (node, _) in alarms.active_of_kind(kind) {
+                if let Ok(node) = model::NodeId::new(node) {
+                    trips.resume(kind, &node);
+                }
+            }
+        }
         Self {
             leak: LeakDetector::new(cfg, layout),
-            trips: TripDetector::new(confirm_ms),
+            trips,
             ledger,
             leak_node,
         }

@@ -336,3 +336,35 @@ fn a_plant_whose_heat_collapses_while_its_pump_runs_trips() {
         }]
     );
 }
+
+#[test]
+fn trips_active_before_a_restart_clear_when_the_node_recovers() {
+    let mut det = TripDetector::new(60_000);
+    let (s, p) = (id("s01"), id("plant-a"));
+    det.resume(PUMP_TRIP, &s);
+    det.resume(PLANT_TRIP, &p);
+    let running = [Reading::new(Metric::PumpRunning, 1.0)];
+    assert_eq!(
+        det.observe(&s, NodeKind::Substation, 10, &running, true),
+        vec![TripEvent::Clear {
+            kind: PUMP_TRIP,
+            node: s.clone(),
+            network_ms: 10
+        }]
+    );
+    // Nothing learned since the restart: 2 MW of output is recovery.
+    assert_eq!(
+        det.observe(
+            &p,
+            NodeKind::Plant,
+            10,
+            &plant_readings(2.0e6, 80.0, 80.0, 1.0),
+            true
+        ),
+        vec![TripEvent::Clear {
+            kind: PLANT_TRIP,
+            node: p,
+            network_ms: 10
+        }]
+    );
+}
