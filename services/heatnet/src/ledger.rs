@@ -81,6 +81,7 @@ async fn run(args: LedgerArgs) -> anyhow::Result<()> {
 fn to_json(r: &v1::GetLedgerResponse) -> serde_json::Value {
     json!({
         "gap_limit_s": r.gap_limit_s,
+        "truncated": r.truncated,
         "days": r.days.iter().map(|d| json!({
             "building_id": d.building_id,
             "day": d.day,
@@ -130,6 +131,12 @@ fn render(r: &v1::GetLedgerResponse) -> String {
         "(gaps between readings over {} s count as unknown)",
         r.gap_limit_s
     );
+    if r.truncated {
+        let _ = writeln!(
+            o,
+            "(more rows matched than one answer holds: narrow with --day, --from/--to or --building)"
+        );
+    }
     o
 }
 
@@ -159,11 +166,13 @@ mod tests {
                 },
             ],
             gap_limit_s: 900,
+            truncated: true,
         };
         let text = render(&r);
         assert!(text.contains("s01-b01"), "{text}");
         assert!(text.contains("1.75"), "{text}");
         assert!(text.contains("44.00"), "{text}");
+        assert!(text.contains("narrow"), "{text}");
         let j = to_json(&r);
         assert_eq!(j["days"][1]["min_room_temp_c"], serde_json::Value::Null);
         assert_eq!(j["days"][0]["cold_hours"], 1.5);

@@ -25,8 +25,8 @@ use crate::planner::{self, SubstationInput};
 
 /// Room temperature below which a building raises an alarm, °C.
 pub const ROOM_ALARM_C: f64 = model::COMFORT_MIN_ROOM_TEMP_C;
-/// Most rows one ledger query returns.
-pub const MAX_LEDGER_ROWS: usize = 100_000;
+/// Most rows one ledger query returns (about 1.2 MB on the wire).
+pub const MAX_LEDGER_ROWS: usize = 20_000;
 /// Commands queued for one gateway, at most.
 pub const SESSION_QUEUE: usize = 1024;
 /// Margin added to the persisted command version at start-up (covers versions
@@ -568,7 +568,9 @@ impl Core {
     }
 
     /// The ledger of hours below 18 °C: days `from..=to` (local day numbers,
-    /// either open) of buildings whose id starts with `prefix`.
+    /// either open) of buildings whose id starts with `prefix`; at most
+    /// `MAX_LEDGER_ROWS + 1` rows (one more than an answer holds, to tell
+    /// that it was truncated).
     pub fn ledger(
         &self,
         from: Option<i64>,
@@ -579,7 +581,7 @@ impl Core {
             .lock()?
             .watch
             .ledger
-            .query(from, to, prefix, MAX_LEDGER_ROWS))
+            .query(from, to, prefix, MAX_LEDGER_ROWS + 1))
     }
 
     pub fn command_result(&self, gateway: &NodeId, result: CommandResult) {

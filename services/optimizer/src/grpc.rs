@@ -500,10 +500,12 @@ impl ControlRoomService for Grpc {
                 "building_prefix: longer than 128 bytes",
             ));
         }
-        let rows = self
+        let mut rows = self
             .core
             .ledger(from, to, &r.building_prefix)
             .map_err(status)?;
+        let truncated = rows.len() > crate::core::MAX_LEDGER_ROWS;
+        rows.truncate(crate::core::MAX_LEDGER_ROWS);
         let h = |ms: i64| ms as f64 / 3.6e6;
         Ok(Response::new(v1::GetLedgerResponse {
             days: rows
@@ -518,6 +520,7 @@ impl ControlRoomService for Grpc {
                 })
                 .collect(),
             gap_limit_s: (ledger::GAP_LIMIT_MS / 1000) as u32,
+            truncated,
         }))
     }
 }

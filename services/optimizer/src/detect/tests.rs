@@ -368,3 +368,24 @@ fn trips_active_before_a_restart_clear_when_the_node_recovers() {
         }]
     );
 }
+
+#[test]
+fn the_city_layout_has_every_node_on_a_junction_and_locates_quickly() {
+    let net = model::generate::city(400, model::generate::CITY_SEED).unwrap();
+    let l = Layout::of(&net);
+    assert_eq!(l.pipe_count(), net.pipes.len());
+    assert_eq!(l.node_at.len(), net.plants.len() + net.substations.len());
+    // One substation lost 500 Pa, every other node 0: its junction is named.
+    let target = &net.substations[123];
+    let d: BTreeMap<NodeId, f64> = net
+        .substations
+        .iter()
+        .map(|s| (s.id.clone(), if s.id == target.id { 500.0 } else { 0.0 }))
+        .collect();
+    let s = l.locate(&d, 2.0).unwrap();
+    assert_eq!(
+        Some(s.junction.as_str()),
+        target.junction.as_ref().map(|j| j.as_str())
+    );
+    assert!(s.from_junction == s.junction || s.to_junction == s.junction);
+}
