@@ -191,3 +191,119 @@ impl Watch {
         self.ledger.persist()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use model::{ActorSnapshot, Mode, Network, NodeId, Reading};
+    use store::{Store, StoreConfig};
+
+    use super::*;
+    use crate::alarms::AlarmState;
+
+    fn snap(id: &str, time_ms: i64, readings: Vec<Reading>) -> ActorSnapshot {
+        ActorSnapshot {
+            actor_id: NodeId::new(id).unwrap(),
+            time_ms,
+            mode: Mode::Optimizer,
+            readings,
+        }
+    }
+
+    #[test]
+    fn detections_become_alarms_with_network_times_and_rooms_reach_the_ledger() {
+        let dir = std::env::temp_dir().join(format!("heatnet-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(
+            &dir,
+            &StoreConfig {
+                kind: "optimizer".into(),
+                identity: "central".into(),
+                cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let mut alarms = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+        let ledger = Ledger::load(store.table("ledger").unwrap(), 18.0).unwrap();
+        let layout = Layout::of(&Network::sample("ring").unwrap());
+        let mut w = Watch::new(Some(layout), ledger, &alarms);
+        let t0 = 1_800_000_000_000;
+        let minute = |w: &mut Watch, alarms: &mut AlarmBook, k: i64, makeup: f64, r2_pa: f64| {
+            let t = t0 + k * 60_000;
+            for (id, p) in [("r1", 6.0e5), ("r2", r2_pa), ("r3", 6.0e5), ("r4", 6.0e5)] {
+                let s = snap(
+                    id,
+                    t,
+                    vec![
+                        Reading::new(Metric::SupplyPressurePa, p),
+                        Reading::new(Metric::ReturnPressurePa, 2.5e5),
+                        Reading::new(Metric::PumpRunning, 1.0),
+                    ],
+                );
+                w.observe(alarms, NodeKind::Substation, &s, true, 1)
+                    .unwrap();
+            }
+            let plant = snap(
+                "chp-north",
+                t,
+                vec![
+                    Reading::new(Metric::MakeupFlowKgS, makeup),
+                    Reading::new(Metric::SupplyPressurePa, 6.5e5),
+                    Reading::new(Metric::ReturnPressurePa, 2.5e5),
+                ],
+            );
+            w.observe(alarms, NodeKind::Plant, &plant, true, 2).unwrap();
+            let room = snap("r2-b01", t, vec![Reading::new(Metric::RoomTempC, 17.0)]);
+            w.observe(alarms, NodeKind::Building, &room, true, 3)
+                .unwrap();
+        };
+        for k in 0..10 {
+            minute(&mut w, &mut alarms, k, 0.0, 6.0e5);
+        }
+        assert!(alarms.list(true).is_empty());
+        // A 4 kg/s leak; r2 (j-south-east) loses 800 Pa.
+        minute(&mut w, &mut alarms, 10, 4.0, 5.992e5);
+        minute(&mut w, &mut alarms, 11, 4.0, 5.992e5);
+        let a = alarms.list(false);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].kind, LEAK_SUSPECTED);
+        assert_eq!(a[0].raised_network_ms, Some(t0 + 11 * 60_000));
+        let leak = a[0].leak.as_ref().unwrap();
+        assert_eq!(leak.junction, "j-south-east");
+        assert_eq!(a[0].node_id, leak.pipe_id);
+        assert_eq!(leak.leak_kg_s, 4.0);
+        // Repaired: cleared two quiet minutes later, at that network time.
+        minute(&mut w, &mut alarms, 12, 0.0, 6.0e5);
+        minute(&mut w, &mut alarms, 13, 0.0, 6.0e5);
+        let a = &alarms.list(true)[0];
+        assert_eq!(a.state, AlarmState::Cleared);
+        assert_eq!(a.cleared_network_ms, Some(t0 + 13 * 60_000));
+        // A secondary pump stops: pump_trip, a warning, at its network time.
+        let stopped = snap(
+            "r3",
+            t0 + 14 * 60_000,
+            vec![Reading::new(Metric::PumpRunning, 0.0)],
+        );
+        w.observe(&mut alarms, NodeKind::Substation, &stopped, true, 4)
+            .unwrap();
+        let trip = alarms.list(false);
+        assert_eq!(trip.len(), 1);
+        assert_eq!(
+            (trip[0].kind.as_str(), trip[0].node_id.as_str()),
+            ("pump_trip", "r3")
+        );
+        assert_eq!(trip[0].severity, Severity::Warning);
+        assert_eq!(trip[0].raised_network_ms, Some(t0 + 14 * 60_000));
+        // A replayed (not live) snapshot reaches the ledger only.
+        let old = snap("r3", t0, vec![Reading::new(Metric::PumpRunning, 1.0)]);
+        w.observe(&mut alarms, NodeKind::Substation, &old, false, 5)
+            .unwrap();
+        assert_eq!(alarms.list(false).len(), 1);
+        // 13 minutes at 17 °C in the ledger.
+        w.persist().unwrap();
+        let rows = w.ledger.query(None, None, "r2", 10);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].entry.cold_ms, 13 * 60_000);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
