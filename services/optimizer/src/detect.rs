@@ -19,8 +19,10 @@
 //!   (`pump_running` < 0.5) while it should run (the control laws always
 //!   command it on).
 //! - **Plant trip.** A plant whose pump runs but whose heat output fell below
-//!   70 % of its learned level while its supply temperature is more than 5 K
-//!   below its setpoint, on two samples `confirm_ms` apart; cleared from 80 %.
+//!   70 % of its learned level with its supply more than 5 K below its
+//!   setpoint (or below 85 % with the supply more than 10 K below), on two
+//!   samples `confirm_ms` apart; cleared when its heat is back to 90 % or its
+//!   supply within 2 K of its setpoint.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -492,14 +494,16 @@ pub struct TripDetector {
 
 /// Time constant of a plant's learned heat output, ms.
 const HEAT_TAU_MS: i64 = 30 * 60_000;
-/// A plant's heat output counts as collapsed below this share of its learned
-/// level (a tripped plant's supply falls toward its return with the plant's
-/// time constant: 70 % after about 3.5 min)...
-const HEAT_COLLAPSE_SHARE: f64 = 0.7;
-/// ... and as recovered from this share up.
-const HEAT_RECOVERED_SHARE: f64 = 0.8;
-/// ... with the supply temperature this far below the setpoint, K.
-const SUPPLY_SHORTFALL_K: f64 = 5.0;
+/// A plant's output has collapsed when its heat is below the first share of
+/// its learned level with the supply more than the second below its setpoint
+/// (a tripped plant's supply falls toward its return with the plant's 10 min
+/// time constant: about 4 min), or below the third share with the supply
+/// more than the fourth below (about 2.5 min).
+const COLLAPSE: [(f64, f64); 2] = [(0.7, 5.0), (0.85, 10.0)];
+/// A tripped plant has recovered when its heat is back to this share of its
+/// learned level, or its supply within `RECOVERED_WITHIN_K` of its setpoint.
+const HEAT_RECOVERED_SHARE: f64 = 0.9;
+const RECOVERED_WITHIN_K: f64 = 2.0;
 /// Learned heat below this is no level to collapse from, W.
 const MIN_LEARNED_HEAT_W: f64 = 100_000.0;
 
@@ -585,8 +589,9 @@ impl TripDetector {
         let learned = p.heat.time_ms.is_some() && p.heat.mean >= MIN_LEARNED_HEAT_W;
         let collapsed = learned
             && running != Some(false)
-            && heat < HEAT_COLLAPSE_SHARE * p.heat.mean
-            && supply < setpoint - SUPPLY_SHORTFALL_K;
+            && COLLAPSE
+                .iter()
+                .any(|(share, k)| heat < share * p.heat.mean && supply < setpoint - k);
         if collapsed {
             let since = *p.low_since.get_or_insert(time_ms);
             if !p.tripped && time_ms - since >= confirm {
@@ -596,7 +601,7 @@ impl TripDetector {
                     node: node.clone(),
                     network_ms: time_ms,
                     message: format!(
-                        "plant {node} delivers {:.1} MW, under 70 % of its usual {:.1} MW, supply {supply:.1} °C against a setpoint of {setpoint:.1} °C",
+                        "plant {node} delivers {:.1} MW against its usual {:.1} MW, supply {supply:.1} °C against a setpoint of {setpoint:.1} °C",
                         heat / 1e6,
                         p.heat.mean / 1e6
                     ),
@@ -607,6 +612,7 @@ impl TripDetector {
             // Resumed after a restart with nothing learned: any output counts.
             let recovered = (p.heat.time_ms.is_none() && heat >= MIN_LEARNED_HEAT_W)
                 || heat >= HEAT_RECOVERED_SHARE * p.heat.mean
+                || supply >= setpoint - RECOVERED_WITHIN_K
                 || running == Some(false);
             if p.tripped && recovered {
                 p.tripped = false;

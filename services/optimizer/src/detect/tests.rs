@@ -288,6 +288,65 @@ fn a_plant_whose_heat_collapses_while_its_pump_runs_trips() {
         matches!(&ev[..], [TripEvent::Raise { kind: PLANT_TRIP, network_ms, .. }] if *network_ms == t1 + 60_000),
         "{ev:?}"
     );
+    // Heat at 8 MW (< 8.5 MW, 85 %) with the supply 12 K short: collapsed too.
+    let mut fast = TripDetector::new(60_000);
+    for k in 0..30 {
+        fast.observe(
+            &n,
+            NodeKind::Plant,
+            t0 + k * 60_000,
+            &plant_readings(10.0e6, 90.0, 90.0, 1.0),
+            true,
+        );
+    }
+    assert!(
+        fast.observe(
+            &n,
+            NodeKind::Plant,
+            t1,
+            &plant_readings(8.0e6, 78.0, 90.0, 1.0),
+            true
+        )
+        .is_empty()
+    );
+    let ev = fast.observe(
+        &n,
+        NodeKind::Plant,
+        t1 + 60_000,
+        &plant_readings(8.0e6, 78.0, 90.0, 1.0),
+        true,
+    );
+    assert!(
+        matches!(
+            &ev[..],
+            [TripEvent::Raise {
+                kind: PLANT_TRIP,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    // 8 MW with the supply 8 K short is neither.
+    let mut not = TripDetector::new(60_000);
+    for k in 0..30 {
+        not.observe(
+            &n,
+            NodeKind::Plant,
+            t0 + k * 60_000,
+            &plant_readings(10.0e6, 90.0, 90.0, 1.0),
+            true,
+        );
+    }
+    for k in 0..3 {
+        let ev = not.observe(
+            &n,
+            NodeKind::Plant,
+            t1 + k * 60_000,
+            &plant_readings(8.0e6, 82.0, 90.0, 1.0),
+            true,
+        );
+        assert!(ev.is_empty(), "{ev:?}");
+    }
     // A lower setpoint is not a trip: heat low but supply at its setpoint.
     let mut other = TripDetector::new(60_000);
     for k in 0..30 {
@@ -309,7 +368,8 @@ fn a_plant_whose_heat_collapses_while_its_pump_runs_trips() {
         );
         assert!(ev.is_empty(), "{ev:?}");
     }
-    // 7.5 MW is not yet recovered (< 8 MW, 80 % of 10); 9 MW is: cleared.
+    // 7.5 MW at 86 °C is not yet recovered (< 9 MW, 90 % of 10, and 4 K
+    // short); 9 MW at 88 °C is (2 K short): cleared.
     assert!(
         det.observe(
             &n,
