@@ -19,7 +19,8 @@
 //!   (`pump_running` < 0.5) while it should run (the control laws always
 //!   command it on).
 //! - **Plant trip.** A plant whose pump runs but whose heat output fell below
-//!   70 % of its learned level with its supply more than 5 K below its
+//!   70 % of its usual level (the larger of its learned mean and its highest
+//!   healthy reading of the last 15 min) with its supply more than 5 K below its
 //!   setpoint (or below 85 % with the supply more than 10 K below), on two
 //!   samples `confirm_ms` apart; cleared when its heat is back to 90 % or its
 //!   supply within 2 K of its setpoint.
@@ -479,6 +480,8 @@ pub const PLANT_TRIP: &str = "plant_trip";
 #[derive(Clone, Debug, Default)]
 struct PlantTrack {
     heat: Ewma,
+    /// Healthy heat readings of the last [`PEAK_WINDOW_MS`]: (time, W).
+    recent: VecDeque<(i64, f64)>,
     /// Since when the heat has been collapsed.
     low_since: Option<i64>,
     tripped: bool,
@@ -504,6 +507,11 @@ const COLLAPSE: [(f64, f64); 2] = [(0.7, 5.0), (0.85, 10.0)];
 /// learned level, or its supply within `RECOVERED_WITHIN_K` of its setpoint.
 const HEAT_RECOVERED_SHARE: f64 = 0.9;
 const RECOVERED_WITHIN_K: f64 = 2.0;
+/// A plant's usual output is the larger of its learned mean and its highest
+/// healthy reading this recent (a plant ramping up is ahead of its mean), ms.
+const PEAK_WINDOW_MS: i64 = 15 * 60_000;
+/// Healthy readings kept per plant, at most.
+const MAX_RECENT: usize = 64;
 /// Learned heat below this is no level to collapse from, W.
 const MIN_LEARNED_HEAT_W: f64 = 100_000.0;
 
@@ -586,12 +594,18 @@ impl TripDetector {
         };
         let confirm = self.confirm_ms;
         let p = self.plants.entry(node.clone()).or_default();
-        let learned = p.heat.time_ms.is_some() && p.heat.mean >= MIN_LEARNED_HEAT_W;
+        let usual = p
+            .recent
+            .iter()
+            .filter(|(t, _)| time_ms - t <= PEAK_WINDOW_MS)
+            .map(|(_, h)| *h)
+            .fold(p.heat.mean, f64::max);
+        let learned = p.heat.time_ms.is_some() && usual >= MIN_LEARNED_HEAT_W;
         let collapsed = learned
             && running != Some(false)
             && COLLAPSE
                 .iter()
-                .any(|(share, k)| heat < share * p.heat.mean && supply < setpoint - k);
+                .any(|(share, k)| heat < share * usual && supply < setpoint - k);
         if collapsed {
             let since = *p.low_since.get_or_insert(time_ms);
             if !p.tripped && time_ms - since >= confirm {
@@ -603,7 +617,7 @@ impl TripDetector {
                     message: format!(
                         "plant {node} delivers {:.1} MW against its usual {:.1} MW, supply {supply:.1} °C against a setpoint of {setpoint:.1} °C",
                         heat / 1e6,
-                        p.heat.mean / 1e6
+                        usual / 1e6
                     ),
                 });
             }
@@ -611,7 +625,7 @@ impl TripDetector {
             p.low_since = None;
             // Resumed after a restart with nothing learned: any output counts.
             let recovered = (p.heat.time_ms.is_none() && heat >= MIN_LEARNED_HEAT_W)
-                || heat >= HEAT_RECOVERED_SHARE * p.heat.mean
+                || heat >= HEAT_RECOVERED_SHARE * usual
                 || supply >= setpoint - RECOVERED_WITHIN_K
                 || running == Some(false);
             if p.tripped && recovered {
@@ -625,6 +639,14 @@ impl TripDetector {
             // Learn the usual output only while the plant is healthy.
             if !p.tripped && running != Some(false) {
                 p.heat.update(heat, time_ms, HEAT_TAU_MS);
+                p.recent.push_back((time_ms, heat));
+                while p.recent.len() > MAX_RECENT
+                    || p.recent
+                        .front()
+                        .is_some_and(|(t, _)| time_ms - t > PEAK_WINDOW_MS)
+                {
+                    p.recent.pop_front();
+                }
             }
         }
         out

@@ -449,3 +449,60 @@ fn the_city_layout_has_every_node_on_a_junction_and_locates_quickly() {
     );
     assert!(s.from_junction == s.junction || s.to_junction == s.junction);
 }
+
+#[test]
+fn a_plant_ramping_up_is_measured_against_its_recent_peak() {
+    let mut det = TripDetector::new(60_000);
+    let n = id("plant-a");
+    let t0 = 1_800_000_000_000;
+    // 2 MW for an hour, then 4 MW for 10 minutes: the 30-minute mean lags
+    // near 2.6 MW, the recent peak is 4 MW.
+    for k in 0..60 {
+        det.observe(
+            &n,
+            NodeKind::Plant,
+            t0 + k * 60_000,
+            &plant_readings(2.0e6, 90.0, 90.0, 1.0),
+            true,
+        );
+    }
+    for k in 60..70 {
+        det.observe(
+            &n,
+            NodeKind::Plant,
+            t0 + k * 60_000,
+            &plant_readings(4.0e6, 90.0, 90.0, 1.0),
+            true,
+        );
+    }
+    // 3.2 MW (< 3.4 MW, 85 % of the peak; above 85 % of the mean) with the
+    // supply 12 K short: a trip.
+    let t1 = t0 + 70 * 60_000;
+    assert!(
+        det.observe(
+            &n,
+            NodeKind::Plant,
+            t1,
+            &plant_readings(3.2e6, 78.0, 90.0, 1.0),
+            true
+        )
+        .is_empty()
+    );
+    let ev = det.observe(
+        &n,
+        NodeKind::Plant,
+        t1 + 60_000,
+        &plant_readings(3.2e6, 78.0, 90.0, 1.0),
+        true,
+    );
+    assert!(
+        matches!(
+            &ev[..],
+            [TripEvent::Raise {
+                kind: PLANT_TRIP,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+}
