@@ -251,8 +251,11 @@ async fn a_leak_on_the_ring_is_raised_located_and_cleared_and_trips_are_alarmed(
         plant_ms as f64 / 60_000.0,
         pump_ms as f64 / 60_000.0
     );
+    // A tripped plant's supply falls toward its return with a 10 min time
+    // constant: its heat is under 85 % of its usual level, with the supply
+    // 10 K short, after some 2.5 min (3–4 min measured end to end).
     assert!(
-        plant_ms > 0 && plant_ms <= 15 * 60_000,
+        plant_ms > 0 && plant_ms <= DETECT_WITHIN_MS,
         "plant trip after {plant_ms} ms"
     );
     assert!(
