@@ -1,9 +1,10 @@
 //! The optimizer's own alarms across real processes (`heatnet up --network
 //! ring`): a supply or return leak injected on a pipe through the simulator's
 //! gRPC is raised as `leak_suspected` within 10 minutes of network time,
-//! located at the right section, and cleared once repaired; a plant trip and a pump trip
-//! are raised as `plant_trip` and `pump_trip`. Every alarm carries the network
-//! time it was raised at.
+//! located at the right section, and cleared once repaired; a plant trip and
+//! a pump trip are raised as `plant_trip` and `pump_trip`, each within 10
+//! minutes of network time; `heatnet ledger` shows every building's hours.
+//! Every alarm carries the network time it was raised at.
 
 mod common;
 
@@ -263,6 +264,47 @@ async fn a_leak_on_the_ring_is_raised_located_and_cleared_and_trips_are_alarmed(
         "pump trip after {pump_ms} ms"
     );
     assert_eq!(plant_alarm.severity, v1::Severity::Critical as i32);
+
+    // The ledger of hours below 18 °C, through the CLI: every ring building
+    // has known hours today; a bad day is refused naming the field.
+    let out = std::process::Command::new(bin("heatnet"))
+        .args(["ledger", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run heatnet ledger");
+    assert!(
+        out.status.success(),
+        "heatnet ledger: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ledger: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ledger json");
+    let days = ledger["days"].as_array().expect("days");
+    for b in [
+        "r1-b01", "r1-b02", "r2-b01", "r2-b02", "r3-b01", "r4-b01", "r4-b02",
+    ] {
+        let sum = |k: &str| -> f64 {
+            days.iter()
+                .filter(|d| d["building_id"] == b)
+                .filter_map(|d| d[k].as_f64())
+                .sum()
+        };
+        // The test runs some 25 min of network time.
+        let (known, cold) = (sum("known_hours"), sum("cold_hours"));
+        assert!(
+            known > 0.2 && (0.0..=known).contains(&cold),
+            "{b}: {cold} cold of {known} known hours in {ledger}"
+        );
+    }
+    let bad = std::process::Command::new(bin("heatnet"))
+        .args(["ledger", "--day", "2026-02-30", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run heatnet ledger");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("from_day") && err.contains("2026-02-30"),
+        "{err}"
+    );
 
     kill(Pid::from_raw(up.pid() as i32), Signal::SIGINT).expect("SIGINT");
     assert!(
