@@ -117,6 +117,11 @@ pub fn metric(field: &str, raw: i32) -> Result<Metric, ConversionError> {
         v1::Metric::BuildingFlowKgS => Metric::BuildingFlowKgS,
         v1::Metric::BuildingReturnTempC => Metric::BuildingReturnTempC,
         v1::Metric::SecondaryDiffPressurePa => Metric::SecondaryDiffPressurePa,
+        v1::Metric::ReturnFlowKgS => Metric::ReturnFlowKgS,
+        v1::Metric::SupplyPressurePa => Metric::SupplyPressurePa,
+        v1::Metric::ReturnPressurePa => Metric::ReturnPressurePa,
+        v1::Metric::MakeupFlowKgS => Metric::MakeupFlowKgS,
+        v1::Metric::HoldingPressurePa => Metric::HoldingPressurePa,
     })
 }
 
@@ -139,6 +144,11 @@ impl From<Metric> for v1::Metric {
             Metric::BuildingFlowKgS => v1::Metric::BuildingFlowKgS,
             Metric::BuildingReturnTempC => v1::Metric::BuildingReturnTempC,
             Metric::SecondaryDiffPressurePa => v1::Metric::SecondaryDiffPressurePa,
+            Metric::ReturnFlowKgS => v1::Metric::ReturnFlowKgS,
+            Metric::SupplyPressurePa => v1::Metric::SupplyPressurePa,
+            Metric::ReturnPressurePa => v1::Metric::ReturnPressurePa,
+            Metric::MakeupFlowKgS => v1::Metric::MakeupFlowKgS,
+            Metric::HoldingPressurePa => v1::Metric::HoldingPressurePa,
         }
     }
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod control;
 mod footprint;
+mod ledger;
 mod status;
 mod up;
 
@@ -34,6 +35,8 @@ enum Cmd {
         #[arg(long, default_value = heatnet::layout::DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+    /// Hours below 18 °C per building and day, from the optimizer's ledger.
+    Ledger(ledger::LedgerArgs),
     /// Run the simulator, or compute a design steady state (`heatnet sim steady`).
     Sim {
         #[command(subcommand)]
@@ -72,6 +75,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Up(args) => heatnet::run_process("heatnet", "up", 2, || up::run(args)),
+        Cmd::Ledger(args) => ledger::main(args),
         Cmd::Sim { command } => heatnet::procs::sim_cmd(command),
         Cmd::Season(args) => {
             heatnet::run_process("heatnet", "season", 2, || heatnet::season::run(args))

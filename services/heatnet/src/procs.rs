@@ -298,7 +298,8 @@ pub struct OptimizerArgs {
     pub mode: OptimizerMode,
     /// The network description (sample name or file): plant capacities,
     /// minimum loads, ramps and prices for the dispatch, pipes for the
-    /// transport delays. Without it plants get supply temperatures only.
+    /// transport delays, the layout for locating leaks. Without it plants get
+    /// supply temperatures only and leaks are raised unlocated.
     #[arg(long)]
     pub network: Option<String>,
     /// Differential pressure to hold at the critical substation, Pa.
@@ -344,6 +345,7 @@ pub fn optimizer(args: OptimizerArgs) -> ExitCode {
             )),
             None => None,
         };
+        let layout = network.as_deref().map(optimizer::detect::Layout::of);
         optimizer::run(
             optimizer::OptimizerConfig {
                 data_dir: args.data_dir,
@@ -355,6 +357,7 @@ pub fn optimizer(args: OptimizerArgs) -> ExitCode {
                     mode: args.mode.into(),
                     network,
                     dp_target_pa: args.dp_target_pa,
+                    layout,
                 },
             },
             crate::shutdown_signal(),

@@ -9,13 +9,15 @@ use proto::v1;
 use proto::v1::control_room_service_client::ControlRoomServiceClient;
 use serde_json::{Value, json};
 
-fn optimizer_address(explicit: Option<String>, data_dir: &Path) -> String {
+pub(crate) fn optimizer_address(explicit: Option<String>, data_dir: &Path) -> String {
     explicit
         .or_else(|| heatnet::layout::read_up_file(data_dir).map(|u| u.optimizer))
         .unwrap_or_else(|| format!("127.0.0.1:{}", heatnet::layout::DEFAULT_BASE_PORT + 1))
 }
 
-async fn client(addr: &str) -> anyhow::Result<ControlRoomServiceClient<tonic::transport::Channel>> {
+pub(crate) async fn client(
+    addr: &str,
+) -> anyhow::Result<ControlRoomServiceClient<tonic::transport::Channel>> {
     let channel = observe::grpc::endpoint(addr)?
         .timeout(Duration::from_secs(5))
         .connect()
@@ -139,6 +141,17 @@ fn to_json(addr: &str, s: &v1::NetworkState, alarms: &[v1::Alarm]) -> Value {
             },
             "message": a.message,
             "raised_at_ms": a.raised_at_ms,
+            "raised_network_ms": (a.raised_network_ms != 0).then_some(a.raised_network_ms),
+            "leak": a.leak.as_ref().map(|l| json!({
+                "pipe_id": l.pipe_id,
+                "from_junction": l.from_junction,
+                "to_junction": l.to_junction,
+                "junction": l.junction,
+                "nodes": l.nodes,
+                "alternatives": l.alternatives,
+                "leak_kg_s": l.leak_kg_s,
+                "deficit_pa": l.deficit_pa,
+            })),
         })).collect::<Vec<_>>(),
     })
 }

@@ -36,6 +36,51 @@ pub struct Alarm {
     /// `sensor_implausible`: the metric's name; `None` for alarms about a whole node.
     #[serde(default)]
     pub metric: Option<String>,
+    /// Network time (Unix ms, from telemetry) at which the alarm was raised:
+    /// the detector's own time for the optimizer's detectors, else the latest
+    /// network time the optimizer had seen. `None` before any telemetry.
+    #[serde(default)]
+    pub raised_network_ms: Option<i64>,
+    /// Network time at which the alarm was cleared, as above.
+    #[serde(default)]
+    pub cleared_network_ms: Option<i64>,
+    /// `leak_suspected`: where and how much.
+    #[serde(default)]
+    pub leak: Option<LeakSection>,
+}
+
+/// Where a suspected leak is, as the utility's network layout names it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeakSection {
+    /// The pipe section (pipe id) most likely leaking.
+    pub pipe_id: String,
+    pub from_junction: String,
+    pub to_junction: String,
+    /// The junction whose neighbourhood lost the most pressure.
+    pub junction: String,
+    /// Plants and substations attached to the section's ends.
+    pub nodes: Vec<String>,
+    /// Other pipes meeting at `junction` (a hole near a junction cannot be
+    /// told apart between them).
+    pub alternatives: Vec<String>,
+    /// Estimated leak, kg/s (make-up water above its baseline, or the mass
+    /// balance of the plants, whichever is larger).
+    pub leak_kg_s: f64,
+    /// Supply pressure deficit at `junction` against the learned values, Pa.
+    pub deficit_pa: f64,
+}
+
+/// What to raise: everything but the lifecycle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewAlarm<'a> {
+    pub kind: &'a str,
+    pub node: &'a str,
+    pub metric: Option<&'a str>,
+    pub severity: Severity,
+    pub message: String,
+    /// Network time of the detection; `None`: the latest seen.
+    pub network_ms: Option<i64>,
+    pub leak: Option<LeakSection>,
 }
 
 /// Most alarms kept (cleared ones beyond this are forgotten, oldest first).
@@ -45,6 +90,8 @@ pub struct AlarmBook {
     table: Table,
     alarms: BTreeMap<u64, Alarm>,
     next_id: u64,
+    /// Latest network time seen in telemetry, Unix ms.
+    network_ms: Option<i64>,
 }
 
 impl AlarmBook {
@@ -63,7 +110,20 @@ impl AlarmBook {
             table,
             alarms,
             next_id,
+            network_ms: None,
         })
+    }
+
+    /// Advances the network clock alarms are stamped with (never backwards).
+    pub fn observe_network_time(&mut self, ms: i64) {
+        if ms > 0 && self.network_ms.is_none_or(|t| ms > t) {
+            self.network_ms = Some(ms);
+        }
+    }
+
+    /// Latest network time seen, Unix ms.
+    pub fn network_ms(&self) -> Option<i64> {
+        self.network_ms
     }
 
     fn save(&self, a: &Alarm) -> Result<(), StoreError> {
@@ -116,21 +176,44 @@ impl AlarmBook {
         message: String,
         now_ms: i64,
     ) -> Result<Option<Alarm>, StoreError> {
-        if self.active_on(kind, node, metric).is_some() {
+        self.raise_new(
+            NewAlarm {
+                kind,
+                node,
+                metric,
+                severity,
+                message,
+                network_ms: None,
+                leak: None,
+            },
+            now_ms,
+        )
+    }
+
+    /// Raises an alarm unless the same (kind, node, metric) is already active.
+    pub fn raise_new(
+        &mut self,
+        new: NewAlarm<'_>,
+        now_ms: i64,
+    ) -> Result<Option<Alarm>, StoreError> {
+        if self.active_on(new.kind, new.node, new.metric).is_some() {
             return Ok(None);
         }
         let a = Alarm {
             id: self.next_id,
-            kind: kind.to_string(),
-            node_id: node.to_string(),
-            severity,
+            kind: new.kind.to_string(),
+            node_id: new.node.to_string(),
+            severity: new.severity,
             state: AlarmState::Raised,
-            message,
+            message: new.message,
             raised_at_ms: now_ms,
             acknowledged_at_ms: None,
             acknowledged_by: None,
             cleared_at_ms: None,
-            metric: metric.map(str::to_string),
+            metric: new.metric.map(str::to_string),
+            raised_network_ms: new.network_ms.or(self.network_ms),
+            cleared_network_ms: None,
+            leak: new.leak,
         };
         self.next_id += 1;
         self.save(&a)?;
@@ -157,12 +240,27 @@ impl AlarmBook {
         metric: Option<&str>,
         now_ms: i64,
     ) -> Result<Option<Alarm>, StoreError> {
+        self.clear_at(kind, node, metric, now_ms, None)
+    }
+
+    /// Clears the active alarm of this kind on this metric of the node, if
+    /// any, at network time `network_ms` (`None`: the latest seen).
+    pub fn clear_at(
+        &mut self,
+        kind: &str,
+        node: &str,
+        metric: Option<&str>,
+        now_ms: i64,
+        network_ms: Option<i64>,
+    ) -> Result<Option<Alarm>, StoreError> {
         let Some(id) = self.active_on(kind, node, metric) else {
             return Ok(None);
         };
+        let network_ms = network_ms.or(self.network_ms);
         let a = self.alarms.get_mut(&id).map(|a| {
             a.state = AlarmState::Cleared;
             a.cleared_at_ms = Some(now_ms);
+            a.cleared_network_ms = network_ms;
             a.clone()
         });
         if let Some(a) = &a {
@@ -337,6 +435,64 @@ mod tests {
             book.active_of_kind(k),
             vec![("s01".to_string(), Some("outdoor_temp_c".to_string()))]
         );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn alarms_carry_the_network_time_of_raising_and_clearing() {
+        let dir = std::env::temp_dir().join(format!("heatnet-alarms-n-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(
+            &dir,
+            &StoreConfig {
+                kind: "optimizer".into(),
+                identity: "central".into(),
+                cache_bytes: 1 << 20,
+            },
+        )
+        .unwrap();
+        let mut book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+        // Before any telemetry: no network time.
+        let a = book
+            .raise("gateway_lost", "s01", Severity::Critical, "x".into(), 5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.raised_network_ms, None);
+        book.observe_network_time(1_000);
+        book.observe_network_time(900); // never backwards
+        let a = book
+            .raise("telemetry_gap", "s01", Severity::Warning, "y".into(), 6)
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.raised_at_ms, a.raised_network_ms), (6, Some(1_000)));
+        // A detector's own time wins over the latest seen.
+        let l = book
+            .raise_new(
+                NewAlarm {
+                    kind: "leak_suspected",
+                    node: "p-e-se",
+                    metric: None,
+                    severity: Severity::Critical,
+                    message: "leak".into(),
+                    network_ms: Some(800),
+                    leak: None,
+                },
+                7,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.raised_network_ms, Some(800));
+        let c = book
+            .clear_at("leak_suspected", "p-e-se", None, 8, Some(1_200))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.cleared_at_ms, c.cleared_network_ms),
+            (Some(8), Some(1_200))
+        );
+        let c = book.clear("telemetry_gap", "s01", 9).unwrap().unwrap();
+        assert_eq!(c.cleared_network_ms, Some(1_000));
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -30,6 +30,8 @@ use crate::schedule::{PlanState, PlanView, PlantObs, SubstationObs};
 
 /// Room temperature below which a building raises an alarm, °C.
 pub const ROOM_ALARM_C: f64 = model::COMFORT_MIN_ROOM_TEMP_C;
+/// Most rows one ledger query returns (about 1.2 MB on the wire).
+pub const MAX_LEDGER_ROWS: usize = 20_000;
 /// Commands queued for one gateway, at most.
 pub const SESSION_QUEUE: usize = 1024;
 /// Margin added to the persisted command version at start-up (covers versions
@@ -53,6 +55,9 @@ pub struct CoreConfig {
     pub network: Option<Arc<Network>>,
     /// Differential pressure to hold at the critical substation, Pa.
     pub dp_target_pa: f64,
+    /// The utility's network layout (junctions, pipes, where nodes hang):
+    /// lets the leak detector name a section.
+    pub layout: Option<crate::detect::Layout>,
 }
 
 impl Default for CoreConfig {
@@ -64,6 +69,7 @@ impl Default for CoreConfig {
             mode: PlanMode::Optimizing,
             network: None,
             dp_target_pa: crate::ahead::DEFAULT_DP_TARGET_PA,
+            layout: None,
         }
     }
 }
@@ -163,6 +169,7 @@ struct Inner {
     replan: bool,
     next_session_seq: u64,
     schedule: PlanState,
+    watch: crate::watch::Watch,
 }
 
 pub struct Core {
@@ -223,6 +230,8 @@ impl Core {
         let registry = store.table("registry")?;
         let meta = store.table("meta")?;
         let alarms = AlarmBook::load(store.table("alarms")?)?;
+        let ledger = crate::ledger::Ledger::load(store.table("ledger")?, ROOM_ALARM_C)?;
+        let watch = crate::watch::Watch::new(cfg.layout.clone(), ledger, &alarms);
         let curves = CurveBook::load(store.table("curves")?)?;
         let forecasts = ForecastBook::load(store.table("forecasts")?)?;
         let audit = AuditLog::load(store.table("audit")?)?;
@@ -282,6 +291,7 @@ impl Core {
                 replan: true,
                 next_session_seq: 1,
                 schedule,
+                watch,
             }),
             forecasts,
             audit,
@@ -546,10 +556,16 @@ impl Core {
             g.last_seen_wall_ms = now;
         }
         for snap in batch.snapshots {
+            let Some(node) = inner.nodes.get(&snap.actor_id) else {
+                continue;
+            };
+            let (kind, live) = (node.info.kind, snap.time_ms >= node.time_ms);
+            let Inner { watch, alarms, .. } = &mut *inner;
+            watch.observe(alarms, kind, &snap, live, now)?;
             let Some(node) = inner.nodes.get_mut(&snap.actor_id) else {
                 continue;
             };
-            if snap.time_ms < node.time_ms {
+            if !live {
                 continue; // replayed older data: stored, but not the live state
             }
             let kind = node.info.kind;
@@ -598,7 +614,25 @@ impl Core {
                 }
             }
         }
+        inner.watch.persist()?;
         Ok(last)
+    }
+
+    /// The ledger of hours below 18 °C: days `from..=to` (local day numbers,
+    /// either open) of buildings whose id starts with `prefix`; at most
+    /// `MAX_LEDGER_ROWS + 1` rows (one more than an answer holds, to tell
+    /// that it was truncated).
+    pub fn ledger(
+        &self,
+        from: Option<i64>,
+        to: Option<i64>,
+        prefix: &str,
+    ) -> Result<Vec<crate::ledger::LedgerDay>, CoreError> {
+        Ok(self
+            .lock()?
+            .watch
+            .ledger
+            .query(from, to, prefix, MAX_LEDGER_ROWS + 1))
     }
 
     pub fn command_result(&self, gateway: &NodeId, result: CommandResult) {

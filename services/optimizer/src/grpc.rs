@@ -253,6 +253,18 @@ fn alarm(a: &Alarm) -> v1::Alarm {
         acknowledged_by: a.acknowledged_by.clone().unwrap_or_default(),
         cleared_at_ms: a.cleared_at_ms.unwrap_or(0),
         metric: a.metric.clone().unwrap_or_default(),
+        raised_network_ms: a.raised_network_ms.unwrap_or(0),
+        cleared_network_ms: a.cleared_network_ms.unwrap_or(0),
+        leak: a.leak.as_ref().map(|l| v1::LeakSection {
+            pipe_id: l.pipe_id.clone(),
+            from_junction: l.from_junction.clone(),
+            to_junction: l.to_junction.clone(),
+            junction: l.junction.clone(),
+            nodes: l.nodes.clone(),
+            alternatives: l.alternatives.clone(),
+            leak_kg_s: l.leak_kg_s,
+            deficit_pa: l.deficit_pa,
+        }),
     }
 }
 
@@ -675,6 +687,67 @@ impl ControlRoomService for Grpc {
                 .iter()
                 .map(audit_entry)
                 .collect(),
+        }))
+    }
+
+    async fn get_ledger(
+        &self,
+        req: Request<v1::GetLedgerRequest>,
+    ) -> Result<Response<v1::GetLedgerResponse>, Status> {
+        use crate::ledger::{self, MAX_DAYS};
+        let r = req.into_inner();
+        let day = |field: &str, raw: &str| -> Result<Option<i64>, Status> {
+            if raw.is_empty() {
+                return Ok(None);
+            }
+            ledger::parse_day(raw)
+                .map(Some)
+                .map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
+        };
+        let from = day("from_day", &r.from_day)?;
+        let to = day("to_day", &r.to_day)?;
+        if let (Some(f), Some(t)) = (from, to) {
+            if t < f {
+                return Err(Status::invalid_argument(format!(
+                    "to_day: {} is before from_day {}",
+                    r.to_day, r.from_day
+                )));
+            }
+            if t - f >= MAX_DAYS {
+                return Err(Status::invalid_argument(format!(
+                    "to_day: at most {MAX_DAYS} days per call; {} .. {} is {} days",
+                    r.from_day,
+                    r.to_day,
+                    t - f + 1
+                )));
+            }
+        }
+        if r.building_prefix.len() > 128 {
+            return Err(Status::invalid_argument(
+                "building_prefix: longer than 128 bytes",
+            ));
+        }
+        let mut rows = self
+            .core
+            .ledger(from, to, &r.building_prefix)
+            .map_err(status)?;
+        let truncated = rows.len() > crate::core::MAX_LEDGER_ROWS;
+        rows.truncate(crate::core::MAX_LEDGER_ROWS);
+        let h = |ms: i64| ms as f64 / 3.6e6;
+        Ok(Response::new(v1::GetLedgerResponse {
+            days: rows
+                .iter()
+                .map(|d| v1::LedgerDay {
+                    building_id: d.building_id.clone(),
+                    day: ledger::format_day(d.day),
+                    cold_hours: h(d.entry.cold_ms),
+                    known_hours: h(d.entry.known_ms),
+                    unknown_hours: h(d.entry.unknown_ms),
+                    min_room_temp_c: d.entry.min_room_temp_c.unwrap_or(f64::NAN),
+                })
+                .collect(),
+            gap_limit_s: (ledger::GAP_LIMIT_MS / 1000) as u32,
+            truncated,
         }))
     }
 }

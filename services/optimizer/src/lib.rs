@@ -9,6 +9,11 @@
 //! - [`audit`]: every control-room write, accepted or refused, who, when, what, why.
 //! - [`planner`]: the pure planning core: setpoints from curves, weather and
 //!   the coldest rooms. No IO.
+//! - [`detect`]: pure detectors: suspected leaks located on the network
+//!   layout, pump trips, plant trips.
+//! - [`ledger`]: hours below 18 °C per building and day, persisted.
+//! - [`watch`]: feeds every stored snapshot to the detectors and the ledger,
+//!   and turns detections into alarms.
 //! - [`core`]: registry, live network state, sessions and command fan-out.
 //! - [`grpc`]: the `AgentService` and `ControlRoomService` edge.
 //! - [`metrics`]: Prometheus gauges read at scrape time.
@@ -20,14 +25,17 @@ pub mod audit;
 pub mod core;
 pub mod curves;
 pub mod demand;
+pub mod detect;
 pub mod dispatch;
 pub mod forecast;
 pub mod grpc;
 pub mod ingest;
+pub mod ledger;
 pub mod metrics;
 pub mod planner;
 pub mod run;
 pub mod schedule;
 pub mod transport;
+pub mod watch;
 
 pub use run::{OptimizerConfig, run};

@@ -73,6 +73,13 @@ pub fn sensors(kind: NodeKind) -> &'static [Metric] {
             Metric::PumpRunning,
             // The pump's head: supply minus return pressure at the plant.
             Metric::DiffPressurePa,
+            Metric::ReturnFlowKgS,
+            Metric::SupplyPressurePa,
+            Metric::ReturnPressurePa,
+            // Only the plant hosting its part's pressure-holding point has
+            // these two; elsewhere they read as missing (NaN over Modbus).
+            Metric::MakeupFlowKgS,
+            Metric::HoldingPressurePa,
         ],
         NodeKind::Substation => &[
             Metric::SupplyTempC,
@@ -87,6 +94,8 @@ pub fn sensors(kind: NodeKind) -> &'static [Metric] {
             Metric::DiffPressurePa,
             Metric::PumpRunning,
             Metric::SecondaryDiffPressurePa,
+            Metric::SupplyPressurePa,
+            Metric::ReturnPressurePa,
         ],
         NodeKind::Building => &[
             Metric::RoomTempC,

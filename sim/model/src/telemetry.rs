@@ -48,10 +48,21 @@ pub enum Metric {
     BuildingReturnTempC,
     /// Substation: differential pressure the secondary pump makes across the buildings' circuits.
     SecondaryDiffPressurePa,
+    /// Plant: flow coming back from the network (differs from the supply
+    /// flow by the make-up water fed at the plant), kg/s.
+    ReturnFlowKgS,
+    /// Plant or substation: gauge pressure of the primary supply at the node, Pa.
+    SupplyPressurePa,
+    /// Plant or substation: gauge pressure of the primary return at the node, Pa.
+    ReturnPressurePa,
+    /// Plant hosting the pressure-holding point: make-up water fed, kg/s.
+    MakeupFlowKgS,
+    /// Plant hosting the pressure-holding point: the pressure held, Pa.
+    HoldingPressurePa,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 21] = [
         Metric::SupplyTempC,
         Metric::ReturnTempC,
         Metric::FlowKgS,
@@ -68,6 +79,11 @@ impl Metric {
         Metric::BuildingFlowKgS,
         Metric::BuildingReturnTempC,
         Metric::SecondaryDiffPressurePa,
+        Metric::ReturnFlowKgS,
+        Metric::SupplyPressurePa,
+        Metric::ReturnPressurePa,
+        Metric::MakeupFlowKgS,
+        Metric::HoldingPressurePa,
     ];
 
     /// The range a plausible value of this metric lies in; values outside are
@@ -81,7 +97,17 @@ impl Metric {
             | Metric::BuildingReturnTempC
             | Metric::SetpointC => (-50.0, 200.0),
             Metric::RoomTempC | Metric::OutdoorTempC => (-60.0, 70.0),
-            Metric::FlowKgS | Metric::SecondaryFlowKgS | Metric::BuildingFlowKgS => (-1.0e5, 1.0e5),
+            Metric::FlowKgS
+            | Metric::SecondaryFlowKgS
+            | Metric::BuildingFlowKgS
+            | Metric::ReturnFlowKgS => (-1.0e5, 1.0e5),
+            // Make-up pumps feed water in; a few hundred kg/s is a burst main.
+            Metric::MakeupFlowKgS => (-1.0, 1.0e4),
+            // Gauge pressures: no network runs above 100 bar; a drained pipe
+            // reads down to vacuum, a simulated one a little below.
+            Metric::SupplyPressurePa | Metric::ReturnPressurePa | Metric::HoldingPressurePa => {
+                (-1.0e6, 1.0e7)
+            }
             Metric::HeatW => (-1.0e10, 1.0e10),
             Metric::ValvePosition | Metric::PumpRunning => (0.0, 1.0),
             Metric::DiffPressurePa | Metric::SecondaryDiffPressurePa => (-1.0e7, 1.0e7),
@@ -106,6 +132,11 @@ impl Metric {
             Metric::BuildingFlowKgS => "building_flow_kg_s",
             Metric::BuildingReturnTempC => "building_return_temp_c",
             Metric::SecondaryDiffPressurePa => "secondary_diff_pressure_pa",
+            Metric::ReturnFlowKgS => "return_flow_kg_s",
+            Metric::SupplyPressurePa => "supply_pressure_pa",
+            Metric::ReturnPressurePa => "return_pressure_pa",
+            Metric::MakeupFlowKgS => "makeup_flow_kg_s",
+            Metric::HoldingPressurePa => "holding_pressure_pa",
         }
     }
 }

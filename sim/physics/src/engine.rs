@@ -593,6 +593,21 @@ impl Engine {
         self.graph.pipes.iter().position(|p| p.id.as_str() == id)
     }
 
+    /// Junction (index into the state's per-junction vectors) of plant `k`.
+    pub fn plant_junction(&self, k: usize) -> Option<usize> {
+        self.plants.get(k).map(|p| p.junction)
+    }
+
+    /// Junction (index into the state's per-junction vectors) of substation `i`.
+    pub fn substation_junction(&self, i: usize) -> Option<usize> {
+        self.substations.get(i).map(|s| s.junction)
+    }
+
+    /// The pressure-holding point (index into `State::holdings`) at junction `j`, if any.
+    pub fn holding_at(&self, j: usize) -> Option<usize> {
+        self.graph.holdings.iter().position(|h| h.junction == j)
+    }
+
     /// Ids of the pipes, in state order.
     pub fn pipe_ids(&self) -> impl Iterator<Item = &str> {
         self.graph.pipes.iter().map(|p| p.id.as_str())

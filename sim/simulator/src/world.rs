@@ -387,6 +387,17 @@ impl World {
                     Metric::OutdoorTempC => st.outdoor_c,
                     Metric::PumpRunning => b2f(p.pump_running),
                     Metric::DiffPressurePa => p.head_pa,
+                    Metric::ReturnFlowKgS => p.flow_kg_s - self.plant_makeup_kg_s(i).unwrap_or(0.0),
+                    Metric::SupplyPressurePa => {
+                        self.junction_pressure(self.engine.plant_junction(i), true)
+                    }
+                    Metric::ReturnPressurePa => {
+                        self.junction_pressure(self.engine.plant_junction(i), false)
+                    }
+                    Metric::MakeupFlowKgS => self.plant_makeup_kg_s(i).unwrap_or(f64::NAN),
+                    Metric::HoldingPressurePa => self
+                        .plant_holding(i)
+                        .map_or(f64::NAN, |h| st.holdings[h].pressure_pa),
                     _ => f64::NAN,
                 }
             }
@@ -405,6 +416,12 @@ impl World {
                     Metric::DiffPressurePa => s.diff_pressure_pa,
                     Metric::PumpRunning => b2f(s.pump_running),
                     Metric::SecondaryDiffPressurePa => s.secondary_dp_pa,
+                    Metric::SupplyPressurePa => {
+                        self.junction_pressure(self.engine.substation_junction(i), true)
+                    }
+                    Metric::ReturnPressurePa => {
+                        self.junction_pressure(self.engine.substation_junction(i), false)
+                    }
                     _ => f64::NAN,
                 }
             }
@@ -422,7 +439,32 @@ impl World {
         }
     }
 
-    /// What the device's sensors report now, sensor faults included.
+    /// The pressure-holding point plant `i` hosts, if any (index into the state's holdings).
+    fn plant_holding(&self, i: usize) -> Option<usize> {
+        let h = self.engine.holding_at(self.engine.plant_junction(i)?)?;
+        (h < self.engine.state.holdings.len()).then_some(h)
+    }
+
+    /// Make-up water fed at plant `i`, kg/s, if it hosts a pressure-holding point.
+    fn plant_makeup_kg_s(&self, i: usize) -> Option<f64> {
+        self.plant_holding(i)
+            .map(|h| self.engine.state.holdings[h].makeup_kg_s)
+    }
+
+    /// Supply or return gauge pressure at a junction, Pa (NaN if unknown).
+    fn junction_pressure(&self, j: Option<usize>, supply: bool) -> f64 {
+        let st = &self.engine.state;
+        let v = if supply {
+            &st.supply_pressure_pa
+        } else {
+            &st.return_pressure_pa
+        };
+        j.and_then(|j| v.get(j).copied()).unwrap_or(f64::NAN)
+    }
+
+    /// What the device's sensors report now, sensor faults included. A sensor
+    /// the device does not have in this network (make-up flow at a plant
+    /// without the pressure-holding point) is missing, not NaN.
     pub fn read_sensors(&self, device: &str) -> Result<Vec<Reading>, WorldError> {
         let (id, d) = self.device(device)?;
         let now = self.time_ms();
@@ -430,6 +472,9 @@ impl World {
             .iter()
             .filter_map(|&m| {
                 let mut v = self.true_value(d, m);
+                if !v.is_finite() {
+                    return None;
+                }
                 for f in self
                     .faults
                     .iter()
@@ -1015,6 +1060,57 @@ mod tests {
         again.clear_fault(rec.id).unwrap();
         again.step(10.0).unwrap();
         assert_eq!(read(&again, "s03", Metric::PumpRunning), 1.0);
+    }
+
+    #[test]
+    fn a_leak_shows_as_make_up_at_the_holding_plant_and_a_pressure_loss_nearby() {
+        let mut w = World::new(Network::sample("ring").unwrap());
+        for _ in 0..60 {
+            w.step(10.0).unwrap();
+        }
+        // chp-north hosts the ring's pressure-holding point; boiler-south does not.
+        let has = |dev: &str, m| w.read_sensors(dev).unwrap().iter().any(|r| r.metric == m);
+        assert!(has("chp-north", Metric::MakeupFlowKgS));
+        assert!(!has("boiler-south", Metric::MakeupFlowKgS));
+        assert!(!has("boiler-south", Metric::HoldingPressurePa));
+        assert!((read(&w, "chp-north", Metric::HoldingPressurePa) - 2.5e5).abs() < 1.0);
+        assert!(read(&w, "chp-north", Metric::MakeupFlowKgS).abs() < 1e-6);
+        let sup = |w: &World, d| read(w, d, Metric::SupplyPressurePa);
+        let before: Vec<f64> = ["r1", "r2", "r3", "r4"]
+            .iter()
+            .map(|d| sup(&w, d))
+            .collect();
+        assert!(
+            before
+                .iter()
+                .all(|p| *p > read(&w, "r1", Metric::ReturnPressurePa))
+        );
+        w.inject_fault(Fault {
+            kind: FaultKind::SupplyLeak,
+            device: NodeId::new("p-e-se").unwrap(),
+            metric: None,
+            magnitude: 200.0,
+        })
+        .unwrap();
+        for _ in 0..6 {
+            w.step(10.0).unwrap();
+        }
+        let makeup = read(&w, "chp-north", Metric::MakeupFlowKgS);
+        assert!(makeup > 1.0, "make-up {makeup}");
+        // The plant returns less than it sends: the make-up fed there.
+        let gap =
+            read(&w, "chp-north", Metric::FlowKgS) - read(&w, "chp-north", Metric::ReturnFlowKgS);
+        assert!((gap - makeup).abs() < 1e-9);
+        // The hole sits at j-south-east (r2): r2 lost the most supply pressure.
+        let lost: Vec<f64> = ["r1", "r2", "r3", "r4"]
+            .iter()
+            .zip(&before)
+            .map(|(d, b)| b - sup(&w, d))
+            .collect();
+        assert!(
+            lost[1] > lost[0] && lost[1] > lost[2] && lost[1] > lost[3],
+            "{lost:?}"
+        );
     }
 
     #[test]
