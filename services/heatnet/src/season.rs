@@ -498,10 +498,10 @@ fn answers(fault_kind: v1::FaultKind) -> &'static [&'static str] {
     }
 }
 
-/// Network time an alarm was raised: its own network stamp if the optimizer
-/// keeps one, else its wall time.
+/// Network time an alarm was raised (the optimizer stamps the network time
+/// of the sample that decided).
 fn alarm_time_ms(a: &v1::Alarm) -> i64 {
-    a.raised_at_ms
+    a.raised_network_ms
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -990,7 +990,7 @@ mod tests {
         let alarm = |kind: &str, node: &str, at: i64| v1::Alarm {
             kind: kind.into(),
             node_id: node.into(),
-            raised_at_ms: at,
+            raised_network_ms: at,
             ..Default::default()
         };
         let r = build_report(

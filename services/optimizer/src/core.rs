@@ -34,6 +34,8 @@ pub const ROOM_ALARM_C: f64 = model::COMFORT_MIN_ROOM_TEMP_C;
 pub const MAX_LEDGER_ROWS: usize = 20_000;
 /// Commands queued for one gateway, at most.
 pub const SESSION_QUEUE: usize = 1024;
+/// How far ahead each planning round reads the newest forecast, ms.
+pub const FORECAST_HORIZON_MS: i64 = 48 * 3_600_000;
 /// Margin added to the persisted command version at start-up (covers versions
 /// handed out but not yet flushed before a crash).
 const VERSION_RESTART_MARGIN: u64 = 100_000;
@@ -785,6 +787,22 @@ impl Core {
             .map_or(0.0, |t| ((now - t) as f64 / 3.6e6).clamp(0.0, 1.0));
         inner.last_plan_ms = Some(now);
         inner.replan = false;
+        // The newest forecast loaded (over the gRPC API or from a file) is the
+        // weather ahead; without one the schedule persists the measured outdoor
+        // temperature.
+        let forecast: Vec<WeatherAhead> = self
+            .forecasts
+            .ahead(now, FORECAST_HORIZON_MS)
+            .iter()
+            .map(|p| WeatherAhead {
+                time_ms: p.time_ms,
+                outdoor_c: p.outdoor_c,
+                solar_w_m2: p.solar_w_m2,
+            })
+            .collect();
+        if !forecast.is_empty() {
+            inner.schedule.set_forecast(forecast);
+        }
 
         // Coldest monitored room per substation.
         let mut coldest: BTreeMap<NodeId, f64> = BTreeMap::new();
