@@ -547,6 +547,13 @@ fn dashboard_in_chromium_against_heatnet_up() {
         "the dispatch plot",
         "const c = document.querySelector('#dispatch'); return c && Number(c.dataset.n) > 0 && !!document.querySelector('#plants tr[data-node=\"plant-a\"]');",
     );
+    // The optimizer's plan ahead: planned heat per plant over the horizon.
+    // The page is redrawn on a timer: the plan shows once a round has run.
+    b.wait_js(
+        Duration::from_secs(30),
+        "the plan ahead",
+        "const c = document.querySelector('#plan-heat'); return !!c && Number(c.dataset.n) > 0;",
+    );
     b.screenshot("plants.png");
     b.goto(&format!("{url}#/report"));
     b.wait_js(

@@ -544,12 +544,29 @@ async function pageAlarms(main, token) {
   }));
 }
 
+// The optimizer's plan over its horizon (GetPlan): planned heat per plant
+// (stacked) and supply temperatures, with the critical substation and the head.
+function planHtml(r) {
+  if (!r || !r.ok) return `<p class="muted">No plan: ${esc(r && r.data && r.data.error)}</p>`;
+  const p = r.data;
+  if (!p.plants || !p.plants.length || !p.step_ms) return `<p class="muted">${esc(p.note || "no plan yet")} (mode ${esc(p.mode)})</p>`;
+  const t0 = p.planned_at_ms, step = p.step_ms;
+  const heat = p.plants.map((pl) => ({ name: pl.plant_id + (pl.lead ? " (lead)" : "") + (pl.available ? "" : " (out)"), pts: pl.heat_w.map((w, i) => [t0 + i * step, w / 1e6]) }));
+  const temps = p.plants.map((pl) => ({ name: pl.plant_id, pts: pl.supply_temp_c.map((c, i) => [t0 + i * step, c]) }));
+  let h = `<p>Mode <b>${esc(p.mode)}</b>, planned at ${new Date(t0).toISOString().slice(0, 16).replace("T", " ")} (network time), weather from ${p.weather_forecast ? "the forecast" : "persistence of the measured outdoor temperature"}; cost over the horizon ${fmt(p.cost_yuan, 0)} yuan, losses ${fmt(100 * p.loss_share, 1)} %.</p>`;
+  h += `<p>Critical substation <b>${esc(p.critical_substation_id || "–")}</b>: ${p.critical_diff_pressure_pa == null ? "–" : fmt(p.critical_diff_pressure_pa / 1000, 0)} kPa (target ${fmt(p.diff_pressure_target_pa / 1000, 0)} kPa); lead plant ${esc(p.lead_plant_id || "–")} holds ${p.head_setpoint_pa == null ? "–" : fmt(p.head_setpoint_pa / 1000, 0)} kPa.</p>`;
+  h += chart("plan-heat", "Planned heat per plant, MW (stacked)", heat, { stacked: true, zero: true, height: 200 });
+  h += chart("plan-supply", "Planned plant supply temperature, °C", temps, { height: 180 });
+  return h;
+}
+
 async function pagePlants(main, token) {
   const st = await api("/state");
   if (token !== pageToken) return;
   if (!st.ok) throw new Error(st.data && st.data.error);
   const plants = st.data.nodes.filter((n) => n.kind === "plant");
   const hs = await Promise.all(plants.map((p) => api("/node/" + encodeURIComponent(p.node_id) + "/history")));
+  const plan = await api("/plan");
   if (token !== pageToken) return;
   const price = {};
   ((CONFIG.layout && CONFIG.layout.sites) || []).forEach((s) => { if (s.kind === "plant") price[s.id] = s.heat_price_yuan_per_gj; });
@@ -566,7 +583,7 @@ async function pagePlants(main, token) {
     const mw = p.readings.heat_w != null ? p.readings.heat_w / 1e6 : null;
     html += `<tr data-node="${esc(p.node_id)}"><td><a href="#/node/${encodeURIComponent(p.node_id)}">${esc(p.node_id)}</a></td><td>${p.online ? "online" : '<span class="offline">lost</span>'}</td><td class="mode-${p.mode}">${p.mode}</td><td class="num">${fmt(p.readings.supply_temp_c)}</td><td class="num">${fmt(p.commanded_setpoint_c)}</td><td class="num">${fmt(mw, 2)}</td><td class="num">${fmt(price[p.node_id])}</td><td class="num">${mw == null ? "–" : fmt(mw * 3.6 * (price[p.node_id] || 0), 0)}</td></tr>`;
   });
-  html += `</table><h3>Plan ahead</h3><p class="muted" id="plan">The optimizer does not publish a plan ahead yet: it sets each plant to the hottest substation setpoint plus a margin, every planning round.</p></div></div>`;
+  html += `</table><h3>Plan ahead</h3><div id="plan">${planHtml(plan)}</div></div></div>`;
   main.innerHTML = html;
 }
 

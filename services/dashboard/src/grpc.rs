@@ -276,6 +276,43 @@ impl Clients {
         Ok(r.alarms.iter().map(alarm_view).collect())
     }
 
+    /// The optimizer's latest plan over its horizon, for the plants page.
+    pub async fn plan(&self) -> Result<serde_json::Value, EdgeError> {
+        let p = self
+            .optimizer
+            .clone()
+            .get_plan(v1::GetPlanRequest {})
+            .await
+            .map_err(call_error)?
+            .into_inner();
+        Ok(serde_json::json!({
+            "planned_at_ms": p.planned_at_ms,
+            "mode": p.mode,
+            "step_ms": p.step_ms,
+            "plants": p.plants.iter().map(|pl| serde_json::json!({
+                "plant_id": pl.plant_id,
+                "kind": pl.kind,
+                "available": pl.available,
+                "lead": pl.lead,
+                "delay_s": pl.delay_s,
+                "price_yuan_per_gj": pl.price_yuan_per_gj,
+                "heat_w": pl.heat_w,
+                "supply_temp_c": pl.supply_temp_c,
+            })).collect::<Vec<_>>(),
+            "demand_w": p.demand_w,
+            "unserved_w": p.unserved_w,
+            "loss_share": p.loss_share,
+            "cost_yuan": p.cost_yuan,
+            "critical_substation_id": p.critical_substation_id,
+            "critical_diff_pressure_pa": p.critical_diff_pressure_pa,
+            "diff_pressure_target_pa": p.diff_pressure_target_pa,
+            "lead_plant_id": p.lead_plant_id,
+            "head_setpoint_pa": p.head_setpoint_pa,
+            "weather_forecast": p.weather_forecast,
+            "note": p.note,
+        }))
+    }
+
     pub async fn ack_alarm(&self, alarm_id: u64, user: &str) -> Result<AlarmView, EdgeError> {
         let a = self
             .optimizer

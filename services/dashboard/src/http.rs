@@ -38,6 +38,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/api/state", get(state))
         .route("/api/node/{id}/history", get(node_history))
         .route("/api/alarms", get(alarms))
+        .route("/api/plan", get(plan))
         .route("/api/alarms/{id}/ack", post(ack))
         .route("/api/curve/{group}", get(curve).post(set_curve))
         .route("/api/override/{node}", post(set_override))
@@ -106,6 +107,10 @@ struct AlarmQuery {
 
 async fn alarms(State(app): St, Query(q): Query<AlarmQuery>) -> Response {
     ok(app.clients.alarms(q.history).await)
+}
+
+async fn plan(State(app): St) -> Response {
+    ok(app.clients.plan().await)
 }
 
 #[derive(Deserialize)]
