@@ -109,6 +109,26 @@ pub struct StoreConfig {
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
+    flushes: std::sync::Arc<FlushGate>,
+}
+
+/// One flush at a time per store, shared by every caller.
+///
+/// sled 0.34 runs each `flush_async` on its own small thread pool, and the
+/// flush waits for log writes that need a thread of that same pool: enough
+/// concurrent flushes (the optimizer's ingest, audit, alarms and forecasts at
+/// once) take every thread and wait forever. Measured: the optimizer of the
+/// 127-gateway city stopped answering after a few minutes in lockstep, every
+/// sled thread parked in `make_stable`. So flushes queue here, and a caller
+/// whose writes a flush started after its request has already covered does
+/// not flush again (group commit).
+#[derive(Default)]
+struct FlushGate {
+    gate: tokio::sync::Mutex<()>,
+    /// Flush requests made so far.
+    requested: std::sync::atomic::AtomicU64,
+    /// Every request numbered up to this is durable.
+    covered: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -202,6 +222,7 @@ impl Store {
         Ok(Self {
             db,
             path: dir.to_path_buf(),
+            flushes: std::sync::Arc::new(FlushGate::default()),
         })
     }
 
@@ -220,9 +241,21 @@ impl Store {
         Ok(self.db.flush()?)
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable. Flushes of one store run one at a
+    /// time (see [`FlushGate`]); a flush that started after this call covers it.
     pub async fn flush_async(&self) -> Result<usize, StoreError> {
-        Ok(self.db.flush_async().await?)
+        use std::sync::atomic::Ordering;
+        let f = &self.flushes;
+        let ticket = f.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let _one_at_a_time = f.gate.lock().await;
+        if f.covered.load(Ordering::SeqCst) >= ticket {
+            return Ok(0);
+        }
+        // Every request numbered so far made its writes before asking.
+        let upto = f.requested.load(Ordering::SeqCst);
+        let bytes = self.db.flush_async().await?;
+        f.covered.fetch_max(upto, Ordering::SeqCst);
+        Ok(bytes)
     }
 
     /// Bytes the store occupies on disk.
@@ -396,6 +429,45 @@ mod tests {
             std::env::temp_dir().join(format!("heatnet-store-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    /// Many writers flushing at once, more than sled has flush threads: every
+    /// flush returns (sled 0.34 alone can park them all for good) and every
+    /// write is there after a reopen.
+    #[test]
+    fn many_concurrent_flushes_all_return_and_keep_every_write() {
+        let dir = tmp("flushes");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        {
+            let s = Store::open(&dir, &cfg("optimizer", "central")).unwrap();
+            rt.block_on(async {
+                let mut tasks = Vec::new();
+                for w in 0..64u32 {
+                    let s = s.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let t = s.table("t").unwrap();
+                        for i in 0..20u32 {
+                            t.insert(format!("{w}/{i}"), [1u8; 64]).unwrap();
+                            s.flush_async().await.unwrap();
+                        }
+                    }));
+                }
+                for t in tasks {
+                    // A liveness bound, not a speed target.
+                    tokio::time::timeout(std::time::Duration::from_secs(120), t)
+                        .await
+                        .expect("a flush never returned")
+                        .unwrap();
+                }
+            });
+        }
+        let s = Store::open(&dir, &cfg("optimizer", "central")).unwrap();
+        assert_eq!(s.table("t").unwrap().scan_prefix(b"").count(), 64 * 20);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
