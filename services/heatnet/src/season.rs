@@ -27,6 +27,13 @@ use tonic::transport::Channel;
 /// The scenario shipped with `heatnet season`: a cold wave, a plant tripping
 /// for a day, a leak, a stuck valve and a gateway crash, on `city`.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../../sim/simulator/scenarios/season.toml");
+/// Liveness in a season run, real ms: 127 gateway processes, the simulator
+/// and the optimizer share two cores flat out, and a scan can wait seconds for
+/// a core; a tighter timeout turns that into storms of lost gateways and
+/// local fallbacks that have nothing to do with the control being judged. A
+/// crashed gateway is still found within this.
+const SEASON_HEARTBEAT_TIMEOUT_MS: u64 = 15_000;
+const SEASON_FALLBACK_AFTER_MS: u64 = 120_000;
 /// A run whose network clock stands still this long (real time) has failed.
 const STALL_LIMIT: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_secs(2);
@@ -296,6 +303,10 @@ async fn run_one(
             &scenario_path.display().to_string(),
             "--optimizer-mode",
             mode.optimizer_mode(),
+            "--heartbeat-timeout-ms",
+            &SEASON_HEARTBEAT_TIMEOUT_MS.to_string(),
+            "--fallback-after-ms",
+            &SEASON_FALLBACK_AFTER_MS.to_string(),
         ])
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -931,7 +942,7 @@ mod tests {
         let net = Network::sample("city").unwrap();
         for text in [
             DEFAULT_SCENARIO,
-            include_str!("../../../sim/simulator/scenarios/season-10d.toml"),
+            include_str!("../../../sim/simulator/scenarios/season-week.toml"),
         ] {
             let s = Scenario::from_toml(text).unwrap();
             s.validate(&simulator::World::new(net.clone())).unwrap();

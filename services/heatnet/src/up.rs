@@ -56,6 +56,9 @@ pub struct UpArgs {
     /// Pause the simulator's clock when network time reaches this, Unix ms.
     #[arg(long)]
     stop_at_ms: Option<i64>,
+    /// The optimizer marks a gateway lost after this much silence, real ms.
+    #[arg(long, default_value_t = 3000)]
+    heartbeat_timeout_ms: u64,
     /// How the optimizer plans: `optimizing`, or the `fixed-curve` baseline.
     #[arg(long, value_enum, default_value_t = heatnet::procs::OptimizerMode::Optimizing)]
     optimizer_mode: heatnet::procs::OptimizerMode,
@@ -254,6 +257,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             opt_addr.clone(),
             "--network".into(),
             network_arg.clone(),
+            "--heartbeat-timeout-ms".into(),
+            args.heartbeat_timeout_ms.to_string(),
             "--mode".into(),
             match args.optimizer_mode {
                 heatnet::procs::OptimizerMode::Optimizing => "optimizing",
