@@ -71,6 +71,9 @@ pub struct IngestArgs {
     /// Gateway sessions sharing one HTTP/2 connection.
     #[arg(long, default_value_t = 1)]
     pub sessions_per_connection: usize,
+    /// Registrations and session openings in progress at once during set-up.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
     #[arg(long, default_value_t = 7710)]
     pub port: u16,
     /// Scratch directory (emptied per repetition).
@@ -157,6 +160,11 @@ fn check(args: &IngestArgs) -> anyhow::Result<()> {
         (1..=100).contains(&args.reps),
         "--reps {}: give 1..100",
         args.reps
+    );
+    anyhow::ensure!(
+        (1..=4096).contains(&args.connect_concurrency),
+        "--connect-concurrency {}: give 1..4096",
+        args.connect_concurrency
     );
     anyhow::ensure!(
         (1..=1000).contains(&args.sessions_per_connection),
@@ -295,12 +303,14 @@ struct Sender {
     go: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
     ready: mpsc::UnboundedSender<anyhow::Result<()>>,
+    setup: Arc<tokio::sync::Semaphore>,
 }
 
 /// One synthetic gateway: register, open the session, wait for `go`, then
 /// stream batches with up to `in_flight` unacknowledged until `stop`.
 async fn grpc_gateway(mut s: Sender) -> anyhow::Result<()> {
     let id = format!("bench-i{:05}", s.index + 1);
+    let permit = s.setup.clone().acquire_owned().await?;
     let mut client = AgentServiceClient::new(s.channel.clone());
     let reg = client
         .register(v1::RegisterRequest {
@@ -324,6 +334,7 @@ async fn grpc_gateway(mut s: Sender) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the session of {id}"))?
         .into_inner();
+    drop(permit);
     let _ = s.ready.send(Ok(()));
     let _ = s.go.wait_for(|go| *go).await;
     let mut next_seq = reg.last_stored_seq + 1;
@@ -382,6 +393,7 @@ async fn grpc_rep(args: &IngestArgs, samples_per_batch: usize) -> anyhow::Result
     let (go_tx, go_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+    let setup = Arc::new(tokio::sync::Semaphore::new(args.connect_concurrency));
     let mut tasks = Vec::new();
     for i in 0..args.gateways {
         let s = Sender {
@@ -398,6 +410,7 @@ async fn grpc_rep(args: &IngestArgs, samples_per_batch: usize) -> anyhow::Result
             go: go_rx.clone(),
             stop: stop_rx.clone(),
             ready: ready_tx.clone(),
+            setup: setup.clone(),
         };
         let ready = ready_tx.clone();
         tasks.push(tokio::spawn(async move {
@@ -408,11 +421,11 @@ async fn grpc_rep(args: &IngestArgs, samples_per_batch: usize) -> anyhow::Result
     }
     drop(ready_tx);
     for _ in 0..args.gateways {
-        match tokio::time::timeout(Duration::from_secs(120), ready_rx.recv()).await {
+        match tokio::time::timeout(Duration::from_secs(60), ready_rx.recv()).await {
             Ok(Some(Ok(()))) => {}
             Ok(Some(Err(e))) => return Err(e.context("a synthetic gateway failed to connect")),
             Ok(None) | Err(_) => {
-                anyhow::bail!("the synthetic gateways did not connect within 120 s")
+                anyhow::bail!("no synthetic gateway connected for 60 s")
             }
         }
     }
@@ -432,7 +445,9 @@ async fn grpc_rep(args: &IngestArgs, samples_per_batch: usize) -> anyhow::Result
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
+    // The whole network's state: tens of MB for thousands of gateways.
     let stored = match ControlRoomServiceClient::new(endpoint.connect().await?)
+        .max_decoding_message_size(256 << 20)
         .get_network_state(v1::GetNetworkStateRequest {})
         .await
     {
