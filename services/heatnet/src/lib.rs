@@ -1,6 +1,7 @@
 //! Shared plumbing of the heatnet binaries: process start-up and shutdown, and
 //! the files `heatnet up` writes for the other commands.
 
+pub mod bench;
 pub mod configs;
 pub mod dash;
 pub mod feed;

@@ -69,6 +69,12 @@ enum BenchCmd {
     /// Resident memory and CPU of one gateway hosting a substation and its
     /// buildings (default 50), under `heatnet up`.
     GatewayFootprint(footprint::FootprintArgs),
+    /// Telemetry samples stored durably per second, through a real optimizer
+    /// over gRPC and through its ingest in process.
+    Ingest(heatnet::bench::ingest::IngestArgs),
+    /// A curve change to thousands of synthetic substation gateways of a real
+    /// optimizer: time until every actor acknowledged it.
+    Fanout(heatnet::bench::fanout::FanoutArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -84,15 +90,20 @@ fn main() -> std::process::ExitCode {
         Cmd::Dashboard(args) => heatnet::dash::dashboard(args),
         Cmd::Gateway { command } => heatnet::procs::gateway(command),
         Cmd::Control(cmd) => control::run(cmd),
-        Cmd::Bench {
-            command: BenchCmd::GatewayFootprint(args),
-        } => match footprint::run(args) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("heatnet bench gateway-footprint: {e:#}");
-                std::process::ExitCode::FAILURE
+        Cmd::Bench { command } => {
+            let (what, result) = match command {
+                BenchCmd::GatewayFootprint(args) => ("gateway-footprint", footprint::run(args)),
+                BenchCmd::Ingest(args) => ("ingest", heatnet::bench::ingest::run(args)),
+                BenchCmd::Fanout(args) => ("fanout", heatnet::bench::fanout::run(args)),
+            };
+            match result {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("heatnet bench {what}: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
             }
-        },
+        }
         Cmd::Status {
             json,
             optimizer,

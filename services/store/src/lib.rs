@@ -241,8 +241,13 @@ impl Store {
         Ok(self.db.flush()?)
     }
 
-    /// Makes every write so far durable. Flushes of one store run one at a
-    /// time (see [`FlushGate`]); a flush that started after this call covers it.
+    /// Makes every write so far durable, on tokio's blocking pool (must be
+    /// called inside a tokio runtime). Flushes of one store run one at a time
+    /// (see [`FlushGate`]); a flush that started after this call covers it.
+    ///
+    /// Not sled's own `flush_async`: concurrent calls of it deadlock in sled
+    /// 0.34 (spacejam/sled#1308: its flushes wait on IO buffers that need the
+    /// same small thread pool they occupy).
     pub async fn flush_async(&self) -> Result<usize, StoreError> {
         use std::sync::atomic::Ordering;
         let f = &self.flushes;
@@ -253,7 +258,15 @@ impl Store {
         }
         // Every request numbered so far made its writes before asking.
         let upto = f.requested.load(Ordering::SeqCst);
-        let bytes = self.db.flush_async().await?;
+        let db = self.db.clone();
+        let bytes = match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(r) => r?,
+            Err(e) => {
+                return Err(StoreError::Sled(sled::Error::Io(std::io::Error::other(
+                    format!("flush task failed: {e}"),
+                ))));
+            }
+        };
         f.covered.fetch_max(upto, Ordering::SeqCst);
         Ok(bytes)
     }
@@ -591,5 +604,31 @@ mod tests {
         drop(t);
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// sled's own `flush_async` deadlocked here (spacejam/sled#1308).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_flushes_all_complete() {
+        let dir = tmp("concurrent-flush");
+        let store = Store::open(&dir, &cfg("optimizer", "central")).unwrap();
+        let t = store.table("t").unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..64u32 {
+            let (store, t) = (store.clone(), t.clone());
+            tasks.push(tokio::spawn(async move {
+                t.insert(i.to_be_bytes(), [1u8]).unwrap();
+                store.flush_async().await.unwrap();
+            }));
+        }
+        // A guard against a hang, not a speed requirement.
+        let all = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        assert!(all.await.is_ok(), "concurrent flushes hung");
+        assert_eq!(t.scan_prefix(b"").count(), 64);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
