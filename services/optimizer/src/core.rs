@@ -894,6 +894,13 @@ impl Core {
             let out = inner
                 .schedule
                 .round(now, self.cfg.plan_interval_ms, &sub_obs, &plant_obs);
+            // A plant turned down by the dispatch has not tripped.
+            inner
+                .watch
+                .set_heat_orders(out.orders.iter().filter_map(|o| match &o.dispatch {
+                    Some(Action::SetHeatOutput { heat_w }) => Some((o.plant.clone(), *heat_w)),
+                    _ => None,
+                }));
             for o in out.orders {
                 let Some(gw) = gateway_of.get(&o.plant) else {
                     continue;

@@ -493,6 +493,9 @@ pub struct TripDetector {
     plants: BTreeMap<NodeId, PlantTrack>,
     pumps_stopped: BTreeMap<NodeId, bool>,
     confirm_ms: i64,
+    /// Heat each plant was last ordered to make by the dispatch, W: a plant
+    /// turned down on purpose has not tripped.
+    orders_w: BTreeMap<NodeId, f64>,
 }
 
 /// Time constant of a plant's learned heat output, ms.
@@ -521,6 +524,13 @@ impl TripDetector {
             confirm_ms,
             ..Default::default()
         }
+    }
+
+    /// The heat the optimizer now orders from each plant (none: the plant is
+    /// not dispatched). Output is then judged against the lower of its usual
+    /// level and its order.
+    pub fn set_orders(&mut self, orders_w: impl IntoIterator<Item = (NodeId, f64)>) {
+        self.orders_w = orders_w.into_iter().collect();
     }
 
     /// Carries an alarm active from before a restart, so that the detector
@@ -600,6 +610,7 @@ impl TripDetector {
             .filter(|(t, _)| time_ms - t <= PEAK_WINDOW_MS)
             .map(|(_, h)| *h)
             .fold(p.heat.mean, f64::max);
+        let usual = self.orders_w.get(node).map_or(usual, |o| usual.min(*o));
         let learned = p.heat.time_ms.is_some() && usual >= MIN_LEARNED_HEAT_W;
         let collapsed = learned
             && running != Some(false)

@@ -3,7 +3,7 @@
 //! ledger of hours below 18 °C (`ledger`). The core calls [`Watch::observe`]
 //! for each stored snapshot and [`Watch::persist`] once per batch.
 
-use model::{ActorSnapshot, Metric, NodeKind};
+use model::{ActorSnapshot, Metric, NodeId, NodeKind};
 use store::StoreError;
 
 use crate::alarms::{AlarmBook, NewAlarm, Severity};
@@ -26,6 +26,11 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// The heat the dispatch now orders from each plant.
+    pub fn set_heat_orders(&mut self, orders_w: impl IntoIterator<Item = (NodeId, f64)>) {
+        self.trips.set_orders(orders_w);
+    }
+
     pub fn new(layout: Option<Layout>, ledger: Ledger, alarms: &AlarmBook) -> Self {
         let cfg = LeakConfig::default();
         let confirm_ms = cfg.confirm_ms;

@@ -506,3 +506,39 @@ fn a_plant_ramping_up_is_measured_against_its_recent_peak() {
         "{ev:?}"
     );
 }
+
+#[test]
+fn a_plant_turned_down_by_the_dispatch_has_not_tripped() {
+    // Learn 50 MW over an hour, then the heat falls to 5 MW with the supply
+    // 15 K short for 10 min: a trip, unless the dispatch ordered 5 MW.
+    let run = |order: Option<f64>| {
+        let mut det = TripDetector::new(60_000);
+        let n = id("boiler-south");
+        if let Some(o) = order {
+            det.set_orders([(n.clone(), o)]);
+        }
+        let mut raised = false;
+        for k in 0..60 {
+            let r = plant_readings(50.0e6, 90.0, 90.0, 1.0);
+            det.observe(&n, NodeKind::Plant, k * 60_000, &r, true);
+        }
+        for k in 60..70 {
+            let r = plant_readings(5.0e6, 75.0, 90.0, 1.0);
+            raised |= det
+                .observe(&n, NodeKind::Plant, k * 60_000, &r, true)
+                .iter()
+                .any(|e| {
+                    matches!(
+                        e,
+                        TripEvent::Raise {
+                            kind: PLANT_TRIP,
+                            ..
+                        }
+                    )
+                });
+        }
+        raised
+    };
+    assert!(run(None), "a collapse without an order is a trip");
+    assert!(!run(Some(5.0e6)), "an ordered turn-down is not");
+}
