@@ -275,10 +275,7 @@ async fn a_leak_on_the_ring_is_raised_located_and_cleared_and_trips_are_alarmed(
         plant_ms <= DETECT_WITHIN_MS,
         "plant trip after {plant_ms} ms"
     );
-    assert!(
-        pump_ms <= 3 * 60_000,
-        "pump trip after {pump_ms} ms"
-    );
+    assert!(pump_ms <= 3 * 60_000, "pump trip after {pump_ms} ms");
     assert_eq!(plant_alarm.severity, v1::Severity::Critical as i32);
 
     // The ledger of hours below 18 °C, through the CLI: every ring building
