@@ -8,8 +8,12 @@
 //! design capacities in the ratio 20 : 12 : 12 of the total load, like the
 //! city in `DOMAIN.md`; cities of 160 substations and more get one plant per
 //! 40 substations in all, the others inside the city, weighted like the third. Pipes are sized for about 1.5 m/s at the design flow
-//! they carry along the tree from the nearest plant; pumps are rated for the
-//! longest path. About 20 buildings hang on each substation (3,000–9,000 m²,
+//! they carry along the tree from the plant that feeds them; pumps are rated
+//! for the longest path. Each plant feeds a region of the tree whose design
+//! load matches its share of the capacity (nearest plant by path, each plant
+//! handicapped by a distance found iteratively): a plant placed beside the
+//! densest districts must not own more load than it can make, or it runs out
+//! of heat in the first cold wave while its neighbours idle. About 20 buildings hang on each substation (3,000–9,000 m²,
 //! light to heavy construction), two in five estates have floor heating, and
 //! one building in forty is a priority customer (school, hospital).
 //!
@@ -173,38 +177,58 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
         }
     }
 
-    // Which plant feeds each junction along the tree (nearest by path), and
-    // the design flow each tree pipe carries.
+    // Which plant feeds each junction along the tree, and the design flow
+    // each tree pipe carries.
     let mut tree_adj = vec![Vec::new(); nj];
     for (k, &(a, b)) in edges.iter().enumerate().take(tree_edges) {
         tree_adj[a].push((b, k));
         tree_adj[b].push((a, k));
     }
-    let mut path_m = vec![f64::INFINITY; nj];
-    let mut owner = vec![usize::MAX; nj];
-    let mut parent_edge = vec![usize::MAX; nj];
-    let mut heap = std::collections::BinaryHeap::new();
-    for p in 0..n_plants {
-        path_m[n + p] = 0.0;
-        owner[n + p] = p;
-        heap.push((std::cmp::Reverse(0u64), n + p));
-    }
-    let mut order = Vec::with_capacity(nj);
-    while let Some((std::cmp::Reverse(d_mm), u)) = heap.pop() {
-        if d_mm as f64 / 1000.0 > path_m[u] {
-            continue;
+    // Each plant feeds the junctions nearest to it along the tree, but a
+    // plant's region should match its intended share of the capacity
+    // (20 : 12 : 12 ...): a plant handicapped by an extra distance gives
+    // junctions up to its neighbours. Whole subtrees change hands at once, so
+    // the shares are met only roughly; the best assignment found is kept and
+    // each plant is then built for the region it actually feeds.
+    let total_load_w: f64 = load_w.iter().sum();
+    let share_gap = |regions: &Regions| {
+        let owned = owned_load(&regions.owner, &load_w, n_plants);
+        (0..n_plants)
+            .map(|p| owned[p] / total_load_w.max(1.0) - shares[p])
+            .collect::<Vec<_>>()
+    };
+    let worst = |gap: &[f64]| gap.iter().map(|g| g.abs()).fold(0.0, f64::max);
+    let mut handicap_m = vec![0.0; n_plants];
+    let mut regions = assign_regions(&tree_adj, &handicap_m, n, n_plants, &dist);
+    let mut gap = share_gap(&regions);
+    let mut best = (worst(&gap), handicap_m.clone());
+    for round in 0..REGION_ROUNDS {
+        if best.0 <= REGION_TOLERANCE {
+            break;
         }
-        order.push(u);
-        for &(v, k) in &tree_adj[u] {
-            let d = path_m[u] + dist(u, v);
-            if d < path_m[v] {
-                path_m[v] = d;
-                owner[v] = owner[u];
-                parent_edge[v] = k;
-                heap.push((std::cmp::Reverse((d * 1000.0) as u64), v));
-            }
+        let step_m = side_m * 0.5 / (1.0 + round as f64 * 0.1);
+        for (h, g) in handicap_m.iter_mut().zip(&gap) {
+            *h = (*h + step_m * g).max(0.0);
+        }
+        let least = handicap_m.iter().copied().fold(f64::INFINITY, f64::min);
+        handicap_m.iter_mut().for_each(|h| *h -= least);
+        regions = assign_regions(&tree_adj, &handicap_m, n, n_plants, &dist);
+        gap = share_gap(&regions);
+        if worst(&gap) < best.0 {
+            best = (worst(&gap), handicap_m.clone());
         }
     }
+    let regions = assign_regions(&tree_adj, &best.1, n, n_plants, &dist);
+    // Each plant's share of the design load it feeds.
+    let region_share: Vec<f64> = owned_load(&regions.owner, &load_w, n_plants)
+        .iter()
+        .map(|q| q / total_load_w.max(1.0))
+        .collect();
+    let Regions {
+        owner,
+        parent_edge,
+        order,
+    } = regions;
     let design_flow = |heat_w: f64| heat_w / (WATER_CP_J_KG_K * (PLANT_SUPPLY_C - PLANT_RETURN_C));
     let mut carried = load_w.iter().map(|&q| design_flow(q)).collect::<Vec<_>>();
     let mut edge_flow = vec![0.0; edges.len()];
@@ -278,8 +302,9 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
     let plant_kinds = [PlantKind::Chp, PlantKind::Chp, PlantKind::GasBoiler];
     let plants: Vec<Plant> = (0..n_plants)
         .map(|p| {
-            let capacity_w = (shares[p] * total_w * 1.3 / 1.0e6).ceil() * 1.0e6;
-            let flow_m3_h = design_flow(shares[p] * total_w) / RHO * 3600.0;
+            // 30 % above the region's design load; at least 1 MW.
+            let capacity_w = (region_share[p] * total_w * 1.3 / 1.0e6).ceil().max(1.0) * 1.0e6;
+            let flow_m3_h = (design_flow(region_share[p] * total_w) / RHO * 3600.0).max(1.0);
             let kind = plant_kinds.get(p).copied().unwrap_or(PlantKind::GasBoiler);
             Plant {
                 kind,
@@ -378,6 +403,78 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
     Ok(net)
 }
 
+/// Rounds of handicap adjustment when matching plant regions to capacities.
+const REGION_ROUNDS: usize = 200;
+/// Gap between a plant's region load share and its intended capacity share
+/// at which the search stops.
+const REGION_TOLERANCE: f64 = 0.02;
+
+/// Which plant feeds each junction along the tree, the tree edge toward it,
+/// and the junctions in order of distance from their plant.
+struct Regions {
+    owner: Vec<usize>,
+    parent_edge: Vec<usize>,
+    order: Vec<usize>,
+}
+
+/// Nearest plant along the tree, each plant starting `handicap_m[p]` behind.
+fn assign_regions(
+    tree_adj: &[Vec<(usize, usize)>],
+    handicap_m: &[f64],
+    n: usize,
+    n_plants: usize,
+    dist: &dyn Fn(usize, usize) -> f64,
+) -> Regions {
+    let nj = tree_adj.len();
+    let mut path_m = vec![f64::INFINITY; nj];
+    let mut owner = vec![usize::MAX; nj];
+    let mut parent_edge = vec![usize::MAX; nj];
+    let mut heap = std::collections::BinaryHeap::new();
+    for p in 0..n_plants {
+        path_m[n + p] = handicap_m[p];
+        owner[n + p] = p;
+        heap.push((std::cmp::Reverse((handicap_m[p] * 1000.0) as u64), n + p));
+    }
+    let mut order = Vec::with_capacity(nj);
+    let mut done = vec![false; nj];
+    while let Some((std::cmp::Reverse(_), u)) = heap.pop() {
+        if done[u] {
+            continue;
+        }
+        done[u] = true;
+        order.push(u);
+        for &(v, k) in &tree_adj[u] {
+            // A plant junction always belongs to its own plant.
+            if v >= n {
+                continue;
+            }
+            let d = path_m[u] + dist(u, v);
+            if d < path_m[v] {
+                path_m[v] = d;
+                owner[v] = owner[u];
+                parent_edge[v] = k;
+                heap.push((std::cmp::Reverse((d * 1000.0) as u64), v));
+            }
+        }
+    }
+    Regions {
+        owner,
+        parent_edge,
+        order,
+    }
+}
+
+/// Design load in each plant's region, W.
+fn owned_load(owner: &[usize], load_w: &[f64], n_plants: usize) -> Vec<f64> {
+    let mut owned = vec![0.0; n_plants];
+    for (j, &q) in load_w.iter().enumerate() {
+        if let Some(o) = owned.get_mut(owner[j]) {
+            *o += q;
+        }
+    }
+    owned
+}
+
 fn substations_is_city(n: usize, seed: u64) -> bool {
     n == CITY_SUBSTATIONS && seed == CITY_SEED
 }
@@ -397,7 +494,11 @@ mod tests {
         // Meshed: more pipes than a tree needs.
         assert!(net.pipes.len() > net.junctions.len() - 1 + 20);
         let caps: Vec<f64> = net.plants.iter().map(|p| p.capacity_w).collect();
-        assert!((caps[0] / caps[1] - 20.0 / 12.0).abs() < 0.05, "{caps:?}");
+        // Roughly 20 : 12 : 12 (each plant is built for the region it feeds).
+        let total: f64 = caps.iter().sum();
+        for (cap, weight) in caps.iter().zip([20.0, 12.0, 12.0]) {
+            assert!((cap / total - weight / 44.0).abs() < 0.03, "{caps:?}");
+        }
         assert!(net.substations.iter().any(|s| s.group == "floor"));
         assert!(
             net.substations
@@ -409,6 +510,32 @@ mod tests {
         assert_eq!(net, city(CITY_SUBSTATIONS, CITY_SEED).unwrap());
         // Round trip through the file format.
         assert_eq!(Network::from_toml(&net.to_toml()).unwrap(), net);
+    }
+
+    #[test]
+    fn each_plant_feeds_a_region_as_large_as_its_capacity() {
+        for (n, seed) in [(CITY_SUBSTATIONS, CITY_SEED), (300, 7), (60, 11)] {
+            let net = city(n, seed).unwrap();
+            let total_w: f64 = net.substations.iter().map(Substation::design_heat_w).sum();
+            let capacity_w: f64 = net.plants.iter().map(|p| p.capacity_w).sum();
+            for plant in &net.plants {
+                let region_w: f64 = net
+                    .substations
+                    .iter()
+                    .filter(|s| s.plant == plant.id)
+                    .map(Substation::design_heat_w)
+                    .sum();
+                let (region, share) = (region_w / total_w, plant.capacity_w / capacity_w);
+                // Capacities are rounded up to whole MW.
+                assert!(
+                    (region - share).abs() <= 0.01,
+                    "{n} substations, seed {seed}: {} feeds {:.3} of the load with {:.3} of the capacity",
+                    plant.id,
+                    region,
+                    share
+                );
+            }
+        }
     }
 
     #[test]
