@@ -197,7 +197,10 @@ pub mod modbus {
             );
             assert_eq!(sensor_register(NodeKind::Building, Metric::FlowKgS), None);
             // Appended after the holding pressure (22): older registers keep their place.
-            assert_eq!(sensor_register(NodeKind::Plant, Metric::TankTempC), Some(24));
+            assert_eq!(
+                sensor_register(NodeKind::Plant, Metric::TankTempC),
+                Some(24)
+            );
             assert_eq!(
                 sensor_register(NodeKind::Plant, Metric::CollectorHeatW),
                 Some(26)
