@@ -347,9 +347,10 @@ impl From<PlantFile> for Plant {
 /// horizontal irradiance times `irradiance_gain` (the collectors' tilt) and
 /// `ΔT` the tank minus the outdoor temperature
 /// (EN 12975 / ISO 9806 quadratic efficiency curve). The plant delivers from
-/// the tank, at its supply setpoint or the tank temperature if colder, while
-/// the tank is at least `min_useful_temp_c` and `delivery_margin_k` above the
-/// network's return there; otherwise its pump stands still.
+/// the tank, at its supply setpoint or the tank temperature if colder: it
+/// starts when the tank reaches the higher of `min_useful_temp_c` and the
+/// network's return there plus `delivery_margin_k`, and stops half the
+/// margin below that; meanwhile its pump stands still.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SolarThermal {
@@ -384,7 +385,8 @@ pub struct SolarThermal {
     #[serde(default = "default_tank_min_useful_c")]
     pub min_useful_temp_c: f64,
     /// How much hotter than the network's return the tank must be for the
-    /// plant to start delivering, K (it stops at half this margin).
+    /// plant to start delivering, K; it stops half this margin below its
+    /// start temperature.
     #[serde(default = "default_delivery_margin_k")]
     pub delivery_margin_k: f64,
     /// Tank temperature at the start of a fresh simulation, °C.

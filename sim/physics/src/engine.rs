@@ -1219,11 +1219,11 @@ impl TankBooks {
 /// its heat `ps.heat_w` already drawn this step): the collectors charge the
 /// tank (yield at the tank's temperature), the tank gives the heat drawn,
 /// loses to the outdoor air and stagnates at its maximum; then the plant
-/// decides the next step. It delivers while the tank is at least its minimum
-/// useful temperature and `delivery_margin_k` above the return (it stops at
-/// half the margin), at its setpoint or the tank temperature if colder, at
-/// most its capacity and the heat the tank holds above the return; otherwise
-/// its pump stands still.
+/// decides the next step. It starts delivering when the tank reaches the
+/// higher of its minimum useful temperature and the return plus
+/// `delivery_margin_k`, and stops half the margin below that; it supplies at
+/// its setpoint or the tank temperature if colder, at most its capacity and
+/// the heat the tank holds above the return; while idle its pump stands still.
 #[allow(clippy::too_many_arguments)]
 fn solar_plant_step(
     sp: &SolarParams,
