@@ -1238,6 +1238,9 @@ fn solar_plant_step(
     let Some(mut ss) = ps.solar.take() else {
         return TankBooks::default();
     };
+    // Its return sensor sits in the network's return at the junction: it
+    // reads the water there whether the plant's pump runs or not.
+    ps.return_temp_c = t_back_c;
     let before_c = ss.tank_temp_c;
     let collector_w = solar::collector_heat_w(&sp.spec, ghi_w_m2, before_c, outdoor_c);
     let tank = solar::tank_step(&sp.tank, before_c, outdoor_c, collector_w - ps.heat_w, dt_s);

@@ -535,6 +535,11 @@ fn a_solar_tank_charges_by_day_and_discharges_into_the_network_in_the_evening() 
     // Then it stops above the return again, idles, and the next day repeats.
     let (_, t23, _, q23, d23) = at(23);
     assert!(!d23 && q23 == 0.0 && t23 > 55.0, "23:00 {:?}", at(23));
+    // Idle, the plant's return sensor still reads the network's return there.
+    let j = e.plant_junction(k).unwrap();
+    let idle = &e.state.plants[k];
+    assert!(!idle.pump_running && idle.flow_kg_s == 0.0);
+    assert_eq!(idle.return_temp_c, e.state.return_temp_c[j]);
     assert!(trace[24 * 60..].iter().any(|s| s.4 && s.3 > 0.5e6));
     // Whenever it delivers, it supplies no hotter than its tank and within
     // its capacity; heat is free but not unlimited.
