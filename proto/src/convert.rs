@@ -122,6 +122,8 @@ pub fn metric(field: &str, raw: i32) -> Result<Metric, ConversionError> {
         v1::Metric::ReturnPressurePa => Metric::ReturnPressurePa,
         v1::Metric::MakeupFlowKgS => Metric::MakeupFlowKgS,
         v1::Metric::HoldingPressurePa => Metric::HoldingPressurePa,
+        v1::Metric::TankTempC => Metric::TankTempC,
+        v1::Metric::CollectorHeatW => Metric::CollectorHeatW,
     })
 }
 
@@ -149,6 +151,8 @@ impl From<Metric> for v1::Metric {
             Metric::ReturnPressurePa => v1::Metric::ReturnPressurePa,
             Metric::MakeupFlowKgS => v1::Metric::MakeupFlowKgS,
             Metric::HoldingPressurePa => v1::Metric::HoldingPressurePa,
+            Metric::TankTempC => v1::Metric::TankTempC,
+            Metric::CollectorHeatW => v1::Metric::CollectorHeatW,
         }
     }
 }

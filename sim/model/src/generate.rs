@@ -330,6 +330,7 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
                     rated_flow_m3_h: flow_m3_h.ceil(),
                     rated_head_m: head_m.ceil(),
                 }),
+                solar: None,
             }
         })
         .collect();

@@ -80,6 +80,9 @@ pub fn sensors(kind: NodeKind) -> &'static [Metric] {
             // these two; elsewhere they read as missing (NaN over Modbus).
             Metric::MakeupFlowKgS,
             Metric::HoldingPressurePa,
+            // Only a solar thermal plant has these two.
+            Metric::TankTempC,
+            Metric::CollectorHeatW,
         ],
         NodeKind::Substation => &[
             Metric::SupplyTempC,
@@ -193,6 +196,15 @@ pub mod modbus {
                 Some(2)
             );
             assert_eq!(sensor_register(NodeKind::Building, Metric::FlowKgS), None);
+            // Appended after the holding pressure (22): older registers keep their place.
+            assert_eq!(
+                sensor_register(NodeKind::Plant, Metric::TankTempC),
+                Some(24)
+            );
+            assert_eq!(
+                sensor_register(NodeKind::Plant, Metric::CollectorHeatW),
+                Some(26)
+            );
         }
     }
 }

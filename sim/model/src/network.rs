@@ -196,6 +196,10 @@ pub enum PlantKind {
     Chp,
     /// Gas boiler house: dear heat, fast, turns down to about 10 %.
     GasBoiler,
+    /// Solar collector field with a storage tank: free heat when the sun has
+    /// filled the tank; no minimum load, it idles while the tank is cold.
+    /// Needs a `solar` table ([`SolarThermal`]).
+    SolarThermal,
 }
 
 impl PlantKind {
@@ -203,6 +207,7 @@ impl PlantKind {
         match self {
             PlantKind::Chp => "chp",
             PlantKind::GasBoiler => "gas_boiler",
+            PlantKind::SolarThermal => "solar_thermal",
         }
     }
 
@@ -211,6 +216,7 @@ impl PlantKind {
         match self {
             PlantKind::Chp => 0.4,
             PlantKind::GasBoiler => 0.1,
+            PlantKind::SolarThermal => 0.0,
         }
     }
 
@@ -219,56 +225,261 @@ impl PlantKind {
         match self {
             PlantKind::Chp => 0.01,
             PlantKind::GasBoiler => 0.1,
+            // A mixing valve before the tank: any change at once.
+            PlantKind::SolarThermal => 1.0,
         }
     }
 
     /// Typical heat price, yuan/GJ: CHP heat at the negotiated 24.5 yuan/GJ
-    /// (DOMAIN.md); gas boiler heat about twice that (the `ring` sample's 48).
+    /// (DOMAIN.md); gas boiler heat about twice that (the `ring` sample's 48);
+    /// solar heat burns no fuel: 0 (pumps' electricity is not booked).
     pub fn typical_price_yuan_per_gj(self) -> f64 {
         match self {
             PlantKind::Chp => 24.5,
             PlantKind::GasBoiler => 48.0,
+            PlantKind::SolarThermal => 0.0,
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "PlantFile")]
 pub struct Plant {
     pub id: NodeId,
     /// Kind of heat source (default `chp`).
-    #[serde(default)]
     pub kind: PlantKind,
     pub capacity_w: f64,
     /// Smallest heat output while the plant runs, W (default 0: no minimum).
-    #[serde(default)]
     pub min_load_w: f64,
     /// Fastest change of heat output, W/s (default: unlimited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ramp_w_per_s: Option<f64>,
-    #[serde(default = "default_plant_supply_c")]
     pub design_supply_temp_c: f64,
-    #[serde(default = "default_plant_return_c")]
     pub design_return_temp_c: f64,
     /// Differential pressure the plant's pumps keep at the substations, Pa.
-    #[serde(default = "default_dp_pa")]
     pub pump_dp_pa: f64,
-    /// Price of the heat this plant produces, yuan/GJ.
-    #[serde(default = "default_price")]
+    /// Price of the heat this plant produces, yuan/GJ (default: 24.5, and 0
+    /// for `solar_thermal`, whose heat burns no fuel).
     pub heat_price_yuan_per_gj: f64,
     /// Explicit topology: the junction the plant feeds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub junction: Option<NodeId>,
     /// Circulation pump: head at zero flow and at its rated flow, m, and the
     /// rated flow, m³/h. Default: 65 m / 50 m at the plant's design flow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pump: Option<PumpRating>,
     /// Map position for drawing, m (east, north); the dashboard lays out
     /// plants without one itself.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub x_m: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub y_m: Option<f64>,
+    /// The collector field and storage tank of a `solar_thermal` plant (and
+    /// of no other kind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub solar: Option<SolarThermal>,
+}
+
+/// A plant as written in a file: [`Plant`] with its defaults, some of which
+/// depend on the plant's kind.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlantFile {
+    id: NodeId,
+    #[serde(default)]
+    kind: PlantKind,
+    capacity_w: f64,
+    #[serde(default)]
+    min_load_w: f64,
+    #[serde(default)]
+    ramp_w_per_s: Option<f64>,
+    #[serde(default = "default_plant_supply_c")]
+    design_supply_temp_c: f64,
+    #[serde(default = "default_plant_return_c")]
+    design_return_temp_c: f64,
+    #[serde(default = "default_dp_pa")]
+    pump_dp_pa: f64,
+    #[serde(default)]
+    heat_price_yuan_per_gj: Option<f64>,
+    #[serde(default)]
+    junction: Option<NodeId>,
+    #[serde(default)]
+    pump: Option<PumpRating>,
+    #[serde(default)]
+    x_m: Option<f64>,
+    #[serde(default)]
+    y_m: Option<f64>,
+    #[serde(default)]
+    solar: Option<SolarThermal>,
+}
+
+impl From<PlantFile> for Plant {
+    fn from(f: PlantFile) -> Self {
+        let default_price = match f.kind {
+            PlantKind::SolarThermal => PlantKind::SolarThermal.typical_price_yuan_per_gj(),
+            // Every fuelled plant defaults to the CHP price (older files
+            // relied on it for their boilers too).
+            PlantKind::Chp | PlantKind::GasBoiler => default_price(),
+        };
+        Plant {
+            id: f.id,
+            kind: f.kind,
+            capacity_w: f.capacity_w,
+            min_load_w: f.min_load_w,
+            ramp_w_per_s: f.ramp_w_per_s,
+            design_supply_temp_c: f.design_supply_temp_c,
+            design_return_temp_c: f.design_return_temp_c,
+            pump_dp_pa: f.pump_dp_pa,
+            heat_price_yuan_per_gj: f.heat_price_yuan_per_gj.unwrap_or(default_price),
+            junction: f.junction,
+            pump: f.pump,
+            x_m: f.x_m,
+            y_m: f.y_m,
+            solar: f.solar,
+        }
+    }
+}
+
+/// The collector field and storage tank of a solar thermal plant.
+///
+/// The collectors heat the tank (fully mixed) by
+/// `Q = A·(η₀·G − a₁·ΔT − a₂·ΔT²)`, never below 0, with `G` the global
+/// horizontal irradiance times `irradiance_gain` (the collectors' tilt) and
+/// `ΔT` the tank minus the outdoor temperature
+/// (EN 12975 / ISO 9806 quadratic efficiency curve). The plant delivers from
+/// the tank, at its supply setpoint or the tank temperature if colder: it
+/// starts when the tank reaches the higher of `min_useful_temp_c` and the
+/// network's return there plus `delivery_margin_k`, and stops half the
+/// margin below that; meanwhile its pump stands still.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolarThermal {
+    /// Collector aperture area, m².
+    pub collector_area_m2: f64,
+    /// Optical (zero-loss) efficiency η₀.
+    #[serde(default = "default_eta0")]
+    pub eta0: f64,
+    /// Linear heat-loss coefficient a₁, W/(m²·K).
+    #[serde(default = "default_a1")]
+    pub a1_w_m2_k: f64,
+    /// Quadratic heat-loss coefficient a₂, W/(m²·K²).
+    #[serde(default = "default_a2")]
+    pub a2_w_m2_k2: f64,
+    /// Irradiance on the collectors' plane over the global horizontal
+    /// irradiance (default 1: flat on the ground). Collectors tilted south at
+    /// about the latitude see roughly 1.8× on a clear mid-winter day at 39° N
+    /// (the sun stands 27° high at noon); one factor stands for the whole day.
+    #[serde(default = "default_irradiance_gain")]
+    pub irradiance_gain: f64,
+    /// Water volume of the storage tank, m³.
+    pub tank_volume_m3: f64,
+    /// Heat loss of the tank per kelvin above the outdoor air, W/K (default:
+    /// a squat cylinder of the tank's volume with 0.3 W/(m²·K) insulation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tank_ua_w_k: Option<f64>,
+    /// Hottest the tank gets, °C: beyond it the field stagnates and the heat
+    /// it would add is dumped (and counted).
+    #[serde(default = "default_tank_max_c")]
+    pub tank_max_temp_c: f64,
+    /// Coldest tank the plant delivers from, °C.
+    #[serde(default = "default_tank_min_useful_c")]
+    pub min_useful_temp_c: f64,
+    /// How much hotter than the network's return the tank must be for the
+    /// plant to start delivering, K; it stops half this margin below its
+    /// start temperature.
+    #[serde(default = "default_delivery_margin_k")]
+    pub delivery_margin_k: f64,
+    /// Tank temperature at the start of a fresh simulation, °C.
+    #[serde(default = "default_tank_initial_c")]
+    pub initial_tank_temp_c: f64,
+}
+
+/// Insulation of a storage tank's default UA, W/(m²·K).
+pub const DEFAULT_TANK_INSULATION_W_M2_K: f64 = 0.3;
+
+fn default_eta0() -> f64 {
+    0.8
+}
+fn default_a1() -> f64 {
+    3.5
+}
+fn default_a2() -> f64 {
+    0.015
+}
+fn default_irradiance_gain() -> f64 {
+    1.0
+}
+fn default_tank_max_c() -> f64 {
+    95.0
+}
+fn default_tank_min_useful_c() -> f64 {
+    60.0
+}
+fn default_delivery_margin_k() -> f64 {
+    5.0
+}
+fn default_tank_initial_c() -> f64 {
+    50.0
+}
+
+impl SolarThermal {
+    /// Heat loss of the tank per kelvin, W/K: as given, or a cylinder as tall
+    /// as it is wide (`V = π·D³/4`, surface `1.5·π·D²`) at
+    /// [`DEFAULT_TANK_INSULATION_W_M2_K`].
+    pub fn tank_ua_w_k(&self) -> f64 {
+        self.tank_ua_w_k.unwrap_or_else(|| {
+            let d = (4.0 * self.tank_volume_m3 / std::f64::consts::PI).cbrt();
+            DEFAULT_TANK_INSULATION_W_M2_K * 1.5 * std::f64::consts::PI * d * d
+        })
+    }
+
+    fn validate(&self, el: &str) -> Result<(), NetworkError> {
+        check_range(
+            el,
+            "solar.collector_area_m2",
+            self.collector_area_m2,
+            1.0,
+            1.0e6,
+        )?;
+        check_range(el, "solar.eta0", self.eta0, 0.1, 1.0)?;
+        check_range(el, "solar.a1_w_m2_k", self.a1_w_m2_k, 0.0, 30.0)?;
+        check_range(el, "solar.a2_w_m2_k2", self.a2_w_m2_k2, 0.0, 0.5)?;
+        check_range(el, "solar.irradiance_gain", self.irradiance_gain, 0.0, 5.0)?;
+        check_range(el, "solar.tank_volume_m3", self.tank_volume_m3, 0.1, 1.0e6)?;
+        if let Some(ua) = self.tank_ua_w_k {
+            check_range(el, "solar.tank_ua_w_k", ua, 0.0, 1.0e6)?;
+        }
+        // Unpressurised tanks stay below boiling.
+        check_range(
+            el,
+            "solar.tank_max_temp_c",
+            self.tank_max_temp_c,
+            40.0,
+            99.0,
+        )?;
+        check_range(
+            el,
+            "solar.min_useful_temp_c",
+            self.min_useful_temp_c,
+            20.0,
+            self.tank_max_temp_c - 5.0,
+        )?;
+        check_range(
+            el,
+            "solar.delivery_margin_k",
+            self.delivery_margin_k,
+            0.5,
+            30.0,
+        )?;
+        check_range(
+            el,
+            "solar.initial_tank_temp_c",
+            self.initial_tank_temp_c,
+            0.0,
+            self.tank_max_temp_c,
+        )?;
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -446,7 +657,7 @@ pub enum NetworkError {
     #[error("network file is not valid JSON: {0}")]
     Json(String),
     #[error(
-        "unknown sample network {0:?}: choose demo or ring, or give a path to a .toml or .json file"
+        "unknown sample network {0:?}: choose demo, ring, solar or city, or give a path to a .toml or .json file"
     )]
     UnknownSample(String),
     #[error("{element}: {problem}")]
@@ -466,6 +677,8 @@ fn invalid(element: impl Into<String>, problem: impl Into<String>) -> NetworkErr
 pub const DEMO_TOML: &str = include_str!("../networks/demo.toml");
 /// The `ring` sample network (explicit meshed topology, two plants).
 pub const RING_TOML: &str = include_str!("../networks/ring.toml");
+/// The `solar` sample network: `ring` with a solar thermal plant and its tank.
+pub const SOLAR_TOML: &str = include_str!("../networks/solar.toml");
 
 impl Network {
     pub fn from_toml(text: &str) -> Result<Self, NetworkError> {
@@ -486,6 +699,7 @@ impl Network {
         match name {
             "demo" => Self::from_toml(DEMO_TOML),
             "ring" => Self::from_toml(RING_TOML),
+            "solar" => Self::from_toml(SOLAR_TOML),
             "city" => crate::generate::city(
                 crate::generate::CITY_SUBSTATIONS,
                 crate::generate::CITY_SEED,
@@ -633,6 +847,45 @@ impl Network {
                 0.0,
                 1.0e4,
             )?;
+            match (p.kind, &p.solar) {
+                (PlantKind::SolarThermal, None) => {
+                    return Err(invalid(
+                        &el,
+                        "kind solar_thermal needs a solar table (collector_area_m2, tank_volume_m3, ...)",
+                    ));
+                }
+                (PlantKind::SolarThermal, Some(solar)) => {
+                    solar.validate(&el)?;
+                    if p.min_load_w > 0.0 {
+                        return Err(invalid(
+                            &el,
+                            format!(
+                                "min_load_w = {}: a solar_thermal plant has no minimum load (it idles while its tank is cold); leave it out",
+                                p.min_load_w
+                            ),
+                        ));
+                    }
+                    if p.design_supply_temp_c > solar.tank_max_temp_c {
+                        return Err(invalid(
+                            &el,
+                            format!(
+                                "design_supply_temp_c = {} is above solar.tank_max_temp_c = {}: the plant supplies from its tank",
+                                p.design_supply_temp_c, solar.tank_max_temp_c
+                            ),
+                        ));
+                    }
+                }
+                (_, Some(_)) => {
+                    return Err(invalid(
+                        &el,
+                        format!(
+                            "has a solar table but kind = {}: only a solar_thermal plant has one",
+                            p.kind.name()
+                        ),
+                    ));
+                }
+                (_, None) => {}
+            }
         }
         for p in &self.plants {
             if let Some(r) = p.pump {
@@ -1037,7 +1290,9 @@ mod tests {
             let err = Network::from_toml(&text).unwrap_err().to_string();
             if want.is_empty() {
                 assert!(
-                    err.contains("nuclear") && err.contains("gas_boiler"),
+                    err.contains("nuclear")
+                        && err.contains("gas_boiler")
+                        && err.contains("solar_thermal"),
                     "{err}"
                 );
             } else {
@@ -1136,6 +1391,127 @@ mod tests {
             let err = Network::from_toml(&text).unwrap_err().to_string();
             assert_eq!(err, want);
         }
+    }
+
+    fn solar_text_with(from: &str, to: &str) -> String {
+        assert!(SOLAR_TOML.contains(from), "solar.toml lacks {from:?}");
+        SOLAR_TOML.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn the_solar_sample_has_a_free_solar_plant_with_its_tank() {
+        let net = Network::sample("solar").unwrap();
+        let p = net.plant(&NodeId::new("solar-east").unwrap()).unwrap();
+        assert_eq!(p.kind, PlantKind::SolarThermal);
+        // No price given: solar heat is free; the others keep theirs.
+        assert_eq!(p.heat_price_yuan_per_gj, 0.0);
+        assert_eq!(net.plants[0].heat_price_yuan_per_gj, 24.5);
+        let s = p.solar.as_ref().unwrap();
+        assert_eq!((s.eta0, s.a1_w_m2_k, s.a2_w_m2_k2), (0.8, 3.5, 0.015));
+        assert_eq!(s.tank_ua_w_k(), 60.0);
+        // Defaults: EN 12975 flat plate, 95 °C tank, useful from 60 °C.
+        let bare = solar_text_with("eta0 = 0.8\na1_w_m2_k = 3.5\na2_w_m2_k2 = 0.015\n", "")
+            .replacen("tank_ua_w_k = 60.0\n", "", 1)
+            .replacen("tank_max_temp_c = 95.0\n", "", 1)
+            .replacen("min_useful_temp_c = 60.0\n", "", 1);
+        let net = Network::from_toml(&bare).unwrap();
+        let s = net.plants[2].solar.clone().unwrap();
+        assert_eq!((s.eta0, s.a1_w_m2_k, s.a2_w_m2_k2), (0.8, 3.5, 0.015));
+        assert_eq!((s.tank_max_temp_c, s.min_useful_temp_c), (95.0, 60.0));
+        // 200 m³ as a cylinder as tall as wide: D = (4·200/π)^⅓ = 6.338 m,
+        // surface 1.5·π·D² = 189.3 m², at 0.3 W/m²K: 56.8 W/K.
+        assert!((s.tank_ua_w_k() - 56.8).abs() < 0.1, "{}", s.tank_ua_w_k());
+        // A file states its price: kept.
+        let priced = solar_text_with(
+            "kind = \"solar_thermal\"",
+            "kind = \"solar_thermal\"\nheat_price_yuan_per_gj = 3.0",
+        );
+        assert_eq!(
+            Network::from_toml(&priced).unwrap().plants[2].heat_price_yuan_per_gj,
+            3.0
+        );
+        let again = Network::from_toml(&net.to_toml()).unwrap();
+        assert_eq!(net, again);
+    }
+
+    #[test]
+    fn solar_refusals_name_the_plant_and_the_field() {
+        let cases = [
+            (
+                solar_text_with("collector_area_m2 = 10000.0", "collector_area_m2 = 0.0"),
+                "plant solar-east: solar.collector_area_m2 = 0 is outside 1..1000000",
+            ),
+            (
+                solar_text_with("eta0 = 0.8", "eta0 = 1.3"),
+                "plant solar-east: solar.eta0 = 1.3 is outside 0.1..1",
+            ),
+            (
+                solar_text_with("a1_w_m2_k = 3.5", "a1_w_m2_k = -1.0"),
+                "plant solar-east: solar.a1_w_m2_k = -1 is outside 0..30",
+            ),
+            (
+                solar_text_with("a2_w_m2_k2 = 0.015", "a2_w_m2_k2 = nan"),
+                "plant solar-east: solar.a2_w_m2_k2 = NaN is outside 0..0.5",
+            ),
+            (
+                solar_text_with("tank_volume_m3 = 200.0", "tank_volume_m3 = 0.0"),
+                "plant solar-east: solar.tank_volume_m3 = 0 is outside 0.1..1000000",
+            ),
+            (
+                solar_text_with("tank_ua_w_k = 60.0", "tank_ua_w_k = -5.0"),
+                "plant solar-east: solar.tank_ua_w_k = -5 is outside 0..1000000",
+            ),
+            (
+                solar_text_with("tank_max_temp_c = 95.0", "tank_max_temp_c = 120.0"),
+                "plant solar-east: solar.tank_max_temp_c = 120 is outside 40..99",
+            ),
+            (
+                solar_text_with("min_useful_temp_c = 60.0", "min_useful_temp_c = 92.0"),
+                "plant solar-east: solar.min_useful_temp_c = 92 is outside 20..90",
+            ),
+            (
+                solar_text_with("delivery_margin_k = 5.0", "delivery_margin_k = 0.0"),
+                "plant solar-east: solar.delivery_margin_k = 0 is outside 0.5..30",
+            ),
+            (
+                solar_text_with("initial_tank_temp_c = 55.0", "initial_tank_temp_c = 97.0"),
+                "plant solar-east: solar.initial_tank_temp_c = 97 is outside 0..95",
+            ),
+            (
+                solar_text_with(
+                    "design_supply_temp_c = 70.0",
+                    "design_supply_temp_c = 110.0",
+                ),
+                "plant solar-east: design_supply_temp_c = 110 is above solar.tank_max_temp_c = 95: the plant supplies from its tank",
+            ),
+            (
+                solar_text_with(
+                    "capacity_w = 4.0e6",
+                    "capacity_w = 4.0e6\nmin_load_w = 1.0e6",
+                ),
+                "plant solar-east: min_load_w = 1000000: a solar_thermal plant has no minimum load (it idles while its tank is cold); leave it out",
+            ),
+            (
+                {
+                    let i = SOLAR_TOML.find("[plants.solar]").unwrap();
+                    let j = SOLAR_TOML.find("[[substations]]").unwrap();
+                    format!("{}{}", &SOLAR_TOML[..i], &SOLAR_TOML[j..])
+                },
+                "plant solar-east: kind solar_thermal needs a solar table (collector_area_m2, tank_volume_m3, ...)",
+            ),
+            (
+                solar_text_with("kind = \"solar_thermal\"", "kind = \"gas_boiler\""),
+                "plant solar-east: has a solar table but kind = gas_boiler: only a solar_thermal plant has one",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = Network::from_toml(&text).unwrap_err().to_string();
+            assert_eq!(err, want);
+        }
+        let err = Network::from_toml(&solar_text_with("tank_volume_m3", "tank_volume"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `tank_volume`"), "{err}");
     }
 
     #[test]

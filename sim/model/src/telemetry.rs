@@ -59,10 +59,14 @@ pub enum Metric {
     MakeupFlowKgS,
     /// Plant hosting the pressure-holding point: the pressure held, Pa.
     HoldingPressurePa,
+    /// Solar thermal plant: temperature of its storage tank, °C.
+    TankTempC,
+    /// Solar thermal plant: heat its collectors put into the tank, W.
+    CollectorHeatW,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 21] = [
+    pub const ALL: [Metric; 23] = [
         Metric::SupplyTempC,
         Metric::ReturnTempC,
         Metric::FlowKgS,
@@ -84,6 +88,8 @@ impl Metric {
         Metric::ReturnPressurePa,
         Metric::MakeupFlowKgS,
         Metric::HoldingPressurePa,
+        Metric::TankTempC,
+        Metric::CollectorHeatW,
     ];
 
     /// The range a plausible value of this metric lies in; values outside are
@@ -95,7 +101,8 @@ impl Metric {
             | Metric::SecondarySupplyTempC
             | Metric::SecondaryReturnTempC
             | Metric::BuildingReturnTempC
-            | Metric::SetpointC => (-50.0, 200.0),
+            | Metric::SetpointC
+            | Metric::TankTempC => (-50.0, 200.0),
             Metric::RoomTempC | Metric::OutdoorTempC => (-60.0, 70.0),
             Metric::FlowKgS
             | Metric::SecondaryFlowKgS
@@ -108,7 +115,7 @@ impl Metric {
             Metric::SupplyPressurePa | Metric::ReturnPressurePa | Metric::HoldingPressurePa => {
                 (-1.0e6, 1.0e7)
             }
-            Metric::HeatW => (-1.0e10, 1.0e10),
+            Metric::HeatW | Metric::CollectorHeatW => (-1.0e10, 1.0e10),
             Metric::ValvePosition | Metric::PumpRunning => (0.0, 1.0),
             Metric::DiffPressurePa | Metric::SecondaryDiffPressurePa => (-1.0e7, 1.0e7),
         }
@@ -137,6 +144,8 @@ impl Metric {
             Metric::ReturnPressurePa => "return_pressure_pa",
             Metric::MakeupFlowKgS => "makeup_flow_kg_s",
             Metric::HoldingPressurePa => "holding_pressure_pa",
+            Metric::TankTempC => "tank_temp_c",
+            Metric::CollectorHeatW => "collector_heat_w",
         }
     }
 }

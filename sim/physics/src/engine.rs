@@ -19,9 +19,10 @@
 //!    pipe a plug-flow pipe cooling to the ground, junctions mixing what flows
 //!    in; substations exchange heat (ε-NTU) with their secondary circuits and
 //!    buildings; then the return side the same way, and the plants heat what
-//!    comes back;
-//! 5. the energy and mass bookkeeping of the whole network is closed and kept
-//!    in [`Balance`].
+//!    comes back (a solar thermal plant from its storage tank, which its
+//!    collectors charge: [`crate::solar`]);
+//! 5. the energy and mass bookkeeping of the whole network and the solar
+//!    plants' tanks is closed and kept in [`Balance`].
 
 use model::{Network, WATER_CP_J_KG_K};
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,7 @@ use crate::hx::{self, counterflow};
 use crate::hydraulics::{Link, LinkKind, Options, Problem, PumpCurve, SolveError, Solver};
 use crate::plug::{PipeSpec, PlugPipe};
 use crate::radiator::EmitterRating;
+use crate::solar::{self, Tank};
 use crate::steady::{self, Graph};
 use crate::water::Water;
 
@@ -81,6 +83,15 @@ struct PlantParams {
     ramp_w_per_s: Option<f64>,
     junction: usize,
     pump: PumpCurve,
+    solar: Option<SolarParams>,
+}
+
+#[derive(Clone, Debug)]
+struct SolarParams {
+    spec: model::network::SolarThermal,
+    tank: Tank,
+    /// The plant's flow at design load, kg/s: what its pump moves when it starts.
+    design_flow_kg_s: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -142,6 +153,26 @@ pub struct PlantState {
     /// its ramp limit (none yet: the next step is not ramp-limited).
     #[serde(default)]
     pub output_w: Option<f64>,
+    /// A solar thermal plant's collectors and tank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solar: Option<SolarState>,
+}
+
+/// A solar thermal plant's field and storage tank.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SolarState {
+    /// Temperature of the (fully mixed) tank, °C.
+    pub tank_temp_c: f64,
+    /// Heat the collectors put into the tank over the last step, W.
+    pub collector_heat_w: f64,
+    /// Heat the tank lost to the outdoor air over the last step, W.
+    pub tank_loss_w: f64,
+    /// Heat dumped at stagnation over the last step (tank full), W.
+    pub dumped_w: f64,
+    /// Heat dumped at stagnation since the start, J.
+    pub dumped_total_j: f64,
+    /// Whether the plant delivers from the tank (its pump may run) this step.
+    pub delivering: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -264,7 +295,26 @@ pub struct Balance {
     pub water_in_w: f64,
     /// Change of the heat held in the pipes, W.
     pub storage_w: f64,
-    /// |in − out − storage| over the gross flow of energy.
+    /// Heat the solar plants put into the water, W (part of `heat_produced_w`,
+    /// taken from their tanks).
+    #[serde(default)]
+    pub solar_heat_w: f64,
+    /// Heat the solar collectors put into the tanks, W.
+    #[serde(default)]
+    pub collector_heat_w: f64,
+    /// Heat the tanks lost to the outdoor air, W.
+    #[serde(default)]
+    pub tank_loss_w: f64,
+    /// Heat dumped by stagnating solar fields (tanks full), W.
+    #[serde(default)]
+    pub solar_dumped_w: f64,
+    /// Change of the heat held in the tanks, W.
+    #[serde(default)]
+    pub tank_storage_w: f64,
+    /// |in − out − storage| over the gross flow of energy, the tanks
+    /// included: in = fuelled plants' heat + collector heat + make-up water,
+    /// out = delivered + pipe and tank losses + dumped + water leaving,
+    /// storage = pipes + tanks.
     pub energy_residual: f64,
     /// Largest node mass imbalance of the hydraulic solution, kg/s.
     pub mass_residual_kg_s: f64,
@@ -370,6 +420,11 @@ impl Engine {
                         r.rated_flow_m3_h,
                         r.rated_head_m,
                     ),
+                    solar: p.solar.as_ref().map(|spec| SolarParams {
+                        spec: spec.clone(),
+                        tank: Tank::of(spec),
+                        design_flow_kg_s: p.design_flow_kg_s(),
+                    }),
                 }
             })
             .collect();
@@ -492,20 +547,39 @@ impl Engine {
         let plant_states = net
             .plants
             .iter()
-            .map(|p| PlantState {
-                supply_setpoint_c: p.design_supply_temp_c,
-                supply_temp_c: p.design_supply_temp_c,
-                return_temp_c: p.design_return_temp_c,
-                flow_kg_s: 0.0,
-                heat_w: 0.0,
-                pump_on: true,
-                pump_speed: 1.0,
-                pump_running: true,
-                tripped: false,
-                pump_tripped: false,
-                capacity_factor: 1.0,
-                head_pa: 0.0,
-                output_w: None,
+            .map(|p| {
+                let solar = p.solar.as_ref().map(|s| SolarState {
+                    tank_temp_c: s.initial_tank_temp_c,
+                    collector_heat_w: 0.0,
+                    tank_loss_w: 0.0,
+                    dumped_w: 0.0,
+                    dumped_total_j: 0.0,
+                    delivering: s.initial_tank_temp_c
+                        >= s.min_useful_temp_c
+                            .max(p.design_return_temp_c + s.delivery_margin_k),
+                });
+                // A solar plant delivers its tank's water, or idles.
+                let supply_c = match &solar {
+                    Some(s) if s.delivering => p.design_supply_temp_c.min(s.tank_temp_c),
+                    Some(_) => p.design_return_temp_c,
+                    None => p.design_supply_temp_c,
+                };
+                PlantState {
+                    supply_setpoint_c: p.design_supply_temp_c,
+                    supply_temp_c: supply_c,
+                    return_temp_c: p.design_return_temp_c,
+                    flow_kg_s: 0.0,
+                    heat_w: 0.0,
+                    pump_on: true,
+                    pump_speed: 1.0,
+                    pump_running: solar.as_ref().is_none_or(|s| s.delivering),
+                    tripped: false,
+                    pump_tripped: false,
+                    capacity_factor: 1.0,
+                    head_pa: 0.0,
+                    output_w: None,
+                    solar,
+                }
             })
             .collect();
         let pipe_states = pipes
@@ -571,6 +645,11 @@ impl Engine {
                 .iter()
                 .zip(&self.substations)
                 .all(|(s, p)| s.buildings.len() == p.buildings.len())
+            && state
+                .plants
+                .iter()
+                .zip(&self.plants)
+                .all(|(s, p)| s.solar.is_some() == p.solar.is_some())
             && state.pipes.len() == self.pipes.len()
             && state.holdings.len() == self.graph.holdings.len()
             && state.supply_temp_c.len() == nj
@@ -688,9 +767,11 @@ impl Engine {
         //    atmosphere (0 Pa gauge) that leaks discharge into.
         let atmosphere = 2 * nj;
         for (pp, ps) in self.plants.iter().zip(st.plants.iter_mut()) {
+            // A solar plant's pump stands still while its tank is too cold.
             ps.pump_running = ps.pump_on
                 && !ps.pump_tripped
-                && !st.holdings[self.graph.part_of[pp.junction]].pumps_tripped;
+                && !st.holdings[self.graph.part_of[pp.junction]].pumps_tripped
+                && ps.solar.as_ref().is_none_or(|s| s.delivering);
         }
         let closed = LinkKind::Valve {
             kv_m3_h: CLOSED_KV_M3_H,
@@ -990,6 +1071,7 @@ impl Engine {
 
         // Plants heat what comes back.
         let mut produced_w = 0.0;
+        let mut tanks = TankBooks::default();
         for (k, (pp, ps)) in self.plants.iter().zip(st.plants.iter_mut()).enumerate() {
             let m = q[2 * n_pipes + k].max(0.0);
             ps.flow_kg_s = m;
@@ -1002,6 +1084,19 @@ impl Engine {
                 ps.heat_w = 0.0;
             }
             produced_w += ps.heat_w;
+            if let Some(sp) = &pp.solar {
+                tanks.add(solar_plant_step(
+                    sp,
+                    pp.capacity_w,
+                    ps,
+                    m,
+                    t_back,
+                    outdoor_c,
+                    ghi_w_m2,
+                    dt_s,
+                ));
+                continue;
+            }
             // The supply temperature of the next step follows the setpoint
             // (first order), limited by the available capacity.
             let target = if ps.tripped {
@@ -1056,8 +1151,25 @@ impl Engine {
             .sum();
         let lost_w = lost_j / dt_s;
         let storage_w = (heat_after - heat_before) / dt_s;
-        let residual = produced_w + water_in_w - delivered_w - lost_w - water_out_w - storage_w;
-        let gross = produced_w.abs() + water_in_w + delivered_w + lost_w + water_out_w;
+        // The solar plants' heat came out of their tanks: inside the books,
+        // the collectors feed in and the tanks lose, dump and store.
+        let fuel_w = produced_w - tanks.delivered_w;
+        let residual = fuel_w + tanks.collector_w + water_in_w
+            - delivered_w
+            - lost_w
+            - water_out_w
+            - storage_w
+            - tanks.loss_w
+            - tanks.dumped_w
+            - tanks.storage_w;
+        let gross = fuel_w.abs()
+            + tanks.collector_w
+            + water_in_w
+            + delivered_w
+            + lost_w
+            + water_out_w
+            + tanks.loss_w
+            + tanks.dumped_w;
         st.balance = Balance {
             heat_produced_w: produced_w,
             heat_delivered_w: delivered_w,
@@ -1065,6 +1177,11 @@ impl Engine {
             water_out_w,
             water_in_w,
             storage_w,
+            solar_heat_w: tanks.delivered_w,
+            collector_heat_w: tanks.collector_w,
+            tank_loss_w: tanks.loss_w,
+            solar_dumped_w: tanks.dumped_w,
+            tank_storage_w: tanks.storage_w,
             energy_residual: residual.abs() / gross.max(1.0),
             mass_residual_kg_s: mass_residual,
             leak_kg_s,
@@ -1076,6 +1193,96 @@ impl Engine {
             None => Ok(()),
         }
     }
+}
+
+/// What the solar plants' tanks did over a step, W.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct TankBooks {
+    delivered_w: f64,
+    collector_w: f64,
+    loss_w: f64,
+    dumped_w: f64,
+    storage_w: f64,
+}
+
+impl TankBooks {
+    fn add(&mut self, o: TankBooks) {
+        self.delivered_w += o.delivered_w;
+        self.collector_w += o.collector_w;
+        self.loss_w += o.loss_w;
+        self.dumped_w += o.dumped_w;
+        self.storage_w += o.storage_w;
+    }
+}
+
+/// A solar thermal plant after the water came back (`m` kg/s at `t_back_c`,
+/// its heat `ps.heat_w` already drawn this step): the collectors charge the
+/// tank (yield at the tank's temperature), the tank gives the heat drawn,
+/// loses to the outdoor air and stagnates at its maximum; then the plant
+/// decides the next step. It starts delivering when the tank reaches the
+/// higher of its minimum useful temperature and the return plus
+/// `delivery_margin_k`, and stops half the margin below that; it supplies at
+/// its setpoint or the tank temperature if colder, at most its capacity and
+/// the heat the tank holds above the return; while idle its pump stands still.
+#[allow(clippy::too_many_arguments)]
+fn solar_plant_step(
+    sp: &SolarParams,
+    capacity_w: f64,
+    ps: &mut PlantState,
+    m: f64,
+    t_back_c: f64,
+    outdoor_c: f64,
+    ghi_w_m2: f64,
+    dt_s: f64,
+) -> TankBooks {
+    let Some(mut ss) = ps.solar.take() else {
+        return TankBooks::default();
+    };
+    // Its return sensor sits in the network's return at the junction: it
+    // reads the water there whether the plant's pump runs or not.
+    ps.return_temp_c = t_back_c;
+    let before_c = ss.tank_temp_c;
+    let collector_w = solar::collector_heat_w(&sp.spec, ghi_w_m2, before_c, outdoor_c);
+    let tank = solar::tank_step(&sp.tank, before_c, outdoor_c, collector_w - ps.heat_w, dt_s);
+    ss.tank_temp_c = tank.temp_c;
+    ss.collector_heat_w = collector_w;
+    ss.tank_loss_w = tank.loss_j / dt_s;
+    ss.dumped_w = tank.dumped_j / dt_s;
+    ss.dumped_total_j += tank.dumped_j;
+    let on_c = sp
+        .spec
+        .min_useful_temp_c
+        .max(t_back_c + sp.spec.delivery_margin_k);
+    let off_c = on_c - 0.5 * sp.spec.delivery_margin_k;
+    let hot_enough = if ss.delivering {
+        tank.temp_c >= off_c
+    } else {
+        tank.temp_c >= on_c
+    };
+    ss.delivering = hot_enough && !ps.tripped;
+    if ss.delivering {
+        let m_next = if m > 1e-9 { m } else { sp.design_flow_kg_s };
+        let mcp = m_next * WATER_CP_J_KG_K;
+        let target_c = ps.supply_setpoint_c.min(tank.temp_c);
+        let max_w = (capacity_w * ps.capacity_factor)
+            .min(sp.tank.heat_above_j(tank.temp_c, t_back_c) / dt_s)
+            .max(0.0);
+        let q = (mcp * (target_c - t_back_c)).clamp(0.0, max_w);
+        ps.supply_temp_c = t_back_c + q / mcp;
+        ps.output_w = Some(q);
+    } else {
+        ps.supply_temp_c = t_back_c;
+        ps.output_w = Some(0.0);
+    }
+    let books = TankBooks {
+        delivered_w: ps.heat_w,
+        collector_w,
+        loss_w: ss.tank_loss_w,
+        dumped_w: ss.dumped_w,
+        storage_w: sp.tank.heat_above_j(tank.temp_c, before_c) / dt_s,
+    };
+    ps.solar = Some(ss);
+    books
 }
 
 /// The heat a plant puts into the water this step, W: what its supply

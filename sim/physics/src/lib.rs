@@ -17,6 +17,7 @@ pub mod hydraulics;
 pub mod pipe;
 pub mod plug;
 pub mod radiator;
+pub mod solar;
 pub mod sparse;
 pub mod steady;
 pub mod water;

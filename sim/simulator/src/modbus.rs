@@ -256,6 +256,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_solar_site_serves_its_tank_and_collectors_and_others_read_nan() {
+        let net = Network::sample("solar").unwrap();
+        let world = Arc::new(Mutex::new(World::new(net.clone())));
+        {
+            // Noon of the first day: the collectors work.
+            let mut w = world.lock().unwrap();
+            for _ in 0..72 {
+                w.step(600.0).unwrap();
+            }
+        }
+        let port = free_port_pair();
+        let bound = serve(world.clone(), &net, "127.0.0.1".parse().unwrap(), port)
+            .await
+            .unwrap();
+        let regs = |site: usize| {
+            let addr = bound[site].1;
+            async move {
+                let mut ctx = tokio_modbus::client::tcp::connect_slave(addr, Slave(1))
+                    .await
+                    .unwrap();
+                let n = model::hardware::sensors(NodeKind::Plant).len() as u16;
+                ctx.read_input_registers(0, 2 * n).await.unwrap().unwrap()
+            }
+        };
+        // Plants come first, in file order: solar-east is site 2.
+        assert_eq!(bound[2].0.head.as_str(), "solar-east");
+        let solar = regs(2).await;
+        let at = |regs: &[u16], m| {
+            let r = model::hardware::modbus::sensor_register(NodeKind::Plant, m).unwrap() as usize;
+            decode_f32([regs[r], regs[r + 1]])
+        };
+        let truth = world.lock().unwrap().state().plants[2].clone();
+        let tank = truth.solar.unwrap();
+        assert_eq!(
+            at(&solar, Metric::TankTempC),
+            tank.tank_temp_c as f32 as f64
+        );
+        assert_eq!(
+            at(&solar, Metric::CollectorHeatW),
+            tank.collector_heat_w as f32 as f64
+        );
+        assert_eq!(at(&solar, Metric::HeatW), truth.heat_w as f32 as f64);
+        assert!(tank.collector_heat_w > 0.0);
+        // The CHP plant has no tank: NaN.
+        let chp = regs(0).await;
+        assert!(at(&chp, Metric::TankTempC).is_nan());
+        assert!(at(&chp, Metric::CollectorHeatW).is_nan());
+    }
+
+    #[tokio::test]
     async fn a_site_reads_and_writes_like_a_plc_and_refuses_what_it_must() {
         let net = Network::sample("demo").unwrap();
         let world = Arc::new(Mutex::new(World::new(net.clone())));

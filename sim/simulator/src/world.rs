@@ -398,6 +398,11 @@ impl World {
                     Metric::HoldingPressurePa => self
                         .plant_holding(i)
                         .map_or(f64::NAN, |h| st.holdings[h].pressure_pa),
+                    // Only a solar thermal plant has a tank and collectors.
+                    Metric::TankTempC => p.solar.as_ref().map_or(f64::NAN, |s| s.tank_temp_c),
+                    Metric::CollectorHeatW => {
+                        p.solar.as_ref().map_or(f64::NAN, |s| s.collector_heat_w)
+                    }
                     _ => f64::NAN,
                 }
             }
@@ -1060,6 +1065,50 @@ mod tests {
         again.clear_fault(rec.id).unwrap();
         again.step(10.0).unwrap();
         assert_eq!(read(&again, "s03", Metric::PumpRunning), 1.0);
+    }
+
+    #[test]
+    fn a_solar_plant_reports_its_tank_and_collectors_and_its_heat_costs_nothing() {
+        let net = Network::sample("solar").unwrap();
+        let mut w = World::new(net.clone());
+        let has =
+            |w: &World, dev: &str, m| w.read_sensors(dev).unwrap().iter().any(|r| r.metric == m);
+        // A day in 10-minute steps under the network's own (partly cloudy) weather.
+        let (mut sunniest_w, mut solar_j, mut fuel_cost) = (0.0_f64, 0.0, 0.0);
+        for _ in 0..144 {
+            w.step(600.0).unwrap();
+            let k = 2;
+            let s = w.state().plants[k].solar.clone().unwrap();
+            assert_eq!(read(&w, "solar-east", Metric::TankTempC), s.tank_temp_c);
+            assert_eq!(
+                read(&w, "solar-east", Metric::CollectorHeatW),
+                s.collector_heat_w
+            );
+            assert_eq!(
+                read(&w, "solar-east", Metric::HeatW),
+                w.state().plants[k].heat_w
+            );
+            sunniest_w = sunniest_w.max(s.collector_heat_w);
+            solar_j += w.state().plants[k].heat_w.max(0.0) * 600.0;
+            for (p, ps) in net.plants.iter().zip(&w.state().plants).take(2) {
+                fuel_cost += ps.heat_w.max(0.0) * 600.0 / 1e9 * p.heat_price_yuan_per_gj;
+            }
+        }
+        assert!(sunniest_w > 1.0e6, "collectors never above {sunniest_w} W");
+        assert!(solar_j > 0.0, "the solar plant never delivered");
+        // Fuelled plants have no tank or collectors: those readings are missing.
+        assert!(!has(&w, "chp-north", Metric::TankTempC));
+        assert!(!has(&w, "boiler-south", Metric::CollectorHeatW));
+        // The scorecard books the solar heat, at no cost.
+        let card = w.scorecard();
+        let solar_booked: f64 = card.days.iter().map(|d| d.plant_j[2]).sum();
+        assert!((solar_booked - solar_j).abs() < 1e-6 * solar_j);
+        assert!((card.cost_yuan - fuel_cost).abs() < 1e-6 * fuel_cost);
+        assert!(
+            card.worst_energy_residual <= 1e-3,
+            "{}",
+            card.worst_energy_residual
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::solar::Tank;
 
 #[test]
 fn demo_heats_rooms_and_balances_heat() {
@@ -454,4 +455,144 @@ fn a_plant_holds_its_minimum_load_when_the_network_wants_less() {
         p.supply_temp_c
     );
     assert!(p.supply_temp_c > 60.0 + 1.0, "{}", p.supply_temp_c);
+}
+
+/// The `solar` sample through a clear December day and night at −2 °C,
+/// minute by minute: the books (tanks included) close at every step.
+/// One minute of the solar plant: (irradiance W/m², tank °C, collector W,
+/// heat into the network W, delivering).
+type SolarMinute = (f64, f64, f64, f64, bool);
+
+fn sunny_solar_day(hours: usize) -> (Network, Engine, Vec<SolarMinute>) {
+    let net = Network::sample("solar").unwrap();
+    let mut e = Engine::new(&net);
+    let k = net.plants.iter().position(|p| p.solar.is_some()).unwrap();
+    let mut trace = Vec::new();
+    for i in 0..hours * 60 {
+        let ghi = crate::weather::clear_sky_ghi_w_m2(39.1, e.state.time_ms + 30_000);
+        e.step(60.0, -2.0, ghi).unwrap();
+        let b = &e.state.balance;
+        assert!(
+            b.energy_residual <= 1e-3,
+            "step {i} at t={} ms: energy balance off by {:.3e} ({b:?})",
+            e.state.time_ms,
+            b.energy_residual
+        );
+        let ps = &e.state.plants[k];
+        let s = ps.solar.as_ref().unwrap();
+        trace.push((
+            ghi,
+            s.tank_temp_c,
+            s.collector_heat_w,
+            ps.heat_w,
+            s.delivering,
+        ));
+    }
+    (net, e, trace)
+}
+
+#[test]
+fn a_solar_tank_charges_by_day_and_discharges_into_the_network_in_the_evening() {
+    let (net, e, trace) = sunny_solar_day(48);
+    let k = net.plants.iter().position(|p| p.solar.is_some()).unwrap();
+    let spec = net.plants[k].solar.clone().unwrap();
+    let tank = Tank::of(&spec);
+    // The state at h:00 local time (the run starts at midnight).
+    let at = |h: usize| trace[h * 60 - 1];
+    // Night: a cold tank (55 °C, below its useful 60 °C) and an idle plant.
+    let (_, t7, _, q7, d7) = at(7);
+    assert!(t7 < 55.0 && q7 == 0.0 && !d7, "07:00 {:?}", at(7));
+    // Morning sun charges the tank; it starts delivering once hot enough.
+    let (_, t11, c11, q11, _) = at(11);
+    assert!(
+        c11 > 2.0e6 && t11 > t7 + 10.0 && q11 > 0.5e6,
+        "11:00 {:?}",
+        at(11)
+    );
+    let peak = trace[..24 * 60]
+        .iter()
+        .map(|s| s.1)
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert!(peak > 80.0 && peak < spec.tank_max_temp_c, "peak {peak}");
+    // After sunset the tank runs down into the network.
+    let (_, t17, c17, q17, d17) = at(17);
+    let (_, t19, _, q19, _) = at(19);
+    assert!(
+        c17 == 0.0 && d17 && q17 > 0.5e6 && q19 > 0.3e6,
+        "{:?} {:?}",
+        at(17),
+        at(19)
+    );
+    assert!(t19 < t17 - 5.0);
+    // What the tank gave up between 17:00 and 19:00 went into the network
+    // (and a little to the air): C·ΔT = Σ Q·dt + losses.
+    let drawn_j: f64 = trace[17 * 60..19 * 60].iter().map(|s| s.3 * 60.0).sum();
+    let fall_j = tank.capacity_j_k * (t17 - t19);
+    assert!(
+        (fall_j - drawn_j).abs() < 0.01 * fall_j,
+        "tank gave {fall_j:.3e} J, network got {drawn_j:.3e} J"
+    );
+    // Then it stops above the return again, idles, and the next day repeats.
+    let (_, t23, _, q23, d23) = at(23);
+    assert!(!d23 && q23 == 0.0 && t23 > 55.0, "23:00 {:?}", at(23));
+    // Idle, the plant's return sensor still reads the network's return there.
+    let j = e.plant_junction(k).unwrap();
+    let idle = &e.state.plants[k];
+    assert!(!idle.pump_running && idle.flow_kg_s == 0.0);
+    assert_eq!(idle.return_temp_c, e.state.return_temp_c[j]);
+    assert!(trace[24 * 60..].iter().any(|s| s.4 && s.3 > 0.5e6));
+    // Whenever it delivers, it supplies no hotter than its tank and within
+    // its capacity; heat is free but not unlimited.
+    let ps = &e.state.plants[k];
+    assert!(ps.supply_temp_c <= ps.solar.as_ref().unwrap().tank_temp_c + 1e-9);
+    assert!(trace.iter().all(|s| s.3 <= net.plants[k].capacity_w));
+    // Nothing was dumped: the tank never filled.
+    assert_eq!(ps.solar.as_ref().unwrap().dumped_total_j, 0.0);
+}
+
+#[test]
+fn a_full_tank_stagnates_dumps_its_excess_and_the_books_still_close() {
+    let net = Network::sample("solar").unwrap();
+    let mut e = Engine::new(&net);
+    let k = net.plants.iter().position(|p| p.solar.is_some()).unwrap();
+    // The plant may not deliver: the sun fills the tank.
+    e.state.plants[k].pump_on = false;
+    let mut dumped_j = 0.0;
+    for i in 0..12 * 60 {
+        e.step(60.0, 0.0, 700.0).unwrap();
+        let b = &e.state.balance;
+        assert!(b.energy_residual <= 1e-3, "step {i}: {b:?}");
+        assert_eq!(e.state.plants[k].heat_w, 0.0);
+        dumped_j += b.solar_dumped_w * 60.0;
+    }
+    let s = e.state.plants[k].solar.clone().unwrap();
+    assert_eq!(s.tank_temp_c, 95.0);
+    assert!(s.dumped_w > 0.0 && s.dumped_w <= s.collector_heat_w);
+    assert!((dumped_j - s.dumped_total_j).abs() < 1e-6 * dumped_j);
+    // At 95 °C and 0 °C outdoor, 1.8·700 = 1260 W/m² on the plane:
+    // 0.8·1260 − 3.5·95 − 0.015·95² = 1008 − 332.5 − 135.4 = 540.1 W/m²,
+    // 5.401 MW, all dumped but the tank's loss (60 W/K · 95 K = 5.7 kW).
+    assert!(
+        (s.collector_heat_w - 5.401e6).abs() < 1e3,
+        "{}",
+        s.collector_heat_w
+    );
+    assert!(
+        (s.dumped_w - (s.collector_heat_w - 60.0 * 95.0)).abs() < 1.0,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn a_tripped_solar_plant_stops_delivering() {
+    let (net, mut e, _) = sunny_solar_day(12);
+    let k = net.plants.iter().position(|p| p.solar.is_some()).unwrap();
+    assert!(e.state.plants[k].heat_w > 0.5e6);
+    e.state.plants[k].tripped = true;
+    for _ in 0..3 {
+        e.step(60.0, -2.0, 400.0).unwrap();
+    }
+    let ps = &e.state.plants[k];
+    assert!(!ps.pump_running && ps.heat_w == 0.0, "{ps:?}");
+    assert!(ps.solar.as_ref().unwrap().collector_heat_w > 0.0);
 }
