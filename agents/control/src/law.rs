@@ -75,6 +75,19 @@ fn default_rate() -> f64 {
     2.0
 }
 
+/// Longest scan a loop's gains are tuned for by default, s. Temperature and
+/// pressure processes settle within about a minute; a longer scan (a lockstep
+/// simulation's 300 s steps, a slow bus) sees a process already settled, and
+/// the full gain on it overshoots every scan: a valve banged between shut and
+/// 80 % open at 300 s steps. Beyond this, the step's action is scaled by
+/// `max_dt_s / dt_s`: a long scan moves the output no more than a scan of
+/// `max_dt_s` would.
+pub const SAMPLED_MAX_DT_S: f64 = 60.0;
+
+fn default_max_dt_s() -> f64 {
+    SAMPLED_MAX_DT_S
+}
+
 /// PI controller, positional form, with conditional integration (anti-windup).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pi {
@@ -83,6 +96,9 @@ pub struct Pi {
     pub out_min: f64,
     pub out_max: f64,
     pub integral: f64,
+    /// Scans longer than this act as if this long (see [`SAMPLED_MAX_DT_S`]).
+    #[serde(default = "default_max_dt_s")]
+    pub max_dt_s: f64,
 }
 
 impl Pi {
@@ -93,7 +109,15 @@ impl Pi {
             out_min,
             out_max,
             integral: initial_out,
+            max_dt_s: SAMPLED_MAX_DT_S,
         }
+    }
+
+    /// The same loop tuned for scans up to `max_dt_s` (a slow loop whose
+    /// process takes longer than [`SAMPLED_MAX_DT_S`] to settle).
+    pub fn with_max_dt_s(mut self, max_dt_s: f64) -> Self {
+        self.max_dt_s = max_dt_s;
+        self
     }
 
     /// One step: returns the clamped output. The integral does not grow while
@@ -104,7 +128,12 @@ impl Pi {
 
     /// One step with the gain scaled by `gain` (gain scheduling).
     pub fn step_with_gain(&mut self, setpoint: f64, measured: f64, dt_s: f64, gain: f64) -> f64 {
-        let kp = self.kp * gain;
+        let long_scan = if dt_s > self.max_dt_s {
+            self.max_dt_s / dt_s
+        } else {
+            1.0
+        };
+        let kp = self.kp * gain * long_scan;
         let e = setpoint - measured;
         let p = kp * e;
         let candidate = self.integral + kp * dt_s / self.ti_s * e;
@@ -415,13 +444,15 @@ impl PlantCtl {
                     Some(PlantDispatch::Heat { heat_w: h, .. }) => *h = heat_w,
                     _ => {
                         // 10 % heat error moves the speed by 1 %; bumpless from the speed now.
+                        // Slow on purpose, and gentle at any scan: no long-scan scaling.
                         let pi = Pi::new(
                             0.1 / heat_w.max(1.0e6),
                             HEAT_LOOP_TI_S,
                             MIN_PUMP_SPEED,
                             model::hardware::PUMP_SPEED_LIMITS.1,
                             self.last_speed,
-                        );
+                        )
+                        .with_max_dt_s(HEAT_LOOP_TI_S);
                         self.dispatch = Some(PlantDispatch::Heat { heat_w, pi });
                     }
                 }

@@ -73,8 +73,18 @@ pub fn health_and_reflection() -> anyhow::Result<(
     Ok((reporter, health, reflection))
 }
 
+/// HTTP/2 keepalive ping period of every heatnet connection (client and server).
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a keepalive ping may go unanswered before the connection is
+/// dropped. Generous on purpose: a peer that is merely slow (a saturated
+/// machine, a long fsync) must not lose its session; a dead process is
+/// noticed at once by its closed socket, and a silent gateway by the
+/// optimizer's heartbeat timeout. (3 s dropped every gateway of a season run
+/// on 2 cores about every minute.)
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Connection options for every heatnet client: short connect timeout, keepalive,
-/// so a dead peer is noticed in seconds.
+/// so a dead peer is noticed within [`KEEPALIVE_INTERVAL`] + [`KEEPALIVE_TIMEOUT`].
 pub fn endpoint(addr: &str) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
     let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.to_string()
@@ -83,8 +93,8 @@ pub fn endpoint(addr: &str) -> Result<tonic::transport::Endpoint, tonic::transpo
     };
     Ok(tonic::transport::Endpoint::from_shared(uri)?
         .connect_timeout(std::time::Duration::from_secs(2))
-        .http2_keep_alive_interval(std::time::Duration::from_secs(2))
-        .keep_alive_timeout(std::time::Duration::from_secs(3))
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true)
         .tcp_nodelay(true))
 }

@@ -40,6 +40,22 @@ pub const FORECAST_HORIZON_MS: i64 = 48 * 3_600_000;
 /// handed out but not yet flushed before a crash).
 const VERSION_RESTART_MARGIN: u64 = 100_000;
 
+/// How often [`Core::check_liveness`] is meant to run.
+pub const LIVENESS_PERIOD: Duration = Duration::from_millis(250);
+
+/// How much later than `period` after `last_check` the check runs at `now`.
+fn own_stall(last_check: Option<Instant>, now: Instant, period: Duration) -> Duration {
+    last_check.map_or(Duration::ZERO, |t| {
+        now.saturating_duration_since(t).saturating_sub(period)
+    })
+}
+
+/// A gateway last heard at `last_seen`, with the optimizer's own `stall`
+/// taken off its silence (never later than `now`).
+fn held(last_seen: Instant, stall: Duration, now: Instant) -> Instant {
+    (last_seen + stall).min(now)
+}
+
 pub type SessionTx = mpsc::Sender<Result<v1::OptimizerMessage, tonic::Status>>;
 
 #[derive(Clone, Debug)]
@@ -172,6 +188,8 @@ struct Inner {
     next_session_seq: u64,
     schedule: PlanState,
     watch: crate::watch::Watch,
+    /// When the liveness check last ran (its own stalls are not the gateways' silence).
+    last_liveness_check: Option<Instant>,
 }
 
 pub struct Core {
@@ -294,6 +312,7 @@ impl Core {
                 next_session_seq: 1,
                 schedule,
                 watch,
+                last_liveness_check: None,
             }),
             forecasts,
             audit,
@@ -742,19 +761,39 @@ impl Core {
         );
     }
 
-    /// Marks gateways silent for longer than the timeout as lost.
+    /// Marks gateways silent for longer than the timeout as lost. Meant to
+    /// run every [`LIVENESS_PERIOD`]: when it ran late (a long planning
+    /// round, a starved machine), the optimizer was not reading its sessions
+    /// either, so the delay is not held against the gateways.
     pub fn check_liveness(&self) {
+        let now = Instant::now();
         let lost: Vec<(NodeId, u64)> = match self.lock() {
-            Ok(inner) => inner
-                .gateways
-                .values()
-                .filter(|g| {
-                    g.online
-                        && g.last_seen
-                            .is_none_or(|t| t.elapsed() > self.cfg.heartbeat_timeout)
-                })
-                .map(|g| (g.record.gateway_id.clone(), g.session_seq))
-                .collect(),
+            Ok(mut inner) => {
+                let stall = own_stall(inner.last_liveness_check, now, LIVENESS_PERIOD);
+                inner.last_liveness_check = Some(now);
+                if !stall.is_zero() {
+                    for g in inner.gateways.values_mut().filter(|g| g.online) {
+                        g.last_seen = g.last_seen.map(|t| held(t, stall, now));
+                    }
+                    if stall > self.cfg.heartbeat_timeout / 4 {
+                        tracing::warn!(
+                            stall_ms = stall.as_millis() as u64,
+                            "optimizer stalled: gateways' silence during the stall not counted"
+                        );
+                    }
+                }
+                inner
+                    .gateways
+                    .values()
+                    .filter(|g| {
+                        g.online
+                            && g.last_seen.is_none_or(|t| {
+                                now.saturating_duration_since(t) > self.cfg.heartbeat_timeout
+                            })
+                    })
+                    .map(|g| (g.record.gateway_id.clone(), g.session_seq))
+                    .collect()
+            }
             Err(_) => return,
         };
         for (gw, seq) in lost {
@@ -1252,4 +1291,44 @@ fn send_command(
     })?;
     inner.next_version += 1;
     Ok(command_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_liveness_check_measures_its_own_stall() {
+        let t0 = Instant::now();
+        let period = Duration::from_millis(250);
+        assert_eq!(own_stall(None, t0, period), Duration::ZERO);
+        // On time, or early: no stall.
+        assert_eq!(own_stall(Some(t0), t0 + period, period), Duration::ZERO);
+        assert_eq!(
+            own_stall(Some(t0 + period), t0, period),
+            Duration::ZERO,
+            "a clock read out of order is no stall"
+        );
+        // A 20 s planning round between two checks: 19.75 s of stall.
+        assert_eq!(
+            own_stall(Some(t0), t0 + Duration::from_secs(20), period),
+            Duration::from_millis(19_750)
+        );
+    }
+
+    #[test]
+    fn the_optimizers_stall_is_taken_off_a_gateways_silence() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(15);
+        let now = t0 + Duration::from_secs(30);
+        // Heard 30 s ago, of which the optimizer stalled 20 s: 10 s of silence.
+        let last = held(t0, Duration::from_secs(20), now);
+        assert_eq!(now - last, Duration::from_secs(10));
+        assert!(now - last <= timeout);
+        // Stalled 5 s of 30: 25 s of silence, lost.
+        let last = held(t0, Duration::from_secs(5), now);
+        assert!(now - last > timeout);
+        // Never later than now.
+        assert_eq!(held(now, Duration::from_secs(60), now), now);
+    }
 }

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use proto::v1;
@@ -57,7 +56,7 @@ pub async fn run(
             "time of one optimizer cycle (liveness check and planning round)",
         );
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut tick = tokio::time::interval(crate::core::LIVENESS_PERIOD);
             loop {
                 tick.tick().await;
                 let started = std::time::Instant::now();
@@ -70,8 +69,8 @@ pub async fn run(
         })
     };
     let served = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(2)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(3)))
+        .http2_keepalive_interval(Some(observe::grpc::KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(observe::grpc::KEEPALIVE_TIMEOUT))
         .add_service(health)
         .add_service(reflection)
         .add_service(v1::agent_service_server::AgentServiceServer::new(

@@ -731,3 +731,58 @@ fn the_lead_plant_holds_the_pump_head_it_is_given() {
         .unwrap_err();
     assert!(err.contains("set_heat_output is for plants"), "{err}");
 }
+
+/// The substation's supply loop against a process that settles within a
+/// long scan (a radiator circuit behind a heat exchanger seen every `dt_s`):
+/// secondary supply = 18 °C + 100 K × valve position, the valve moving at
+/// the simulator's stroke speed (60 s). Returns the valve positions.
+fn static_process_run(pi: &mut Pi, dt_s: f64, scans: usize) -> Vec<f64> {
+    let mut valve = 0.5;
+    (0..scans)
+        .map(|_| {
+            let t_sup = 18.0 + 100.0 * valve;
+            let command = pi.step(70.0, t_sup, dt_s);
+            let travel = dt_s / 60.0;
+            valve += (command - valve).clamp(-travel, travel);
+            valve
+        })
+        .collect()
+}
+
+#[test]
+fn a_long_scan_does_not_bang_the_valve() {
+    // The substation loop's tuning (law.rs: kp 0.015/K, Ti 180 s).
+    // Scans of a minute and less are covered by the control-loop tests
+    // against the simulator (tests/control_loop.rs).
+    for dt_s in [120.0, 300.0, 600.0, 1800.0] {
+        let mut pi = Pi::new(0.015, 180.0, 0.0, 1.0, 0.5);
+        let openings = static_process_run(&mut pi, dt_s, 200);
+        let tail = &openings[150..];
+        let (lo, hi) = tail
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        // Settled at 0.52 (70 °C), not cycling between the stops.
+        assert!(
+            (lo - 0.52).abs() < 0.02 && (hi - 0.52).abs() < 0.02,
+            "dt {dt_s} s: valve cycles over {lo:.3}..{hi:.3}"
+        );
+    }
+    // Without the long-scan scaling the same loop bangs between the stops at
+    // 300 s scans: what a lockstep season run showed before.
+    let mut pi = Pi::new(0.015, 180.0, 0.0, 1.0, 0.5).with_max_dt_s(f64::INFINITY);
+    let openings = static_process_run(&mut pi, 300.0, 200);
+    let tail = &openings[150..];
+    assert!(
+        tail.iter().any(|&v| v < 0.05) && tail.iter().any(|&v| v > 0.7),
+        "{tail:?}"
+    );
+}
+
+#[test]
+fn a_pi_state_saved_before_max_dt_existed_still_loads() {
+    let old = r#"{"kp":0.015,"ti_s":180.0,"out_min":0.0,"out_max":1.0,"integral":0.4}"#;
+    let pi: Pi = serde_json::from_str(old).unwrap();
+    assert_eq!(pi.max_dt_s, SAMPLED_MAX_DT_S);
+}
