@@ -203,7 +203,8 @@ const MIN_SURVEYED: usize = 3;
 /// Quiet reading pairs whose null surveys give the noise floor, at most.
 const NULL_SURVEYS: usize = 4;
 /// A pending leak whose first plant has sent nothing newer is confirmed by
-/// any plant's sample this many confirmation periods after the onset.
+/// another plant's sample this many confirmation periods after the onset (up
+/// to twice as many).
 const SILENT_CONFIRMS: i64 = 10;
 
 /// An exponentially weighted mean and variance over network time.
@@ -432,11 +433,14 @@ impl LeakDetector {
                     return None;
                 }
                 // Confirmed by a later sample of the plant that showed the
-                // excess (another plant's clock may run ahead of it), or by
-                // any once that plant has been silent for long.
+                // excess (another plant's clock may run far ahead of it), or
+                // by another plant's sample taken a while after the onset, but
+                // not so long after that its clock runs apart from the first
+                // plant's (the first plant silent since, its gateway lost).
                 let waited = t - onset_ms;
+                let silent = SILENT_CONFIRMS * self.cfg.confirm_ms;
                 let confirmed = (*plant == first && waited >= self.cfg.confirm_ms)
-                    || waited >= SILENT_CONFIRMS * self.cfg.confirm_ms;
+                    || (silent..=2 * silent).contains(&waited);
                 if !confirmed {
                     return None;
                 }

@@ -1089,3 +1089,38 @@ fn a_node_read_late_across_a_swing_is_left_out_of_the_survey() {
         "{ev:?}"
     );
 }
+
+#[test]
+fn a_leak_is_timed_by_the_plant_that_showed_it_when_telemetry_arrives_hours_apart() {
+    // A lockstep season on the city (300 s steps): chp-west, which meters the
+    // make-up, delivers its telemetry 80 min of network time behind
+    // chp-east. The hole opens at 0 (make-up 0 → 5.7 kg/s from chp-west's
+    // 5 min sample). Stamped with the newest plant's time the leak was raised
+    // at 85 min; it is raised at chp-west's second sample showing it.
+    let mut det = LeakDetector::new(LeakConfig::default(), None);
+    let t0 = 1_800_000_000_000;
+    let step = 300_000;
+    let lag = 16 * step;
+    let mut raised = Vec::new();
+    for k in -24..4 {
+        let t = t0 + k * step;
+        let makeup = if k >= 1 { 5.7 } else { 0.0 };
+        let west = [
+            Reading::new(Metric::MakeupFlowKgS, makeup),
+            Reading::new(Metric::FlowKgS, 800.0),
+            Reading::new(Metric::ReturnFlowKgS, 800.0 - makeup),
+        ];
+        let east = [
+            Reading::new(Metric::FlowKgS, 850.0),
+            Reading::new(Metric::ReturnFlowKgS, 850.0),
+        ];
+        for (node, time, r) in [("chp-east", t + lag, &east[..]), ("chp-west", t, &west[..])] {
+            if let Some(LeakEvent::Raise { network_ms, .. }) =
+                det.observe(&id(node), NodeKind::Plant, time, r)
+            {
+                raised.push(network_ms);
+            }
+        }
+    }
+    assert_eq!(raised, vec![t0 + 2 * step]);
+}
