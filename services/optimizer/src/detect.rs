@@ -266,11 +266,12 @@ pub enum LeakEvent {
     },
 }
 
-/// A leak location not trusted: the best guess, its pressure mark and the
+/// A leak location not trusted: the best guess (none when too few nodes were
+/// read in step with the others to survey), its pressure mark and the
 /// survey's noise floor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Withheld {
-    pub guess: LeakSection,
+    pub guess: Option<LeakSection>,
     pub mark_pa: f64,
     pub noise_pa: f64,
 }
@@ -454,15 +455,18 @@ impl LeakDetector {
                 let mark_pa = guess.as_ref().map_or(0.0, |g| g.deficit_pa);
                 tracing::info!(onset_ms, before_ms, deficits = ?deficits, noise_pa, mark_pa, "leak: pressure deficits per node, Pa");
                 let trusted = noise_pa.is_none_or(|n| mark_pa >= self.cfg.locate_margin * n);
+                let withhold = |guess| {
+                    Some(Box::new(Withheld {
+                        guess,
+                        mark_pa,
+                        noise_pa: noise_pa.unwrap_or(0.0),
+                    }))
+                };
                 let (section, withheld) = match guess {
-                    Some(g) if !trusted => (
-                        None,
-                        Some(Box::new(Withheld {
-                            guess: g,
-                            mark_pa,
-                            noise_pa: noise_pa.unwrap_or(0.0),
-                        })),
-                    ),
+                    Some(g) if !trusted => (None, withhold(Some(g))),
+                    // A layout, but too few nodes read in step with the
+                    // others across the onset to survey.
+                    None if self.layout.is_some() && deficits.is_empty() => (None, withhold(None)),
                     g => (g, None),
                 };
                 Some(LeakEvent::Raise {

@@ -159,10 +159,16 @@ impl Watch {
                     None => (
                         NETWORK_NODE.to_string(),
                         match &withheld {
-                            Some(w) => format!(
-                                "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); location withheld: the pressures swing by up to {:.0} Pa between quiet readings, the leak's mark is {:.0} Pa (best guess {} near {})",
-                                w.noise_pa, w.mark_pa, w.guess.pipe_id, w.guess.junction
-                            ),
+                            Some(w) => match &w.guess {
+                                Some(g) => format!(
+                                    "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); location withheld: the pressures swing by up to {:.0} Pa between quiet readings, the leak's mark is {:.0} Pa (best guess {} near {})",
+                                    w.noise_pa, w.mark_pa, g.pipe_id, g.junction
+                                ),
+                                None => format!(
+                                    "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); location withheld: too few nodes read in step with the others across the onset (the pressures swing by up to {:.0} Pa between quiet readings)",
+                                    w.noise_pa
+                                ),
+                            },
                             None => format!(
                                 "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); no location"
                             ),
