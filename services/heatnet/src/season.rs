@@ -499,12 +499,24 @@ async fn drain(
                 .map(|n| n.reading_time_ms)
                 .min()
                 .unwrap_or(stop_ms),
+            // A busy optimizer may not answer in time: that is no progress.
             Err(e) => {
-                eprintln!(
-                    "  [{}] optimizer state unreadable while draining: {e}",
-                    mode.name()
-                );
-                return;
+                if last_print.elapsed() >= Duration::from_secs(30) {
+                    last_print = Instant::now();
+                    eprintln!(
+                        "  [{}] optimizer state unreadable while draining (retrying): {e}",
+                        mode.name()
+                    );
+                }
+                if began.elapsed() > DRAIN_LIMIT || moved.elapsed() > DRAIN_STALL {
+                    eprintln!(
+                        "  [{}] gave up draining: the optimizer does not answer",
+                        mode.name()
+                    );
+                    return;
+                }
+                tokio::time::sleep(POLL).await;
+                continue;
             }
         };
         let lag_min = (stop_ms - oldest) as f64 / 60_000.0;
