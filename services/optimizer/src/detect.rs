@@ -198,6 +198,8 @@ const FLOW_MOVE_SHARE: f64 = 0.25;
 
 /// Pressure samples kept per node, at most.
 const MAX_PRESSURE_SAMPLES: usize = 64;
+/// Pressure samples kept per node however old, at least.
+const MIN_PRESSURE_SAMPLES: usize = 2 * NULL_SURVEYS + 4;
 /// Fewer nodes than this in a survey side have no median worth taking out.
 const MIN_SURVEYED: usize = 3;
 /// Quiet reading pairs whose null surveys give the noise floor, at most.
@@ -340,8 +342,13 @@ impl LeakDetector {
             if q.back().is_none_or(|b| b.0 < time_ms) {
                 q.push_back((time_ms, ps, pr, get(Metric::FlowKgS)));
                 // Keep what a baseline window and the time since onset need.
+                // (and at least the last few readings, however far apart:
+                // the null surveys need them at 300 s steps too).
                 let keep_from = time_ms - 2 * self.cfg.baseline_window_ms;
-                while q.len() > MAX_PRESSURE_SAMPLES || q.front().is_some_and(|f| f.0 < keep_from) {
+                while q.len() > MAX_PRESSURE_SAMPLES
+                    || (q.len() > MIN_PRESSURE_SAMPLES
+                        && q.front().is_some_and(|f| f.0 < keep_from))
+                {
                     q.pop_front();
                 }
             }
@@ -502,14 +509,15 @@ impl LeakDetector {
     /// Per node: pressure lost across a step: the node's last reading at or
     /// before `before_ms` minus its first at or after `after_ms` (and at or
     /// before `after_until_ms`), the two closest to the step, so that what
-    /// the control loops moved meanwhile counts little; a node whose reading
-    /// on either side is more than half the step away from the others'
-    /// (their median time) is left out (read at another point of a swing
-    /// than the others: on the ring a node read 50 s late across a 60 kPa
-    /// swing "lost" 71 kPa), and so is one whose own flow moved. The larger of the supply and return sides, each above its
-    /// median over all nodes (what every node lost alike, such as a change of
-    /// the lead plant's head, is not local). Nodes whose own flow moved (see
-    /// [`FLOW_MOVE_SHARE`]; `leak_kg_s` is the leak's estimate) are left out.
+    /// the control loops moved meanwhile counts little. The larger of the
+    /// supply and return sides, each above its median over all nodes (what
+    /// every node lost alike, such as a change of the lead plant's head, is
+    /// not local). Left out: a node whose reading on either side is more than
+    /// a quarter of the step away from the others' (their median time), read
+    /// at another point of a swing than they were (on the ring a node read
+    /// 50 s late across a 60 kPa swing "lost" 71 kPa); and a node whose own
+    /// flow moved (see [`FLOW_MOVE_SHARE`]; `leak_kg_s` is the leak's
+    /// estimate).
     fn deficits(
         &self,
         before_ms: i64,
@@ -527,9 +535,10 @@ impl LeakDetector {
                 read.push((node, b, a));
             }
         }
-        // Readings more than half a step away from the others' (their median
-        // time) were taken at another point of whatever the pumps were doing.
-        let slack = ((after_ms - before_ms) / 2).max(1);
+        // Readings more than a quarter of the step away from the others'
+        // (their median time) were taken at another point of whatever the
+        // pumps were doing (in lockstep, a whole physics step earlier).
+        let slack = ((after_ms - before_ms) / 4).max(1);
         let median_time = |f: fn(&(&NodeId, &PressureSample, &PressureSample)) -> i64| {
             let mut t: Vec<i64> = read.iter().map(f).collect();
             t.sort_unstable();
@@ -596,7 +605,12 @@ impl LeakDetector {
         gap_ms: i64,
         leak_kg_s: f64,
     ) -> Option<f64> {
-        let from = before_ms - self.cfg.baseline_window_ms;
+        // Enough time for the pairs at 300 s steps too.
+        let from = before_ms
+            - self
+                .cfg
+                .baseline_window_ms
+                .max((NULL_SURVEYS as i64 + 2) * gap_ms.max(0));
         let times: Vec<i64> = self
             .pressures
             .get(plant)?
