@@ -1,7 +1,10 @@
 //! The optimizer's own alarms across real processes (`heatnet up --network
-//! ring`): a supply or return leak injected on a pipe through the simulator's
-//! gRPC is raised as `leak_suspected` within 10 minutes of network time,
-//! located at the right section, and cleared once repaired; a plant trip and
+//! ring`, the optimizer in its default optimizing mode, the dispatch moving
+//! the plants): a supply or return leak injected on a pipe through the
+//! simulator's gRPC is raised as `leak_suspected` within 10 minutes of network
+//! time, located at the right section (or, only while the plants' pump loops
+//! were seen swinging the network's pressures, with its location withheld),
+//! and cleared once repaired; a plant trip and
 //! a pump trip are raised as `plant_trip` and `pump_trip`, each within 10
 //! minutes of network time; `heatnet ledger` shows every building's hours.
 //! Every alarm carries the network time it was raised at.
@@ -40,6 +43,24 @@ const CASES: [(v1::FaultKind, &str, &str); 9] = [
 
 /// Network time: at most this long from a fault to its alarm, ms.
 const DETECT_WITHIN_MS: i64 = 10 * 60_000;
+
+/// chp-north's supply pressure moving less than this between readings is
+/// steady enough that a leak must be located, Pa (a leak's own mark on the
+/// ring is 0.3–3 kPa)...
+const MAX_STEADY_SWING_PA: f64 = 5_000.0;
+/// ...unless the optimizer states a noise floor above this, Pa (40–100 Pa
+/// with steady pumps).
+const MAX_STEADY_FLOOR_PA: f64 = 200.0;
+
+/// The noise floor a withheld leak alarm states, Pa (0 if none).
+fn withheld_floor_pa(message: &str) -> f64 {
+    message
+        .split("swing by up to ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0)
+}
 
 fn of_kind<'a>(alarms: &'a [v1::Alarm], kind: &str, node: Option<&str>) -> Option<&'a v1::Alarm> {
     alarms
@@ -112,12 +133,6 @@ async fn a_leak_on_the_ring_is_raised_located_and_cleared_and_trips_are_alarmed(
             base.to_string(),
             "--speed".into(),
             "60".into(),
-            // The detectors are shown with the plants on their curves: under
-            // the dispatch (which moves the boiler by pump speed) the pressure
-            // survey misplaces some leaks and a trip can take over 10 min.
-            // That is an open defect, written up in docs/alarms.md.
-            "--optimizer-mode".into(),
-            "fixed-curve".into(),
         ],
     );
     let sim = format!("127.0.0.1:{base}");
@@ -158,8 +173,32 @@ async fn a_leak_on_the_ring_is_raised_located_and_cleared_and_trips_are_alarmed(
         },
     )
     .await;
-    // Twenty minutes of network time for the baselines.
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    // Twenty minutes of network time for the baselines, watching how much
+    // chp-north's supply pressure moves from one reading to the next: under
+    // the dispatch the plants' pump loops can swing the whole network.
+    let mut readings: Vec<(i64, f64)> = Vec::new();
+    let settle = std::time::Instant::now();
+    while settle.elapsed() < Duration::from_secs(20) {
+        if let Some(s) = network_state(&opt).await
+            && let Some(n) = s.nodes.iter().find(|n| n.node_id == "chp-north")
+            && let Some(r) = n
+                .readings
+                .iter()
+                .find(|r| r.metric == v1::Metric::SupplyPressurePa as i32)
+            && readings.last().is_none_or(|l| l.0 < n.reading_time_ms)
+        {
+            readings.push((n.reading_time_ms, r.value));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The largest move between readings of the last ten, Pa.
+    let swing_pa = readings
+        .windows(2)
+        .rev()
+        .take(10)
+        .map(|w| (w[1].1 - w[0].1).abs())
+        .fold(0.0, f64::max);
+    eprintln!("chp-north supply pressure swing before the leak: {swing_pa:.0} Pa between readings");
     let before = alarms(&opt).await;
     assert!(
         of_kind(&before, "leak_suspected", None).is_none(),
@@ -188,9 +227,23 @@ async fn a_leak_on_the_ring_is_raised_located_and_cleared_and_trips_are_alarmed(
         raised.message,
         section
     );
+    // The pressure survey behind the location, from the optimizer's log.
+    if let Ok(log) = std::fs::read_to_string(heatnet::layout::log_path(&data, "optimizer")) {
+        for l in log.lines().filter(|l| l.contains("pressure deficits")) {
+            eprintln!("{l}");
+        }
+    }
     let located = section.pipe_id == pipe || section.junction == hole_j;
     let ends_ok = section.from_junction == hole_j || section.to_junction == hole_j;
-    if !(took_ms > 0 && took_ms <= DETECT_WITHIN_MS && located && ends_ok) {
+    // The optimizer withholds a location when its survey's noise floor (what
+    // it finds between quiet readings) is a third of the leak's mark or more;
+    // accepted only when the pressures were seen swinging here too, or the
+    // floor it states is above what a steady network shows.
+    let withheld = raised.node_id == "network" && raised.message.contains("location withheld");
+    let floor_pa = withheld_floor_pa(&raised.message);
+    let location_ok = (located && ends_ok)
+        || (withheld && (swing_pa > MAX_STEADY_SWING_PA || floor_pa > MAX_STEADY_FLOOR_PA));
+    if !(took_ms > 0 && took_ms <= DETECT_WITHIN_MS && location_ok) {
         dump(&up);
     }
     assert!(
@@ -198,18 +251,26 @@ async fn a_leak_on_the_ring_is_raised_located_and_cleared_and_trips_are_alarmed(
         "seed/case {case} ({pipe}): leak raised {took_ms} ms of network time after injection"
     );
     assert!(
-        located && ends_ok,
-        "seed/case {case} ({pipe}): the hole sits at {hole_j}, the alarm names {} ({} – {}) near {}",
+        location_ok,
+        "seed/case {case} ({pipe}): the hole sits at {hole_j}, the alarm names {} ({} – {}) near {} (pressures swinging {swing_pa:.0} Pa): {}",
         section.pipe_id,
         section.from_junction,
         section.to_junction,
-        section.junction
+        section.junction,
+        raised.message
     );
-    assert!(
-        section.leak_kg_s > 1.0 && section.leak_kg_s < 15.0,
-        "leak estimate {} kg/s",
-        section.leak_kg_s
-    );
+    if withheld {
+        eprintln!(
+            "location withheld under a swing of {swing_pa:.0} Pa: {}",
+            raised.message
+        );
+    } else {
+        assert!(
+            section.leak_kg_s > 1.0 && section.leak_kg_s < 15.0,
+            "leak estimate {} kg/s",
+            section.leak_kg_s
+        );
+    }
     assert_eq!(raised.severity, v1::Severity::Critical as i32);
 
     // Repaired: the alarm clears once make-up is back to its baseline.

@@ -37,6 +37,15 @@ const SEASON_FALLBACK_AFTER_MS: u64 = 120_000;
 /// A run whose network clock stands still this long (real time) has failed.
 const STALL_LIMIT: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_secs(2);
+/// After the clock stops, at most this long (real time) for the gateways to
+/// deliver the telemetry still in their outboxes: the lockstep clock waits for
+/// their actuator writes, not for their telemetry, and on the city the
+/// optimizer falls hours of network time behind (its detectors then never see
+/// the faults of the run's last hours).
+const DRAIN_LIMIT: Duration = Duration::from_secs(900);
+/// The drain is given up when the optimizer's oldest reading has not moved
+/// for this long (a node that stays offline).
+const DRAIN_STALL: Duration = Duration::from_secs(60);
 
 #[derive(Args, Clone, Debug)]
 pub struct SeasonArgs {
@@ -444,6 +453,8 @@ async fn drive(
         }
     };
     let wall_s = began.elapsed().as_secs_f64();
+    let mut opt = ControlRoomServiceClient::new(connect(&opt_addr).await?);
+    drain(&mut opt, mode, clock.time_ms, (args.step_s * 1000.0) as i64).await;
     let card = sim
         .get_scorecard(v1::GetScorecardRequest {})
         .await
@@ -455,7 +466,6 @@ async fn drive(
         .context("reading the faults")?
         .into_inner()
         .faults;
-    let mut opt = ControlRoomServiceClient::new(connect(&opt_addr).await?);
     let alarms = opt
         .list_alarms(v1::ListAlarmsRequest {
             include_cleared: true,
@@ -467,6 +477,78 @@ async fn drive(
     Ok(build_report(
         net, mode, wall_s, &clock, &card, &faults, &alarms, crashes,
     ))
+}
+
+/// Waits until the optimizer holds every node's telemetry up to the last
+/// step before `stop_ms` (or the drain stalls or times out), printing the lag.
+async fn drain(
+    opt: &mut ControlRoomServiceClient<Channel>,
+    mode: Mode,
+    stop_ms: i64,
+    step_ms: i64,
+) {
+    let began = Instant::now();
+    let (mut oldest_seen, mut moved) = (i64::MIN, Instant::now());
+    let mut last_print = Instant::now() - Duration::from_secs(60);
+    loop {
+        let oldest = match opt.get_network_state(v1::GetNetworkStateRequest {}).await {
+            Ok(s) => s
+                .into_inner()
+                .nodes
+                .iter()
+                .map(|n| n.reading_time_ms)
+                .min()
+                .unwrap_or(stop_ms),
+            // A busy optimizer may not answer in time: that is no progress.
+            Err(e) => {
+                if last_print.elapsed() >= Duration::from_secs(30) {
+                    last_print = Instant::now();
+                    eprintln!(
+                        "  [{}] optimizer state unreadable while draining (retrying): {e}",
+                        mode.name()
+                    );
+                }
+                if began.elapsed() > DRAIN_LIMIT || moved.elapsed() > DRAIN_STALL {
+                    eprintln!(
+                        "  [{}] gave up draining: the optimizer does not answer",
+                        mode.name()
+                    );
+                    return;
+                }
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+        };
+        let lag_min = (stop_ms - oldest) as f64 / 60_000.0;
+        if oldest >= stop_ms - step_ms {
+            if began.elapsed() > POLL {
+                println!(
+                    "  [{}] optimizer caught up with the clock after {:.0} s",
+                    mode.name(),
+                    began.elapsed().as_secs_f64()
+                );
+            }
+            return;
+        }
+        if oldest > oldest_seen {
+            (oldest_seen, moved) = (oldest, Instant::now());
+        }
+        if began.elapsed() > DRAIN_LIMIT || moved.elapsed() > DRAIN_STALL {
+            eprintln!(
+                "  [{}] the optimizer's telemetry still lags the clock by {lag_min:.0} min of network time: its alarms miss the run's end",
+                mode.name()
+            );
+            return;
+        }
+        if last_print.elapsed() >= Duration::from_secs(30) {
+            last_print = Instant::now();
+            println!(
+                "  [{}] clock stopped; the optimizer's telemetry lags it by {lag_min:.0} min of network time: draining the gateways' outboxes",
+                mode.name()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 fn wall_ms() -> i64 {

@@ -933,13 +933,6 @@ impl Core {
             let out = inner
                 .schedule
                 .round(now, self.cfg.plan_interval_ms, &sub_obs, &plant_obs);
-            // A plant turned down by the dispatch has not tripped.
-            inner
-                .watch
-                .set_heat_orders(out.orders.iter().filter_map(|o| match &o.dispatch {
-                    Some(Action::SetHeatOutput { heat_w }) => Some((o.plant.clone(), *heat_w)),
-                    _ => None,
-                }));
             for o in out.orders {
                 let Some(gw) = gateway_of.get(&o.plant) else {
                     continue;
@@ -968,8 +961,11 @@ impl Core {
             if !inner.gateways.get(&gw).is_some_and(|g| g.online) {
                 continue;
             }
-            if let Err(e) = send_command(&mut inner, &gw, &actor, action) {
-                tracing::warn!(actor_id = %actor, error = %e, "dispatch not sent");
+            match send_command(&mut inner, &gw, &actor, action.clone()) {
+                // The trip detectors judge the plant against the order in
+                // force: turned down or stopped on purpose is no trip.
+                Ok(_) => inner.watch.dispatched(&actor, &action, now),
+                Err(e) => tracing::warn!(actor_id = %actor, error = %e, "dispatch not sent"),
             }
         }
         let mut sent = 0;

@@ -6,23 +6,33 @@
 //! - **Leak.** The make-up water fed at the pressure-holding point(s) and the
 //!   plants' mass balance (supply flow − return flow) are compared with their
 //!   learned baselines. An excess above [`LeakConfig::min_leak_kg_s`] (or four
-//!   standard deviations of the learned noise) on two plant samples at least
-//!   [`LeakConfig::confirm_ms`] apart raises `leak_suspected`. The leak is
-//!   located by comparing every plant's and substation's primary supply and
-//!   return pressures just after the onset with their last reading before it
-//!   (within [`LeakConfig::baseline_window_ms`]): the junction whose nodes lost
-//!   the most pressure (above the network-wide median loss) is the leak's
-//!   neighbourhood, and of the pipes meeting there the one whose other end lost
-//!   the most is named. The alarm clears when the excess falls below half the
-//!   threshold on two samples `confirm_ms` apart.
+//!   standard deviations of the learned noise) in a plant's sample, still
+//!   there in a sample of the same plant at least [`LeakConfig::confirm_ms`]
+//!   later, raises `leak_suspected`. The leak is located by comparing every
+//!   plant's and substation's primary supply and return pressures just after
+//!   the onset with their last reading before it (within
+//!   [`LeakConfig::baseline_window_ms`]): the junction whose nodes lost the
+//!   most pressure (above the network-wide median loss) is the leak's
+//!   neighbourhood, and of the pipes meeting there the one whose other end
+//!   lost the most is named. The location is withheld (the alarm is raised on
+//!   `network`, with the best guess in its message) when that mark is less
+//!   than [`LeakConfig::locate_margin`] times the survey's noise floor: the
+//!   largest deficit the same survey finds between two quiet readings. The
+//!   alarm clears when the excess falls below half the threshold on two
+//!   samples `confirm_ms` apart.
 //! - **Pump trip.** A plant or substation whose pump reports stopped
-//!   (`pump_running` < 0.5) while it should run (the control laws always
-//!   command it on).
-//! - **Plant trip.** A plant whose pump runs but whose heat output fell below
-//!   70 % of its usual level (the larger of its learned mean and its highest
-//!   healthy reading of the last 15 min) with its supply more than 5 K below its
-//!   setpoint (or below 85 % with the supply more than 10 K below), on two
-//!   samples `confirm_ms` apart; cleared when its heat is back to 90 % or its
+//!   (`pump_running` < 0.5) while it should run: a substation's always, a
+//!   plant's unless the dispatch's order in force stops it (0 W of heat).
+//! - **Plant trip.** A plant whose pump runs and carries water but whose heat
+//!   output fell below 70 % of its usual level (the larger of its learned
+//!   mean and its highest healthy reading of the last 15 min, or the
+//!   dispatch's heat order in force when the collapse began if lower) with
+//!   its supply more than 5 K below its setpoint (or below 85 % with the
+//!   supply more than 10 K below), on two samples `confirm_ms` apart with the
+//!   supply not rising between them; or whose outlet, over 10 K short of its
+//!   setpoint, cools by at least 1 K per minute on two samples in a row
+//!   (whatever its flow: a plant whose pump another plant's overpowers has
+//!   no heat reading to judge). Cleared when its heat is back to 90 % or its
 //!   supply within 2 K of its setpoint.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -156,6 +166,12 @@ pub struct LeakConfig {
     pub baseline_tau_ms: i64,
     /// How old the last pressure reading before the onset may be, ms.
     pub baseline_window_ms: i64,
+    /// A leak is located only where its pressure mark (the largest deficit)
+    /// is at least this many times the survey's noise floor (the largest
+    /// deficit the same survey finds between two quiet readings, median over
+    /// the last few pairs before the onset); otherwise the location is
+    /// withheld.
+    pub locate_margin: f64,
 }
 
 impl Default for LeakConfig {
@@ -165,15 +181,33 @@ impl Default for LeakConfig {
             confirm_ms: 60_000,
             baseline_tau_ms: 3_600_000,
             baseline_window_ms: 10 * 60_000,
+            locate_margin: 3.0,
         }
     }
 }
 
-/// One node's pressure sample: network time, supply and return gauge pressure, Pa.
-type PressureSample = (i64, Option<f64>, Option<f64>);
+/// One node's pressure sample: network time, supply and return gauge
+/// pressure, Pa, and its primary flow, kg/s.
+type PressureSample = (i64, Option<f64>, Option<f64>, Option<f64>);
+
+/// A node whose own flow moved by more than this share of it (or by more
+/// than twice the leak) between the survey's two readings is left out of the
+/// survey: its pressures then tell of its own pump or valve (a plant's pump
+/// started, stopped or overpowered), not of the leak.
+const FLOW_MOVE_SHARE: f64 = 0.25;
 
 /// Pressure samples kept per node, at most.
 const MAX_PRESSURE_SAMPLES: usize = 64;
+/// Pressure samples kept per node however old, at least.
+const MIN_PRESSURE_SAMPLES: usize = 2 * NULL_SURVEYS + 4;
+/// Fewer nodes than this in a survey side have no median worth taking out.
+const MIN_SURVEYED: usize = 3;
+/// Quiet reading pairs whose null surveys give the noise floor, at most.
+const NULL_SURVEYS: usize = 4;
+/// A pending leak whose first plant has sent nothing newer is confirmed by
+/// another plant's sample this many confirmation periods after the onset (up
+/// to twice as many).
+const SILENT_CONFIRMS: i64 = 10;
 
 /// An exponentially weighted mean and variance over network time.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -205,10 +239,12 @@ impl Ewma {
 #[derive(Clone, Debug, PartialEq)]
 enum LeakPhase {
     Quiet,
-    /// Excess seen first at `onset_ms`; the last quiet plant sample was at `before_ms`.
+    /// Excess seen first at `onset_ms` in a sample of `plant`; the last
+    /// quiet plant sample was at `before_ms`.
     Pending {
         onset_ms: i64,
         before_ms: i64,
+        plant: NodeId,
     },
     Raised {
         below_since: Option<i64>,
@@ -220,12 +256,26 @@ pub enum LeakEvent {
     Raise {
         network_ms: i64,
         leak_kg_s: f64,
-        /// `None` when no layout (or no pressure reading) is available.
+        /// `None` when no layout (or no pressure reading) is available, or
+        /// when the location is withheld.
         section: Option<LeakSection>,
+        /// The location withheld: the pressures moved between quiet readings
+        /// about as much as the leak moved them.
+        withheld: Option<Box<Withheld>>,
     },
     Clear {
         network_ms: i64,
     },
+}
+
+/// A leak location not trusted: the best guess (none when too few nodes were
+/// read in step with the others to survey), its pressure mark and the
+/// survey's noise floor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Withheld {
+    pub guess: Option<LeakSection>,
+    pub mark_pa: f64,
+    pub noise_pa: f64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -290,10 +340,15 @@ impl LeakDetector {
         if ps.is_some() || pr.is_some() {
             let q = self.pressures.entry(node.clone()).or_default();
             if q.back().is_none_or(|b| b.0 < time_ms) {
-                q.push_back((time_ms, ps, pr));
+                q.push_back((time_ms, ps, pr, get(Metric::FlowKgS)));
                 // Keep what a baseline window and the time since onset need.
+                // (and at least the last few readings, however far apart:
+                // the null surveys need them at 300 s steps too).
                 let keep_from = time_ms - 2 * self.cfg.baseline_window_ms;
-                while q.len() > MAX_PRESSURE_SAMPLES || q.front().is_some_and(|f| f.0 < keep_from) {
+                while q.len() > MAX_PRESSURE_SAMPLES
+                    || (q.len() > MIN_PRESSURE_SAMPLES
+                        && q.front().is_some_and(|f| f.0 < keep_from))
+                {
                     q.pop_front();
                 }
             }
@@ -310,7 +365,7 @@ impl LeakDetector {
                 return_kg_s: get(Metric::ReturnFlowKgS),
             },
         );
-        self.evaluate(time_ms)
+        self.evaluate(node, time_ms)
     }
 
     /// The network's make-up water and mass balance (sums over the plants
@@ -336,8 +391,9 @@ impl LeakDetector {
         (makeup, balance, oldest, newest)
     }
 
-    fn evaluate(&mut self, t: i64) -> Option<LeakEvent> {
-        let (makeup, balance, oldest, newest) = self.signals();
+    /// Evaluates after a sample of `plant` taken at network time `t`.
+    fn evaluate(&mut self, plant: &NodeId, t: i64) -> Option<LeakEvent> {
+        let (makeup, balance, oldest, _newest) = self.signals();
         if makeup.is_none() && balance.is_none() {
             return None;
         }
@@ -353,11 +409,15 @@ impl LeakDetector {
             LeakPhase::Quiet => {
                 if excess > threshold {
                     self.phase = LeakPhase::Pending {
-                        // Plants sample at their own instants: the excess is
-                        // known by the newest sample, and quiet was known up
-                        // to the oldest sample of the last quiet evaluation.
-                        onset_ms: newest,
-                        before_ms: self.last_quiet_ms.unwrap_or(oldest - 1),
+                        // Plants sample at their own instants, and their
+                        // telemetry may arrive hours apart (a lockstep run
+                        // whose clock outruns the delivery): the excess is
+                        // known from the sample that showed it, and quiet was
+                        // known up to the oldest sample of the last quiet
+                        // evaluation.
+                        onset_ms: t,
+                        before_ms: self.last_quiet_ms.unwrap_or(oldest - 1).min(t - 1),
+                        plant: plant.clone(),
                     };
                 } else {
                     let tau = self.cfg.baseline_tau_ms;
@@ -374,25 +434,53 @@ impl LeakDetector {
             LeakPhase::Pending {
                 onset_ms,
                 before_ms,
+                plant: first,
             } => {
                 if excess <= threshold {
                     self.phase = LeakPhase::Quiet;
                     return None;
                 }
-                if t - onset_ms < self.cfg.confirm_ms {
+                // Confirmed by a later sample of the plant that showed the
+                // excess (another plant's clock may run far ahead of it), or
+                // by another plant's sample taken a while after the onset, but
+                // not so long after that its clock runs apart from the first
+                // plant's (the first plant silent since, its gateway lost).
+                let waited = t - onset_ms;
+                let silent = SILENT_CONFIRMS * self.cfg.confirm_ms;
+                let confirmed = (*plant == first && waited >= self.cfg.confirm_ms)
+                    || (silent..=2 * silent).contains(&waited);
+                if !confirmed {
                     return None;
                 }
                 self.phase = LeakPhase::Raised { below_since: None };
-                let deficits = self.deficits(onset_ms, before_ms);
-                tracing::info!(onset_ms, before_ms, deficits = ?deficits, "leak: pressure deficits per node, Pa");
-                let section = self
+                let deficits = self.deficits(before_ms, onset_ms, i64::MAX, excess);
+                let noise_pa = self.noise_floor(&first, before_ms, onset_ms - before_ms, excess);
+                let guess = self
                     .layout
                     .as_ref()
                     .and_then(|l| l.locate(&deficits, excess));
+                let mark_pa = guess.as_ref().map_or(0.0, |g| g.deficit_pa);
+                tracing::info!(onset_ms, before_ms, deficits = ?deficits, noise_pa, mark_pa, "leak: pressure deficits per node, Pa");
+                let trusted = noise_pa.is_none_or(|n| mark_pa >= self.cfg.locate_margin * n);
+                let withhold = |guess| {
+                    Some(Box::new(Withheld {
+                        guess,
+                        mark_pa,
+                        noise_pa: noise_pa.unwrap_or(0.0),
+                    }))
+                };
+                let (section, withheld) = match guess {
+                    Some(g) if !trusted => (None, withhold(Some(g))),
+                    // A layout, but too few nodes read in step with the
+                    // others across the onset to survey.
+                    None if self.layout.is_some() && deficits.is_empty() => (None, withhold(None)),
+                    g => (g, None),
+                };
                 Some(LeakEvent::Raise {
                     network_ms: t,
                     leak_kg_s: excess,
                     section,
+                    withheld,
                 })
             }
             LeakPhase::Raised { below_since } => {
@@ -418,26 +506,60 @@ impl LeakDetector {
         }
     }
 
-    /// Per node: pressure lost across the onset: the node's last reading at or
-    /// before `before_ms` (the last quiet plant sample) minus its first at or
-    /// after `onset_ms`, the two closest to the step, so that what the control
-    /// loops moved meanwhile counts little. The larger of the supply and
-    /// return sides, each above its median over all nodes (what every node
-    /// lost alike is not local).
-    fn deficits(&self, onset_ms: i64, before_ms: i64) -> BTreeMap<NodeId, f64> {
+    /// Per node: pressure lost across a step: the node's last reading at or
+    /// before `before_ms` minus its first at or after `after_ms` (and at or
+    /// before `after_until_ms`), the two closest to the step, so that what
+    /// the control loops moved meanwhile counts little. The larger of the
+    /// supply and return sides, each above its median over all nodes (what
+    /// every node lost alike, such as a change of the lead plant's head, is
+    /// not local). Left out: a node whose reading on either side is more than
+    /// a quarter of the step away from the others' (their median time), read
+    /// at another point of a swing than they were (on the ring a node read
+    /// 50 s late across a 60 kPa swing "lost" 71 kPa); and a node whose own
+    /// flow moved (see [`FLOW_MOVE_SHARE`]; `leak_kg_s` is the leak's
+    /// estimate).
+    fn deficits(
+        &self,
+        before_ms: i64,
+        after_ms: i64,
+        after_until_ms: i64,
+        leak_kg_s: f64,
+    ) -> BTreeMap<NodeId, f64> {
         let from = before_ms - self.cfg.baseline_window_ms;
+        // Each node's readings on either side of the step.
+        let mut read: Vec<(&NodeId, &PressureSample, &PressureSample)> = Vec::new();
+        for (node, q) in &self.pressures {
+            let before = q.iter().rev().find(|s| s.0 <= before_ms && s.0 >= from);
+            let after = q.iter().find(|s| s.0 >= after_ms && s.0 <= after_until_ms);
+            if let (Some(b), Some(a)) = (before, after) {
+                read.push((node, b, a));
+            }
+        }
+        // Readings more than a quarter of the step away from the others'
+        // (their median time) were taken at another point of whatever the
+        // pumps were doing (in lockstep, a whole physics step earlier).
+        let slack = ((after_ms - before_ms) / 4).max(1);
+        let median_time = |f: fn(&(&NodeId, &PressureSample, &PressureSample)) -> i64| {
+            let mut t: Vec<i64> = read.iter().map(f).collect();
+            t.sort_unstable();
+            t.get(t.len() / 2).copied().unwrap_or(0)
+        };
+        let (tb, ta) = (median_time(|r| r.1.0), median_time(|r| r.2.0));
+        read.retain(|(_, b, a)| (b.0 - tb).abs() <= slack && (a.0 - ta).abs() <= slack);
+        // A node whose own flow moved tells of its pump or valve.
+        read.retain(|(_, b, a)| {
+            !b.3.zip(a.3).is_some_and(|(fb, fa)| {
+                (fa - fb).abs()
+                    > (FLOW_MOVE_SHARE * fb.abs().max(fa.abs())).max(2.0 * leak_kg_s.abs())
+            })
+        });
         let side = |pick: fn(&PressureSample) -> Option<f64>| {
-            let mut out: BTreeMap<NodeId, f64> = BTreeMap::new();
-            for (node, q) in &self.pressures {
-                let before = q
-                    .iter()
-                    .rev()
-                    .filter(|s| s.0 <= before_ms && s.0 >= from)
-                    .find_map(pick);
-                let after = q.iter().filter(|s| s.0 >= onset_ms).find_map(pick);
-                if let (Some(before), Some(after)) = (before, after) {
-                    out.insert(node.clone(), before - after);
-                }
+            let mut out: BTreeMap<NodeId, f64> = read
+                .iter()
+                .filter_map(|(n, b, a)| Some(((*n).clone(), pick(b)? - pick(a)?)))
+                .collect();
+            if out.len() < MIN_SURVEYED {
+                return BTreeMap::new();
             }
             let mut v: Vec<f64> = out.values().copied().collect();
             v.sort_by(f64::total_cmp);
@@ -455,6 +577,62 @@ impl LeakDetector {
             *e = e.max(d);
         }
         out
+    }
+
+    /// The survey's noise floor, Pa: the same survey run between consecutive
+    /// quiet samples of `plant` (no leak between them) before `before_ms`,
+    /// its largest deficit, median over the last [`NULL_SURVEYS`] pairs. The
+    /// readings on the "after" side stay at or before `before_ms`, so the
+    /// leak itself never counts as noise, and a pair counts only if as long
+    /// as the real survey's step (`gap_ms`) is left after it before
+    /// `before_ms`, so that every node has its "after" reading as in the real
+    /// survey (a node read late would otherwise drop out of the null survey,
+    /// and with it the error its late reading brings). `None` without a pair.
+    ///
+    /// Why: each gateway samples at its own instant, and under the dispatch
+    /// the plants' pump loops can swing every pressure of the network by tens
+    /// of kPa from one minute to the next (on the ring at `--speed 60`, where
+    /// the loops act once a network minute). Readings then differ by where in
+    /// the swing each node was read, not by where water is lost, and no
+    /// choice of readings undoes that; a uniform change of the pumps' heads
+    /// read at one instant is what the median takes out, a swing read at
+    /// different instants is not. The null surveys measure exactly that
+    /// error, so a leak is located only where its mark stands above it.
+    fn noise_floor(
+        &self,
+        plant: &NodeId,
+        before_ms: i64,
+        gap_ms: i64,
+        leak_kg_s: f64,
+    ) -> Option<f64> {
+        // Enough time for the pairs at 300 s steps too.
+        let from = before_ms
+            - self
+                .cfg
+                .baseline_window_ms
+                .max((NULL_SURVEYS as i64 + 2) * gap_ms.max(0));
+        let times: Vec<i64> = self
+            .pressures
+            .get(plant)?
+            .iter()
+            .map(|s| s.0)
+            .filter(|t| *t >= from && *t <= before_ms - gap_ms.max(0))
+            .collect();
+        let mut nulls: Vec<f64> = times
+            .windows(2)
+            .rev()
+            .take(NULL_SURVEYS)
+            .filter_map(|w| {
+                self.deficits(w[0], w[1], before_ms, leak_kg_s)
+                    .into_values()
+                    .reduce(f64::max)
+            })
+            .collect();
+        if nulls.is_empty() {
+            return None;
+        }
+        nulls.sort_by(f64::total_cmp);
+        Some(nulls[nulls.len() / 2].max(0.0))
     }
 }
 
@@ -477,14 +655,36 @@ pub enum TripEvent {
 pub const PUMP_TRIP: &str = "pump_trip";
 pub const PLANT_TRIP: &str = "plant_trip";
 
+/// A collapse of a plant's output seen first at `since_ms`, with the supply
+/// temperature and the level it was judged against then.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Collapse {
+    since_ms: i64,
+    supply_c: f64,
+    usual_w: f64,
+}
+
 #[derive(Clone, Debug, Default)]
 struct PlantTrack {
     heat: Ewma,
+    /// Learned flow through the plant while healthy, kg/s.
+    flow: Ewma,
     /// Healthy heat readings of the last [`PEAK_WINDOW_MS`]: (time, W).
     recent: VecDeque<(i64, f64)>,
-    /// Since when the heat has been collapsed.
-    low_since: Option<i64>,
+    /// The collapse under way, if any.
+    low: Option<Collapse>,
+    /// The last supply reading: (network time, °C).
+    last_supply: Option<(i64, f64)>,
     tripped: bool,
+}
+
+/// What the optimizer's dispatch last ordered a plant (the order in force).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PlantOrder {
+    /// Make this much heat (the pump speed tracks it); 0 stops the pump.
+    Heat { heat_w: f64 },
+    /// The lead plant: hold a pump head and take the balance.
+    Head,
 }
 
 /// Learns each plant's heat output and watches the pumps.
@@ -493,9 +693,16 @@ pub struct TripDetector {
     plants: BTreeMap<NodeId, PlantTrack>,
     pumps_stopped: BTreeMap<NodeId, bool>,
     confirm_ms: i64,
-    /// Heat each plant was last ordered to make by the dispatch, W: a plant
-    /// turned down on purpose has not tripped.
-    orders_w: BTreeMap<NodeId, f64>,
+    /// The dispatch's order in force per plant and the network time it was
+    /// issued: a plant turned down on purpose has not tripped, a pump ordered
+    /// off has not tripped either.
+    orders: BTreeMap<NodeId, (PlantOrder, i64)>,
+    /// Per plant: network time its pump was last ordered on again after an
+    /// order to stop (it starts at the gateway's next scan).
+    pump_on_since: BTreeMap<NodeId, i64>,
+    /// Per plant: its heat orders of the last [`PEAK_WINDOW_MS`] (and the one
+    /// in force before them): (network time, W), oldest first.
+    heat_orders: BTreeMap<NodeId, VecDeque<(i64, f64)>>,
 }
 
 /// Time constant of a plant's learned heat output, ms.
@@ -517,6 +724,33 @@ const PEAK_WINDOW_MS: i64 = 15 * 60_000;
 const MAX_RECENT: usize = 64;
 /// Learned heat below this is no level to collapse from, W.
 const MIN_LEARNED_HEAT_W: f64 = 100_000.0;
+/// A plant carrying less than this share of its learned flow is not
+/// circulating (its pump overpowered by another plant's, its check valve
+/// shut): its heat and its stagnant supply reading say nothing about its
+/// heat source, so it is no plant trip.
+const MIN_FLOW_SHARE: f64 = 0.1;
+/// A tripped heat source's supply falls toward its return; one that rises by
+/// more than this between two samples is ramping up or recovering, K.
+const SUPPLY_RISING_K: f64 = 0.2;
+/// Supply within this of the return: no heat put in at all (a trip that has
+/// run its course, nothing left to fall), K.
+const NO_LIFT_K: f64 = 2.0;
+/// A plant's heat source has failed when its outlet, more than the larger
+/// `COLLAPSE` shortfall below its setpoint, cools at least this fast between
+/// samples, K per minute of network time, on two samples in a row. A tripped
+/// heat source's outlet falls toward the return with the plant's 10 min time
+/// constant: 5 K/min at first, still over 1.5 K/min after 12 min. A burner
+/// holding its setpoint warms standing water (a plant whose pump another
+/// plant's overpowers), and a plant short of capacity cools as fast as its
+/// load grows, far slower. This needs no heat reading, which says little
+/// while the dispatch's heat loop speeds the pump up as the heat falls (the
+/// flow then carries the boiler's stored heat out for minutes) or while the
+/// plant's flow flips between 0 and full from one scan to the next.
+const COOLING_K_PER_MIN: f64 = 1.0;
+/// A plant's pump ordered on again is given this long to be seen running
+/// (the gateway starts it at its next scan, and the order is stamped with the
+/// network's newest time, which may be ahead of the plant's), ms.
+const PUMP_START_GRACE_MS: i64 = 3 * 60_000;
 
 impl TripDetector {
     pub fn new(confirm_ms: i64) -> Self {
@@ -526,11 +760,63 @@ impl TripDetector {
         }
     }
 
-    /// The heat the optimizer now orders from each plant (none: the plant is
-    /// not dispatched). Output is then judged against the lower of its usual
-    /// level and its order.
-    pub fn set_orders(&mut self, orders_w: impl IntoIterator<Item = (NodeId, f64)>) {
-        self.orders_w = orders_w.into_iter().collect();
+    /// An order the dispatch sent a plant at network time `network_ms`; it
+    /// stays in force until the next one. A heat order lowers the level the
+    /// plant's output is judged against (the lower of its usual level and
+    /// its order, taken when a collapse begins); a heat order of 0 stops its
+    /// pump on purpose.
+    pub fn order(&mut self, plant: &NodeId, order: PlantOrder, network_ms: i64) {
+        let off = |o: Option<&(PlantOrder, i64)>| matches!(o, Some((PlantOrder::Heat { heat_w }, _)) if *heat_w <= 0.0);
+        let was_off = off(self.orders.get(plant));
+        self.orders.insert(plant.clone(), (order, network_ms));
+        let h = self.heat_orders.entry(plant.clone()).or_default();
+        match order {
+            PlantOrder::Heat { heat_w } => h.push_back((network_ms, heat_w)),
+            PlantOrder::Head => h.clear(),
+        }
+        // Keep the window, the order in force at its start, and a bound.
+        while h.len() > MAX_RECENT || (h.len() > 1 && h[1].0 <= network_ms - PEAK_WINDOW_MS) {
+            h.pop_front();
+        }
+        if was_off && !off(self.orders.get(plant)) {
+            self.pump_on_since.insert(plant.clone(), network_ms);
+        }
+    }
+
+    /// Whether the dispatch wants the plant's pump running at `time_ms`:
+    /// not while a heat order of 0 is in force, nor within
+    /// [`PUMP_START_GRACE_MS`] of an order that starts it again.
+    fn plant_pump_ordered_on(&self, plant: &NodeId, time_ms: i64) -> bool {
+        let off = matches!(
+            self.orders.get(plant),
+            Some((PlantOrder::Heat { heat_w }, _)) if *heat_w <= 0.0
+        );
+        let starting = self
+            .pump_on_since
+            .get(plant)
+            .is_some_and(|t| time_ms < t + PUMP_START_GRACE_MS.max(self.confirm_ms));
+        !off && !starting
+    }
+
+    /// The highest heat order in force at any time of the last
+    /// [`PEAK_WINDOW_MS`] up to `time_ms`, W (none for the lead or an
+    /// undispatched plant). The highest, not the latest: the dispatch starts
+    /// its ramps from what a plant measures, so a tripped plant's order
+    /// follows its output down within a round or two, and judging the plant
+    /// against that would put the alarm off until the order stopped falling
+    /// (15.7 and 20 min of network time on the ring).
+    fn heat_order_w(&self, plant: &NodeId, time_ms: i64) -> Option<f64> {
+        if !matches!(self.orders.get(plant), Some((PlantOrder::Heat { .. }, _))) {
+            return None;
+        }
+        let h = self.heat_orders.get(plant)?;
+        let start = time_ms - PEAK_WINDOW_MS;
+        let in_force_at_start = h.iter().rev().find(|(t, _)| *t <= start);
+        h.iter()
+            .filter(|(t, _)| *t > start && *t <= time_ms)
+            .chain(in_force_at_start)
+            .map(|(_, w)| *w)
+            .reduce(f64::max)
     }
 
     /// Carries an alarm active from before a restart, so that the detector
@@ -566,6 +852,8 @@ impl TripDetector {
             return out;
         }
         let running = get(Metric::PumpRunning).map(|r| r >= 0.5);
+        let pump_should_run = pump_should_run
+            && (kind != NodeKind::Plant || self.plant_pump_ordered_on(node, time_ms));
         if let Some(running) = running {
             let stopped = !running && pump_should_run;
             let was = self
@@ -603,6 +891,7 @@ impl TripDetector {
             return out;
         };
         let confirm = self.confirm_ms;
+        let order_w = self.heat_order_w(node, time_ms);
         let p = self.plants.entry(node.clone()).or_default();
         let usual = p
             .recent
@@ -610,30 +899,68 @@ impl TripDetector {
             .filter(|(t, _)| time_ms - t <= PEAK_WINDOW_MS)
             .map(|(_, h)| *h)
             .fold(p.heat.mean, f64::max);
-        let usual = self.orders_w.get(node).map_or(usual, |o| usual.min(*o));
+        // Judged against the orders in force when the collapse began (the
+        // highest of the last 15 min): the dispatch answering the lost
+        // output with a lower order delays nothing.
+        let usual = match p.low {
+            Some(c) => c.usual_w,
+            None => order_w.map_or(usual, |o| usual.min(o)),
+        };
+        let flow = get(Metric::FlowKgS);
+        let circulating = match (flow, p.flow.time_ms) {
+            (Some(f), Some(_)) => f >= MIN_FLOW_SHARE * p.flow.mean,
+            _ => true,
+        };
         let learned = p.heat.time_ms.is_some() && usual >= MIN_LEARNED_HEAT_W;
-        let collapsed = learned
-            && running != Some(false)
+        let last_supply = p.last_supply.replace((time_ms, supply));
+        let shortfall_k = COLLAPSE.iter().map(|(_, k)| *k).fold(0.0, f64::max);
+        let cooling = supply < setpoint - shortfall_k
+            && last_supply.is_some_and(|(t, s)| {
+                t < time_ms && (s - supply) / ((time_ms - t) as f64 / 60_000.0) >= COOLING_K_PER_MIN
+            });
+        let heat_lost = circulating
+            && learned
             && COLLAPSE
                 .iter()
                 .any(|(share, k)| heat < share * usual && supply < setpoint - k);
+        let collapsed = running != Some(false) && (heat_lost || cooling);
         if collapsed {
-            let since = *p.low_since.get_or_insert(time_ms);
-            if !p.tripped && time_ms - since >= confirm {
-                p.tripped = true;
-                out.push(TripEvent::Raise {
-                    kind: PLANT_TRIP,
-                    node: node.clone(),
-                    network_ms: time_ms,
-                    message: format!(
-                        "plant {node} delivers {:.1} MW against its usual {:.1} MW, supply {supply:.1} °C against a setpoint of {setpoint:.1} °C",
-                        heat / 1e6,
-                        usual / 1e6
-                    ),
-                });
+            let no_lift = get(Metric::ReturnTempC).is_some_and(|r| supply - r < NO_LIFT_K);
+            match p.low {
+                // A supply rising again is a plant ramping up or recovering,
+                // not a lost heat source: the collapse starts over from here.
+                Some(c) if supply > c.supply_c + SUPPLY_RISING_K && !no_lift => {
+                    p.low = Some(Collapse {
+                        since_ms: time_ms,
+                        supply_c: supply,
+                        usual_w: c.usual_w,
+                    });
+                }
+                Some(c) => {
+                    if !p.tripped && time_ms - c.since_ms >= confirm {
+                        p.tripped = true;
+                        out.push(TripEvent::Raise {
+                            kind: PLANT_TRIP,
+                            node: node.clone(),
+                            network_ms: time_ms,
+                            message: format!(
+                                "plant {node} delivers {:.1} MW against its usual {:.1} MW, supply {supply:.1} °C against a setpoint of {setpoint:.1} °C",
+                                heat / 1e6,
+                                usual / 1e6
+                            ),
+                        });
+                    }
+                }
+                None => {
+                    p.low = Some(Collapse {
+                        since_ms: time_ms,
+                        supply_c: supply,
+                        usual_w: usual,
+                    });
+                }
             }
         } else {
-            p.low_since = None;
+            p.low = None;
             // Resumed after a restart with nothing learned: any output counts.
             let recovered = (p.heat.time_ms.is_none() && heat >= MIN_LEARNED_HEAT_W)
                 || heat >= HEAT_RECOVERED_SHARE * usual
@@ -647,9 +974,13 @@ impl TripDetector {
                     network_ms: time_ms,
                 });
             }
-            // Learn the usual output only while the plant is healthy.
-            if !p.tripped && running != Some(false) {
+            // Learn the usual output only while the plant is healthy and
+            // circulating.
+            if !p.tripped && running != Some(false) && circulating {
                 p.heat.update(heat, time_ms, HEAT_TAU_MS);
+                if let Some(f) = flow {
+                    p.flow.update(f, time_ms, HEAT_TAU_MS);
+                }
                 p.recent.push_back((time_ms, heat));
                 while p.recent.len() > MAX_RECENT
                     || p.recent

@@ -3,12 +3,13 @@
 //! ledger of hours below 18 °C (`ledger`). The core calls [`Watch::observe`]
 //! for each stored snapshot and [`Watch::persist`] once per batch.
 
-use model::{ActorSnapshot, Metric, NodeId, NodeKind};
+use model::{Action, ActorSnapshot, Metric, NodeId, NodeKind};
 use store::StoreError;
 
 use crate::alarms::{AlarmBook, NewAlarm, Severity};
 use crate::detect::{
-    Layout, LeakConfig, LeakDetector, LeakEvent, PLANT_TRIP, PUMP_TRIP, TripDetector, TripEvent,
+    Layout, LeakConfig, LeakDetector, LeakEvent, PLANT_TRIP, PUMP_TRIP, PlantOrder, TripDetector,
+    TripEvent,
 };
 use crate::ledger::Ledger;
 
@@ -26,9 +27,15 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// The heat the dispatch now orders from each plant.
-    pub fn set_heat_orders(&mut self, orders_w: impl IntoIterator<Item = (NodeId, f64)>) {
-        self.trips.set_orders(orders_w);
+    /// A dispatch order sent to a plant at network time `network_ms`; it is
+    /// in force until the next. Other actions are ignored.
+    pub fn dispatched(&mut self, plant: &NodeId, action: &Action, network_ms: i64) {
+        let order = match action {
+            Action::SetHeatOutput { heat_w } => PlantOrder::Heat { heat_w: *heat_w },
+            Action::SetPumpHead { .. } => PlantOrder::Head,
+            _ => return,
+        };
+        self.trips.order(plant, order, network_ms);
     }
 
     pub fn new(layout: Option<Layout>, ledger: Ledger, alarms: &AlarmBook) -> Self {
@@ -130,6 +137,7 @@ impl Watch {
                 network_ms,
                 leak_kg_s,
                 section,
+                withheld,
             }) => {
                 let (node, message) = match &section {
                     Some(s) => (
@@ -150,9 +158,21 @@ impl Watch {
                     ),
                     None => (
                         NETWORK_NODE.to_string(),
-                        format!(
-                            "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); no location"
-                        ),
+                        match &withheld {
+                            Some(w) => match &w.guess {
+                                Some(g) => format!(
+                                    "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); location withheld: the pressures swing by up to {:.0} Pa between quiet readings, the leak's mark is {:.0} Pa (best guess {} near {})",
+                                    w.noise_pa, w.mark_pa, g.pipe_id, g.junction
+                                ),
+                                None => format!(
+                                    "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); location withheld: too few nodes read in step with the others across the onset (the pressures swing by up to {:.0} Pa between quiet readings)",
+                                    w.noise_pa
+                                ),
+                            },
+                            None => format!(
+                                "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); no location"
+                            ),
+                        },
                     ),
                 };
                 if let Some(a) = alarms.raise_new(
