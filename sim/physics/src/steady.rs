@@ -325,6 +325,7 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         }
     }
     let g = Graph::of(net);
+    let inc = Incidence::of(&g);
     let nj = g.junctions.len();
     let supply_c: Vec<f64> = net
         .plants
@@ -498,6 +499,7 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         // Temperatures, supply side then return side, each in falling pressure.
         let (new_sup, new_ret, _) = propagate(
             &g,
+            &inc,
             &hyd.flow_kg_s,
             &hyd.pressure_pa,
             &supply_c,
@@ -518,6 +520,7 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
             return Ok(assemble(
                 net,
                 &g,
+                &inc,
                 &hyd.flow_kg_s,
                 &hyd.pressure_pa,
                 &t_sup,
@@ -535,10 +538,70 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
 
 type Temps = (Vec<f64>, Vec<f64>, Vec<(f64, f64)>);
 
+/// What touches each junction, in index order: plants, substations, pipes.
+/// Lets [`propagate`] visit only a junction's own elements (the sums keep the
+/// order of a scan over all elements).
+struct Incidence {
+    plant_ptr: Vec<usize>,
+    plants: Vec<usize>,
+    sub_ptr: Vec<usize>,
+    subs: Vec<usize>,
+    pipe_ptr: Vec<usize>,
+    pipes: Vec<usize>,
+}
+
+impl Incidence {
+    fn of(g: &Graph) -> Self {
+        let nj = g.junctions.len();
+        let group = |items: &mut dyn Iterator<Item = (usize, usize)>| {
+            let pairs: Vec<(usize, usize)> = items.collect();
+            let mut ptr = vec![0usize; nj + 1];
+            for &(j, _) in &pairs {
+                ptr[j + 1] += 1;
+            }
+            for j in 0..nj {
+                ptr[j + 1] += ptr[j];
+            }
+            let mut fill = ptr.clone();
+            let mut out = vec![0usize; pairs.len()];
+            // Pairs come in increasing element index, so each list stays sorted.
+            for &(j, k) in &pairs {
+                out[fill[j]] = k;
+                fill[j] += 1;
+            }
+            (ptr, out)
+        };
+        let (plant_ptr, plants) =
+            group(&mut g.plant_at.iter().copied().enumerate().map(|(k, j)| (j, k)));
+        let (sub_ptr, subs) = group(
+            &mut g
+                .substation_at
+                .iter()
+                .copied()
+                .enumerate()
+                .map(|(i, j)| (j, i)),
+        );
+        let (pipe_ptr, pipes) = group(&mut g.pipes.iter().enumerate().flat_map(|(k, gp)| {
+            // A pipe whose ends coincide is listed once.
+            let b = (gp.b != gp.a).then_some((gp.b, k));
+            std::iter::once((gp.a, k)).chain(b)
+        }));
+        Self {
+            plant_ptr,
+            plants,
+            sub_ptr,
+            subs,
+            pipe_ptr,
+            pipes,
+        }
+    }
+}
+
 /// Junction temperatures on both sides, and each pipe pair's outlet temperatures.
 #[allow(clippy::too_many_arguments)]
 fn propagate(
     g: &Graph,
+    inc: &Incidence,
     q: &[f64],
     p: &[f64],
     supply_c: &[f64],
@@ -557,14 +620,13 @@ fn propagate(
     order.sort_by(|&a, &b| p[2 * b].total_cmp(&p[2 * a]));
     for &j in &order {
         let (mut mq, mut mqt) = (0.0, 0.0);
-        for (k, &pj) in g.plant_at.iter().enumerate() {
-            if pj == j {
-                let f = q[2 * n_pipes + k].max(0.0);
-                mq += f;
-                mqt += f * supply_c[k];
-            }
+        for &k in &inc.plants[inc.plant_ptr[j]..inc.plant_ptr[j + 1]] {
+            let f = q[2 * n_pipes + k].max(0.0);
+            mq += f;
+            mqt += f * supply_c[k];
         }
-        for (k, gp) in g.pipes.iter().enumerate() {
+        for &k in &inc.pipes[inc.pipe_ptr[j]..inc.pipe_ptr[j + 1]] {
+            let gp = &g.pipes[k];
             let f = q[2 * k];
             let (src, dst) = if f >= 0.0 { (gp.a, gp.b) } else { (gp.b, gp.a) };
             if dst == j && f.abs() > 0.0 {
@@ -590,21 +652,20 @@ fn propagate(
     order.sort_by(|&a, &b| p[2 * b + 1].total_cmp(&p[2 * a + 1]));
     for &j in &order {
         let (mut mq, mut mqt) = (0.0, 0.0);
-        for (k, &pj) in g.plant_at.iter().enumerate() {
+        for &k in &inc.plants[inc.plant_ptr[j]..inc.plant_ptr[j + 1]] {
             let f = q[2 * n_pipes + k];
-            if pj == j && f < 0.0 {
+            if f < 0.0 {
                 mq += -f;
                 mqt += -f * t_sup[j];
             }
         }
-        for (i, d) in draws.iter().enumerate() {
-            if g.substation_at[i] == j {
-                let t_back = d.return_temp_c(t_sup[j]);
-                mq += flows[i];
-                mqt += flows[i] * t_back;
-            }
+        for &i in &inc.subs[inc.sub_ptr[j]..inc.sub_ptr[j + 1]] {
+            let t_back = draws[i].return_temp_c(t_sup[j]);
+            mq += flows[i];
+            mqt += flows[i] * t_back;
         }
-        for (k, gp) in g.pipes.iter().enumerate() {
+        for &k in &inc.pipes[inc.pipe_ptr[j]..inc.pipe_ptr[j + 1]] {
+            let gp = &g.pipes[k];
             let f = q[2 * k + 1]; // positive from b back to a
             let (src, dst) = if f >= 0.0 { (gp.b, gp.a) } else { (gp.a, gp.b) };
             if dst == j && f.abs() > 0.0 {
@@ -631,6 +692,7 @@ fn propagate(
 fn assemble(
     net: &Network,
     g: &Graph,
+    inc: &Incidence,
     q: &[f64],
     p: &[f64],
     t_sup: &[f64],
@@ -641,7 +703,7 @@ fn assemble(
     mass_error: f64,
     iterations: usize,
 ) -> SteadyState {
-    let (_, _, outlets) = propagate(g, q, p, supply_c, draws, flows, t_sup, t_ret);
+    let (_, _, outlets) = propagate(g, inc, q, p, supply_c, draws, flows, t_sup, t_ret);
     let n_pipes = g.pipes.len();
     let cp = WATER_CP_J_KG_K;
     let junctions = g
@@ -747,3 +809,155 @@ fn assemble(
 
 #[cfg(test)]
 mod tests;
+
+/// A seeded meshed design network of about `junctions` junctions for
+/// benchmarks and tests: a square grid of pipe pairs (100–300 m) fed by two
+/// plants at opposite corners, a substation drawing 150–450 kW (one building)
+/// at every other junction. Pipes are sized for about 1.5 m/s at the flow a
+/// grid fed from its corners carries at their distance from the nearer plant
+/// (DN80 at least); each plant can make 60 % of the load, and its pump lifts
+/// 70 m at its share of the design flow. Valid by [`Network::validate`].
+pub fn grid_network(junctions: usize, seed: u64) -> Network {
+    use model::network::{Building, Junction, Pipe, Plant, PressureHolding, PumpRating};
+    use model::{Emitter, PlantKind, Substation};
+    let side = (junctions as f64).sqrt().ceil().max(2.0) as usize;
+    let n = side * side;
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        // xorshift64*: deterministic, dependency-free.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let nid =
+        |s: String| NodeId::new(s).unwrap_or_else(|_| unreachable!("generated ids are valid"));
+    let jid = |j: usize| nid(format!("j{j:05}"));
+    let corners = [0, n - 1];
+    let heat_w: Vec<f64> = (0..n)
+        .map(|j| {
+            if corners.contains(&j) {
+                0.0
+            } else {
+                (150_000.0 + 300_000.0 * next()).round()
+            }
+        })
+        .collect();
+    let total_w: f64 = heat_w.iter().sum();
+    let (supply_c, return_c) = (110.0, 55.0);
+    let flow_per_node = total_w / (n - 2) as f64 / (WATER_CP_J_KG_K * (supply_c - return_c));
+    let half = n as f64 / 2.0;
+    let mut pipes = Vec::with_capacity(2 * n);
+    for r in 0..side {
+        for c in 0..side {
+            for (r2, c2) in [(r, c + 1), (r + 1, c)] {
+                if r2 >= side || c2 >= side {
+                    continue;
+                }
+                // Distance of the pipe from the nearer plant, and the flow the
+                // nodes beyond it draw, shared by the pipes crossing that distance.
+                let d = (r + c).min(2 * (side - 1) - r2 - c2) as f64;
+                let beyond = (half - (d + 1.0) * (d + 2.0) / 2.0).max(1.0);
+                let flow = flow_per_node * beyond / (2.0 * (d + 1.0)).min(side as f64);
+                let area = flow / (960.0 * 1.5);
+                let diameter_m = ((4.0 * area / std::f64::consts::PI).sqrt() * 100.0)
+                    .ceil()
+                    .max(8.0)
+                    / 100.0;
+                let (a, b) = (r * side + c, r2 * side + c2);
+                pipes.push(Pipe {
+                    id: nid(format!("p{a:05}-{b:05}")),
+                    from: jid(a),
+                    to: jid(b),
+                    length_m: (100.0 + 200.0 * next()).round(),
+                    inner_diameter_m: diameter_m,
+                    roughness_m: 5.0e-5,
+                    loss_w_m_k: 0.37,
+                    ground_temp_c: 5.0,
+                });
+            }
+        }
+    }
+    let design_flow_m3_h =
+        0.5 * total_w / (WATER_CP_J_KG_K * (supply_c - return_c)) / 960.0 * 3600.0;
+    let plants = corners
+        .iter()
+        .enumerate()
+        .map(|(k, &j)| Plant {
+            id: nid(format!("plant-{}", k + 1)),
+            kind: PlantKind::Chp,
+            capacity_w: 0.6 * total_w,
+            min_load_w: 0.0,
+            ramp_w_per_s: None,
+            design_supply_temp_c: supply_c,
+            design_return_temp_c: return_c,
+            pump_dp_pa: 1.0e5,
+            heat_price_yuan_per_gj: 24.5,
+            junction: Some(jid(j)),
+            pump: Some(PumpRating {
+                shutoff_head_m: 90.0,
+                rated_flow_m3_h: design_flow_m3_h.ceil(),
+                rated_head_m: 70.0,
+            }),
+            x_m: None,
+            y_m: None,
+            solar: None,
+        })
+        .collect::<Vec<_>>();
+    let substations = (0..n)
+        .filter(|j| !corners.contains(j))
+        .map(|j| {
+            let (r, c) = (j / side, j % side);
+            let plant = usize::from(r + c > side - 1);
+            Substation {
+                id: nid(format!("s{j:05}")),
+                plant: plants[plant].id.clone(),
+                group: "radiator".to_string(),
+                junction: Some(jid(j)),
+                x_m: None,
+                y_m: None,
+                pipe_length_m: None,
+                pipe_inner_diameter_m: None,
+                pipe_loss_w_m_k: 0.37,
+                ground_temp_c: 5.0,
+                secondary_design_supply_temp_c: 75.0,
+                secondary_design_return_temp_c: 50.0,
+                valve_kv_m3_h: None,
+                buildings: vec![Building {
+                    id: nid(format!("s{j:05}-b01")),
+                    floor_area_m2: (heat_w[j] / 45.0).round(),
+                    design_heat_w: Some(heat_w[j]),
+                    heat_capacity_j_k_m2: 165_000.0,
+                    emitter: Emitter::Radiator,
+                    priority: false,
+                    exposed_flat_share: model::network::DEFAULT_EXPOSED_FLAT_SHARE,
+                    exposed_flat_offset_k: model::network::DEFAULT_EXPOSED_FLAT_OFFSET_K,
+                }],
+            }
+        })
+        .collect();
+    Network {
+        name: format!("grid-{n}-{seed}"),
+        start_time_ms: 1_796_054_400_000,
+        outdoor_design_temp_c: -7.0,
+        weather: model::network::Weather::default(),
+        initial_room_temp_c: 18.0,
+        plants,
+        substations,
+        junctions: (0..n)
+            .map(|j| Junction {
+                id: jid(j),
+                x_m: 200.0 * (j % side) as f64,
+                y_m: 200.0 * (j / side) as f64,
+            })
+            .collect(),
+        pipes,
+        pressure_holding: Some(PressureHolding {
+            junction: jid(0),
+            pressure_pa: 3.0e5,
+            makeup_capacity_kg_s: 50.0,
+            vessel_gas_m3: 50.0,
+            low_pressure_trip_pa: 1.0e5,
+        }),
+    }
+}

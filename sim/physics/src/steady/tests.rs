@@ -205,3 +205,18 @@ fn impossible_or_unknown_conditions_are_refused() {
         "substation s01: flow_kg_s must be a finite number > 0"
     );
 }
+
+#[test]
+fn the_generated_grid_is_valid_and_solves_with_balances() {
+    let net = grid_network(100, 1);
+    net.validate().unwrap();
+    assert_eq!(net.junctions.len(), 100);
+    assert_eq!(net.substations.len(), 98);
+    let st = solve(&net, &Conditions::default()).unwrap();
+    check_balances(&st);
+    assert!(st.warnings.is_empty(), "{:?}", st.warnings);
+    for s in &st.substations {
+        assert!(s.diff_pressure_pa > 0.0, "{}: {}", s.id, s.diff_pressure_pa);
+        assert!(s.supply_temp_c > 100.0, "{}: {}", s.id, s.supply_temp_c);
+    }
+}
