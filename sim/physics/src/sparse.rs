@@ -128,6 +128,37 @@ impl Symbolic {
         rows.binary_search(&i).ok().map(|p| self.a_ptr[j] + p)
     }
 
+    /// y = A·x in the permuted numbering, A given by its upper-triangle `values`.
+    pub fn mul_permuted(&self, values: &[f64], x: &[f64], y: &mut [f64]) {
+        y.iter_mut().for_each(|v| *v = 0.0);
+        for j in 0..self.n {
+            let (lo, hi) = (self.a_ptr[j], self.a_ptr[j + 1]);
+            let xj = x[j];
+            let mut acc = 0.0;
+            for p in lo..hi {
+                let i = self.a_row[p];
+                let v = values[p];
+                if i == j {
+                    acc += v * xj;
+                } else {
+                    y[i] += v * xj;
+                    acc += v * x[i];
+                }
+            }
+            y[j] += acc;
+        }
+    }
+
+    /// perm[new] = old.
+    pub fn perm(&self) -> &[usize] {
+        &self.perm
+    }
+
+    /// Number of unknowns.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
     /// Number of stored values of the matrix (upper triangle).
     pub fn nnz(&self) -> usize {
         self.a_row.len()
@@ -290,26 +321,34 @@ impl Cholesky {
         for new in 0..n {
             self.work[new] = b[s.perm[new]];
         }
+        let mut work = std::mem::take(&mut self.work);
+        self.solve_permuted(s, &mut work);
+        self.work = work;
+        for new in 0..n {
+            b[s.perm[new]] = self.work[new];
+        }
+    }
+
+    /// Solves L·Lᵀ·x = b in the permuted numbering, in place.
+    pub fn solve_permuted(&self, s: &Symbolic, work: &mut [f64]) {
+        let n = s.n;
         // L·y = b (columns: the diagonal is first in each).
         for j in 0..n {
             let start = s.l_ptr[j];
-            self.work[j] /= self.l_val[start];
-            let yj = self.work[j];
+            work[j] /= self.l_val[start];
+            let yj = work[j];
             for p in (start + 1)..self.next[j] {
-                self.work[self.l_row[p]] -= self.l_val[p] * yj;
+                work[self.l_row[p]] -= self.l_val[p] * yj;
             }
         }
         // Lᵀ·x = y
         for j in (0..n).rev() {
             let start = s.l_ptr[j];
-            let mut v = self.work[j];
+            let mut v = work[j];
             for p in (start + 1)..self.next[j] {
-                v -= self.l_val[p] * self.work[self.l_row[p]];
+                v -= self.l_val[p] * work[self.l_row[p]];
             }
-            self.work[j] = v / self.l_val[start];
-        }
-        for new in 0..n {
-            b[s.perm[new]] = self.work[new];
+            work[j] = v / self.l_val[start];
         }
     }
 }

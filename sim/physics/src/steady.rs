@@ -400,7 +400,11 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
     let mut flows: Vec<f64> = vec![0.0; draws.len()];
     let mut solver: Option<Solver> = None;
     let mut start: Option<Vec<f64>> = None;
+    let mut start_p: Option<Vec<f64>> = None;
     let opts = Options::default();
+    // The last hydraulic iterate's state, to report if nothing settles.
+    let mut newton_steps = 0;
+    let mut last_hydraulics = None;
     for outer in 0..MAX_OUTER {
         // Substation flows from the current supply temperatures.
         let mut moved = 0.0f64;
@@ -488,13 +492,45 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
             demand_kg_s: demand,
         };
         if solver.is_none() {
-            solver = Some(Solver::new(&problem)?);
+            let mut s = Solver::new(&problem)?;
+            s.reuse_factorization(true);
+            solver = Some(s);
         }
         let Some(s) = solver.as_mut() else {
             unreachable!()
         };
-        let hyd = s.solve(&problem, &opts, start.as_deref())?;
+        // One Newton step per outer iteration once warm: flows, temperatures
+        // and hydraulics settle together (each step is exact to first order in
+        // what the last outer iteration moved). The cold start is solved fully.
+        let inner = Options {
+            max_iterations: if start.is_some() {
+                1
+            } else {
+                opts.max_iterations
+            },
+            ..opts
+        };
+        let (hyd, hyd_converged) =
+            s.iterate(&problem, &inner, start.as_deref(), start_p.as_deref())?;
+        if start.is_none() && !hyd_converged {
+            return Err(SolveError::NotConverged {
+                iterations: hyd.iterations,
+                max_imbalance_kg_s: hyd.max_imbalance_kg_s,
+                max_residual_pa: hyd.max_residual_pa,
+            }
+            .into());
+        }
+        newton_steps += hyd.iterations;
+        last_hydraulics = (!hyd_converged).then_some((hyd.max_imbalance_kg_s, hyd.max_residual_pa));
+        if std::env::var_os("STEADY_TRACE").is_some() {
+            eprintln!(
+                "outer {outer}: moved {moved:.2e} newton {} conv {hyd_converged} factor {:?}",
+                hyd.iterations,
+                s.factorizations()
+            );
+        }
         start = Some(hyd.flow_kg_s.clone());
+        start_p = Some(hyd.pressure_pa.clone());
 
         // Temperatures, supply side then return side, each in falling pressure.
         let (new_sup, new_ret, _) = propagate(
@@ -516,7 +552,7 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
             .fold(0.0, f64::max);
         t_sup = new_sup;
         t_ret = new_ret;
-        if outer > 0 && changed < 1e-6 && moved < 1e-9 {
+        if outer > 0 && changed < 1e-6 && moved < 1e-9 && hyd_converged {
             return Ok(assemble(
                 net,
                 &g,
@@ -532,6 +568,14 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
                 outer + 1,
             ));
         }
+    }
+    if let Some((max_imbalance_kg_s, max_residual_pa)) = last_hydraulics {
+        return Err(SolveError::NotConverged {
+            iterations: newton_steps,
+            max_imbalance_kg_s,
+            max_residual_pa,
+        }
+        .into());
     }
     Err(SteadyError::NotConverged(MAX_OUTER))
 }

@@ -42,6 +42,35 @@ fn friction_factor_matches_colebrook_and_moody() {
     }
 }
 
+/// Colebrook–White by bisection on `x = 1/√λ` (the slow, sure reference).
+fn colebrook_by_bisection(re: f64, rr: f64) -> f64 {
+    let f = |x: f64| x + 2.0 * (rr / 3.7 + 2.51 * x / re).log10();
+    let (mut lo, mut hi) = (1.0, 100.0);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if f(mid) > 0.0 {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    let x = 0.5 * (lo + hi);
+    1.0 / (x * x)
+}
+
+#[test]
+fn colebrook_by_newton_matches_bisection_across_the_turbulent_range() {
+    for re in [4.0e3, 1e4, 3.3e4, 1e5, 4.2e5, 1e6, 1e7, 1e8] {
+        for rr in [0.0, 1e-6, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2] {
+            let (newton, sure) = (colebrook(re, rr), colebrook_by_bisection(re, rr));
+            assert!(
+                (newton - sure).abs() / sure < 1e-10,
+                "Re {re}, k/D {rr}: {newton} vs {sure}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_single_pipe_matches_the_hand_calculation_within_half_a_percent() {
     // 1 km of DN200 (k = 0.05 mm) carrying 20 kg/s of water at 80 °C:
