@@ -619,8 +619,9 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         last_hydraulics = (!hyd_converged).then_some((hyd.max_imbalance_kg_s, hyd.max_residual_pa));
         if std::env::var_os("STEADY_TRACE").is_some() {
             eprintln!(
-                "outer {outer}: moved {moved:.2e} newton {} conv {hyd_converged} factor {:?}",
+                "outer {outer}: moved {moved:.2e} newton {} conv {hyd_converged} fill {} factor {:?}",
                 hyd.iterations,
+                s.factor_nonzeros(),
                 s.factorizations()
             );
         }
