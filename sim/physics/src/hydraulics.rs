@@ -346,9 +346,14 @@ impl Solver {
         self.linear.reuse = on;
     }
 
-    /// Numeric factorizations done so far, and linear solves done by reusing one.
-    pub fn factorizations(&self) -> (usize, usize) {
-        (self.linear.factorizations, self.linear.reused)
+    /// Numeric factorizations done so far, linear solves done by reusing
+    /// one, and the CG iterations those took.
+    pub fn factorizations(&self) -> (usize, usize, usize) {
+        (
+            self.linear.factorizations,
+            self.linear.reused,
+            self.linear.cg_iterations,
+        )
     }
 
     /// Nonzeros of the Cholesky factor (a measure of fill).
@@ -551,12 +556,21 @@ struct Linear {
     reused: usize,
     /// CG work vectors (permuted numbering): x, r, z, p, A·p, b.
     cg: [Vec<f64>; 6],
+    /// Each link's weight 1/g in the last factorization.
+    factored_w: Vec<f64>,
+    /// CG iterations done on reused factors.
+    pub(crate) cg_iterations: usize,
 }
 
-/// Most CG iterations on a reused factor before refactoring instead.
-const MAX_CG_ITERATIONS: usize = 6;
-/// Relative residual CG must reach with a reused factor.
-const CG_TOLERANCE: f64 = 1e-13;
+/// Most CG iterations on a reused factor before refactoring instead (one
+/// costs about a third of a factorization here).
+const MAX_CG_ITERATIONS: usize = 3;
+/// Relative residual CG must reach with a reused factor (an inexact Newton
+/// step this close keeps Newton's convergence)…
+const CG_TOLERANCE: f64 = 1e-10;
+/// …or this absolute one, kg/s: the linear residual is the node imbalance
+/// the step leaves, and this is far below any a caller tests for.
+const CG_ABS_TOLERANCE_KG_S: f64 = 1e-12;
 
 const NONE: usize = usize::MAX;
 
@@ -609,6 +623,8 @@ impl Linear {
             factorizations: 0,
             reused: 0,
             cg: std::array::from_fn(|_| vec![0.0; nf]),
+            factored_w: vec![0.0; links.len()],
+            cg_iterations: 0,
         }
     }
 
@@ -637,8 +653,14 @@ impl Linear {
         x_nodes: &mut [f64],
     ) -> Result<(), CholeskyError> {
         self.values.iter_mut().for_each(|v| *v = 0.0);
+        // Largest relative change of a link weight since the last factorization:
+        // with every weight within (1 ± δ) of the factored one, the factored
+        // Laplacian M bounds the new one A by (1 − δ)·M ≤ A ≤ (1 + δ)·M, so
+        // preconditioned CG gains a factor of about δ/2 per iteration.
+        let mut delta = 0.0f64;
         for (k, s) in self.slots.iter().enumerate() {
             let w = 1.0 / g[k];
+            delta = delta.max((w / self.factored_w[k] - 1.0).abs());
             if s[0] != NONE {
                 self.values[s[0]] += w;
             }
@@ -654,11 +676,22 @@ impl Linear {
                 self.b[f] = b_nodes[node];
             }
         }
-        if !(self.reuse && self.factored && self.pcg()) {
+        // Try the old factor only when CG should reach its tolerance in time
+        // (a failed attempt costs more than the factorization it avoids).
+        let promising = delta < 1.0
+            && (CG_TOLERANCE.ln() / (0.5 * delta).max(1e-300).ln()).ceil()
+                <= MAX_CG_ITERATIONS as f64 + 1.0;
+        if std::env::var_os("STEADY_TRACE").is_some() {
+            eprintln!("  delta {delta:.2e} promising {promising}");
+        }
+        if !(self.reuse && self.factored && promising && self.pcg()) {
             self.factored = false;
             self.chol.factor(&self.sym, &self.values)?;
             self.factored = true;
             self.factorizations += 1;
+            for (fw, gk) in self.factored_w.iter_mut().zip(g) {
+                *fw = 1.0 / gk;
+            }
             self.chol.solve(&self.sym, &mut self.b);
         }
         for (node, &f) in self.map.iter().enumerate() {
@@ -691,7 +724,14 @@ impl Linear {
         for i in 0..n {
             r[i] = bp[i] - ap[i];
         }
-        let mut converged = dot(r, r).sqrt() <= CG_TOLERANCE * b_norm;
+        if std::env::var_os("STEADY_TRACE").is_some() {
+            eprintln!(
+                "  cg0 rel {:.2e} abs {:.2e}",
+                dot(r, r).sqrt() / b_norm,
+                dot(r, r).sqrt()
+            );
+        }
+        let mut converged = dot(r, r).sqrt() <= (CG_TOLERANCE * b_norm).max(CG_ABS_TOLERANCE_KG_S);
         if !converged {
             z.copy_from_slice(r);
             self.chol.solve_permuted(&self.sym, z);
@@ -703,12 +743,20 @@ impl Linear {
                 if !(pap > 0.0 && pap.is_finite()) {
                     return false;
                 }
+                self.cg_iterations += 1;
                 let alpha = rz / pap;
                 for i in 0..n {
                     x[i] += alpha * p[i];
                     r[i] -= alpha * ap[i];
                 }
-                if dot(r, r).sqrt() <= CG_TOLERANCE * b_norm {
+                if std::env::var_os("STEADY_TRACE").is_some() {
+                    eprintln!(
+                        "  cg rel {:.2e} abs {:.2e}",
+                        dot(r, r).sqrt() / b_norm,
+                        dot(r, r).sqrt()
+                    );
+                }
+                if dot(r, r).sqrt() <= (CG_TOLERANCE * b_norm).max(CG_ABS_TOLERANCE_KG_S) {
                     converged = true;
                     break;
                 }
