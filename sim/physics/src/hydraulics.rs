@@ -681,9 +681,6 @@ impl Linear {
         let promising = delta < 1.0
             && (CG_TOLERANCE.ln() / (0.5 * delta).max(1e-300).ln()).ceil()
                 <= MAX_CG_ITERATIONS as f64 + 1.0;
-        if std::env::var_os("STEADY_TRACE").is_some() {
-            eprintln!("  delta {delta:.2e} promising {promising}");
-        }
         if !(self.reuse && self.factored && promising && self.pcg()) {
             self.factored = false;
             self.chol.factor(&self.sym, &self.values)?;
@@ -724,13 +721,6 @@ impl Linear {
         for i in 0..n {
             r[i] = bp[i] - ap[i];
         }
-        if std::env::var_os("STEADY_TRACE").is_some() {
-            eprintln!(
-                "  cg0 rel {:.2e} abs {:.2e}",
-                dot(r, r).sqrt() / b_norm,
-                dot(r, r).sqrt()
-            );
-        }
         let mut converged = dot(r, r).sqrt() <= (CG_TOLERANCE * b_norm).max(CG_ABS_TOLERANCE_KG_S);
         if !converged {
             z.copy_from_slice(r);
@@ -748,13 +738,6 @@ impl Linear {
                 for i in 0..n {
                     x[i] += alpha * p[i];
                     r[i] -= alpha * ap[i];
-                }
-                if std::env::var_os("STEADY_TRACE").is_some() {
-                    eprintln!(
-                        "  cg rel {:.2e} abs {:.2e}",
-                        dot(r, r).sqrt() / b_norm,
-                        dot(r, r).sqrt()
-                    );
                 }
                 if dot(r, r).sqrt() <= (CG_TOLERANCE * b_norm).max(CG_ABS_TOLERANCE_KG_S) {
                     converged = true;

@@ -538,13 +538,13 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
                 from: sn(p.a),
                 to: sn(p.b),
                 kind,
-                water: Water::at(0.5 * (t_sup[p.a] + t_sup[p.b])),
+                water: link_water(0.5 * (t_sup[p.a] + t_sup[p.b])),
             });
             links.push(Link {
                 from: rn(p.b),
                 to: rn(p.a),
                 kind,
-                water: Water::at(0.5 * (t_ret[p.a] + t_ret[p.b])),
+                water: link_water(0.5 * (t_ret[p.a] + t_ret[p.b])),
             });
         }
         for (k, plant) in net.plants.iter().enumerate() {
@@ -561,7 +561,7 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
                     ),
                     speed: 1.0,
                 },
-                water: Water::at(t_ret[j]),
+                water: link_water(t_ret[j]),
             });
         }
         let mut demand = vec![0.0; 2 * nj];
@@ -692,6 +692,20 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         .into());
     }
     Err(SteadyError::NotConverged(MAX_OUTER))
+}
+
+/// Water as the hydraulics need it: IAPWS-IF97 density and viscosity at
+/// `temp_c` (as [`Water::at`]); the heat capacity, which the hydraulics never
+/// read, is the model's constant that this calculation's heat balances use.
+fn link_water(temp_c: f64) -> Water {
+    let t = temp_c.clamp(crate::water::VALID_TEMP_C.0, crate::water::VALID_TEMP_C.1);
+    let p_mpa = crate::water::REFERENCE_PRESSURE_PA / 1.0e6;
+    Water {
+        temp_c: t,
+        density_kg_m3: seuif97::pt(p_mpa, t, seuif97::OD),
+        cp_j_kg_k: WATER_CP_J_KG_K,
+        viscosity_pa_s: seuif97::pt(p_mpa, t, seuif97::ODV),
+    }
 }
 
 type Temps = (Vec<f64>, Vec<f64>, Vec<(f64, f64)>);
