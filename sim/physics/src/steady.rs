@@ -788,9 +788,10 @@ fn propagate(
     let mut t_ret = old_ret.to_vec();
     let mut outlets = vec![(0.0, 0.0); n_pipes];
     // Supply side: inflows are the plants' pumps and supply pipes.
-    let mut order: Vec<usize> = (0..nj).collect();
-    order.sort_by(|&a, &b| p[2 * b].total_cmp(&p[2 * a]));
-    for &j in &order {
+    // Falling pressure; ties by index, as a stable sort of the indices.
+    let mut order: Vec<(f64, usize)> = (0..nj).map(|j| (p[2 * j], j)).collect();
+    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(_, j) in &order {
         let (mut mq, mut mqt) = (0.0, 0.0);
         for &k in &inc.plants[inc.plant_ptr[j]..inc.plant_ptr[j + 1]] {
             let f = q[2 * n_pipes + k].max(0.0);
@@ -820,9 +821,9 @@ fn propagate(
     }
     // Return side: inflows are substations, return pipes, and any pump that runs
     // backwards (supply water falling back through a plant that cannot lift).
-    let mut order: Vec<usize> = (0..nj).collect();
-    order.sort_by(|&a, &b| p[2 * b + 1].total_cmp(&p[2 * a + 1]));
-    for &j in &order {
+    let mut order: Vec<(f64, usize)> = (0..nj).map(|j| (p[2 * j + 1], j)).collect();
+    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(_, j) in &order {
         let (mut mq, mut mqt) = (0.0, 0.0);
         for &k in &inc.plants[inc.plant_ptr[j]..inc.plant_ptr[j + 1]] {
             let f = q[2 * n_pipes + k];
