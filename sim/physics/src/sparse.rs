@@ -139,9 +139,7 @@ impl Symbolic {
             let (lo, hi) = (self.a_ptr[j], self.a_ptr[j + 1]);
             let xj = x[j];
             let mut acc = 0.0;
-            for p in lo..hi {
-                let i = self.a_row[p];
-                let v = values[p];
+            for (&i, &v) in self.a_row[lo..hi].iter().zip(&values[lo..hi]) {
                 if i == j {
                     acc += v * xj;
                 } else {

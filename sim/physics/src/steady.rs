@@ -30,8 +30,8 @@ pub const DEFAULT_HOLDING_PRESSURE_PA: f64 = 2.0e5;
 const MAX_OUTER: usize = 50;
 /// How far the first (cold) hydraulic solve is settled before the outer
 /// iterations take over; the answer is settled to [`Options::default`].
-const COLD_TOLERANCE_PA: f64 = 1.0e3;
-const COLD_TOLERANCE_REL_FLOW: f64 = 1.0e-2;
+const COLD_TOLERANCE_PA: f64 = 1.0e4;
+const COLD_TOLERANCE_REL_FLOW: f64 = 1.0e-1;
 /// Outer iterations remembered by the Anderson acceleration.
 const ANDERSON_DEPTH: usize = 3;
 /// Largest Anderson coefficient used (beyond it the last rounds say little
@@ -55,13 +55,13 @@ fn anderson_step(history: &[(Vec<f64>, Vec<f64>)]) -> Vec<f64> {
     let df = |j: usize, i: usize| history[j + 1].1[i] - history[j].1[i];
     let mut a = [[0.0f64; ANDERSON_DEPTH]; ANDERSON_DEPTH];
     let mut b = [0.0f64; ANDERSON_DEPTH];
-    for i in 0..n {
+    for (i, &fi) in f_k.iter().enumerate() {
         let mut col = [0.0f64; ANDERSON_DEPTH];
         for (j, c) in col.iter_mut().enumerate().take(m) {
             *c = df(j, i);
         }
         for r in 0..m {
-            b[r] += col[r] * f_k[i];
+            b[r] += col[r] * fi;
             for c in 0..m {
                 a[r][c] += col[r] * col[c];
             }
@@ -85,10 +85,11 @@ fn anderson_step(history: &[(Vec<f64>, Vec<f64>)]) -> Vec<f64> {
         if a[c][c].abs() <= 1e-14 * scale {
             return g_k.clone();
         }
+        let pivot_row = a[c];
         for r in (c + 1)..m {
-            let f = a[r][c] / a[c][c];
-            for k in c..m {
-                a[r][k] -= f * a[c][k];
+            let f = a[r][c] / pivot_row[c];
+            for (x, p) in a[r][c..m].iter_mut().zip(&pivot_row[c..m]) {
+                *x -= f * p;
             }
             gamma[r] -= f * gamma[c];
         }
@@ -617,14 +618,6 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         }
         newton_steps += hyd.iterations;
         last_hydraulics = (!hyd_converged).then_some((hyd.max_imbalance_kg_s, hyd.max_residual_pa));
-        if std::env::var_os("STEADY_TRACE").is_some() {
-            eprintln!(
-                "outer {outer}: moved {moved:.2e} newton {} conv {hyd_converged} fill {} factor {:?}",
-                hyd.iterations,
-                s.factor_nonzeros(),
-                s.factorizations()
-            );
-        }
         start = Some(hyd.flow_kg_s.clone());
         start_p = Some(hyd.pressure_pa.clone());
 

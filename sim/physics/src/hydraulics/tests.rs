@@ -285,3 +285,69 @@ fn a_generated_meshed_grid_converges_with_exact_mass_balance() {
     assert_eq!(grid_problem(500, 7).demand_kg_s, pb.demand_kg_s);
     assert_ne!(grid_problem(500, 8).demand_kg_s, pb.demand_kg_s);
 }
+
+#[test]
+fn a_reused_factorization_gives_the_same_answer_with_fewer_factorizations() {
+    let pb = grid_problem(500, 3);
+    let opts = Options::default();
+    let mut plain = Solver::new(&pb).unwrap();
+    let mut reusing = Solver::new(&pb).unwrap();
+    reusing.reuse_factorization(true);
+    let base = plain.solve(&pb, &opts, None).unwrap();
+    // Demands move by up to ±1 %, as between the design calculation's rounds.
+    let mut moved = pb.clone();
+    for (i, d) in moved.demand_kg_s.iter_mut().enumerate() {
+        *d *= 1.0 + 0.01 * (((i * 37) % 21) as f64 / 10.0 - 1.0);
+    }
+    let a = plain.solve(&moved, &opts, Some(&base.flow_kg_s)).unwrap();
+    let _ = reusing.solve(&pb, &opts, None).unwrap();
+    let before = reusing.factorizations();
+    let b = reusing.solve(&moved, &opts, Some(&base.flow_kg_s)).unwrap();
+    let after = reusing.factorizations();
+    assert!(after.1 > before.1, "no reuse: {before:?} → {after:?}");
+    assert!(
+        after.0 - before.0 < b.iterations,
+        "{before:?} → {after:?} in {} iterations",
+        b.iterations
+    );
+    assert!(b.max_imbalance_kg_s < 1e-9, "{}", b.max_imbalance_kg_s);
+    for (x, y) in a.flow_kg_s.iter().zip(&b.flow_kg_s) {
+        assert!((x - y).abs() < 1e-6 * (1.0 + x.abs()), "{x} vs {y}");
+    }
+    for (x, y) in a.pressure_pa.iter().zip(&b.pressure_pa) {
+        assert!((x - y).abs() < 0.1, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn iterate_returns_an_unconverged_iterate_and_converges_in_one_step_from_the_answer() {
+    let pb = ring();
+    let opts = Options {
+        max_iterations: 1,
+        ..Options::default()
+    };
+    let mut s = Solver::new(&pb).unwrap();
+    // One step from a flat start is not an answer, and says so…
+    let (first, converged) = s.iterate(&pb, &opts, None, None).unwrap();
+    assert!(!converged);
+    assert_eq!(first.iterations, 1);
+    // …and `solve` turns the same into an error.
+    assert!(matches!(
+        s.solve(&pb, &opts, None),
+        Err(SolveError::NotConverged { iterations: 1, .. })
+    ));
+    // From the answer with its pressures, one step confirms it.
+    let answer = pb.solve(&Options::default(), None).unwrap();
+    let (again, converged) = s
+        .iterate(
+            &pb,
+            &opts,
+            Some(&answer.flow_kg_s),
+            Some(&answer.pressure_pa),
+        )
+        .unwrap();
+    assert!(converged, "{again:?} from {answer:?}");
+    for (x, y) in again.flow_kg_s.iter().zip(&answer.flow_kg_s) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+}
