@@ -7,8 +7,10 @@
 //!
 //! The solver is the global gradient algorithm (Todini & Pilati 1988) on mass
 //! flows and pressures: each Newton step solves the graph-Laplacian system
-//! `A·G⁻¹·Aᵀ·δp = rhs` for the free pressures by preconditioned conjugate
-//! gradients, after which every node balance holds to solver precision. It
+//! `A·G⁻¹·Aᵀ·δp = rhs` for the free pressures by sparse Cholesky (or, when
+//! asked, by conjugate gradients preconditioned with the last factorization
+//! while it still fits), after which every node balance holds to solver
+//! precision. It
 //! refuses networks without a pressure reference or with islands, and reports
 //! non-convergence as an error with its residuals, never a silent answer.
 
