@@ -21,7 +21,11 @@ fn main() {
         "| junctions | links | fill of L | analysis | cold solve (iterations) | warm solve (iterations) | runs |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for size in [50usize, 500, 5_000, 50_000] {
+    let sizes: Vec<usize> = std::env::var("HYDRAULICS_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![50, 500, 5_000, 50_000]);
+    for size in sizes {
         let pb = grid_problem(size, 1);
         let runs = if size >= 50_000 { 5 } else { 21 };
         let t = Instant::now();

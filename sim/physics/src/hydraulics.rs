@@ -7,8 +7,10 @@
 //!
 //! The solver is the global gradient algorithm (Todini & Pilati 1988) on mass
 //! flows and pressures: each Newton step solves the graph-Laplacian system
-//! `A·G⁻¹·Aᵀ·δp = rhs` for the free pressures by preconditioned conjugate
-//! gradients, after which every node balance holds to solver precision. It
+//! `A·G⁻¹·Aᵀ·δp = rhs` for the free pressures by sparse Cholesky (or, when
+//! asked, by conjugate gradients preconditioned with the last factorization
+//! while it still fits), after which every node balance holds to solver
+//! precision. It
 //! refuses networks without a pressure reference or with islands, and reports
 //! non-convergence as an error with its residuals, never a silent answer.
 
@@ -46,14 +48,24 @@ pub fn swamee_jain(re: f64, rel_roughness: f64) -> f64 {
     0.25 / (a * a)
 }
 
-/// Colebrook–White: `1/√λ = −2·log10(k/(3.7·D) + 2.51/(Re·√λ))`.
+/// Colebrook–White: `1/√λ = −2·log10(k/(3.7·D) + 2.51/(Re·√λ))`, solved for
+/// `x = 1/√λ` by Newton's method from the Swamee–Jain value (within 1 %, so
+/// two or three steps reach 1e-13; the fixed-point iteration it replaced took
+/// five to ten logarithms for the same root).
 pub fn colebrook(re: f64, rel_roughness: f64) -> f64 {
+    let a = rel_roughness / 3.7;
+    let b = 2.51 / re;
     let mut x = 1.0 / swamee_jain(re, rel_roughness).sqrt();
     for _ in 0..50 {
-        let next = -2.0 * (rel_roughness / 3.7 + 2.51 * x / re).log10();
-        let done = (next - x).abs() < 1e-10 * x.abs();
-        x = next;
-        if done {
+        // F(x) = x + 2·log10(a + b·x) = 0, F′(x) = 1 + 2·b / ((a + b·x)·ln 10).
+        let arg = a + b * x;
+        let f = x + 2.0 * arg.log10();
+        let df = 1.0 + 2.0 * b / (arg * std::f64::consts::LN_10);
+        let step = f / df;
+        x -= step;
+        // Quadratic convergence: a step this small leaves an error of the
+        // order of its square (below 1e-13), so no confirming step is taken.
+        if step.abs() < 1e-7 * x.abs() {
             break;
         }
     }
@@ -268,15 +280,26 @@ impl Problem {
             }
             fixed[node] = Some(p);
         }
-        let mut adj = vec![Vec::new(); n];
+        // Adjacency in compressed rows (no allocation per node).
+        let mut ptr = vec![0usize; n + 1];
         for (k, l) in self.links.iter().enumerate() {
             for node in [l.from, l.to] {
                 if node >= n {
                     return Err(SolveError::BadLink { link: k, node });
                 }
+                ptr[node + 1] += 1;
             }
-            adj[l.from].push(l.to);
-            adj[l.to].push(l.from);
+        }
+        for i in 0..n {
+            ptr[i + 1] += ptr[i];
+        }
+        let mut fill = ptr.clone();
+        let mut adj = vec![0usize; ptr[n]];
+        for l in &self.links {
+            adj[fill[l.from]] = l.to;
+            fill[l.from] += 1;
+            adj[fill[l.to]] = l.from;
+            fill[l.to] += 1;
         }
         let mut seen = vec![false; n];
         let mut stack: Vec<usize> = self.fixed_pressure_pa.iter().map(|f| f.0).collect();
@@ -284,7 +307,7 @@ impl Problem {
             seen[s] = true;
         }
         while let Some(v) = stack.pop() {
-            for &w in &adj[v] {
+            for &w in &adj[ptr[v]..ptr[v + 1]] {
                 if !seen[w] {
                     seen[w] = true;
                     stack.push(w);
@@ -328,6 +351,26 @@ impl Solver {
         })
     }
 
+    /// Reuse the last factorization while it still preconditions conjugate
+    /// gradients well (a few iterations to full precision) instead of
+    /// refactoring at every Newton step. Off by default; worth it when many
+    /// solves follow each other with small changes (the design calculation's
+    /// outer iterations). Each step is still solved to 1e-13 relative
+    /// residual, so Newton's convergence is unchanged.
+    pub fn reuse_factorization(&mut self, on: bool) {
+        self.linear.reuse = on;
+    }
+
+    /// Numeric factorizations done so far, linear solves done by reusing
+    /// one, and the CG iterations those took.
+    pub fn factorizations(&self) -> (usize, usize, usize) {
+        (
+            self.linear.factorizations,
+            self.linear.reused,
+            self.linear.cg_iterations,
+        )
+    }
+
     /// Nonzeros of the Cholesky factor (a measure of fill).
     pub fn factor_nonzeros(&self) -> usize {
         self.linear.sym.l_nnz()
@@ -340,6 +383,30 @@ impl Solver {
         opts: &Options,
         start: Option<&[f64]>,
     ) -> Result<Solution, SolveError> {
+        match self.iterate(pb, opts, start, None)? {
+            (s, true) => Ok(s),
+            (s, false) => Err(SolveError::NotConverged {
+                iterations: s.iterations,
+                max_imbalance_kg_s: s.max_imbalance_kg_s,
+                max_residual_pa: s.max_residual_pa,
+            }),
+        }
+    }
+
+    /// Like [`Solver::solve`], but after `opts.max_iterations` Newton steps
+    /// without convergence it returns the last iterate and `false` instead of
+    /// an error (its residuals are those before the last step). For callers
+    /// that iterate an outer problem and check convergence themselves; they
+    /// pass the last pressures with the last flows (`start_pressure_pa`), so
+    /// that the residuals tested before a step describe that state (without
+    /// them the free pressures start flat and a first step never converges).
+    pub fn iterate(
+        &mut self,
+        pb: &Problem,
+        opts: &Options,
+        start: Option<&[f64]>,
+        start_pressure_pa: Option<&[f64]>,
+    ) -> Result<(Solution, bool), SolveError> {
         let fixed = pb.check()?;
         let same = pb.links.len() == self.topology.len()
             && pb
@@ -362,7 +429,12 @@ impl Solver {
         let m = pb.links.len();
         let mean_fixed = pb.fixed_pressure_pa.iter().map(|f| f.1).sum::<f64>()
             / pb.fixed_pressure_pa.len() as f64;
-        let mut p: Vec<f64> = (0..n).map(|i| fixed[i].unwrap_or(mean_fixed)).collect();
+        let mut p: Vec<f64> = match start_pressure_pa {
+            Some(s) if s.len() == n && start.is_some() => {
+                (0..n).map(|i| fixed[i].unwrap_or(s[i])).collect()
+            }
+            _ => (0..n).map(|i| fixed[i].unwrap_or(mean_fixed)).collect(),
+        };
         let mut q: Vec<f64> = match start {
             Some(s) if s.len() == m => s.to_vec(),
             _ => vec![0.1; m],
@@ -441,20 +513,28 @@ impl Solver {
             last = (imbalance, residual);
             if residual < opts.tolerance_pa && rel_change < opts.tolerance_rel_flow {
                 let final_imbalance = node_imbalance(pb, &q, free);
-                return Ok(Solution {
-                    pressure_pa: p,
-                    flow_kg_s: q,
-                    iterations: it + 1,
-                    max_imbalance_kg_s: final_imbalance,
-                    max_residual_pa: residual,
-                });
+                return Ok((
+                    Solution {
+                        pressure_pa: p,
+                        flow_kg_s: q,
+                        iterations: it + 1,
+                        max_imbalance_kg_s: final_imbalance,
+                        max_residual_pa: residual,
+                    },
+                    true,
+                ));
             }
         }
-        Err(SolveError::NotConverged {
-            iterations: opts.max_iterations,
-            max_imbalance_kg_s: last.0,
-            max_residual_pa: last.1,
-        })
+        Ok((
+            Solution {
+                pressure_pa: p,
+                flow_kg_s: q,
+                iterations: opts.max_iterations,
+                max_imbalance_kg_s: last.0,
+                max_residual_pa: last.1,
+            },
+            false,
+        ))
     }
 }
 
@@ -484,7 +564,28 @@ struct Linear {
     /// Per link: value slots (ii, jj, ij), NONE where absent.
     slots: Vec<[usize; 3]>,
     b: Vec<f64>,
+    /// Preconditioned CG on the last factor before refactoring.
+    reuse: bool,
+    factored: bool,
+    factorizations: usize,
+    reused: usize,
+    /// CG work vectors (permuted numbering): x, r, z, p, A·p, b.
+    cg: [Vec<f64>; 6],
+    /// Each link's weight 1/g in the last factorization.
+    factored_w: Vec<f64>,
+    /// CG iterations done on reused factors.
+    pub(crate) cg_iterations: usize,
 }
+
+/// Most CG iterations on a reused factor before refactoring instead (one
+/// costs about a third of a factorization here).
+const MAX_CG_ITERATIONS: usize = 3;
+/// Relative residual CG must reach with a reused factor (an inexact Newton
+/// step this close keeps Newton's convergence)…
+const CG_TOLERANCE: f64 = 1e-10;
+/// …or this absolute one, kg/s: the linear residual is the node imbalance
+/// the step leaves, and this is far below any a caller tests for.
+const CG_ABS_TOLERANCE_KG_S: f64 = 1e-12;
 
 const NONE: usize = usize::MAX;
 
@@ -532,6 +633,13 @@ impl Linear {
             chol,
             slots,
             b: vec![0.0; nf],
+            reuse: false,
+            factored: false,
+            factorizations: 0,
+            reused: 0,
+            cg: std::array::from_fn(|_| vec![0.0; nf]),
+            factored_w: vec![0.0; links.len()],
+            cg_iterations: 0,
         }
     }
 
@@ -560,8 +668,14 @@ impl Linear {
         x_nodes: &mut [f64],
     ) -> Result<(), CholeskyError> {
         self.values.iter_mut().for_each(|v| *v = 0.0);
+        // Largest relative change of a link weight since the last factorization:
+        // with every weight within (1 ± δ) of the factored one, the factored
+        // Laplacian M bounds the new one A by (1 − δ)·M ≤ A ≤ (1 + δ)·M, so
+        // preconditioned CG gains a factor of about δ/2 per iteration.
+        let mut delta = 0.0f64;
         for (k, s) in self.slots.iter().enumerate() {
             let w = 1.0 / g[k];
+            delta = delta.max((w / self.factored_w[k] - 1.0).abs());
             if s[0] != NONE {
                 self.values[s[0]] += w;
             }
@@ -572,17 +686,95 @@ impl Linear {
                 self.values[s[2]] -= w;
             }
         }
-        self.chol.factor(&self.sym, &self.values)?;
         for (node, &f) in self.map.iter().enumerate() {
             if f != NONE {
                 self.b[f] = b_nodes[node];
             }
         }
-        self.chol.solve(&self.sym, &mut self.b);
+        // Try the old factor only when CG should reach its tolerance in time
+        // (a failed attempt costs more than the factorization it avoids).
+        let promising = delta < 1.0
+            && (CG_TOLERANCE.ln() / (0.5 * delta).max(1e-300).ln()).ceil()
+                <= MAX_CG_ITERATIONS as f64 + 1.0;
+        if !(self.reuse && self.factored && promising && self.pcg()) {
+            self.factored = false;
+            self.chol.factor(&self.sym, &self.values)?;
+            self.factored = true;
+            self.factorizations += 1;
+            for (fw, gk) in self.factored_w.iter_mut().zip(g) {
+                *fw = 1.0 / gk;
+            }
+            self.chol.solve(&self.sym, &mut self.b);
+        }
         for (node, &f) in self.map.iter().enumerate() {
             x_nodes[node] = if f == NONE { 0.0 } else { self.b[f] };
         }
         Ok(())
+    }
+
+    /// Conjugate gradients on the current values, preconditioned by the last
+    /// factorization; on success `b` holds the solution. False when it does
+    /// not reach [`CG_TOLERANCE`] within [`MAX_CG_ITERATIONS`].
+    fn pcg(&mut self) -> bool {
+        let n = self.sym.n();
+        let perm = self.sym.perm();
+        let [x, r, z, p, ap, bp] = &mut self.cg;
+        for new in 0..n {
+            bp[new] = self.b[perm[new]];
+        }
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let b_norm = dot(bp, bp).sqrt();
+        if b_norm == 0.0 {
+            self.b.iter_mut().for_each(|v| *v = 0.0);
+            self.reused += 1;
+            return true;
+        }
+        // x₀ = M⁻¹·b, r₀ = b − A·x₀.
+        x.copy_from_slice(bp);
+        self.chol.solve_permuted(&self.sym, x);
+        self.sym.mul_permuted(&self.values, x, ap);
+        for i in 0..n {
+            r[i] = bp[i] - ap[i];
+        }
+        let mut converged = dot(r, r).sqrt() <= (CG_TOLERANCE * b_norm).max(CG_ABS_TOLERANCE_KG_S);
+        if !converged {
+            z.copy_from_slice(r);
+            self.chol.solve_permuted(&self.sym, z);
+            p.copy_from_slice(z);
+            let mut rz = dot(r, z);
+            for _ in 0..MAX_CG_ITERATIONS {
+                self.sym.mul_permuted(&self.values, p, ap);
+                let pap = dot(p, ap);
+                if !(pap > 0.0 && pap.is_finite()) {
+                    return false;
+                }
+                self.cg_iterations += 1;
+                let alpha = rz / pap;
+                for i in 0..n {
+                    x[i] += alpha * p[i];
+                    r[i] -= alpha * ap[i];
+                }
+                if dot(r, r).sqrt() <= (CG_TOLERANCE * b_norm).max(CG_ABS_TOLERANCE_KG_S) {
+                    converged = true;
+                    break;
+                }
+                z.copy_from_slice(r);
+                self.chol.solve_permuted(&self.sym, z);
+                let rz_new = dot(r, z);
+                let beta = rz_new / rz;
+                rz = rz_new;
+                for i in 0..n {
+                    p[i] = z[i] + beta * p[i];
+                }
+            }
+        }
+        if converged {
+            for new in 0..n {
+                self.b[perm[new]] = x[new];
+            }
+            self.reused += 1;
+        }
+        converged
     }
 }
 

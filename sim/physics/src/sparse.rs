@@ -1,8 +1,8 @@
 //! Sparse Cholesky factorization for the symmetric positive definite systems of
 //! the hydraulic solver (weighted graph Laplacians with grounded nodes).
 //!
-//! The analysis (a minimum-degree ordering, the elimination tree and the
-//! pattern of L) depends only on the graph and is done once; each numeric
+//! The analysis (a nested-dissection ordering with minimum-degree leaves, the
+//! elimination tree and the pattern of L) depends only on the graph and is done once; each numeric
 //! factorization then reuses it. Up-looking algorithm as in Davis, *Direct
 //! Methods for Sparse Linear Systems* (SIAM 2006), §4.
 
@@ -49,7 +49,11 @@ impl Symbolic {
             row.sort_unstable();
             row.dedup();
         }
-        let perm = minimum_degree(&adj);
+        let perm = if std::env::var_os("ORDER_MD").is_some() {
+            minimum_degree(&adj)
+        } else {
+            nested_dissection(&adj)
+        };
         let mut inv = vec![0; n];
         for (new, &old) in perm.iter().enumerate() {
             inv[old] = new;
@@ -128,6 +132,35 @@ impl Symbolic {
         rows.binary_search(&i).ok().map(|p| self.a_ptr[j] + p)
     }
 
+    /// y = A·x in the permuted numbering, A given by its upper-triangle `values`.
+    pub fn mul_permuted(&self, values: &[f64], x: &[f64], y: &mut [f64]) {
+        y.iter_mut().for_each(|v| *v = 0.0);
+        for j in 0..self.n {
+            let (lo, hi) = (self.a_ptr[j], self.a_ptr[j + 1]);
+            let xj = x[j];
+            let mut acc = 0.0;
+            for (&i, &v) in self.a_row[lo..hi].iter().zip(&values[lo..hi]) {
+                if i == j {
+                    acc += v * xj;
+                } else {
+                    y[i] += v * xj;
+                    acc += v * x[i];
+                }
+            }
+            y[j] += acc;
+        }
+    }
+
+    /// perm[new] = old.
+    pub fn perm(&self) -> &[usize] {
+        &self.perm
+    }
+
+    /// Number of unknowns.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
     /// Number of stored values of the matrix (upper triangle).
     pub fn nnz(&self) -> usize {
         self.a_row.len()
@@ -168,6 +201,162 @@ fn ereach(
     // (a parent's index exceeds its child's): every column is finished before
     // the columns it updates.
     stack.sort_unstable();
+}
+
+/// Subsets at most this large are ordered by minimum degree instead of dissected.
+const DISSECTION_LEAF: usize = 96;
+
+/// Nested dissection by breadth-first level structures (George's automatic
+/// nested dissection): from a pseudo-peripheral vertex, the middle level
+/// (trimmed to the vertices that touch the next level) separates the rest into
+/// two halves, which are ordered first, recursively; the separator comes last.
+/// Small subsets are ordered by [`minimum_degree`]. O(n log n), against the
+/// explicit minimum-degree ordering's cost that grows with the fill.
+fn nested_dissection(adj: &[Vec<usize>]) -> Vec<usize> {
+    enum Task {
+        Dissect(Vec<usize>),
+        Emit(Vec<usize>),
+    }
+    let n = adj.len();
+    let mut order = Vec::with_capacity(n);
+    // Label of the subset each vertex is in now; a fresh label per subset.
+    let mut label = vec![0usize; n];
+    let mut next_label = 1;
+    let mut level = vec![0usize; n];
+    let mut queue: Vec<usize> = Vec::with_capacity(n);
+    let mut local = vec![NONE; n];
+    let mut tasks = vec![Task::Dissect((0..n).collect())];
+    // BFS within the subset `lab` from `root`: fills `queue` in level order,
+    // `level`, and returns the height.
+    let bfs = |root: usize,
+               lab: usize,
+               label: &[usize],
+               level: &mut [usize],
+               queue: &mut Vec<usize>,
+               seen: &mut Vec<bool>|
+     -> usize {
+        queue.clear();
+        queue.push(root);
+        seen[root] = true;
+        level[root] = 0;
+        let mut head = 0;
+        while head < queue.len() {
+            let v = queue[head];
+            head += 1;
+            for &w in &adj[v] {
+                if label[w] == lab && !seen[w] {
+                    seen[w] = true;
+                    level[w] = level[v] + 1;
+                    queue.push(w);
+                }
+            }
+        }
+        for &v in queue.iter() {
+            seen[v] = false;
+        }
+        queue.last().map_or(0, |&v| level[v])
+    };
+    let mut seen = vec![false; n];
+    while let Some(task) = tasks.pop() {
+        let verts = match task {
+            Task::Emit(v) => {
+                order.extend_from_slice(&v);
+                continue;
+            }
+            Task::Dissect(v) => v,
+        };
+        if verts.is_empty() {
+            continue;
+        }
+        let lab = next_label;
+        next_label += 1;
+        for &v in &verts {
+            label[v] = lab;
+        }
+        if verts.len() <= DISSECTION_LEAF {
+            // Minimum degree on the induced subgraph.
+            for (i, &v) in verts.iter().enumerate() {
+                local[v] = i;
+            }
+            let sub: Vec<Vec<usize>> = verts
+                .iter()
+                .map(|&v| {
+                    let mut row: Vec<usize> = adj[v]
+                        .iter()
+                        .filter(|&&w| label[w] == lab)
+                        .map(|&w| local[w])
+                        .collect();
+                    row.sort_unstable();
+                    row
+                })
+                .collect();
+            order.extend(minimum_degree(&sub).into_iter().map(|i| verts[i]));
+            continue;
+        }
+        // Pseudo-peripheral root: repeat BFS from a farthest vertex of least degree.
+        let mut root = verts[0];
+        let mut height = bfs(root, lab, &label, &mut level, &mut queue, &mut seen);
+        if queue.len() < verts.len() {
+            // Not connected: dissect the reached component and the rest apart.
+            let reached = queue.clone();
+            for &v in &reached {
+                label[v] = NONE;
+            }
+            let rest: Vec<usize> = verts.iter().copied().filter(|&v| label[v] == lab).collect();
+            tasks.push(Task::Dissect(rest));
+            tasks.push(Task::Dissect(reached));
+            continue;
+        }
+        for _ in 0..4 {
+            let far = queue
+                .iter()
+                .copied()
+                .filter(|&v| level[v] == height)
+                .min_by_key(|&v| adj[v].len())
+                .unwrap_or(root);
+            let h = bfs(far, lab, &label, &mut level, &mut queue, &mut seen);
+            if h <= height {
+                bfs(root, lab, &label, &mut level, &mut queue, &mut seen);
+                break;
+            }
+            root = far;
+            height = h;
+        }
+        if height < 2 {
+            tasks.push(Task::Emit(queue.clone()));
+            continue;
+        }
+        // Middle level: the first whose levels up to it hold half the vertices.
+        let mut mid = 1;
+        let mut count = 0;
+        for &v in queue.iter() {
+            count += 1;
+            if 2 * count >= verts.len() {
+                mid = level[v].clamp(1, height - 1);
+                break;
+            }
+        }
+        let (mut low, mut high, mut sep) = (Vec::new(), Vec::new(), Vec::new());
+        for &v in queue.iter() {
+            let l = level[v];
+            if l < mid {
+                low.push(v);
+            } else if l > mid {
+                high.push(v);
+            } else if adj[v]
+                .iter()
+                .any(|&w| label[w] == lab && level[w] == mid + 1)
+            {
+                sep.push(v);
+            } else {
+                low.push(v);
+            }
+        }
+        tasks.push(Task::Emit(sep));
+        tasks.push(Task::Dissect(high));
+        tasks.push(Task::Dissect(low));
+    }
+    order
 }
 
 /// Minimum-degree ordering on the explicit elimination graph (ties by index).
@@ -290,26 +479,34 @@ impl Cholesky {
         for new in 0..n {
             self.work[new] = b[s.perm[new]];
         }
+        let mut work = std::mem::take(&mut self.work);
+        self.solve_permuted(s, &mut work);
+        self.work = work;
+        for new in 0..n {
+            b[s.perm[new]] = self.work[new];
+        }
+    }
+
+    /// Solves L·Lᵀ·x = b in the permuted numbering, in place.
+    pub fn solve_permuted(&self, s: &Symbolic, work: &mut [f64]) {
+        let n = s.n;
         // L·y = b (columns: the diagonal is first in each).
         for j in 0..n {
             let start = s.l_ptr[j];
-            self.work[j] /= self.l_val[start];
-            let yj = self.work[j];
+            work[j] /= self.l_val[start];
+            let yj = work[j];
             for p in (start + 1)..self.next[j] {
-                self.work[self.l_row[p]] -= self.l_val[p] * yj;
+                work[self.l_row[p]] -= self.l_val[p] * yj;
             }
         }
         // Lᵀ·x = y
         for j in (0..n).rev() {
             let start = s.l_ptr[j];
-            let mut v = self.work[j];
+            let mut v = work[j];
             for p in (start + 1)..self.next[j] {
-                v -= self.l_val[p] * self.work[self.l_row[p]];
+                v -= self.l_val[p] * work[self.l_row[p]];
             }
-            self.work[j] = v / self.l_val[start];
-        }
-        for new in 0..n {
-            b[s.perm[new]] = self.work[new];
+            work[j] = v / self.l_val[start];
         }
     }
 }

@@ -28,6 +28,94 @@ use crate::water::Water;
 pub const DEFAULT_HOLDING_PRESSURE_PA: f64 = 2.0e5;
 /// Outer iterations (flows ↔ temperatures) at most.
 const MAX_OUTER: usize = 50;
+/// How far the first (cold) hydraulic solve is settled before the outer
+/// iterations take over; the answer is settled to [`Options::default`].
+const COLD_TOLERANCE_PA: f64 = 1.0e4;
+const COLD_TOLERANCE_REL_FLOW: f64 = 1.0e-1;
+/// Outer iterations remembered by the Anderson acceleration.
+const ANDERSON_DEPTH: usize = 3;
+/// Largest Anderson coefficient used (beyond it the last rounds say little
+/// about the next one, and the plain step is taken).
+const ANDERSON_MAX_GAMMA: f64 = 4.0;
+
+/// The next iterate of Anderson acceleration from the history of `(G(x),
+/// G(x) − x)`, oldest first: `G(x_k) − ΔG·γ` with γ minimising
+/// `|f_k − ΔF·γ|` (normal equations, depth ≤ 3). The plain step `G(x_k)` when
+/// the history is too short or the least-squares problem is degenerate.
+fn anderson_step(history: &[(Vec<f64>, Vec<f64>)]) -> Vec<f64> {
+    let Some((g_k, f_k)) = history.last() else {
+        return Vec::new();
+    };
+    let m = history.len() - 1;
+    if m == 0 {
+        return g_k.clone();
+    }
+    let n = f_k.len();
+    // Columns j: ΔF_j = f_{j+1} − f_j, ΔG_j = g_{j+1} − g_j.
+    let df = |j: usize, i: usize| history[j + 1].1[i] - history[j].1[i];
+    let mut a = [[0.0f64; ANDERSON_DEPTH]; ANDERSON_DEPTH];
+    let mut b = [0.0f64; ANDERSON_DEPTH];
+    for (i, &fi) in f_k.iter().enumerate() {
+        let mut col = [0.0f64; ANDERSON_DEPTH];
+        for (j, c) in col.iter_mut().enumerate().take(m) {
+            *c = df(j, i);
+        }
+        for r in 0..m {
+            b[r] += col[r] * fi;
+            for c in 0..m {
+                a[r][c] += col[r] * col[c];
+            }
+        }
+    }
+    // Gaussian elimination with partial pivoting, slightly regularised.
+    let scale = (0..m).map(|r| a[r][r]).fold(0.0, f64::max);
+    if !(scale > 0.0 && scale.is_finite()) {
+        return g_k.clone();
+    }
+    for (r, row) in a.iter_mut().enumerate().take(m) {
+        row[r] += 1e-12 * scale;
+    }
+    let mut gamma = b;
+    for c in 0..m {
+        let piv = (c..m)
+            .max_by(|&x, &y| a[x][c].abs().total_cmp(&a[y][c].abs()))
+            .unwrap_or(c);
+        a.swap(c, piv);
+        gamma.swap(c, piv);
+        if a[c][c].abs() <= 1e-14 * scale {
+            return g_k.clone();
+        }
+        let pivot_row = a[c];
+        for r in (c + 1)..m {
+            let f = a[r][c] / pivot_row[c];
+            for (x, p) in a[r][c..m].iter_mut().zip(&pivot_row[c..m]) {
+                *x -= f * p;
+            }
+            gamma[r] -= f * gamma[c];
+        }
+    }
+    for c in (0..m).rev() {
+        let mut v = gamma[c];
+        for k in (c + 1)..m {
+            v -= a[c][k] * gamma[k];
+        }
+        gamma[c] = v / a[c][c];
+    }
+    if gamma[..m]
+        .iter()
+        .any(|g| !g.is_finite() || g.abs() > ANDERSON_MAX_GAMMA)
+    {
+        return g_k.clone();
+    }
+    let mut next = g_k.clone();
+    for j in 0..m {
+        let (g_hi, g_lo) = (&history[j + 1].0, &history[j].0);
+        for i in 0..n {
+            next[i] -= gamma[j] * (g_hi[i] - g_lo[i]);
+        }
+    }
+    next
+}
 
 /// A junction or pipe of the network graph, explicit or derived.
 #[derive(Clone, Debug)]
@@ -325,6 +413,7 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         }
     }
     let g = Graph::of(net);
+    let inc = Incidence::of(&g);
     let nj = g.junctions.len();
     let supply_c: Vec<f64> = net
         .plants
@@ -399,7 +488,13 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
     let mut flows: Vec<f64> = vec![0.0; draws.len()];
     let mut solver: Option<Solver> = None;
     let mut start: Option<Vec<f64>> = None;
+    let mut start_p: Option<Vec<f64>> = None;
     let opts = Options::default();
+    // The last hydraulic iterate's state, to report if nothing settles.
+    let mut newton_steps = 0;
+    let mut last_hydraulics = None;
+    // G(x) and G(x) − x of the last outer iterations.
+    let mut history: Vec<(Vec<f64>, Vec<f64>)> = Vec::with_capacity(ANDERSON_DEPTH + 1);
     for outer in 0..MAX_OUTER {
         // Substation flows from the current supply temperatures.
         let mut moved = 0.0f64;
@@ -444,13 +539,13 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
                 from: sn(p.a),
                 to: sn(p.b),
                 kind,
-                water: Water::at(0.5 * (t_sup[p.a] + t_sup[p.b])),
+                water: link_water(0.5 * (t_sup[p.a] + t_sup[p.b])),
             });
             links.push(Link {
                 from: rn(p.b),
                 to: rn(p.a),
                 kind,
-                water: Water::at(0.5 * (t_ret[p.a] + t_ret[p.b])),
+                water: link_water(0.5 * (t_ret[p.a] + t_ret[p.b])),
             });
         }
         for (k, plant) in net.plants.iter().enumerate() {
@@ -467,7 +562,7 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
                     ),
                     speed: 1.0,
                 },
-                water: Water::at(t_ret[j]),
+                water: link_water(t_ret[j]),
             });
         }
         let mut demand = vec![0.0; 2 * nj];
@@ -487,17 +582,49 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
             demand_kg_s: demand,
         };
         if solver.is_none() {
-            solver = Some(Solver::new(&problem)?);
+            let mut s = Solver::new(&problem)?;
+            s.reuse_factorization(true);
+            solver = Some(s);
         }
         let Some(s) = solver.as_mut() else {
             unreachable!()
         };
-        let hyd = s.solve(&problem, &opts, start.as_deref())?;
+        // One Newton step per outer iteration once warm: flows, temperatures
+        // and hydraulics settle together (each step is exact to first order in
+        // what the last outer iteration moved). The cold start is solved fully.
+        // The cold start is settled only roughly (1 %, 1 kPa): the outer
+        // iterations go on from there, a Newton step each.
+        let inner = if start.is_some() {
+            Options {
+                max_iterations: 1,
+                ..opts
+            }
+        } else {
+            Options {
+                tolerance_pa: COLD_TOLERANCE_PA,
+                tolerance_rel_flow: COLD_TOLERANCE_REL_FLOW,
+                ..opts
+            }
+        };
+        let (hyd, hyd_converged) =
+            s.iterate(&problem, &inner, start.as_deref(), start_p.as_deref())?;
+        if start.is_none() && !hyd_converged {
+            return Err(SolveError::NotConverged {
+                iterations: hyd.iterations,
+                max_imbalance_kg_s: hyd.max_imbalance_kg_s,
+                max_residual_pa: hyd.max_residual_pa,
+            }
+            .into());
+        }
+        newton_steps += hyd.iterations;
+        last_hydraulics = (!hyd_converged).then_some((hyd.max_imbalance_kg_s, hyd.max_residual_pa));
         start = Some(hyd.flow_kg_s.clone());
+        start_p = Some(hyd.pressure_pa.clone());
 
         // Temperatures, supply side then return side, each in falling pressure.
         let (new_sup, new_ret, _) = propagate(
             &g,
+            &inc,
             &hyd.flow_kg_s,
             &hyd.pressure_pa,
             &supply_c,
@@ -512,12 +639,13 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
             .chain(new_ret.iter().zip(&t_ret))
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
-        t_sup = new_sup;
-        t_ret = new_ret;
-        if outer > 0 && changed < 1e-6 && moved < 1e-9 {
+        if outer > 0 && changed < 1e-6 && moved < 1e-9 && hyd_converged {
+            t_sup = new_sup;
+            t_ret = new_ret;
             return Ok(assemble(
                 net,
                 &g,
+                &inc,
                 &hyd.flow_kg_s,
                 &hyd.pressure_pa,
                 &t_sup,
@@ -529,16 +657,116 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
                 outer + 1,
             ));
         }
+        // Next temperatures: Anderson acceleration (type II, depth
+        // [`ANDERSON_DEPTH`]) of the fixed point x = G(x) over both sides'
+        // junction temperatures. The plain iteration contracts by only about
+        // a quarter per round (a warmer supply lowers the flow that cools
+        // it); convergence is still judged on G(x) − x above.
+        let gx: Vec<f64> = new_sup.iter().chain(&new_ret).copied().collect();
+        let fx: Vec<f64> = gx
+            .iter()
+            .zip(t_sup.iter().chain(&t_ret))
+            .map(|(g, x)| g - x)
+            .collect();
+        history.push((gx, fx));
+        if history.len() > ANDERSON_DEPTH + 1 {
+            history.remove(0);
+        }
+        let next = anderson_step(&history);
+        t_sup.copy_from_slice(&next[..nj]);
+        t_ret.copy_from_slice(&next[nj..]);
+    }
+    if let Some((max_imbalance_kg_s, max_residual_pa)) = last_hydraulics {
+        return Err(SolveError::NotConverged {
+            iterations: newton_steps,
+            max_imbalance_kg_s,
+            max_residual_pa,
+        }
+        .into());
     }
     Err(SteadyError::NotConverged(MAX_OUTER))
 }
 
+/// Water as the hydraulics need it: IAPWS-IF97 density and viscosity at
+/// `temp_c` (as [`Water::at`]); the heat capacity, which the hydraulics never
+/// read, is the model's constant that this calculation's heat balances use.
+fn link_water(temp_c: f64) -> Water {
+    let t = temp_c.clamp(crate::water::VALID_TEMP_C.0, crate::water::VALID_TEMP_C.1);
+    let p_mpa = crate::water::REFERENCE_PRESSURE_PA / 1.0e6;
+    Water {
+        temp_c: t,
+        density_kg_m3: seuif97::pt(p_mpa, t, seuif97::OD),
+        cp_j_kg_k: WATER_CP_J_KG_K,
+        viscosity_pa_s: seuif97::pt(p_mpa, t, seuif97::ODV),
+    }
+}
+
 type Temps = (Vec<f64>, Vec<f64>, Vec<(f64, f64)>);
+
+/// What touches each junction, in index order: plants, substations, pipes.
+/// Lets [`propagate`] visit only a junction's own elements (the sums keep the
+/// order of a scan over all elements).
+struct Incidence {
+    plant_ptr: Vec<usize>,
+    plants: Vec<usize>,
+    sub_ptr: Vec<usize>,
+    subs: Vec<usize>,
+    pipe_ptr: Vec<usize>,
+    pipes: Vec<usize>,
+}
+
+impl Incidence {
+    fn of(g: &Graph) -> Self {
+        let nj = g.junctions.len();
+        let group = |items: &mut dyn Iterator<Item = (usize, usize)>| {
+            let pairs: Vec<(usize, usize)> = items.collect();
+            let mut ptr = vec![0usize; nj + 1];
+            for &(j, _) in &pairs {
+                ptr[j + 1] += 1;
+            }
+            for j in 0..nj {
+                ptr[j + 1] += ptr[j];
+            }
+            let mut fill = ptr.clone();
+            let mut out = vec![0usize; pairs.len()];
+            // Pairs come in increasing element index, so each list stays sorted.
+            for &(j, k) in &pairs {
+                out[fill[j]] = k;
+                fill[j] += 1;
+            }
+            (ptr, out)
+        };
+        let (plant_ptr, plants) =
+            group(&mut g.plant_at.iter().copied().enumerate().map(|(k, j)| (j, k)));
+        let (sub_ptr, subs) = group(
+            &mut g
+                .substation_at
+                .iter()
+                .copied()
+                .enumerate()
+                .map(|(i, j)| (j, i)),
+        );
+        let (pipe_ptr, pipes) = group(&mut g.pipes.iter().enumerate().flat_map(|(k, gp)| {
+            // A pipe whose ends coincide is listed once.
+            let b = (gp.b != gp.a).then_some((gp.b, k));
+            std::iter::once((gp.a, k)).chain(b)
+        }));
+        Self {
+            plant_ptr,
+            plants,
+            sub_ptr,
+            subs,
+            pipe_ptr,
+            pipes,
+        }
+    }
+}
 
 /// Junction temperatures on both sides, and each pipe pair's outlet temperatures.
 #[allow(clippy::too_many_arguments)]
 fn propagate(
     g: &Graph,
+    inc: &Incidence,
     q: &[f64],
     p: &[f64],
     supply_c: &[f64],
@@ -553,18 +781,18 @@ fn propagate(
     let mut t_ret = old_ret.to_vec();
     let mut outlets = vec![(0.0, 0.0); n_pipes];
     // Supply side: inflows are the plants' pumps and supply pipes.
-    let mut order: Vec<usize> = (0..nj).collect();
-    order.sort_by(|&a, &b| p[2 * b].total_cmp(&p[2 * a]));
-    for &j in &order {
+    // Falling pressure; ties by index, as a stable sort of the indices.
+    let mut order: Vec<(f64, usize)> = (0..nj).map(|j| (p[2 * j], j)).collect();
+    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(_, j) in &order {
         let (mut mq, mut mqt) = (0.0, 0.0);
-        for (k, &pj) in g.plant_at.iter().enumerate() {
-            if pj == j {
-                let f = q[2 * n_pipes + k].max(0.0);
-                mq += f;
-                mqt += f * supply_c[k];
-            }
+        for &k in &inc.plants[inc.plant_ptr[j]..inc.plant_ptr[j + 1]] {
+            let f = q[2 * n_pipes + k].max(0.0);
+            mq += f;
+            mqt += f * supply_c[k];
         }
-        for (k, gp) in g.pipes.iter().enumerate() {
+        for &k in &inc.pipes[inc.pipe_ptr[j]..inc.pipe_ptr[j + 1]] {
+            let gp = &g.pipes[k];
             let f = q[2 * k];
             let (src, dst) = if f >= 0.0 { (gp.a, gp.b) } else { (gp.b, gp.a) };
             if dst == j && f.abs() > 0.0 {
@@ -586,25 +814,24 @@ fn propagate(
     }
     // Return side: inflows are substations, return pipes, and any pump that runs
     // backwards (supply water falling back through a plant that cannot lift).
-    let mut order: Vec<usize> = (0..nj).collect();
-    order.sort_by(|&a, &b| p[2 * b + 1].total_cmp(&p[2 * a + 1]));
-    for &j in &order {
+    let mut order: Vec<(f64, usize)> = (0..nj).map(|j| (p[2 * j + 1], j)).collect();
+    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for &(_, j) in &order {
         let (mut mq, mut mqt) = (0.0, 0.0);
-        for (k, &pj) in g.plant_at.iter().enumerate() {
+        for &k in &inc.plants[inc.plant_ptr[j]..inc.plant_ptr[j + 1]] {
             let f = q[2 * n_pipes + k];
-            if pj == j && f < 0.0 {
+            if f < 0.0 {
                 mq += -f;
                 mqt += -f * t_sup[j];
             }
         }
-        for (i, d) in draws.iter().enumerate() {
-            if g.substation_at[i] == j {
-                let t_back = d.return_temp_c(t_sup[j]);
-                mq += flows[i];
-                mqt += flows[i] * t_back;
-            }
+        for &i in &inc.subs[inc.sub_ptr[j]..inc.sub_ptr[j + 1]] {
+            let t_back = draws[i].return_temp_c(t_sup[j]);
+            mq += flows[i];
+            mqt += flows[i] * t_back;
         }
-        for (k, gp) in g.pipes.iter().enumerate() {
+        for &k in &inc.pipes[inc.pipe_ptr[j]..inc.pipe_ptr[j + 1]] {
+            let gp = &g.pipes[k];
             let f = q[2 * k + 1]; // positive from b back to a
             let (src, dst) = if f >= 0.0 { (gp.b, gp.a) } else { (gp.a, gp.b) };
             if dst == j && f.abs() > 0.0 {
@@ -631,6 +858,7 @@ fn propagate(
 fn assemble(
     net: &Network,
     g: &Graph,
+    inc: &Incidence,
     q: &[f64],
     p: &[f64],
     t_sup: &[f64],
@@ -641,7 +869,7 @@ fn assemble(
     mass_error: f64,
     iterations: usize,
 ) -> SteadyState {
-    let (_, _, outlets) = propagate(g, q, p, supply_c, draws, flows, t_sup, t_ret);
+    let (_, _, outlets) = propagate(g, inc, q, p, supply_c, draws, flows, t_sup, t_ret);
     let n_pipes = g.pipes.len();
     let cp = WATER_CP_J_KG_K;
     let junctions = g
@@ -747,3 +975,155 @@ fn assemble(
 
 #[cfg(test)]
 mod tests;
+
+/// A seeded meshed design network of about `junctions` junctions for
+/// benchmarks and tests: a square grid of pipe pairs (100–300 m) fed by two
+/// plants at opposite corners, a substation drawing 150–450 kW (one building)
+/// at every other junction. Pipes are sized for about 1.5 m/s at the flow a
+/// grid fed from its corners carries at their distance from the nearer plant
+/// (DN80 at least); each plant can make 60 % of the load, and its pump lifts
+/// 70 m at its share of the design flow. Valid by [`Network::validate`].
+pub fn grid_network(junctions: usize, seed: u64) -> Network {
+    use model::network::{Building, Junction, Pipe, Plant, PressureHolding, PumpRating};
+    use model::{Emitter, PlantKind, Substation};
+    let side = (junctions as f64).sqrt().ceil().max(2.0) as usize;
+    let n = side * side;
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        // xorshift64*: deterministic, dependency-free.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let nid =
+        |s: String| NodeId::new(s).unwrap_or_else(|_| unreachable!("generated ids are valid"));
+    let jid = |j: usize| nid(format!("j{j:05}"));
+    let corners = [0, n - 1];
+    let heat_w: Vec<f64> = (0..n)
+        .map(|j| {
+            if corners.contains(&j) {
+                0.0
+            } else {
+                (150_000.0 + 300_000.0 * next()).round()
+            }
+        })
+        .collect();
+    let total_w: f64 = heat_w.iter().sum();
+    let (supply_c, return_c) = (110.0, 55.0);
+    let flow_per_node = total_w / (n - 2) as f64 / (WATER_CP_J_KG_K * (supply_c - return_c));
+    let half = n as f64 / 2.0;
+    let mut pipes = Vec::with_capacity(2 * n);
+    for r in 0..side {
+        for c in 0..side {
+            for (r2, c2) in [(r, c + 1), (r + 1, c)] {
+                if r2 >= side || c2 >= side {
+                    continue;
+                }
+                // Distance of the pipe from the nearer plant, and the flow the
+                // nodes beyond it draw, shared by the pipes crossing that distance.
+                let d = (r + c).min(2 * (side - 1) - r2 - c2) as f64;
+                let beyond = (half - (d + 1.0) * (d + 2.0) / 2.0).max(1.0);
+                let flow = flow_per_node * beyond / (2.0 * (d + 1.0)).min(side as f64);
+                let area = flow / (960.0 * 1.5);
+                let diameter_m = ((4.0 * area / std::f64::consts::PI).sqrt() * 100.0)
+                    .ceil()
+                    .max(8.0)
+                    / 100.0;
+                let (a, b) = (r * side + c, r2 * side + c2);
+                pipes.push(Pipe {
+                    id: nid(format!("p{a:05}-{b:05}")),
+                    from: jid(a),
+                    to: jid(b),
+                    length_m: (100.0 + 200.0 * next()).round(),
+                    inner_diameter_m: diameter_m,
+                    roughness_m: 5.0e-5,
+                    loss_w_m_k: 0.37,
+                    ground_temp_c: 5.0,
+                });
+            }
+        }
+    }
+    let design_flow_m3_h =
+        0.5 * total_w / (WATER_CP_J_KG_K * (supply_c - return_c)) / 960.0 * 3600.0;
+    let plants = corners
+        .iter()
+        .enumerate()
+        .map(|(k, &j)| Plant {
+            id: nid(format!("plant-{}", k + 1)),
+            kind: PlantKind::Chp,
+            capacity_w: 0.6 * total_w,
+            min_load_w: 0.0,
+            ramp_w_per_s: None,
+            design_supply_temp_c: supply_c,
+            design_return_temp_c: return_c,
+            pump_dp_pa: 1.0e5,
+            heat_price_yuan_per_gj: 24.5,
+            junction: Some(jid(j)),
+            pump: Some(PumpRating {
+                shutoff_head_m: 90.0,
+                rated_flow_m3_h: design_flow_m3_h.ceil(),
+                rated_head_m: 70.0,
+            }),
+            x_m: None,
+            y_m: None,
+            solar: None,
+        })
+        .collect::<Vec<_>>();
+    let substations = (0..n)
+        .filter(|j| !corners.contains(j))
+        .map(|j| {
+            let (r, c) = (j / side, j % side);
+            let plant = usize::from(r + c > side - 1);
+            Substation {
+                id: nid(format!("s{j:05}")),
+                plant: plants[plant].id.clone(),
+                group: "radiator".to_string(),
+                junction: Some(jid(j)),
+                x_m: None,
+                y_m: None,
+                pipe_length_m: None,
+                pipe_inner_diameter_m: None,
+                pipe_loss_w_m_k: 0.37,
+                ground_temp_c: 5.0,
+                secondary_design_supply_temp_c: 75.0,
+                secondary_design_return_temp_c: 50.0,
+                valve_kv_m3_h: None,
+                buildings: vec![Building {
+                    id: nid(format!("s{j:05}-b01")),
+                    floor_area_m2: (heat_w[j] / 45.0).round(),
+                    design_heat_w: Some(heat_w[j]),
+                    heat_capacity_j_k_m2: 165_000.0,
+                    emitter: Emitter::Radiator,
+                    priority: false,
+                    exposed_flat_share: model::network::DEFAULT_EXPOSED_FLAT_SHARE,
+                    exposed_flat_offset_k: model::network::DEFAULT_EXPOSED_FLAT_OFFSET_K,
+                }],
+            }
+        })
+        .collect();
+    Network {
+        name: format!("grid-{n}-{seed}"),
+        start_time_ms: 1_796_054_400_000,
+        outdoor_design_temp_c: -7.0,
+        weather: model::network::Weather::default(),
+        initial_room_temp_c: 18.0,
+        plants,
+        substations,
+        junctions: (0..n)
+            .map(|j| Junction {
+                id: jid(j),
+                x_m: 200.0 * (j % side) as f64,
+                y_m: 200.0 * (j / side) as f64,
+            })
+            .collect(),
+        pipes,
+        pressure_holding: Some(PressureHolding {
+            junction: jid(0),
+            pressure_pa: 3.0e5,
+            makeup_capacity_kg_s: 50.0,
+            vessel_gas_m3: 50.0,
+            low_pressure_trip_pa: 1.0e5,
+        }),
+    }
+}

@@ -42,6 +42,35 @@ fn friction_factor_matches_colebrook_and_moody() {
     }
 }
 
+/// Colebrook–White by bisection on `x = 1/√λ` (the slow, sure reference).
+fn colebrook_by_bisection(re: f64, rr: f64) -> f64 {
+    let f = |x: f64| x + 2.0 * (rr / 3.7 + 2.51 * x / re).log10();
+    let (mut lo, mut hi) = (1.0, 100.0);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if f(mid) > 0.0 {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    let x = 0.5 * (lo + hi);
+    1.0 / (x * x)
+}
+
+#[test]
+fn colebrook_by_newton_matches_bisection_across_the_turbulent_range() {
+    for re in [4.0e3, 1e4, 3.3e4, 1e5, 4.2e5, 1e6, 1e7, 1e8] {
+        for rr in [0.0, 1e-6, 1e-5, 1e-4, 5e-4, 1e-3, 1e-2, 5e-2] {
+            let (newton, sure) = (colebrook(re, rr), colebrook_by_bisection(re, rr));
+            assert!(
+                (newton - sure).abs() / sure < 1e-10,
+                "Re {re}, k/D {rr}: {newton} vs {sure}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_single_pipe_matches_the_hand_calculation_within_half_a_percent() {
     // 1 km of DN200 (k = 0.05 mm) carrying 20 kg/s of water at 80 °C:
@@ -255,4 +284,70 @@ fn a_generated_meshed_grid_converges_with_exact_mass_balance() {
     // Same seed, same network; another seed, another one.
     assert_eq!(grid_problem(500, 7).demand_kg_s, pb.demand_kg_s);
     assert_ne!(grid_problem(500, 8).demand_kg_s, pb.demand_kg_s);
+}
+
+#[test]
+fn a_reused_factorization_gives_the_same_answer_with_fewer_factorizations() {
+    let pb = grid_problem(500, 3);
+    let opts = Options::default();
+    let mut plain = Solver::new(&pb).unwrap();
+    let mut reusing = Solver::new(&pb).unwrap();
+    reusing.reuse_factorization(true);
+    let base = plain.solve(&pb, &opts, None).unwrap();
+    // Demands move by up to ±1 %, as between the design calculation's rounds.
+    let mut moved = pb.clone();
+    for (i, d) in moved.demand_kg_s.iter_mut().enumerate() {
+        *d *= 1.0 + 0.01 * (((i * 37) % 21) as f64 / 10.0 - 1.0);
+    }
+    let a = plain.solve(&moved, &opts, Some(&base.flow_kg_s)).unwrap();
+    let _ = reusing.solve(&pb, &opts, None).unwrap();
+    let before = reusing.factorizations();
+    let b = reusing.solve(&moved, &opts, Some(&base.flow_kg_s)).unwrap();
+    let after = reusing.factorizations();
+    assert!(after.1 > before.1, "no reuse: {before:?} → {after:?}");
+    assert!(
+        after.0 - before.0 < b.iterations,
+        "{before:?} → {after:?} in {} iterations",
+        b.iterations
+    );
+    assert!(b.max_imbalance_kg_s < 1e-9, "{}", b.max_imbalance_kg_s);
+    for (x, y) in a.flow_kg_s.iter().zip(&b.flow_kg_s) {
+        assert!((x - y).abs() < 1e-6 * (1.0 + x.abs()), "{x} vs {y}");
+    }
+    for (x, y) in a.pressure_pa.iter().zip(&b.pressure_pa) {
+        assert!((x - y).abs() < 0.1, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn iterate_returns_an_unconverged_iterate_and_converges_in_one_step_from_the_answer() {
+    let pb = ring();
+    let opts = Options {
+        max_iterations: 1,
+        ..Options::default()
+    };
+    let mut s = Solver::new(&pb).unwrap();
+    // One step from a flat start is not an answer, and says so…
+    let (first, converged) = s.iterate(&pb, &opts, None, None).unwrap();
+    assert!(!converged);
+    assert_eq!(first.iterations, 1);
+    // …and `solve` turns the same into an error.
+    assert!(matches!(
+        s.solve(&pb, &opts, None),
+        Err(SolveError::NotConverged { iterations: 1, .. })
+    ));
+    // From the answer with its pressures, one step confirms it.
+    let answer = pb.solve(&Options::default(), None).unwrap();
+    let (again, converged) = s
+        .iterate(
+            &pb,
+            &opts,
+            Some(&answer.flow_kg_s),
+            Some(&answer.pressure_pa),
+        )
+        .unwrap();
+    assert!(converged, "{again:?} from {answer:?}");
+    for (x, y) in again.flow_kg_s.iter().zip(&answer.flow_kg_s) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
 }

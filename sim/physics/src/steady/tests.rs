@@ -205,3 +205,54 @@ fn impossible_or_unknown_conditions_are_refused() {
         "substation s01: flow_kg_s must be a finite number > 0"
     );
 }
+
+#[test]
+fn the_generated_grid_is_valid_and_solves_with_balances() {
+    let net = grid_network(100, 1);
+    net.validate().unwrap();
+    assert_eq!(net.junctions.len(), 100);
+    assert_eq!(net.substations.len(), 98);
+    let st = solve(&net, &Conditions::default()).unwrap();
+    check_balances(&st);
+    assert!(st.warnings.is_empty(), "{:?}", st.warnings);
+    for s in &st.substations {
+        assert!(s.diff_pressure_pa > 0.0, "{}: {}", s.id, s.diff_pressure_pa);
+        assert!(s.supply_temp_c > 100.0, "{}: {}", s.id, s.supply_temp_c);
+    }
+}
+
+#[test]
+fn the_generated_grid_settles_to_a_fixed_point_of_flows_and_temperatures() {
+    // The answer is consistent: each substation draws its design heat at the
+    // supply temperature that reaches it, returning at 55 °C.
+    let net = grid_network(400, 2);
+    let st = solve(&net, &Conditions::default()).unwrap();
+    check_balances(&st);
+    for (s, r) in net.substations.iter().zip(&st.substations) {
+        let want = s.design_heat_w() / (WATER_CP_J_KG_K * (r.supply_temp_c - 55.0));
+        assert!(
+            (r.flow_kg_s - want).abs() / want < 1e-8,
+            "{}: {} vs {want}",
+            r.id,
+            r.flow_kg_s
+        );
+    }
+    // Every pipe's outlet follows the exponential formula from its inlet junction.
+    let index: BTreeMap<&str, usize> = st
+        .junctions
+        .iter()
+        .enumerate()
+        .map(|(j, r)| (r.id.as_str(), j))
+        .collect();
+    for (p, gp) in st.pipes.iter().zip(&net.pipes) {
+        let f = p.supply_flow_kg_s;
+        if f.abs() < 1e-3 {
+            continue;
+        }
+        let inlet = if f > 0.0 { &p.from } else { &p.to };
+        let t_in = st.junctions[index[inlet.as_str()]].supply_temp_c;
+        let hand =
+            5.0 + (t_in - 5.0) * (-gp.loss_w_m_k * gp.length_m / (f.abs() * WATER_CP_J_KG_K)).exp();
+        assert!((p.supply_outlet_temp_c - hand).abs() < 1e-9, "{}", p.id);
+    }
+}
