@@ -208,22 +208,17 @@ fn dashboard_in_chromium_against_heatnet_up() {
     let base = free_port_block(30);
     let dash_port = free_port_block(1);
     let dash = format!("127.0.0.1:{dash_port}");
-    let mut up = Proc::start(
+    let mut up = Proc::heatnet_up(
         &dir.0,
-        "heatnet-up",
-        &bin("heatnet"),
+        &data,
+        base,
         &[
-            "up".into(),
-            "--network".into(),
-            "demo".into(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--base-port".into(),
-            base.to_string(),
-            "--dashboard-port".into(),
-            dash_port.to_string(),
-            "--speed".into(),
-            "60".into(),
+            "--network",
+            "demo",
+            "--dashboard-port",
+            &dash_port.to_string(),
+            "--speed",
+            "60",
         ],
     );
     let net = model::Network::load("demo").expect("demo network");

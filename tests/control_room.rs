@@ -53,20 +53,7 @@ async fn the_control_room_cli_writes_through_the_validated_api_and_audits_refusa
     let dir = TempDir::new("control-room-cli");
     let data = dir.0.join("data");
     let base = free_port_block(UP_PORT_SPAN);
-    let mut up = Proc::start(
-        &dir.0,
-        "heatnet-up",
-        &bin("heatnet"),
-        &[
-            "up".into(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--base-port".into(),
-            base.to_string(),
-            "--speed".into(),
-            "120".into(),
-        ],
-    );
+    let mut up = Proc::heatnet_up(&dir.0, &data, base, &["--speed", "120"]);
     let opt = format!("127.0.0.1:{}", base + 1);
     wait_for(Duration::from_secs(60), "every gateway online", || {
         let opt = opt.clone();

@@ -37,20 +37,7 @@ async fn up_runs_the_demo_warms_homes_and_restarts_a_killed_gateway() {
     let dir = TempDir::new("heatnet-up");
     let data = dir.0.join("data");
     let base = free_port_block(30);
-    let mut up = Proc::start(
-        &dir.0,
-        "heatnet-up",
-        &bin("heatnet"),
-        &[
-            "up".into(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--base-port".into(),
-            base.to_string(),
-            "--speed".into(),
-            "120".into(),
-        ],
-    );
+    let mut up = Proc::heatnet_up(&dir.0, &data, base, &["--speed", "120"]);
     let started = Instant::now();
 
     // Within 60 s: every node online with live readings.
@@ -236,22 +223,17 @@ async fn up_runs_the_meshed_ring_and_a_scenario_trips_one_plant_while_the_other_
         "[[events]]\nat_h = 2.0\ninject = { kind = \"plant_trip\", device = \"boiler-south\" }\n",
     )
     .expect("write scenario");
-    let mut up = Proc::start(
+    let mut up = Proc::heatnet_up(
         &dir.0,
-        "heatnet-up",
-        &bin("heatnet"),
+        &data,
+        base,
         &[
-            "up".into(),
-            "--network".into(),
-            "ring".into(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--base-port".into(),
-            base.to_string(),
-            "--speed".into(),
-            "600".into(),
-            "--scenario".into(),
-            scenario.display().to_string(),
+            "--network",
+            "ring",
+            "--speed",
+            "600",
+            "--scenario",
+            &scenario.display().to_string(),
         ],
     );
     let heat = |s: &serde_json::Value, id: &str| {
@@ -353,22 +335,17 @@ async fn up_with_the_fixed_curve_baseline_sends_plain_curves_and_dispatches_noth
     let dir = TempDir::new("heatnet-up-fixed");
     let data = dir.0.join("data");
     let base = free_port_block(30);
-    let mut up = Proc::start(
+    let mut up = Proc::heatnet_up(
         &dir.0,
-        "heatnet-up",
-        &bin("heatnet"),
+        &data,
+        base,
         &[
-            "up".into(),
-            "--network".into(),
-            "ring".into(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--base-port".into(),
-            base.to_string(),
-            "--speed".into(),
-            "600".into(),
-            "--optimizer-mode".into(),
-            "fixed-curve".into(),
+            "--network",
+            "ring",
+            "--speed",
+            "600",
+            "--optimizer-mode",
+            "fixed-curve",
         ],
     );
     let opt_addr = format!("127.0.0.1:{}", base + 1);

@@ -119,22 +119,7 @@ async fn a_leak_on_the_ring_is_raised_located_and_cleared_and_trips_are_alarmed(
     let dir = TempDir::new("leak-alarms");
     let data = dir.0.join("data");
     let base = free_port_block(30);
-    let mut up = Proc::start(
-        &dir.0,
-        "heatnet-up",
-        &bin("heatnet"),
-        &[
-            "up".into(),
-            "--network".into(),
-            "ring".into(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--base-port".into(),
-            base.to_string(),
-            "--speed".into(),
-            "60".into(),
-        ],
-    );
+    let mut up = Proc::heatnet_up(&dir.0, &data, base, &["--network", "ring", "--speed", "60"]);
     let sim = format!("127.0.0.1:{base}");
     let opt = format!("127.0.0.1:{}", base + 1);
     let dump = |up: &Proc| {

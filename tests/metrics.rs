@@ -64,20 +64,15 @@ fn prometheus_scrapes_every_heatnet_process() {
     let dir = TempDir::new("metrics");
     let data = dir.0.join("data");
     let base = free_port_block(30);
-    let mut up = Proc::start(
+    let mut up = Proc::heatnet_up(
         &dir.0,
-        "heatnet-up",
-        &bin("heatnet"),
+        &data,
+        base,
         &[
-            "up".into(),
-            "--network".into(),
-            "demo".into(),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--base-port".into(),
-            base.to_string(),
-            "--dashboard-port".into(),
-            free_port_block(1).to_string(),
+            "--network",
+            "demo",
+            "--dashboard-port",
+            &free_port_block(1).to_string(),
         ],
     );
     // up.json names every process's metrics endpoint.

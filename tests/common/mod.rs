@@ -93,6 +93,19 @@ impl Proc {
         Self::start_with_env(dir, name, program, args, &[])
     }
 
+    /// `heatnet up --data-dir <data> --base-port <base>` plus `args`, logging to `dir`.
+    pub fn heatnet_up(dir: &Path, data: &Path, base: u16, args: &[&str]) -> Self {
+        let mut all: Vec<String> = vec![
+            "up".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--base-port".into(),
+            base.to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        Self::start(dir, "heatnet-up", &bin("heatnet"), &all)
+    }
+
     pub fn start_with_env(
         dir: &Path,
         name: &str,
