@@ -50,7 +50,34 @@ pub enum ClockConfig {
     Interval,
     /// Once per step of the simulator's lockstep clock at `simulator`
     /// (`host:port`): the simulator waits for this gateway's writes.
-    Lockstep { simulator: String },
+    ///
+    /// While the optimizer is connected, a step is reported done only once at
+    /// most `max_unacked_batches` of this gateway's batches wait for the
+    /// optimizer's acknowledgement (waiting at most `ack_wait_ms` of real time
+    /// per step): the simulator runs no faster than the optimizer stores
+    /// telemetry, so the optimizer plans on readings at most that many steps
+    /// old instead of falling hours behind.
+    Lockstep {
+        simulator: String,
+        #[serde(default = "default_max_unacked_batches")]
+        max_unacked_batches: u64,
+        #[serde(default = "default_ack_wait_ms")]
+        ack_wait_ms: u64,
+    },
+}
+
+/// Lockstep: batches that may wait for the optimizer's acknowledgement when a
+/// step is reported done (the one just written and the one before).
+pub const DEFAULT_MAX_UNACKED_BATCHES: u64 = 1;
+/// Lockstep: real time a step waits for acknowledgements at most, ms.
+pub const DEFAULT_ACK_WAIT_MS: u64 = 1_500;
+
+fn default_max_unacked_batches() -> u64 {
+    DEFAULT_MAX_UNACKED_BATCHES
+}
+
+fn default_ack_wait_ms() -> u64 {
+    DEFAULT_ACK_WAIT_MS
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -141,6 +168,22 @@ impl GatewayConfig {
             1 << 40,
         )?;
         in_range("cache_bytes", l.cache_bytes, 1 << 20, 1 << 30)?;
+        if let ClockConfig::Lockstep {
+            max_unacked_batches,
+            ack_wait_ms,
+            ..
+        } = &self.clock
+        {
+            let bound = |name: &str, v: u64, lo: u64, hi: u64| {
+                if v < lo || v > hi {
+                    Err(format!("clock.{name} = {v} is outside {lo}..{hi}"))
+                } else {
+                    Ok(())
+                }
+            };
+            bound("max_unacked_batches", *max_unacked_batches, 0, 10_000)?;
+            bound("ack_wait_ms", *ack_wait_ms, 0, 600_000)?;
+        }
         if self.actors.is_empty() {
             return Err("actors: the gateway hosts no actor".into());
         }

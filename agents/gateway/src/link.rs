@@ -27,6 +27,8 @@ pub struct LinkShared {
     connected: AtomicBool,
     /// Wakes the link when the outbox has something new.
     pub new_data: Notify,
+    /// The highest sequence number the optimizer acknowledged (0: none yet).
+    pub acked: watch::Sender<u64>,
     /// The gateway's active edge alarms (complete set, sorted), set by the scan
     /// loop; `None` until its first scan (an empty set would clear the
     /// optimizer's alarms of a gateway that just restarted).
@@ -40,6 +42,7 @@ impl Default for LinkShared {
             last_contact_ms: AtomicI64::new(-1),
             connected: AtomicBool::new(false),
             new_data: Notify::new(),
+            acked: watch::Sender::new(0),
             alarms: watch::Sender::new(None),
         }
     }
@@ -59,6 +62,29 @@ impl LinkShared {
 
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the optimizer has acknowledged `seq`, or the link is down,
+    /// or `limit` passed. True when acknowledged.
+    pub async fn wait_acked(&self, seq: u64, limit: Duration) -> bool {
+        let mut acked = self.acked.subscribe();
+        let wait = async {
+            loop {
+                if *acked.borrow_and_update() >= seq {
+                    return true;
+                }
+                if !self.connected() {
+                    return false;
+                }
+                // Woken by every acknowledgement; the link going down is
+                // seen within the poll period.
+                match tokio::time::timeout(Duration::from_millis(200), acked.changed()).await {
+                    Ok(Err(_)) => return false,
+                    Ok(Ok(())) | Err(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait).await.unwrap_or(false)
     }
 }
 
@@ -139,6 +165,11 @@ impl Link {
         self.shared.touch();
         let stored = reg.last_stored_seq;
         self.outbox.acknowledge(stored)?;
+        self.shared.acked.send_if_modified(|a| {
+            let newer = stored > *a;
+            *a = (*a).max(stored);
+            newer
+        });
         if self.outbox.skip_to_after(stored).await? {
             tracing::warn!(
                 last_stored_seq = stored,
@@ -209,6 +240,11 @@ impl Link {
                             if a.seq > acked {
                                 acked = a.seq;
                                 self.outbox.acknowledge(a.seq)?;
+                                self.shared.acked.send_if_modified(|s| {
+                                    let newer = acked > *s;
+                                    *s = (*s).max(acked);
+                                    newer
+                                });
                             }
                         }
                         Some(v1::optimizer_message::Body::Command(c)) => {
@@ -259,5 +295,42 @@ fn default_limits(kind: NodeKind) -> (f64, f64) {
     match kind {
         NodeKind::Plant => model::network::PLANT_SUPPLY_LIMITS_C,
         _ => model::network::SECONDARY_SUPPLY_LIMITS_C,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_waits_for_the_acknowledgement_while_connected() {
+        let shared = Arc::new(LinkShared::default());
+        shared.connected.store(true, Ordering::Relaxed);
+        let s = shared.clone();
+        let acker = tokio::spawn(async move {
+            for seq in 1..=5 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                s.acked.send_replace(seq);
+            }
+        });
+        assert!(shared.wait_acked(5, Duration::from_secs(10)).await);
+        assert_eq!(*shared.acked.borrow(), 5);
+        acker.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_does_not_wait_when_the_link_is_down_or_too_long() {
+        let shared = LinkShared::default();
+        let began = tokio::time::Instant::now();
+        assert!(!shared.wait_acked(1, Duration::from_secs(10)).await);
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "waited on a link that is down"
+        );
+        shared.connected.store(true, Ordering::Relaxed);
+        assert!(!shared.wait_acked(1, Duration::from_secs(2)).await);
+        assert!(began.elapsed() >= Duration::from_secs(2));
+        shared.acked.send_replace(3);
+        assert!(shared.wait_acked(2, Duration::from_secs(2)).await);
     }
 }

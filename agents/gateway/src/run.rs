@@ -104,15 +104,23 @@ pub async fn run(
     scans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let lockstep = match &cfg.clock {
         ClockConfig::Interval => None,
-        ClockConfig::Lockstep { simulator } => {
-            tracing::info!(simulator = %simulator, "scans paced by the simulator's lockstep clock");
-            Some(LockstepClock::new(simulator, &cfg.gateway_id)?)
+        ClockConfig::Lockstep {
+            simulator,
+            max_unacked_batches,
+            ack_wait_ms,
+        } => {
+            tracing::info!(simulator = %simulator, max_unacked_batches, "scans paced by the simulator's lockstep clock");
+            Some((
+                LockstepClock::new(simulator, &cfg.gateway_id)?,
+                *max_unacked_batches,
+                Duration::from_millis(*ack_wait_ms),
+            ))
         }
     };
     let mut lockstep_ok = true;
     // Lockstep: the step being scanned, and the report of the last one, sent
-    // as soon as the actuators are written so the simulator steps on while
-    // this gateway makes its telemetry durable.
+    // once the step's telemetry is durable and the optimizer has caught up
+    // with all but the last `max_unacked_batches` batches.
     let mut step = 0u64;
     let mut next_step: Option<tokio::task::JoinHandle<Result<u64, hardware::HardwareError>>> = None;
     let mut hardware_ok = None::<bool>;
@@ -135,7 +143,7 @@ pub async fn run(
                 None => {
                     scans.tick().await;
                 }
-                Some(clock) => match match next_step.take() {
+                Some((clock, _, _)) => match match next_step.take() {
                     Some(h) => h.await.unwrap_or_else(|e| {
                         Err(hardware::HardwareError::Refused(format!(
                             "lockstep wait: {e}"
@@ -239,13 +247,28 @@ pub async fn run(
                 });
             }
             control.end_scan();
-            if let Some(clock) = &lockstep {
-                next_step = Some(tokio::spawn(clock.clone().next(step)));
-            }
             if snapshots.is_empty() {
+                if let Some((clock, _, _)) = &lockstep {
+                    next_step = Some(tokio::spawn(clock.clone().next(step)));
+                }
                 continue;
             }
             let appended = outbox.append(snapshots).await;
+            if let Some((clock, max_unacked, ack_wait)) = &lockstep {
+                let clock = clock.clone();
+                let wait_for = match &appended {
+                    Ok(seq) => seq.checked_sub(*max_unacked).filter(|s| *s > 0),
+                    Err(_) => None,
+                };
+                let (shared, ack_wait) = (shared.clone(), *ack_wait);
+                shared.new_data.notify_one();
+                next_step = Some(tokio::spawn(async move {
+                    if let Some(seq) = wait_for {
+                        shared.wait_acked(seq, ack_wait).await;
+                    }
+                    clock.next(step).await
+                }));
+            }
             match outbox.info() {
                 Ok(info) if info.holds_condensed() => edge_alarms.push(EdgeAlarm {
                     kind: EdgeAlarmKind::OutboxCondensed,

@@ -63,6 +63,8 @@ pub fn use_lockstep(configs: &mut [GatewayConfig], simulator: &str) {
     for c in configs {
         c.clock = ClockConfig::Lockstep {
             simulator: simulator.to_string(),
+            max_unacked_batches: gateway::config::DEFAULT_MAX_UNACKED_BATCHES,
+            ack_wait_ms: gateway::config::DEFAULT_ACK_WAIT_MS,
         };
     }
 }
