@@ -129,6 +129,76 @@ pub fn trim_head(
         .clamp(HEAD_LIMITS_PA.0, HEAD_LIMITS_PA.1)
 }
 
+/// What a region of the network (the substations one plant serves) asks of
+/// its plant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionNeed {
+    /// Its critical substation is below the target, or a valve is wide open.
+    More,
+    /// Every substation has pressure to spare and every valve room to open.
+    Less,
+    Hold,
+}
+
+/// A region above this multiple of the target pressure, with every valve
+/// below [`VALVE_ROOM`], can do with less.
+pub const REGION_AMPLE: f64 = 1.5;
+
+/// What a region needs, from its critical (lowest) differential pressure and
+/// its most open valve.
+pub fn region_need(
+    critical_dp_pa: Option<f64>,
+    most_open: Option<f64>,
+    target_pa: f64,
+) -> RegionNeed {
+    let valve = most_open.unwrap_or(0.0);
+    match critical_dp_pa {
+        _ if valve >= VALVE_WIDE_OPEN => RegionNeed::More,
+        Some(dp) if dp < target_pa => RegionNeed::More,
+        Some(dp) if dp > REGION_AMPLE * target_pa && valve < VALVE_ROOM => RegionNeed::Less,
+        _ => RegionNeed::Hold,
+    }
+}
+
+/// Share of its nameplate a plant's regional floor rises by a round.
+pub const FLOOR_RISE_SHARE: f64 = 0.05;
+/// Share of its nameplate a plant's regional floor falls by a round.
+pub const FLOOR_FALL_SHARE: f64 = 0.02;
+/// A floor rises again only once the plant delivers this share of it.
+pub const FLOOR_REACHED: f64 = 0.9;
+
+/// A non-lead plant's regional floor: the least heat it is dispatched, so
+/// that its pump (which tracks its heat order) pushes enough water into the
+/// region it serves. Economic dispatch alone would leave a dear plant's region
+/// to be fed through the mesh from the cheap ones, which a meshed network
+/// cannot carry far (found on the city: the boiler's district starved while
+/// the CHPs ran at full head). The floor rises by a step while the region
+/// needs more and the plant has delivered the last step, falls slowly while
+/// the region has pressure to spare, and is capped by what the plant can
+/// deliver. `None`: no floor.
+pub fn next_floor(
+    floor_w: Option<f64>,
+    delivered_w: Option<f64>,
+    need: RegionNeed,
+    nameplate_w: f64,
+    deliverable_w: f64,
+) -> Option<f64> {
+    let next = match (need, floor_w) {
+        (RegionNeed::More, None) => delivered_w.unwrap_or(0.0) + FLOOR_RISE_SHARE * nameplate_w,
+        (RegionNeed::More, Some(f)) => {
+            if delivered_w.is_some_and(|q| q >= FLOOR_REACHED * f) {
+                f.max(delivered_w.unwrap_or(0.0)) + FLOOR_RISE_SHARE * nameplate_w
+            } else {
+                f
+            }
+        }
+        (RegionNeed::Less, Some(f)) => f - FLOOR_FALL_SHARE * nameplate_w,
+        (RegionNeed::Less, None) => return None,
+        (RegionNeed::Hold, f) => f?,
+    };
+    (next > 0.0).then(|| next.min(deliverable_w))
+}
+
 #[cfg(test)]
 mod tests {
     use model::CurvePoint;
@@ -222,5 +292,64 @@ mod tests {
             trim_head(400_000.0, 250_000.0, 50_000.0, Some(0.95)),
             400_000.0
         );
+    }
+
+    #[test]
+    fn a_region_asks_for_more_when_short_or_a_valve_is_wide_open() {
+        use RegionNeed::*;
+        let t = 50_000.0;
+        let cases = [
+            (Some(40_000.0), Some(0.5), More),
+            (Some(60_000.0), Some(0.99), More),
+            (None, Some(0.99), More),
+            (Some(60_000.0), Some(0.5), Hold),
+            (Some(80_000.0), Some(0.95), Hold),
+            (Some(80_000.0), Some(0.5), Less),
+            (None, None, Hold),
+        ];
+        for (dp, valve, want) in cases {
+            assert_eq!(region_need(dp, valve, t), want, "{dp:?} {valve:?}");
+        }
+    }
+
+    #[test]
+    fn a_floor_steps_up_once_delivered_falls_slowly_and_is_capped() {
+        let cap = 100.0e6;
+        let up = FLOOR_RISE_SHARE * cap;
+        let down = FLOOR_FALL_SHARE * cap;
+        // First step: from what it makes.
+        assert_eq!(
+            next_floor(None, Some(20.0e6), RegionNeed::More, cap, cap),
+            Some(20.0e6 + up)
+        );
+        // Not delivered: held.
+        assert_eq!(
+            next_floor(Some(40.0e6), Some(30.0e6), RegionNeed::More, cap, cap),
+            Some(40.0e6)
+        );
+        // Delivered: up again.
+        assert_eq!(
+            next_floor(Some(40.0e6), Some(39.0e6), RegionNeed::More, cap, cap),
+            Some(40.0e6 + up)
+        );
+        // Capped by what it can deliver.
+        assert_eq!(
+            next_floor(Some(40.0e6), Some(40.0e6), RegionNeed::More, cap, 42.0e6),
+            Some(42.0e6)
+        );
+        assert_eq!(
+            next_floor(Some(40.0e6), None, RegionNeed::Hold, cap, cap),
+            Some(40.0e6)
+        );
+        assert_eq!(
+            next_floor(Some(40.0e6), None, RegionNeed::Less, cap, cap),
+            Some(40.0e6 - down)
+        );
+        assert_eq!(
+            next_floor(Some(1.0e6), None, RegionNeed::Less, cap, cap),
+            None
+        );
+        assert_eq!(next_floor(None, None, RegionNeed::Less, cap, cap), None);
+        assert_eq!(next_floor(None, None, RegionNeed::Hold, cap, cap), None);
     }
 }

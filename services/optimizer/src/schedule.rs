@@ -186,6 +186,9 @@ pub struct PlanState {
     trip_seen_ms: BTreeMap<NodeId, i64>,
     /// What plants were seen to deliver at most, W (below their nameplate).
     deliverable_w: BTreeMap<NodeId, f64>,
+    /// Non-lead plants' regional floors: the least heat dispatched so that
+    /// the region each serves keeps its pressure (`ahead::next_floor`), W.
+    floor_w: BTreeMap<NodeId, f64>,
     view: Option<PlanView>,
 }
 
@@ -214,6 +217,7 @@ impl PlanState {
             heat_smoothed_w: BTreeMap::new(),
             trip_seen_ms: BTreeMap::new(),
             deliverable_w: BTreeMap::new(),
+            floor_w: BTreeMap::new(),
             view: None,
         }
     }
@@ -474,6 +478,36 @@ impl PlanState {
                 }
             }
         }
+        // Regions: the substations each plant serves (nearest in water
+        // volume), their critical pressure and most open valve.
+        let regions = regions(subs, &delays);
+        for (o, p) in &net_plants {
+            let Some(p) = p else {
+                continue;
+            };
+            let region = regions.get(&o.id);
+            if self.lead.as_ref() == Some(&o.id) || region.is_none() || tripped.contains(&o.id) {
+                self.floor_w.remove(&o.id);
+                continue;
+            }
+            let need = region.map_or(ahead::RegionNeed::Hold, |r| {
+                ahead::region_need(r.critical_dp_pa, r.most_open, self.dp_target_pa)
+            });
+            let deliverable = self
+                .deliverable_w
+                .get(&o.id)
+                .map_or(p.capacity_w, |c| c.min(p.capacity_w));
+            match ahead::next_floor(
+                self.floor_w.get(&o.id).copied(),
+                o.heat_w,
+                need,
+                p.capacity_w,
+                deliverable,
+            ) {
+                Some(f) => self.floor_w.insert(o.id.clone(), f),
+                None => self.floor_w.remove(&o.id),
+            };
+        }
         let specs: Vec<PlantSpec> = net_plants
             .iter()
             .filter_map(|(o, p)| {
@@ -482,10 +516,11 @@ impl PlanState {
                     .deliverable_w
                     .get(&o.id)
                     .map_or(p.capacity_w, |c| c.min(p.capacity_w));
+                let floor_w = self.floor_w.get(&o.id).copied().unwrap_or(0.0);
                 Some(PlantSpec {
                     id: o.id.clone(),
                     capacity_w,
-                    min_load_w: p.min_load_w.min(capacity_w),
+                    min_load_w: p.min_load_w.max(floor_w).min(capacity_w),
                     ramp_w_per_s: p.ramp_w_per_s,
                     price_yuan_per_gj: p.heat_price_yuan_per_gj,
                     available: o.online && !tripped.contains(&o.id),
@@ -555,8 +590,24 @@ impl PlanState {
                 .head_pa
                 .or(lead.head_pa)
                 .unwrap_or(ahead::HEAD_LIMITS_PA.0 * 4.0);
-            let next = match &critical {
-                Some((_, dp)) => ahead::trim_head(head, *dp, self.dp_target_pa, most_open),
+            // The lead answers for its own region and for every region whose
+            // plant has nothing more to give (at its deliverable limit, or
+            // out); the other regions are their plants' (floors above).
+            let seen = lead_view(&regions, &lead.id, |plant| {
+                let cap = specs
+                    .iter()
+                    .find(|s| &s.id == plant)
+                    .filter(|s| s.available)
+                    .map(|s| s.capacity_w);
+                let floor = self.floor_w.get(plant).copied().unwrap_or(0.0);
+                cap.is_none_or(|c| floor >= 0.98 * c)
+            });
+            let (critical_dp, open) = match seen {
+                Some(r) => (r.critical_dp_pa, r.most_open),
+                None => (critical.as_ref().map(|c| c.1), most_open),
+            };
+            let next = match critical_dp {
+                Some(dp) => ahead::trim_head(head, dp, self.dp_target_pa, open),
                 None => head.clamp(ahead::HEAD_LIMITS_PA.0, ahead::HEAD_LIMITS_PA.1),
             };
             self.head_pa = Some(next);
@@ -691,6 +742,61 @@ impl PlanState {
     }
 }
 
+/// The substations one plant serves, as the head and floor loops see them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Region {
+    critical_dp_pa: Option<f64>,
+    most_open: Option<f64>,
+}
+
+impl Region {
+    fn merge(self, o: Region) -> Region {
+        let min = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        Region {
+            critical_dp_pa: min(self.critical_dp_pa, o.critical_dp_pa),
+            most_open: max(self.most_open, o.most_open),
+        }
+    }
+}
+
+/// Each plant's region, from the plant each substation is served by.
+fn regions(subs: &[SubstationObs], delays: &Delays) -> BTreeMap<NodeId, Region> {
+    let mut out: BTreeMap<NodeId, Region> = BTreeMap::new();
+    for s in subs {
+        let Some(d) = delays.substations.get(&s.id) else {
+            continue;
+        };
+        let one = Region {
+            critical_dp_pa: s.diff_pressure_pa.filter(|v| v.is_finite()),
+            most_open: s.valve_position.filter(|v| v.is_finite()),
+        };
+        let r = out.entry(d.plant.clone()).or_default();
+        *r = r.merge(one);
+    }
+    out
+}
+
+/// What the lead's head loop answers for: its own region and the regions of
+/// plants that are `exhausted`. `None` without regions (no layout).
+fn lead_view(
+    regions: &BTreeMap<NodeId, Region>,
+    lead: &NodeId,
+    exhausted: impl Fn(&NodeId) -> bool,
+) -> Option<Region> {
+    regions
+        .iter()
+        .filter(|(plant, _)| *plant == lead || exhausted(plant))
+        .map(|(_, r)| *r)
+        .reduce(Region::merge)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,6 +903,73 @@ mod tests {
                 out.max_unserved_w
             );
         }
+    }
+
+    #[test]
+    fn a_starved_region_raises_its_plants_floor_and_not_the_leads_head() {
+        let net = Arc::new(Network::sample("ring").unwrap());
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        let flows: BTreeMap<NodeId, f64> = net
+            .substations
+            .iter()
+            .map(|s| (s.id.clone(), 20.0))
+            .collect();
+        let served = st.layout.as_ref().unwrap().delays(&flows, &[]).substations;
+        let boiler = net.plants[1].id.clone();
+        let boiler_cap = net.plants[1].capacity_w;
+        assert!(served.values().any(|d| d.plant == boiler), "{served:?}");
+        // The boiler's district is short of pressure, the CHP's has plenty.
+        let subs_at = |boiler_dp: f64| -> Vec<SubstationObs> {
+            net.substations
+                .iter()
+                .map(|s| {
+                    let dp = if served[&s.id].plant == boiler {
+                        boiler_dp
+                    } else {
+                        200_000.0
+                    };
+                    sub(s.id.as_str(), 1.0, dp)
+                })
+                .collect()
+        };
+        let total_mw = net.substations.len() as f64;
+        let mut boiler_mw = 1.2;
+        let mut t = 1_000_000;
+        let mut round = |st: &mut PlanState, dp: f64, boiler_mw: f64| {
+            let plants = vec![
+                plant_obs(&net, 0, total_mw - boiler_mw),
+                plant_obs(&net, 1, boiler_mw),
+            ];
+            st.round(t, 300_000, &subs_at(dp), &plants);
+            t += 300_000;
+            st.view().unwrap().clone()
+        };
+        let v = round(&mut st, 20_000.0, boiler_mw);
+        assert_eq!(v.lead_plant.as_ref(), Some(&net.plants[0].id));
+        let first = v.plants[1].heat_w[0];
+        // Its floor: what it makes plus a step of its nameplate.
+        let want = 1.2e6 + ahead::FLOOR_RISE_SHARE * boiler_cap;
+        assert!((first - want).abs() < 1.0e4, "{first} vs {want}");
+        // The lead's own region has pressure to spare: its head comes down.
+        assert!(v.head_setpoint_pa.unwrap() < 4.0e5, "{v:?}");
+        // Not delivered yet: the floor holds.
+        let v = round(&mut st, 20_000.0, boiler_mw);
+        assert!((v.plants[1].heat_w[0] - first).abs() < 1.0e4);
+        // Delivered, still short: one more step.
+        boiler_mw = first / 1e6;
+        let v = round(&mut st, 20_000.0, boiler_mw);
+        let second = v.plants[1].heat_w[0];
+        assert!((second - (first + ahead::FLOOR_RISE_SHARE * boiler_cap)).abs() < 1.0e4);
+        // Pressure to spare: the floor falls slowly, down to the economic
+        // minimum once it is gone.
+        boiler_mw = second / 1e6;
+        let v = round(&mut st, 150_000.0, boiler_mw);
+        let third = v.plants[1].heat_w[0];
+        assert!((third - (second - ahead::FLOOR_FALL_SHARE * boiler_cap)).abs() < 1.0e4);
+        for _ in 0..100 {
+            round(&mut st, 150_000.0, boiler_mw);
+        }
+        assert!(st.floor_w.is_empty(), "{:?}", st.floor_w);
     }
 
     #[test]
