@@ -140,12 +140,24 @@ pub enum RegionNeed {
     Hold,
 }
 
-/// A region above this multiple of the target pressure, with every valve
-/// below [`VALVE_ROOM`], can do with less.
-pub const REGION_AMPLE: f64 = 1.5;
+/// Differential pressure (as a multiple of the target) at which a substation
+/// has pressure to spare: a region whose critical substation is above it, with
+/// every valve below [`VALVE_ROOM`], can do with less; and a valve wide open
+/// there is not short of pressure (its valve passes more than its design
+/// flow; more head would not warm it, its setpoint is out of reach for other
+/// reasons) and does not ask for more (found on the city: one such valve held
+/// the lead at full head and the boiler's floor at its nameplate).
+pub const PRESSURE_AMPLE: f64 = 2.0;
+
+/// The opening of a substation's valve as the pressure loops count it: only
+/// where the substation is not [`PRESSURE_AMPLE`].
+pub fn counted_valve(valve: Option<f64>, dp_pa: Option<f64>, target_pa: f64) -> Option<f64> {
+    let ample = dp_pa.is_some_and(|dp| dp >= PRESSURE_AMPLE * target_pa);
+    valve.filter(|v| v.is_finite() && !ample)
+}
 
 /// What a region needs, from its critical (lowest) differential pressure and
-/// its most open valve.
+/// its most open [`counted_valve`].
 pub fn region_need(
     critical_dp_pa: Option<f64>,
     most_open: Option<f64>,
@@ -155,7 +167,7 @@ pub fn region_need(
     match critical_dp_pa {
         _ if valve >= VALVE_WIDE_OPEN => RegionNeed::More,
         Some(dp) if dp < target_pa => RegionNeed::More,
-        Some(dp) if dp > REGION_AMPLE * target_pa && valve < VALVE_ROOM => RegionNeed::Less,
+        Some(dp) if dp > PRESSURE_AMPLE * target_pa && valve < VALVE_ROOM => RegionNeed::Less,
         _ => RegionNeed::Hold,
     }
 }
@@ -304,7 +316,8 @@ mod tests {
             (None, Some(0.99), More),
             (Some(60_000.0), Some(0.5), Hold),
             (Some(80_000.0), Some(0.95), Hold),
-            (Some(80_000.0), Some(0.5), Less),
+            (Some(80_000.0), Some(0.5), Hold),
+            (Some(120_000.0), Some(0.5), Less),
             (None, None, Hold),
         ];
         for (dp, valve, want) in cases {
@@ -351,5 +364,15 @@ mod tests {
         );
         assert_eq!(next_floor(None, None, RegionNeed::Less, cap, cap), None);
         assert_eq!(next_floor(None, None, RegionNeed::Hold, cap, cap), None);
+    }
+
+    #[test]
+    fn a_wide_open_valve_with_pressure_to_spare_is_not_counted() {
+        let t = 50_000.0;
+        assert_eq!(counted_valve(Some(1.0), Some(40_000.0), t), Some(1.0));
+        assert_eq!(counted_valve(Some(1.0), Some(99_000.0), t), Some(1.0));
+        assert_eq!(counted_valve(Some(1.0), Some(100_000.0), t), None);
+        assert_eq!(counted_valve(Some(1.0), None, t), Some(1.0));
+        assert_eq!(counted_valve(Some(f64::NAN), None, t), None);
     }
 }

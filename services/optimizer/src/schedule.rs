@@ -441,8 +441,9 @@ impl PlanState {
         // push its nameplate heat through the mesh.)
         let most_open = subs
             .iter()
-            .filter_map(|s| s.valve_position)
-            .filter(|v| v.is_finite())
+            .filter_map(|s| {
+                ahead::counted_valve(s.valve_position, s.diff_pressure_pa, self.dp_target_pa)
+            })
             .reduce(f64::max);
         for o in plants {
             let Some(q) = o.heat_w else {
@@ -480,7 +481,7 @@ impl PlanState {
         }
         // Regions: the substations each plant serves (nearest in water
         // volume), their critical pressure and most open valve.
-        let regions = regions(subs, &delays);
+        let regions = regions(subs, &delays, self.dp_target_pa);
         for (o, p) in &net_plants {
             let Some(p) = p else {
                 continue;
@@ -767,7 +768,7 @@ impl Region {
 }
 
 /// Each plant's region, from the plant each substation is served by.
-fn regions(subs: &[SubstationObs], delays: &Delays) -> BTreeMap<NodeId, Region> {
+fn regions(subs: &[SubstationObs], delays: &Delays, dp_target_pa: f64) -> BTreeMap<NodeId, Region> {
     let mut out: BTreeMap<NodeId, Region> = BTreeMap::new();
     for s in subs {
         let Some(d) = delays.substations.get(&s.id) else {
@@ -775,7 +776,7 @@ fn regions(subs: &[SubstationObs], delays: &Delays) -> BTreeMap<NodeId, Region> 
         };
         let one = Region {
             critical_dp_pa: s.diff_pressure_pa.filter(|v| v.is_finite()),
-            most_open: s.valve_position.filter(|v| v.is_finite()),
+            most_open: ahead::counted_valve(s.valve_position, s.diff_pressure_pa, dp_target_pa),
         };
         let r = out.entry(d.plant.clone()).or_default();
         *r = r.merge(one);
