@@ -688,16 +688,17 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
 }
 
 /// Water as the hydraulics need it: IAPWS-IF97 density and viscosity at
-/// `temp_c` (as [`Water::at`]); the heat capacity, which the hydraulics never
+/// `temp_c` (from the table of [`crate::water::hydraulic_properties`], within
+/// 2e-8 of [`Water::at`]); the heat capacity, which the hydraulics never
 /// read, is the model's constant that this calculation's heat balances use.
 fn link_water(temp_c: f64) -> Water {
     let t = temp_c.clamp(crate::water::VALID_TEMP_C.0, crate::water::VALID_TEMP_C.1);
-    let p_mpa = crate::water::REFERENCE_PRESSURE_PA / 1.0e6;
+    let (density_kg_m3, viscosity_pa_s) = crate::water::hydraulic_properties(t);
     Water {
         temp_c: t,
-        density_kg_m3: seuif97::pt(p_mpa, t, seuif97::OD),
+        density_kg_m3,
         cp_j_kg_k: WATER_CP_J_KG_K,
-        viscosity_pa_s: seuif97::pt(p_mpa, t, seuif97::ODV),
+        viscosity_pa_s,
     }
 }
 
