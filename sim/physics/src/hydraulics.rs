@@ -53,23 +53,43 @@ pub fn swamee_jain(re: f64, rel_roughness: f64) -> f64 {
 /// two or three steps reach 1e-13; the fixed-point iteration it replaced took
 /// five to ten logarithms for the same root).
 pub fn colebrook(re: f64, rel_roughness: f64) -> f64 {
+    colebrook_from(re, rel_roughness, f64::NAN).0
+}
+
+/// Colebrook–White by Newton's method from `start`, a guess of `1/√λ` (the
+/// root at a nearby Reynolds number, where one logarithm then confirms it);
+/// from the Swamee–Jain value when `start` is not a positive number or
+/// leads nowhere. Returns λ and its `1/√λ`, the next call's start.
+pub fn colebrook_from(re: f64, rel_roughness: f64, start: f64) -> (f64, f64) {
     let a = rel_roughness / 3.7;
     let b = 2.51 / re;
-    let mut x = 1.0 / swamee_jain(re, rel_roughness).sqrt();
-    for _ in 0..50 {
-        // F(x) = x + 2·log10(a + b·x) = 0, F′(x) = 1 + 2·b / ((a + b·x)·ln 10).
-        let arg = a + b * x;
-        let f = x + 2.0 * arg.log10();
-        let df = 1.0 + 2.0 * b / (arg * std::f64::consts::LN_10);
-        let step = f / df;
-        x -= step;
-        // Quadratic convergence: a step this small leaves an error of the
-        // order of its square (below 1e-13), so no confirming step is taken.
-        if step.abs() < 1e-7 * x.abs() {
-            break;
+    let newton = |mut x: f64| {
+        for _ in 0..50 {
+            // F(x) = x + 2·log10(a + b·x) = 0, F′(x) = 1 + 2·b / ((a + b·x)·ln 10).
+            let arg = a + b * x;
+            let f = x + 2.0 * arg.log10();
+            let df = 1.0 + 2.0 * b / (arg * std::f64::consts::LN_10);
+            let step = f / df;
+            x -= step;
+            // Quadratic convergence: a step this small leaves an error of the
+            // order of its square (below 1e-13), so no confirming step is taken.
+            if step.abs() < 1e-7 * x.abs() {
+                return x;
+            }
         }
+        f64::NAN
+    };
+    let mut x = if start > 0.0 && start.is_finite() {
+        newton(start)
+    } else {
+        f64::NAN
+    };
+    // F is increasing and concave: from a start left of the root Newton
+    // climbs to it; from far right its first step may leave the domain.
+    if !(x > 0.0 && x.is_finite()) {
+        x = newton(1.0 / swamee_jain(re, rel_roughness).sqrt());
     }
-    1.0 / (x * x)
+    (1.0 / (x * x), x)
 }
 
 /// A pump's head curve at full speed: `H = H₀ − c·Q·|Q|` (m, with Q in m³/s),
@@ -150,6 +170,15 @@ impl Link {
     /// Pressure drop from `from` to `to` at mass flow `q` (kg/s, positive from→to),
     /// and its derivative with respect to q (with the friction factor frozen).
     pub fn drop_pa(&self, q: f64) -> (f64, f64) {
+        let mut none = f64::NAN;
+        self.drop_pa_from(q, &mut none)
+    }
+
+    /// [`Link::drop_pa`] with a turbulent pipe's Colebrook–White solved from
+    /// `friction_x` (its `1/√λ` at the last flow, NaN for none), which is
+    /// updated: a flow that barely moved costs one logarithm instead of three
+    /// or four. The answer is the same root (to 1e-13).
+    pub fn drop_pa_from(&self, q: f64, friction_x: &mut f64) -> (f64, f64) {
         let rho = self.water.density_kg_m3;
         match self.kind {
             LinkKind::Pipe {
@@ -170,7 +199,13 @@ impl Link {
                     let dp = lin * q + minor * q * q.abs();
                     return (dp, (lin + 2.0 * minor * q.abs()).max(MIN_GRADIENT));
                 }
-                let lambda = friction_factor(re, roughness_m / diameter_m);
+                let lambda = if re >= RE_TURBULENT {
+                    let (lambda, x) = colebrook_from(re, roughness_m / diameter_m, *friction_x);
+                    *friction_x = x;
+                    lambda
+                } else {
+                    friction_factor(re, roughness_m / diameter_m)
+                };
                 let k = (lambda * length_m / diameter_m + minor_loss) * coef;
                 (k * q * q.abs(), (2.0 * k * q.abs()).max(MIN_GRADIENT))
             }
@@ -334,6 +369,8 @@ impl Problem {
 #[derive(Clone, Debug)]
 pub struct Solver {
     topology: Vec<(usize, usize)>,
+    /// Each link's last Colebrook–White root `1/√λ` (NaN: none yet).
+    friction_x: Vec<f64>,
     fixed_nodes: Vec<usize>,
     free: Vec<bool>,
     linear: Linear,
@@ -345,6 +382,7 @@ impl Solver {
         let free: Vec<bool> = fixed.iter().map(Option::is_none).collect();
         Ok(Self {
             topology: pb.links.iter().map(|l| (l.from, l.to)).collect(),
+            friction_x: vec![f64::NAN; pb.links.len()],
             fixed_nodes: pb.fixed_pressure_pa.iter().map(|f| f.0).collect(),
             linear: Linear::new(pb.node_count, &pb.links, &free),
             free,
@@ -469,7 +507,7 @@ impl Solver {
         }
         for it in 0..opts.max_iterations {
             for (k, l) in pb.links.iter().enumerate() {
-                (f[k], g[k]) = l.drop_pa(q[k]);
+                (f[k], g[k]) = l.drop_pa_from(q[k], &mut self.friction_x[k]);
                 r[k] = f[k] - (p[l.from] - p[l.to]);
             }
             // Node balances s = Σout − Σin + demand (exact after the first step).

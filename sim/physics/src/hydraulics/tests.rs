@@ -72,6 +72,27 @@ fn colebrook_by_newton_matches_bisection_across_the_turbulent_range() {
 }
 
 #[test]
+fn colebrook_from_any_start_finds_the_same_root() {
+    // Warm starts from the root at a nearby or a distant Reynolds number, and
+    // starts that are no use at all (zero, negative, NaN, far too large).
+    for re in [4.0e3, 1e4, 1e5, 1e6, 1e8] {
+        for rr in [0.0, 1e-5, 1e-3, 5e-2] {
+            let sure = colebrook_by_bisection(re, rr);
+            let near = colebrook_from(re * (1.0 + 1e-6), rr, f64::NAN).1;
+            let far = colebrook_from(re * 30.0, rr, f64::NAN).1;
+            for start in [near, far, 0.0, -3.0, f64::NAN, 1e6] {
+                let (lambda, x) = colebrook_from(re, rr, start);
+                assert!(
+                    (lambda - sure).abs() / sure < 1e-10,
+                    "Re {re}, k/D {rr}, start {start}: {lambda} vs {sure}"
+                );
+                assert!((1.0 / (x * x) - lambda).abs() < 1e-15);
+            }
+        }
+    }
+}
+
+#[test]
 fn a_single_pipe_matches_the_hand_calculation_within_half_a_percent() {
     // 1 km of DN200 (k = 0.05 mm) carrying 20 kg/s of water at 80 °C:
     // v = 0.65482 m/s, Re = 359 369, λ = 0.0163289, Δp = λ·L/D·ρv²/2 = 17 017.6 Pa.
