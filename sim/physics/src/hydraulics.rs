@@ -399,6 +399,18 @@ impl Solver {
         self.linear.reuse = on;
     }
 
+    /// With [`Solver::reuse_factorization`]: the relative residual a linear
+    /// solve on a reused factor must reach (default 1e-10), and the CG
+    /// iterations it may take for that (default 3; one costs about a tenth
+    /// of a factorization on a 2-D mesh). A looser tolerance makes the Newton
+    /// step inexact (its forcing term): right while an outer iteration is far
+    /// from its fixed point, so long as it is tightened at the end. The node
+    /// balance the step leaves is this residual.
+    pub fn set_linear_tolerance(&mut self, relative: f64, max_cg_iterations: usize) {
+        self.linear.tolerance = relative.clamp(1e-14, 0.1);
+        self.linear.max_cg = max_cg_iterations;
+    }
+
     /// Numeric factorizations done so far, linear solves done by reusing
     /// one, and the CG iterations those took.
     pub fn factorizations(&self) -> (usize, usize, usize) {
@@ -613,13 +625,16 @@ struct Linear {
     factored_w: Vec<f64>,
     /// CG iterations done on reused factors.
     pub(crate) cg_iterations: usize,
+    /// Relative residual CG must reach on a reused factor, and its iterations.
+    tolerance: f64,
+    max_cg: usize,
 }
 
-/// Most CG iterations on a reused factor before refactoring instead (one
-/// costs about a third of a factorization here).
+/// Most CG iterations on a reused factor before refactoring instead, by
+/// default.
 const MAX_CG_ITERATIONS: usize = 3;
-/// Relative residual CG must reach with a reused factor (an inexact Newton
-/// step this close keeps Newton's convergence)…
+/// Relative residual CG must reach with a reused factor by default (an
+/// inexact Newton step this close keeps Newton's convergence)…
 const CG_TOLERANCE: f64 = 1e-10;
 /// …or this absolute one, kg/s: the linear residual is the node imbalance
 /// the step leaves, and this is far below any a caller tests for.
@@ -678,6 +693,8 @@ impl Linear {
             cg: std::array::from_fn(|_| vec![0.0; nf]),
             factored_w: vec![0.0; links.len()],
             cg_iterations: 0,
+            tolerance: CG_TOLERANCE,
+            max_cg: MAX_CG_ITERATIONS,
         }
     }
 
@@ -732,8 +749,8 @@ impl Linear {
         // Try the old factor only when CG should reach its tolerance in time
         // (a failed attempt costs more than the factorization it avoids).
         let promising = delta < 1.0
-            && (CG_TOLERANCE.ln() / (0.5 * delta).max(1e-300).ln()).ceil()
-                <= MAX_CG_ITERATIONS as f64 + 1.0;
+            && (self.tolerance.ln() / (0.5 * delta).max(1e-300).ln()).ceil()
+                <= self.max_cg as f64 + 1.0;
         if !(self.reuse && self.factored && promising && self.pcg()) {
             self.factored = false;
             self.chol.factor(&self.sym, &self.values)?;
@@ -752,7 +769,7 @@ impl Linear {
 
     /// Conjugate gradients on the current values, preconditioned by the last
     /// factorization; on success `b` holds the solution. False when it does
-    /// not reach [`CG_TOLERANCE`] within [`MAX_CG_ITERATIONS`].
+    /// not reach its tolerance within its iterations.
     fn pcg(&mut self) -> bool {
         let n = self.sym.n();
         let perm = self.sym.perm();
@@ -774,13 +791,14 @@ impl Linear {
         for i in 0..n {
             r[i] = bp[i] - ap[i];
         }
-        let mut converged = dot(r, r).sqrt() <= (CG_TOLERANCE * b_norm).max(CG_ABS_TOLERANCE_KG_S);
+        let mut converged =
+            dot(r, r).sqrt() <= (self.tolerance * b_norm).max(CG_ABS_TOLERANCE_KG_S);
         if !converged {
             z.copy_from_slice(r);
             self.chol.solve_permuted(&self.sym, z);
             p.copy_from_slice(z);
             let mut rz = dot(r, z);
-            for _ in 0..MAX_CG_ITERATIONS {
+            for _ in 0..self.max_cg {
                 self.sym.mul_permuted(&self.values, p, ap);
                 let pap = dot(p, ap);
                 if !(pap > 0.0 && pap.is_finite()) {
@@ -792,7 +810,7 @@ impl Linear {
                     x[i] += alpha * p[i];
                     r[i] -= alpha * ap[i];
                 }
-                if dot(r, r).sqrt() <= (CG_TOLERANCE * b_norm).max(CG_ABS_TOLERANCE_KG_S) {
+                if dot(r, r).sqrt() <= (self.tolerance * b_norm).max(CG_ABS_TOLERANCE_KG_S) {
                     converged = true;
                     break;
                 }
