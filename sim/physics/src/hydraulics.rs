@@ -289,7 +289,9 @@ impl Default for Options {
 }
 
 impl Problem {
-    fn check(&self) -> Result<Vec<Option<f64>>, SolveError> {
+    /// The checks of [`Problem::check`] that depend on values, not on the
+    /// topology: the fixed pressures and demands, and the fixed nodes.
+    fn check_values(&self) -> Result<Vec<Option<f64>>, SolveError> {
         if self.fixed_pressure_pa.is_empty() {
             return Err(SolveError::NoReference);
         }
@@ -315,6 +317,12 @@ impl Problem {
             }
             fixed[node] = Some(p);
         }
+        Ok(fixed)
+    }
+
+    fn check(&self) -> Result<Vec<Option<f64>>, SolveError> {
+        let fixed = self.check_values()?;
+        let n = self.node_count;
         // Adjacency in compressed rows (no allocation per node).
         let mut ptr = vec![0usize; n + 1];
         for (k, l) in self.links.iter().enumerate() {
@@ -368,6 +376,7 @@ impl Problem {
 /// once, then every solve only refactors numerically.
 #[derive(Clone, Debug)]
 pub struct Solver {
+    node_count: usize,
     topology: Vec<(usize, usize)>,
     /// Each link's last Colebrook–White root `1/√λ` (NaN: none yet).
     friction_x: Vec<f64>,
@@ -381,6 +390,7 @@ impl Solver {
         let fixed = pb.check()?;
         let free: Vec<bool> = fixed.iter().map(Option::is_none).collect();
         Ok(Self {
+            node_count: pb.node_count,
             topology: pb.links.iter().map(|l| (l.from, l.to)).collect(),
             friction_x: vec![f64::NAN; pb.links.len()],
             fixed_nodes: pb.fixed_pressure_pa.iter().map(|f| f.0).collect(),
@@ -457,8 +467,11 @@ impl Solver {
         start: Option<&[f64]>,
         start_pressure_pa: Option<&[f64]>,
     ) -> Result<(Solution, bool), SolveError> {
-        let fixed = pb.check()?;
-        let same = pb.links.len() == self.topology.len()
+        // The topology was checked (links, islands) when the solver was
+        // prepared; what may differ now are the values.
+        let fixed = pb.check_values()?;
+        let same = pb.node_count == self.node_count
+            && pb.links.len() == self.topology.len()
             && pb
                 .links
                 .iter()
