@@ -4,7 +4,10 @@
 //! The analysis (a nested-dissection ordering with minimum-degree leaves, the
 //! elimination tree and the pattern of L) depends only on the graph and is done once; each numeric
 //! factorization then reuses it. Up-looking algorithm as in Davis, *Direct
-//! Methods for Sparse Linear Systems* (SIAM 2006), §4.
+//! Methods for Sparse Linear Systems* (SIAM 2006), §4; when the elimination
+//! tree splits into two independent blocks of columns under its top (as the
+//! nested dissection makes it), a large factor's two blocks are factored on
+//! two threads, to the same bits as on one.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -26,7 +29,15 @@ pub struct Symbolic {
     /// Row patterns of L (off-diagonal columns of each row, increasing), from the analysis.
     row_ptr: Vec<usize>,
     row_col: Vec<usize>,
+    /// Two independent blocks of columns `[0, m)` and `[m, t)` (no column of
+    /// the first is a descendant of one in the second), under the top
+    /// `[t, n)`: their rows factor at the same time, on two threads. Only
+    /// for factors large enough to pay for a thread.
+    split: Option<(usize, usize)>,
 }
+
+/// Nonzeros of L below which a factorization stays on one thread.
+const PARALLEL_MIN_L_NNZ: usize = 40_000;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CholeskyError {
@@ -110,6 +121,11 @@ impl Symbolic {
         for j in 0..n {
             l_ptr[j + 1] = l_ptr[j] + counts[j];
         }
+        let split = if l_ptr[n] >= PARALLEL_MIN_L_NNZ {
+            independent_blocks(&parent, &row_ptr)
+        } else {
+            None
+        };
         Self {
             n,
             perm,
@@ -119,6 +135,7 @@ impl Symbolic {
             l_ptr,
             row_ptr,
             row_col,
+            split,
         }
     }
 
@@ -170,6 +187,52 @@ impl Symbolic {
     pub fn l_nnz(&self) -> usize {
         self.l_ptr[self.n]
     }
+}
+
+/// Two blocks of columns whose rows can be factored independently, below the
+/// top of the elimination tree: `t` is the lowest column of the chain the
+/// tree ends in (a nested dissection's last separator), `[0, m)` and
+/// `[m, t)` the best balanced split (by the rows' lengths) with no column of
+/// the first whose parent is in the second. None when no split leaves each
+/// block a quarter of the work.
+fn independent_blocks(parent: &[usize], row_ptr: &[usize]) -> Option<(usize, usize)> {
+    let n = parent.len();
+    if n < 3 {
+        return None;
+    }
+    let mut children = vec![0usize; n];
+    for &p in parent {
+        if p != NONE {
+            children[p] += 1;
+        }
+    }
+    let mut t = n - 1;
+    while t > 0 && children[t] == 1 && parent[t - 1] == t {
+        t -= 1;
+    }
+    // Work of a row: its length (plus one), a proxy.
+    let work = |k: usize| row_ptr[k + 1] - row_ptr[k] + 1;
+    let total: usize = (0..t).map(work).sum();
+    let (mut best, mut best_gap) = (None, usize::MAX);
+    let (mut reach, mut done) = (0usize, 0usize);
+    for m in 1..t {
+        let j = m - 1;
+        done += work(j);
+        if parent[j] != NONE && parent[j] < t {
+            reach = reach.max(parent[j]);
+        }
+        // Valid when no column below m has its parent in [m, t).
+        if reach < m {
+            let gap = done.abs_diff(total - done);
+            if gap < best_gap {
+                best_gap = gap;
+                best = Some(m);
+            }
+        }
+    }
+    let m = best?;
+    let low: usize = (0..m).map(work).sum();
+    (4 * low.min(total - low) >= total).then_some((m, t))
 }
 
 /// Nonzero pattern of row k of L (excluding the diagonal), left in `stack`.
@@ -438,39 +501,48 @@ impl Cholesky {
     }
 
     /// Factors the matrix whose upper-triangle values (in [`Symbolic::slot`] order) are `values`.
+    /// With a split of the analysis, the two independent blocks' rows are
+    /// factored on two threads, then the top's: every row does exactly what
+    /// it would on one thread, so the factor is the same to the bit.
     pub fn factor(&mut self, s: &Symbolic, values: &[f64]) -> Result<(), CholeskyError> {
         let n = s.n;
         for k in 0..n {
             self.next[k] = s.l_ptr[k];
         }
-        for k in 0..n {
-            let col = s.a_ptr[k]..s.a_ptr[k + 1];
-            for (&row, &v) in s.a_row[col.clone()].iter().zip(&values[col]) {
-                self.x[row] = v;
-            }
-            let mut d = self.x[k];
-            self.x[k] = 0.0;
-            for &i in &s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]] {
-                let lki = self.x[i] / self.l_val[s.l_ptr[i]];
-                self.x[i] = 0.0;
-                for p in (s.l_ptr[i] + 1)..self.next[i] {
-                    self.x[self.l_row[p]] -= self.l_val[p] * lki;
-                }
-                d -= lki * lki;
-                let p = self.next[i];
-                self.next[i] += 1;
-                self.l_row[p] = k;
-                self.l_val[p] = lki;
-            }
-            if d <= 0.0 || !d.is_finite() {
-                return Err(CholeskyError::NotPositiveDefinite { row: k, pivot: d });
-            }
-            let p = self.next[k];
-            self.next[k] += 1;
-            self.l_row[p] = k;
-            self.l_val[p] = d.sqrt();
+        let Some((m, t)) = s.split else {
+            return factor_rows(s, values, 0..n, 0, Rows::of(self));
+        };
+        let (p_m, p_t) = (s.l_ptr[m], s.l_ptr[t]);
+        let (low_row, high_row) = self.l_row[..p_t].split_at_mut(p_m);
+        let (low_val, high_val) = self.l_val[..p_t].split_at_mut(p_m);
+        let (low_next, high_next) = self.next[..t].split_at_mut(m);
+        let (low_x, high_x) = self.x[..t].split_at_mut(m);
+        let low = Rows {
+            l_row: low_row,
+            l_val: low_val,
+            next: low_next,
+            x: low_x,
+            base_p: 0,
+        };
+        let high = Rows {
+            l_row: high_row,
+            l_val: high_val,
+            next: high_next,
+            x: high_x,
+            base_p: p_m,
+        };
+        let (a, b) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| factor_rows(s, values, m..t, m, high));
+            let here = factor_rows(s, values, 0..m, 0, low);
+            (here, other.join())
+        });
+        a?;
+        match b {
+            Ok(r) => r?,
+            // A panic on the other thread is a bug; show it as ours.
+            Err(panic) => std::panic::resume_unwind(panic),
         }
-        Ok(())
+        factor_rows(s, values, t..n, 0, Rows::of(self))
     }
 
     /// Solves A·x = b in the original (unpermuted) numbering; `b` is overwritten by x.
@@ -509,6 +581,79 @@ impl Cholesky {
             work[j] = v / self.l_val[start];
         }
     }
+}
+
+/// The part of a factor some rows work on: the entries of columns
+/// `[base, base + next.len())` (positions from `base_p`), their fill
+/// pointers and their slots of the work vector.
+struct Rows<'a> {
+    l_row: &'a mut [usize],
+    l_val: &'a mut [f64],
+    next: &'a mut [usize],
+    x: &'a mut [f64],
+    base_p: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn of(c: &'a mut Cholesky) -> Self {
+        Rows {
+            l_row: &mut c.l_row,
+            l_val: &mut c.l_val,
+            next: &mut c.next,
+            x: &mut c.x,
+            base_p: 0,
+        }
+    }
+}
+
+/// Up-looking factorization of `rows`, which touch only the columns of
+/// `part` (from column `base`): row k of L from the triangular solve with
+/// the rows above it, then its diagonal.
+fn factor_rows(
+    s: &Symbolic,
+    values: &[f64],
+    rows: std::ops::Range<usize>,
+    base: usize,
+    part: Rows<'_>,
+) -> Result<(), CholeskyError> {
+    let Rows {
+        l_row,
+        l_val,
+        next,
+        x,
+        base_p,
+    } = part;
+    for k in rows {
+        let col = s.a_ptr[k]..s.a_ptr[k + 1];
+        for (&row, &v) in s.a_row[col.clone()].iter().zip(&values[col]) {
+            x[row - base] = v;
+        }
+        let mut d = x[k - base];
+        x[k - base] = 0.0;
+        for &i in &s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]] {
+            let il = i - base;
+            let start = s.l_ptr[i] - base_p;
+            let lki = x[il] / l_val[start];
+            x[il] = 0.0;
+            let end = next[il] - base_p;
+            for (&r, &v) in l_row[start + 1..end].iter().zip(&l_val[start + 1..end]) {
+                x[r - base] -= v * lki;
+            }
+            d -= lki * lki;
+            l_row[end] = k;
+            l_val[end] = lki;
+            next[il] += 1;
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return Err(CholeskyError::NotPositiveDefinite { row: k, pivot: d });
+        }
+        let kl = k - base;
+        let p = next[kl] - base_p;
+        next[kl] += 1;
+        l_row[p] = k;
+        l_val[p] = d.sqrt();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -591,6 +736,70 @@ mod tests {
         }
         // The ordering keeps fill well below a dense factor.
         assert!(s.l_nnz() < n * n / 4, "fill {}", s.l_nnz());
+    }
+
+    #[test]
+    fn two_independent_blocks_factor_on_two_threads_to_the_same_bits() {
+        // Two 60×60 grids joined by one edge (the design calculation's supply
+        // and return sides, joined by a pump), grounded at one corner.
+        let side = 60;
+        let n = 2 * side * side;
+        let mut edges = Vec::new();
+        let mut weights = Vec::new();
+        for half in 0..2 {
+            for r in 0..side {
+                for c in 0..side {
+                    let v = half * side * side + r * side + c;
+                    for (r2, c2) in [(r, c + 1), (r + 1, c)] {
+                        if r2 < side && c2 < side {
+                            let u = half * side * side + r2 * side + c2;
+                            edges.push((v, u));
+                            weights.push(1.0 + ((v * 7 + u * 3) % 5) as f64);
+                        }
+                    }
+                }
+            }
+        }
+        edges.push((side * side - 1, n - 1));
+        weights.push(2.5);
+        let s = Symbolic::new(n, &edges);
+        let (m, t) = s.split.expect("two blocks");
+        assert!(m > n / 4 && t - m > n / 4 && t > n * 9 / 10, "{m} {t}");
+        let mut values = vec![0.0; s.nnz()];
+        for (&(a, b), &w) in edges.iter().zip(&weights) {
+            values[s.slot(a, a).unwrap()] += w;
+            values[s.slot(b, b).unwrap()] += w;
+            values[s.slot(a, b).unwrap()] -= w;
+        }
+        values[s.slot(0, 0).unwrap()] += 3.0;
+        let mut two = Cholesky::new(&s);
+        two.factor(&s, &values).unwrap();
+        let one_s = Symbolic {
+            split: None,
+            ..s.clone()
+        };
+        let mut one = Cholesky::new(&one_s);
+        one.factor(&one_s, &values).unwrap();
+        assert_eq!(two.l_row, one.l_row);
+        assert!(
+            two.l_val
+                .iter()
+                .zip(&one.l_val)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+        // And it solves: A·x = b back.
+        let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+        let mut x = b.clone();
+        two.solve(&s, &mut x);
+        let mut ax = vec![0.0; n];
+        for (&(a, c), &w) in edges.iter().zip(&weights) {
+            ax[a] += w * (x[a] - x[c]);
+            ax[c] += w * (x[c] - x[a]);
+        }
+        ax[0] += 3.0 * x[0];
+        for i in 0..n {
+            assert!((ax[i] - b[i]).abs() < 1e-9, "{i}: {} vs {}", ax[i], b[i]);
+        }
     }
 
     #[test]
