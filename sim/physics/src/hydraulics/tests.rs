@@ -372,3 +372,32 @@ fn iterate_returns_an_unconverged_iterate_and_converges_in_one_step_from_the_ans
         assert!((x - y).abs() < 1e-5, "{x} vs {y}");
     }
 }
+
+#[test]
+fn link_drops_on_two_threads_are_those_of_one() {
+    let pb = grid_problem(10_000, 4);
+    let m = pb.links.len();
+    assert!(m >= PARALLEL_MIN_LINKS);
+    let q: Vec<f64> = (0..m).map(|k| ((k as f64) * 0.731).sin() * 3.0).collect();
+    let p: Vec<f64> = (0..pb.node_count)
+        .map(|i| 5.0e5 + ((i as f64) * 0.37).cos() * 1.0e4)
+        .collect();
+    let (mut f, mut g, mut r) = (vec![0.0; m], vec![0.0; m], vec![0.0; m]);
+    let mut x = vec![f64::NAN; m];
+    link_drops(&pb.links, &q, &p, &mut x, &mut f, &mut g, &mut r);
+    for (k, l) in pb.links.iter().enumerate() {
+        let mut xk = f64::NAN;
+        let (fk, gk) = l.drop_pa_from(q[k], &mut xk);
+        let rk = fk - (p[l.from] - p[l.to]);
+        assert_eq!(
+            (fk.to_bits(), gk.to_bits(), rk.to_bits(), xk.to_bits()),
+            (
+                f[k].to_bits(),
+                g[k].to_bits(),
+                r[k].to_bits(),
+                x[k].to_bits()
+            ),
+            "link {k}"
+        );
+    }
+}
