@@ -49,6 +49,7 @@ impl Symbolic {
     /// Analyses the graph with `n` vertices and the given edges (self-loops and
     /// duplicates allowed; every vertex has a diagonal entry).
     pub fn new(n: usize, edges: &[(usize, usize)]) -> Self {
+        let t0 = std::time::Instant::now();
         let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
         for &(a, b) in edges {
             if a != b {
@@ -65,6 +66,7 @@ impl Symbolic {
         } else {
             nested_dissection(&adj)
         };
+        let t1 = t0.elapsed();
         let mut inv = vec![0; n];
         for (new, &old) in perm.iter().enumerate() {
             inv[old] = new;
@@ -87,6 +89,7 @@ impl Symbolic {
             a_row.extend_from_slice(c);
             a_ptr.push(a_row.len());
         }
+        let t2 = t0.elapsed();
         // Elimination tree.
         let mut parent = vec![NONE; n];
         let mut ancestor = vec![NONE; n];
@@ -120,6 +123,12 @@ impl Symbolic {
         let mut l_ptr = vec![0; n + 1];
         for j in 0..n {
             l_ptr[j + 1] = l_ptr[j] + counts[j];
+        }
+        if std::env::var_os("STEADY_DEBUG").is_some() {
+            eprintln!(
+                "  order {t1:?} pattern {t2:?} etree+rows {:?}",
+                t0.elapsed()
+            );
         }
         let split = if l_ptr[n] >= PARALLEL_MIN_L_NNZ {
             independent_blocks(&parent, &row_ptr)
@@ -269,35 +278,111 @@ fn ereach(
 /// Subsets at most this large are ordered by minimum degree instead of dissected.
 const DISSECTION_LEAF: usize = 96;
 
+/// Graphs from which the two halves of the first dissection are ordered on
+/// two threads.
+const PARALLEL_MIN_VERTICES: usize = 4_000;
+
 /// Nested dissection by breadth-first level structures (George's automatic
 /// nested dissection): from a pseudo-peripheral vertex, the middle level
 /// (trimmed to the vertices that touch the next level) separates the rest into
 /// two halves, which are ordered first, recursively; the separator comes last.
 /// Small subsets are ordered by [`minimum_degree`]. O(n log n), against the
-/// explicit minimum-degree ordering's cost that grows with the fill.
+/// explicit minimum-degree ordering's cost that grows with the fill. On a
+/// large graph the two halves of the first dissection are ordered on two
+/// threads: each subset's ordering depends only on its own vertices, so the
+/// order is the same as on one.
 fn nested_dissection(adj: &[Vec<usize>]) -> Vec<usize> {
-    enum Task {
-        Dissect(Vec<usize>),
-        Emit(Vec<usize>),
-    }
     let n = adj.len();
-    let mut order = Vec::with_capacity(n);
-    // Label of the subset each vertex is in now; a fresh label per subset.
-    let mut label = vec![0usize; n];
-    let mut next_label = 1;
-    let mut level = vec![0usize; n];
-    let mut queue: Vec<usize> = Vec::with_capacity(n);
-    let mut local = vec![NONE; n];
+    let mut here = Dissector::new(adj);
     let mut tasks = vec![Task::Dissect((0..n).collect())];
-    // BFS within the subset `lab` from `root`: fills `queue` in level order,
-    // `level`, and returns the height.
-    let bfs = |root: usize,
-               lab: usize,
-               label: &[usize],
-               level: &mut [usize],
-               queue: &mut Vec<usize>,
-               seen: &mut Vec<bool>|
-     -> usize {
+    if n >= PARALLEL_MIN_VERTICES {
+        if let Some(Task::Dissect(all)) = tasks.pop() {
+            here.step(all, &mut tasks);
+        }
+        // The stack's top two subsets are ordered one after the other, the
+        // first (on top) fully before the second: here and on a second thread.
+        let len = tasks.len();
+        if len >= 2
+            && matches!(tasks[len - 1], Task::Dissect(_))
+            && matches!(tasks[len - 2], Task::Dissect(_))
+        {
+            let (Some(Task::Dissect(first)), Some(Task::Dissect(second))) =
+                (tasks.pop(), tasks.pop())
+            else {
+                unreachable!("both are Dissect")
+            };
+            let other = std::thread::scope(|scope| {
+                let other = scope.spawn(|| {
+                    let mut there = Dissector::new(adj);
+                    there.run(vec![Task::Dissect(second)]);
+                    there.order
+                });
+                here.run(vec![Task::Dissect(first)]);
+                other.join()
+            });
+            match other {
+                Ok(order) => here.order.extend_from_slice(&order),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    }
+    here.run(tasks);
+    here.order
+}
+
+enum Task {
+    Dissect(Vec<usize>),
+    Emit(Vec<usize>),
+}
+
+/// The working state of [`nested_dissection`] over one graph.
+struct Dissector<'a> {
+    adj: &'a [Vec<usize>],
+    order: Vec<usize>,
+    /// Label of the subset each vertex is in now; a fresh label per subset.
+    label: Vec<usize>,
+    next_label: usize,
+    level: Vec<usize>,
+    queue: Vec<usize>,
+    local: Vec<usize>,
+    seen: Vec<bool>,
+}
+
+impl<'a> Dissector<'a> {
+    fn new(adj: &'a [Vec<usize>]) -> Self {
+        let n = adj.len();
+        Self {
+            adj,
+            order: Vec::with_capacity(n),
+            label: vec![0; n],
+            next_label: 1,
+            level: vec![0; n],
+            queue: Vec::with_capacity(n),
+            local: vec![NONE; n],
+            seen: vec![false; n],
+        }
+    }
+
+    /// Works through `tasks` (a stack), appending to the order.
+    fn run(&mut self, mut tasks: Vec<Task>) {
+        while let Some(task) = tasks.pop() {
+            match task {
+                Task::Emit(v) => self.order.extend_from_slice(&v),
+                Task::Dissect(v) => self.step(v, &mut tasks),
+            }
+        }
+    }
+
+    /// BFS within the subset `lab` from `root`: fills `queue` in level order,
+    /// `level`, and returns the height.
+    fn bfs(&mut self, root: usize, lab: usize) -> usize {
+        let (adj, label, level, queue, seen) = (
+            self.adj,
+            &self.label,
+            &mut self.level,
+            &mut self.queue,
+            &mut self.seen,
+        );
         queue.clear();
         queue.push(root);
         seen[root] = true;
@@ -318,97 +403,98 @@ fn nested_dissection(adj: &[Vec<usize>]) -> Vec<usize> {
             seen[v] = false;
         }
         queue.last().map_or(0, |&v| level[v])
-    };
-    let mut seen = vec![false; n];
-    while let Some(task) = tasks.pop() {
-        let verts = match task {
-            Task::Emit(v) => {
-                order.extend_from_slice(&v);
-                continue;
-            }
-            Task::Dissect(v) => v,
-        };
+    }
+
+    /// Orders a small subset, or splits it and pushes its parts.
+    fn step(&mut self, verts: Vec<usize>, tasks: &mut Vec<Task>) {
+        let adj = self.adj;
         if verts.is_empty() {
-            continue;
+            return;
         }
-        let lab = next_label;
-        next_label += 1;
+        let lab = self.next_label;
+        self.next_label += 1;
         for &v in &verts {
-            label[v] = lab;
+            self.label[v] = lab;
         }
         if verts.len() <= DISSECTION_LEAF {
             // Minimum degree on the induced subgraph.
             for (i, &v) in verts.iter().enumerate() {
-                local[v] = i;
+                self.local[v] = i;
             }
             let sub: Vec<Vec<usize>> = verts
                 .iter()
                 .map(|&v| {
                     let mut row: Vec<usize> = adj[v]
                         .iter()
-                        .filter(|&&w| label[w] == lab)
-                        .map(|&w| local[w])
+                        .filter(|&&w| self.label[w] == lab)
+                        .map(|&w| self.local[w])
                         .collect();
                     row.sort_unstable();
                     row
                 })
                 .collect();
-            order.extend(minimum_degree(&sub).into_iter().map(|i| verts[i]));
-            continue;
+            self.order
+                .extend(minimum_degree(&sub).into_iter().map(|i| verts[i]));
+            return;
         }
         // Pseudo-peripheral root: repeat BFS from a farthest vertex of least degree.
         let mut root = verts[0];
-        let mut height = bfs(root, lab, &label, &mut level, &mut queue, &mut seen);
-        if queue.len() < verts.len() {
+        let mut height = self.bfs(root, lab);
+        if self.queue.len() < verts.len() {
             // Not connected: dissect the reached component and the rest apart.
-            let reached = queue.clone();
+            let reached = self.queue.clone();
             for &v in &reached {
-                label[v] = NONE;
+                self.label[v] = NONE;
             }
-            let rest: Vec<usize> = verts.iter().copied().filter(|&v| label[v] == lab).collect();
-            tasks.push(Task::Dissect(rest));
-            tasks.push(Task::Dissect(reached));
-            continue;
-        }
-        for _ in 0..4 {
-            let far = queue
+            let rest: Vec<usize> = verts
                 .iter()
                 .copied()
-                .filter(|&v| level[v] == height)
+                .filter(|&v| self.label[v] == lab)
+                .collect();
+            tasks.push(Task::Dissect(rest));
+            tasks.push(Task::Dissect(reached));
+            return;
+        }
+        for _ in 0..4 {
+            let far = self
+                .queue
+                .iter()
+                .copied()
+                .filter(|&v| self.level[v] == height)
                 .min_by_key(|&v| adj[v].len())
                 .unwrap_or(root);
-            let h = bfs(far, lab, &label, &mut level, &mut queue, &mut seen);
+            let h = self.bfs(far, lab);
             if h <= height {
-                bfs(root, lab, &label, &mut level, &mut queue, &mut seen);
+                self.bfs(root, lab);
                 break;
             }
             root = far;
             height = h;
         }
         if height < 2 {
-            tasks.push(Task::Emit(queue.clone()));
-            continue;
+            tasks.push(Task::Emit(self.queue.clone()));
+            return;
         }
         // Middle level: the first whose levels up to it hold half the vertices.
         let mut mid = 1;
         let mut count = 0;
-        for &v in queue.iter() {
+        for &v in self.queue.iter() {
             count += 1;
             if 2 * count >= verts.len() {
-                mid = level[v].clamp(1, height - 1);
+                mid = self.level[v].clamp(1, height - 1);
                 break;
             }
         }
         let (mut low, mut high, mut sep) = (Vec::new(), Vec::new(), Vec::new());
-        for &v in queue.iter() {
-            let l = level[v];
+        for &v in self.queue.iter() {
+            let l = self.level[v];
             if l < mid {
                 low.push(v);
             } else if l > mid {
                 high.push(v);
             } else if adj[v]
                 .iter()
-                .any(|&w| label[w] == lab && level[w] == mid + 1)
+                .any(|&w| self.label[w] == lab && self.level[w] == mid + 1)
             {
                 sep.push(v);
             } else {
@@ -419,7 +505,6 @@ fn nested_dissection(adj: &[Vec<usize>]) -> Vec<usize> {
         tasks.push(Task::Dissect(high));
         tasks.push(Task::Dissect(low));
     }
-    order
 }
 
 /// Minimum-degree ordering on the explicit elimination graph (ties by index).
@@ -739,7 +824,7 @@ mod tests {
     }
 
     #[test]
-    fn two_independent_blocks_factor_on_two_threads_to_the_same_bits() {
+    fn two_independent_blocks_are_ordered_and_factored_on_two_threads_to_the_same_bits() {
         // Two 60×60 grids joined by one edge (the design calculation's supply
         // and return sides, joined by a pump), grounded at one corner.
         let side = 60;
@@ -762,6 +847,19 @@ mod tests {
         }
         edges.push((side * side - 1, n - 1));
         weights.push(2.5);
+        // The ordering on two threads is the one on one.
+        let mut adj = vec![Vec::new(); n];
+        for &(a, b) in &edges {
+            adj[a].push(b);
+            adj[b].push(a);
+        }
+        for row in adj.iter_mut() {
+            row.sort_unstable();
+        }
+        assert!(n >= PARALLEL_MIN_VERTICES);
+        let mut one = Dissector::new(&adj);
+        one.run(vec![Task::Dissect((0..n).collect())]);
+        assert_eq!(nested_dissection(&adj), one.order);
         let s = Symbolic::new(n, &edges);
         let (m, t) = s.split.expect("two blocks");
         assert!(m > n / 4 && t - m > n / 4 && t > n * 9 / 10, "{m} {t}");
