@@ -676,18 +676,15 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         // Temperatures, supply side then return side, each in falling pressure.
         new_sup.copy_from_slice(&t_sup);
         new_ret.copy_from_slice(&t_ret);
-        propagate(
-            &inc,
-            &mut orders,
-            &hyd.flow_kg_s,
-            &hyd.pressure_pa,
-            &supply_c,
-            &draws,
-            &flows,
-            &mut new_sup,
-            &mut new_ret,
-            None,
-        );
+        let inputs = Flows {
+            inc: &inc,
+            q: &hyd.flow_kg_s,
+            p: &hyd.pressure_pa,
+            supply_c: &supply_c,
+            draws: &draws,
+            flows: &flows,
+        };
+        propagate(&inputs, &mut orders, &mut new_sup, &mut new_ret, None);
         let changed = new_sup
             .iter()
             .zip(&t_sup)
@@ -827,57 +824,112 @@ impl Incidence {
     }
 }
 
-/// Junctions in falling supply and return pressure (ties by index), kept
+/// Junctions in falling supply or return pressure (ties by index), kept
 /// from round to round: pressures barely reorder once the flows settle, and
 /// an adaptive sort of an almost sorted list is almost free.
+struct Order(Vec<usize>);
+
+impl Order {
+    fn new(nj: usize) -> Self {
+        Self((0..nj).collect())
+    }
+
+    /// Sorts by `p[2j + side]` falling (side 0: supply, 1: return).
+    fn sort(&mut self, p: &[f64], side: usize) {
+        // A total order (the index breaks ties): any sort gives the same list.
+        self.0
+            .sort_by(|&a, &b| p[2 * b + side].total_cmp(&p[2 * a + side]).then(a.cmp(&b)));
+    }
+}
+
+/// The supply side's and the return side's [`Order`].
 struct Orders {
-    sup: Vec<usize>,
-    ret: Vec<usize>,
+    sup: Order,
+    ret: Order,
 }
 
 impl Orders {
     fn new(nj: usize) -> Self {
         Self {
-            sup: (0..nj).collect(),
-            ret: (0..nj).collect(),
+            sup: Order::new(nj),
+            ret: Order::new(nj),
         }
     }
+}
 
-    fn sort(&mut self, p: &[f64]) {
-        // A total order (the index breaks ties): any sort gives the same list.
-        self.sup
-            .sort_by(|&a, &b| p[2 * b].total_cmp(&p[2 * a]).then(a.cmp(&b)));
-        self.ret
-            .sort_by(|&a, &b| p[2 * b + 1].total_cmp(&p[2 * a + 1]).then(a.cmp(&b)));
-    }
+/// The inputs of both sides' temperatures.
+struct Flows<'a> {
+    inc: &'a Incidence,
+    q: &'a [f64],
+    p: &'a [f64],
+    supply_c: &'a [f64],
+    draws: &'a [Draw],
+    flows: &'a [f64],
 }
 
 /// Junction temperatures on both sides (into `t_sup`, `t_ret`, which hold
 /// the last ones: a junction nothing flows into keeps its own), and each pipe
-/// pair's outlet temperatures when `outlets` is given.
-#[allow(clippy::too_many_arguments)]
+/// pair's outlet temperatures when `outlets` is given. When the return side
+/// does not read the supply temperatures (every substation returns at a
+/// fixed temperature, no pump runs backwards) and no outlets are asked for,
+/// the two sides are done at the same time, on two threads, with the same
+/// results.
 fn propagate(
-    inc: &Incidence,
+    x: &Flows<'_>,
     orders: &mut Orders,
-    q: &[f64],
-    p: &[f64],
-    supply_c: &[f64],
-    draws: &[Draw],
-    flows: &[f64],
     t_sup: &mut [f64],
     t_ret: &mut [f64],
+    outlets: Option<&mut [(f64, f64)]>,
+) {
+    let n_pipes = x.inc.ends.len();
+    let independent = outlets.is_none()
+        && t_sup.len() >= PARALLEL_MIN_JUNCTIONS
+        && x.draws
+            .iter()
+            .all(|d| matches!(d, Draw::HeatAndReturn { .. }))
+        && x.q[2 * n_pipes..].iter().all(|&f| f >= 0.0);
+    let Orders { sup, ret } = orders;
+    match outlets {
+        None if independent => {
+            // The return side's substations and pumps read no supply
+            // temperature here: it gets the last ones, never looked at.
+            let last_sup = t_sup.to_vec();
+            std::thread::scope(|scope| {
+                scope.spawn(|| propagate_return(x, ret, &last_sup, t_ret, None));
+                propagate_supply(x, sup, t_sup, None);
+            });
+        }
+        None => {
+            propagate_supply(x, sup, t_sup, None);
+            propagate_return(x, ret, t_sup, t_ret, None);
+        }
+        Some(o) => {
+            propagate_supply(x, sup, t_sup, Some(&mut *o));
+            propagate_return(x, ret, t_sup, t_ret, Some(o));
+        }
+    }
+}
+
+/// Junctions from which [`propagate`] does the two sides on two threads.
+const PARALLEL_MIN_JUNCTIONS: usize = 2_000;
+
+/// Supply side: inflows are the plants' pumps and supply pipes, in falling
+/// pressure.
+fn propagate_supply(
+    x: &Flows<'_>,
+    order: &mut Order,
+    t_sup: &mut [f64],
     mut outlets: Option<&mut [(f64, f64)]>,
 ) {
+    let (inc, q) = (x.inc, x.q);
     let n_pipes = inc.ends.len();
-    orders.sort(p);
-    // Supply side: inflows are the plants' pumps and supply pipes, in
-    // falling pressure.
-    for &j in &orders.sup {
+    order.sort(x.p, 0);
+    for &j in &order.0 {
         let (mut mq, mut mqt) = (0.0, 0.0);
         for &k in &inc.plants[inc.plant_ptr[j]..inc.plant_ptr[j + 1]] {
             let f = q[2 * n_pipes + k].max(0.0);
             mq += f;
-            mqt += f * supply_c[k];
+            mqt += f * x.supply_c[k];
         }
         for &k in &inc.pipes[inc.pipe_ptr[j]..inc.pipe_ptr[j + 1]] {
             let (a, b) = inc.ends[k];
@@ -897,9 +949,22 @@ fn propagate(
             t_sup[j] = mqt / mq;
         }
     }
-    // Return side: inflows are substations, return pipes, and any pump that runs
-    // backwards (supply water falling back through a plant that cannot lift).
-    for &j in &orders.ret {
+}
+
+/// Return side: inflows are substations, return pipes, and any pump that
+/// runs backwards (supply water falling back through a plant that cannot
+/// lift), in falling pressure. `t_sup`: the supply temperatures.
+fn propagate_return(
+    x: &Flows<'_>,
+    order: &mut Order,
+    t_sup: &[f64],
+    t_ret: &mut [f64],
+    mut outlets: Option<&mut [(f64, f64)]>,
+) {
+    let (inc, q) = (x.inc, x.q);
+    let n_pipes = inc.ends.len();
+    order.sort(x.p, 1);
+    for &j in &order.0 {
         let (mut mq, mut mqt) = (0.0, 0.0);
         for &k in &inc.plants[inc.plant_ptr[j]..inc.plant_ptr[j + 1]] {
             let f = q[2 * n_pipes + k];
@@ -909,9 +974,9 @@ fn propagate(
             }
         }
         for &i in &inc.subs[inc.sub_ptr[j]..inc.sub_ptr[j + 1]] {
-            let t_back = draws[i].return_temp_c(t_sup[j]);
-            mq += flows[i];
-            mqt += flows[i] * t_back;
+            let t_back = x.draws[i].return_temp_c(t_sup[j]);
+            mq += x.flows[i];
+            mqt += x.flows[i] * t_back;
         }
         for &k in &inc.pipes[inc.pipe_ptr[j]..inc.pipe_ptr[j + 1]] {
             let (a, b) = inc.ends[k];
@@ -951,18 +1016,15 @@ fn assemble(
 ) -> SteadyState {
     let mut outlets = vec![(0.0, 0.0); g.pipes.len()];
     let (mut sup, mut ret) = (t_sup.to_vec(), t_ret.to_vec());
-    propagate(
+    let inputs = Flows {
         inc,
-        orders,
         q,
         p,
         supply_c,
         draws,
         flows,
-        &mut sup,
-        &mut ret,
-        Some(&mut outlets),
-    );
+    };
+    propagate(&inputs, orders, &mut sup, &mut ret, Some(&mut outlets));
     let n_pipes = g.pipes.len();
     let cp = WATER_CP_J_KG_K;
     let junctions = g
