@@ -401,3 +401,26 @@ fn link_drops_on_two_threads_are_those_of_one() {
         );
     }
 }
+
+#[test]
+fn a_solver_refuses_a_problem_of_another_topology_cold_or_warm() {
+    let pb = grid_problem(400, 5);
+    let mut solver = Solver::new(&pb).unwrap();
+    let s = solver.solve(&pb, &Options::default(), None).unwrap();
+    let mut other = pb.clone();
+    let last = other.links.len() - 1;
+    // Another node, and one that does not exist.
+    for to in [other.links[last].to + 1, pb.node_count + 7] {
+        other.links[last].to = to;
+        for start in [None, Some(s.flow_kg_s.as_slice())] {
+            assert!(
+                matches!(
+                    solver.iterate(&other, &Options::default(), start, Some(&s.pressure_pa)),
+                    Err(SolveError::BadInput { .. })
+                ),
+                "to {to}, warm {}",
+                start.is_some()
+            );
+        }
+    }
+}
