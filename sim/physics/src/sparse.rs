@@ -49,7 +49,6 @@ impl Symbolic {
     /// Analyses the graph with `n` vertices and the given edges (self-loops and
     /// duplicates allowed; every vertex has a diagonal entry).
     pub fn new(n: usize, edges: &[(usize, usize)]) -> Self {
-        let t0 = std::time::Instant::now();
         let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
         for &(a, b) in edges {
             if a != b {
@@ -66,7 +65,6 @@ impl Symbolic {
         } else {
             nested_dissection(&adj)
         };
-        let t1 = t0.elapsed();
         let mut inv = vec![0; n];
         for (new, &old) in perm.iter().enumerate() {
             inv[old] = new;
@@ -89,7 +87,6 @@ impl Symbolic {
             a_row.extend_from_slice(c);
             a_ptr.push(a_row.len());
         }
-        let t2 = t0.elapsed();
         // Elimination tree.
         let mut parent = vec![NONE; n];
         let mut ancestor = vec![NONE; n];
@@ -123,12 +120,6 @@ impl Symbolic {
         let mut l_ptr = vec![0; n + 1];
         for j in 0..n {
             l_ptr[j + 1] = l_ptr[j] + counts[j];
-        }
-        if std::env::var_os("STEADY_DEBUG").is_some() {
-            eprintln!(
-                "  order {t1:?} pattern {t2:?} etree+rows {:?}",
-                t0.elapsed()
-            );
         }
         let split = if l_ptr[n] >= PARALLEL_MIN_L_NNZ {
             independent_blocks(&parent, &row_ptr)
