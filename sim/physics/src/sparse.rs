@@ -69,23 +69,29 @@ impl Symbolic {
         for (new, &old) in perm.iter().enumerate() {
             inv[old] = new;
         }
-        // Upper triangle of P·A·Pᵀ by column: entry (i, j) with i ≤ j.
-        let mut cols: Vec<Vec<usize>> = (0..n).map(|j| vec![j]).collect();
+        // Upper triangle of P·A·Pᵀ by column: entry (i, j) with i ≤ j, rows
+        // increasing (filled in increasing i), the diagonal last.
+        let mut a_ptr = vec![0usize; n + 1];
         for (old, nbrs) in adj.iter().enumerate() {
             let j = inv[old];
-            for &o in nbrs {
-                let i = inv[o];
+            a_ptr[j + 1] = 1 + nbrs.iter().filter(|&&o| inv[o] < j).count();
+        }
+        for j in 0..n {
+            a_ptr[j + 1] += a_ptr[j];
+        }
+        let mut fill = a_ptr.clone();
+        let mut a_row = vec![0usize; a_ptr[n]];
+        for (i, &old) in perm.iter().enumerate() {
+            for &o in &adj[old] {
+                let j = inv[o];
                 if i < j {
-                    cols[j].push(i);
+                    a_row[fill[j]] = i;
+                    fill[j] += 1;
                 }
             }
         }
-        let mut a_ptr = vec![0];
-        let mut a_row = Vec::new();
-        for c in cols.iter_mut() {
-            c.sort_unstable();
-            a_row.extend_from_slice(c);
-            a_ptr.push(a_row.len());
+        for j in 0..n {
+            a_row[fill[j]] = j;
         }
         // Elimination tree.
         let mut parent = vec![NONE; n];
@@ -103,19 +109,83 @@ impl Symbolic {
                 }
             }
         }
-        // Column counts of L from the row patterns (ereach of every row).
-        let mut counts = vec![1usize; n];
-        let mut mark = vec![NONE; n];
-        let mut stack = Vec::new();
-        let mut row_ptr = vec![0];
-        let mut row_col = Vec::new();
-        for k in 0..n {
-            ereach(&a_ptr, &a_row, &parent, k, &mut mark, &mut stack);
-            for &i in &stack {
-                counts[i] += 1;
+        // Column patterns of L (below the diagonal), children before their
+        // parent: column j holds the rows k > j of A's row j and its
+        // children's rows but j itself. Each column is read once, by its
+        // parent: O(nonzeros of L).
+        let mut child_ptr = vec![0usize; n + 1];
+        for &p in &parent {
+            if p != NONE {
+                child_ptr[p + 1] += 1;
             }
-            row_col.extend_from_slice(&stack);
-            row_ptr.push(row_col.len());
+        }
+        for j in 0..n {
+            child_ptr[j + 1] += child_ptr[j];
+        }
+        let mut child_fill = child_ptr.clone();
+        let mut children = vec![0usize; child_ptr[n]];
+        for (c, &p) in parent.iter().enumerate() {
+            if p != NONE {
+                children[child_fill[p]] = c;
+                child_fill[p] += 1;
+            }
+        }
+        // A's rows k > j of column j: the transpose of the upper triangle.
+        let mut low_ptr = vec![0usize; n + 1];
+        for k in 0..n {
+            for &i in &a_row[a_ptr[k]..a_ptr[k + 1] - 1] {
+                low_ptr[i + 1] += 1;
+            }
+        }
+        for j in 0..n {
+            low_ptr[j + 1] += low_ptr[j];
+        }
+        let mut low_fill = low_ptr.clone();
+        let mut low_row = vec![0usize; low_ptr[n]];
+        for k in 0..n {
+            for &i in &a_row[a_ptr[k]..a_ptr[k + 1] - 1] {
+                low_row[low_fill[i]] = k;
+                low_fill[i] += 1;
+            }
+        }
+        let mut col_ptr = vec![0usize; n + 1];
+        let mut col_row: Vec<usize> = Vec::new();
+        let mut mark = vec![NONE; n];
+        for j in 0..n {
+            mark[j] = j;
+            for &k in &low_row[low_ptr[j]..low_ptr[j + 1]] {
+                if mark[k] != j {
+                    mark[k] = j;
+                    col_row.push(k);
+                }
+            }
+            for &c in &children[child_ptr[j]..child_ptr[j + 1]] {
+                for x in col_ptr[c]..col_ptr[c + 1] {
+                    let k = col_row[x];
+                    if mark[k] != j {
+                        mark[k] = j;
+                        col_row.push(k);
+                    }
+                }
+            }
+            col_ptr[j + 1] = col_row.len();
+        }
+        let counts: Vec<usize> = (0..n).map(|j| 1 + col_ptr[j + 1] - col_ptr[j]).collect();
+        // Row patterns: the transpose, filled in increasing column order.
+        let mut row_ptr = vec![0usize; n + 1];
+        for &k in &col_row {
+            row_ptr[k + 1] += 1;
+        }
+        for k in 0..n {
+            row_ptr[k + 1] += row_ptr[k];
+        }
+        let mut row_fill = row_ptr.clone();
+        let mut row_col = vec![0usize; col_row.len()];
+        for j in 0..n {
+            for &k in &col_row[col_ptr[j]..col_ptr[j + 1]] {
+                row_col[row_fill[k]] = j;
+                row_fill[k] += 1;
+            }
         }
         let mut l_ptr = vec![0; n + 1];
         for j in 0..n {
@@ -235,7 +305,9 @@ fn independent_blocks(parent: &[usize], row_ptr: &[usize]) -> Option<(usize, usi
     (4 * low.min(total - low) >= total).then_some((m, t))
 }
 
-/// Nonzero pattern of row k of L (excluding the diagonal), left in `stack`.
+/// Nonzero pattern of row k of L (excluding the diagonal), left in `stack`:
+/// the reference the analysis's column-by-column patterns are tested against.
+#[cfg(test)]
 fn ereach(
     a_ptr: &[usize],
     a_row: &[usize],
@@ -888,6 +960,61 @@ mod tests {
         ax[0] += 3.0 * x[0];
         for i in 0..n {
             assert!((ax[i] - b[i]).abs() < 1e-9, "{i}: {} vs {}", ax[i], b[i]);
+        }
+    }
+
+    #[test]
+    fn row_patterns_are_those_of_each_rows_elimination_reach() {
+        // A grid, and a seeded random graph with duplicate edges and loops.
+        let mut graphs = Vec::new();
+        let side = 30;
+        let mut grid = Vec::new();
+        for r in 0..side {
+            for c in 0..side {
+                if c + 1 < side {
+                    grid.push((r * side + c, r * side + c + 1));
+                }
+                if r + 1 < side {
+                    grid.push((r * side + c, (r + 1) * side + c));
+                }
+            }
+        }
+        graphs.push((side * side, grid));
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+        };
+        let n = 700;
+        let random: Vec<(usize, usize)> = (0..2_000).map(|_| (next(n), next(n))).collect();
+        graphs.push((n, random));
+        for (n, edges) in graphs {
+            let s = Symbolic::new(n, &edges);
+            let (mut mark, mut stack) = (vec![NONE; n], Vec::new());
+            let parent: Vec<usize> = (0..n)
+                .map(|j| {
+                    // The parent of j is the first row below it in its column of L.
+                    (j + 1..n)
+                        .find(|&k| s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]].contains(&j))
+                        .unwrap_or(NONE)
+                })
+                .collect();
+            for k in 0..n {
+                ereach(&s.a_ptr, &s.a_row, &parent, k, &mut mark, &mut stack);
+                assert_eq!(
+                    &s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]],
+                    &stack[..],
+                    "row {k}"
+                );
+            }
+            for j in 0..n {
+                let count = (0..n)
+                    .filter(|&k| s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]].contains(&j))
+                    .count();
+                assert_eq!(s.l_ptr[j + 1] - s.l_ptr[j], 1 + count, "column {j}");
+            }
         }
     }
 
