@@ -339,7 +339,9 @@ fn ereach(
 }
 
 /// Subsets at most this large are ordered by minimum degree instead of dissected.
+/// (Ordered on bit sets of 128.)
 const DISSECTION_LEAF: usize = 96;
+const _: () = assert!(DISSECTION_LEAF <= 128);
 
 /// Graphs from which the two halves of the first dissection are ordered on
 /// two threads.
@@ -484,20 +486,17 @@ impl<'a> Dissector<'a> {
             for (i, &v) in verts.iter().enumerate() {
                 self.local[v] = i;
             }
-            let sub: Vec<Vec<usize>> = verts
+            let sub: Vec<u128> = verts
                 .iter()
                 .map(|&v| {
-                    let mut row: Vec<usize> = adj[v]
+                    adj[v]
                         .iter()
                         .filter(|&&w| self.label[w] == lab)
-                        .map(|&w| self.local[w])
-                        .collect();
-                    row.sort_unstable();
-                    row
+                        .fold(0u128, |row, &w| row | 1u128 << self.local[w])
                 })
                 .collect();
             self.order
-                .extend(minimum_degree(&sub).into_iter().map(|i| verts[i]));
+                .extend(minimum_degree_small(sub).into_iter().map(|i| verts[i]));
             return;
         }
         // Pseudo-peripheral root: repeat BFS from a farthest vertex of least degree.
@@ -568,6 +567,44 @@ impl<'a> Dissector<'a> {
         tasks.push(Task::Dissect(high));
         tasks.push(Task::Dissect(low));
     }
+}
+
+/// [`minimum_degree`] of a graph of at most 128 vertices given as bit rows
+/// (the same order: the least degree, ties by index), on bit sets.
+fn minimum_degree_small(mut g: Vec<u128>) -> Vec<usize> {
+    let n = g.len();
+    debug_assert!(n <= 128);
+    let mut left: u128 = if n == 128 {
+        u128::MAX
+    } else {
+        (1u128 << n) - 1
+    };
+    let mut order = Vec::with_capacity(n);
+    while left != 0 {
+        let (mut best, mut best_deg) = (0, u32::MAX);
+        let mut rest = left;
+        while rest != 0 {
+            let v = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            let d = g[v].count_ones();
+            if d < best_deg {
+                (best, best_deg) = (v, d);
+            }
+        }
+        let v = best;
+        left &= !(1u128 << v);
+        order.push(v);
+        let nbrs = g[v];
+        g[v] = 0;
+        // Each neighbour u loses v and gains every other neighbour of v.
+        let mut rest = nbrs;
+        while rest != 0 {
+            let u = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            g[u] = (g[u] | nbrs) & !(1u128 << u) & !(1u128 << v);
+        }
+    }
+    order
 }
 
 /// Minimum-degree ordering on the explicit elimination graph (ties by index).
@@ -1014,6 +1051,38 @@ mod tests {
                     .filter(|&k| s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]].contains(&j))
                     .count();
                 assert_eq!(s.l_ptr[j + 1] - s.l_ptr[j], 1 + count, "column {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn minimum_degree_on_bit_sets_is_the_same_order() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+        };
+        for n in [1, 2, 5, 17, 64, 96, 127, 128] {
+            for density in [1, 3, 8] {
+                let mut adj = vec![Vec::new(); n];
+                for _ in 0..density * n {
+                    let (a, b) = (next(n), next(n));
+                    if a != b {
+                        adj[a].push(b);
+                        adj[b].push(a);
+                    }
+                }
+                for row in adj.iter_mut() {
+                    row.sort_unstable();
+                    row.dedup();
+                }
+                let bits: Vec<u128> = adj
+                    .iter()
+                    .map(|row| row.iter().fold(0u128, |b, &w| b | 1u128 << w))
+                    .collect();
+                assert_eq!(minimum_degree_small(bits), minimum_degree(&adj), "n {n}");
             }
         }
     }
