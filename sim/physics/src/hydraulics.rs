@@ -53,23 +53,43 @@ pub fn swamee_jain(re: f64, rel_roughness: f64) -> f64 {
 /// two or three steps reach 1e-13; the fixed-point iteration it replaced took
 /// five to ten logarithms for the same root).
 pub fn colebrook(re: f64, rel_roughness: f64) -> f64 {
+    colebrook_from(re, rel_roughness, f64::NAN).0
+}
+
+/// Colebrook–White by Newton's method from `start`, a guess of `1/√λ` (the
+/// root at a nearby Reynolds number, where one logarithm then confirms it);
+/// from the Swamee–Jain value when `start` is not a positive number or
+/// leads nowhere. Returns λ and its `1/√λ`, the next call's start.
+pub fn colebrook_from(re: f64, rel_roughness: f64, start: f64) -> (f64, f64) {
     let a = rel_roughness / 3.7;
     let b = 2.51 / re;
-    let mut x = 1.0 / swamee_jain(re, rel_roughness).sqrt();
-    for _ in 0..50 {
-        // F(x) = x + 2·log10(a + b·x) = 0, F′(x) = 1 + 2·b / ((a + b·x)·ln 10).
-        let arg = a + b * x;
-        let f = x + 2.0 * arg.log10();
-        let df = 1.0 + 2.0 * b / (arg * std::f64::consts::LN_10);
-        let step = f / df;
-        x -= step;
-        // Quadratic convergence: a step this small leaves an error of the
-        // order of its square (below 1e-13), so no confirming step is taken.
-        if step.abs() < 1e-7 * x.abs() {
-            break;
+    let newton = |mut x: f64| {
+        for _ in 0..50 {
+            // F(x) = x + 2·log10(a + b·x) = 0, F′(x) = 1 + 2·b / ((a + b·x)·ln 10).
+            let arg = a + b * x;
+            let f = x + 2.0 * arg.log10();
+            let df = 1.0 + 2.0 * b / (arg * std::f64::consts::LN_10);
+            let step = f / df;
+            x -= step;
+            // Quadratic convergence: a step this small leaves an error of the
+            // order of its square (below 1e-13), so no confirming step is taken.
+            if step.abs() < 1e-7 * x.abs() {
+                return x;
+            }
         }
+        f64::NAN
+    };
+    let mut x = if start > 0.0 && start.is_finite() {
+        newton(start)
+    } else {
+        f64::NAN
+    };
+    // F is increasing and concave: from a start left of the root Newton
+    // climbs to it; from far right its first step may leave the domain.
+    if !(x > 0.0 && x.is_finite()) {
+        x = newton(1.0 / swamee_jain(re, rel_roughness).sqrt());
     }
-    1.0 / (x * x)
+    (1.0 / (x * x), x)
 }
 
 /// A pump's head curve at full speed: `H = H₀ − c·Q·|Q|` (m, with Q in m³/s),
@@ -150,6 +170,15 @@ impl Link {
     /// Pressure drop from `from` to `to` at mass flow `q` (kg/s, positive from→to),
     /// and its derivative with respect to q (with the friction factor frozen).
     pub fn drop_pa(&self, q: f64) -> (f64, f64) {
+        let mut none = f64::NAN;
+        self.drop_pa_from(q, &mut none)
+    }
+
+    /// [`Link::drop_pa`] with a turbulent pipe's Colebrook–White solved from
+    /// `friction_x` (its `1/√λ` at the last flow, NaN for none), which is
+    /// updated: a flow that barely moved costs one logarithm instead of three
+    /// or four. The answer is the same root (to 1e-13).
+    pub fn drop_pa_from(&self, q: f64, friction_x: &mut f64) -> (f64, f64) {
         let rho = self.water.density_kg_m3;
         match self.kind {
             LinkKind::Pipe {
@@ -170,7 +199,13 @@ impl Link {
                     let dp = lin * q + minor * q * q.abs();
                     return (dp, (lin + 2.0 * minor * q.abs()).max(MIN_GRADIENT));
                 }
-                let lambda = friction_factor(re, roughness_m / diameter_m);
+                let lambda = if re >= RE_TURBULENT {
+                    let (lambda, x) = colebrook_from(re, roughness_m / diameter_m, *friction_x);
+                    *friction_x = x;
+                    lambda
+                } else {
+                    friction_factor(re, roughness_m / diameter_m)
+                };
                 let k = (lambda * length_m / diameter_m + minor_loss) * coef;
                 (k * q * q.abs(), (2.0 * k * q.abs()).max(MIN_GRADIENT))
             }
@@ -254,7 +289,9 @@ impl Default for Options {
 }
 
 impl Problem {
-    fn check(&self) -> Result<Vec<Option<f64>>, SolveError> {
+    /// The checks of [`Problem::check`] that depend on values, not on the
+    /// topology: the fixed pressures and demands, and the fixed nodes.
+    fn check_values(&self) -> Result<Vec<Option<f64>>, SolveError> {
         if self.fixed_pressure_pa.is_empty() {
             return Err(SolveError::NoReference);
         }
@@ -280,6 +317,12 @@ impl Problem {
             }
             fixed[node] = Some(p);
         }
+        Ok(fixed)
+    }
+
+    fn check(&self) -> Result<Vec<Option<f64>>, SolveError> {
+        let fixed = self.check_values()?;
+        let n = self.node_count;
         // Adjacency in compressed rows (no allocation per node).
         let mut ptr = vec![0usize; n + 1];
         for (k, l) in self.links.iter().enumerate() {
@@ -333,7 +376,10 @@ impl Problem {
 /// once, then every solve only refactors numerically.
 #[derive(Clone, Debug)]
 pub struct Solver {
+    node_count: usize,
     topology: Vec<(usize, usize)>,
+    /// Each link's last Colebrook–White root `1/√λ` (NaN: none yet).
+    friction_x: Vec<f64>,
     fixed_nodes: Vec<usize>,
     free: Vec<bool>,
     linear: Linear,
@@ -344,7 +390,9 @@ impl Solver {
         let fixed = pb.check()?;
         let free: Vec<bool> = fixed.iter().map(Option::is_none).collect();
         Ok(Self {
+            node_count: pb.node_count,
             topology: pb.links.iter().map(|l| (l.from, l.to)).collect(),
+            friction_x: vec![f64::NAN; pb.links.len()],
             fixed_nodes: pb.fixed_pressure_pa.iter().map(|f| f.0).collect(),
             linear: Linear::new(pb.node_count, &pb.links, &free),
             free,
@@ -359,6 +407,18 @@ impl Solver {
     /// residual, so Newton's convergence is unchanged.
     pub fn reuse_factorization(&mut self, on: bool) {
         self.linear.reuse = on;
+    }
+
+    /// With [`Solver::reuse_factorization`]: the relative residual a linear
+    /// solve on a reused factor must reach (default 1e-10), and the CG
+    /// iterations it may take for that (default 3; one costs about a tenth
+    /// of a factorization on a 2-D mesh). A looser tolerance makes the Newton
+    /// step inexact (its forcing term): right while an outer iteration is far
+    /// from its fixed point, so long as it is tightened at the end. The node
+    /// balance the step leaves is this residual.
+    pub fn set_linear_tolerance(&mut self, relative: f64, max_cg_iterations: usize) {
+        self.linear.tolerance = relative.clamp(1e-14, 0.1);
+        self.linear.max_cg = max_cg_iterations;
     }
 
     /// Numeric factorizations done so far, linear solves done by reusing
@@ -407,8 +467,11 @@ impl Solver {
         start: Option<&[f64]>,
         start_pressure_pa: Option<&[f64]>,
     ) -> Result<(Solution, bool), SolveError> {
-        let fixed = pb.check()?;
-        let same = pb.links.len() == self.topology.len()
+        // The topology was checked (links, islands) when the solver was
+        // prepared; what may differ now are the values.
+        let fixed = pb.check_values()?;
+        let same = pb.node_count == self.node_count
+            && pb.links.len() == self.topology.len()
             && pb
                 .links
                 .iter()
@@ -468,10 +531,15 @@ impl Solver {
             }
         }
         for it in 0..opts.max_iterations {
-            for (k, l) in pb.links.iter().enumerate() {
-                (f[k], g[k]) = l.drop_pa(q[k]);
-                r[k] = f[k] - (p[l.from] - p[l.to]);
-            }
+            link_drops(
+                &pb.links,
+                &q,
+                &p,
+                &mut self.friction_x,
+                &mut f,
+                &mut g,
+                &mut r,
+            );
             // Node balances s = Σout − Σin + demand (exact after the first step).
             rhs.iter_mut()
                 .zip(&pb.demand_kg_s)
@@ -538,6 +606,51 @@ impl Solver {
     }
 }
 
+/// Links from which [`link_drops`] shares its work with a second thread.
+const PARALLEL_MIN_LINKS: usize = 8_000;
+
+/// Each link's pressure drop `f`, its derivative `g` and its residual `r`
+/// against the pressures `p`, at flows `q`. Every link is on its own, so a
+/// large network's links are done in two halves on two threads, with the
+/// same results.
+fn link_drops(
+    links: &[Link],
+    q: &[f64],
+    p: &[f64],
+    friction_x: &mut [f64],
+    f: &mut [f64],
+    g: &mut [f64],
+    r: &mut [f64],
+) {
+    let run = |links: &[Link],
+               q: &[f64],
+               friction_x: &mut [f64],
+               f: &mut [f64],
+               g: &mut [f64],
+               r: &mut [f64]| {
+        for (k, l) in links.iter().enumerate() {
+            (f[k], g[k]) = l.drop_pa_from(q[k], &mut friction_x[k]);
+            r[k] = f[k] - (p[l.from] - p[l.to]);
+        }
+    };
+    let m = links.len();
+    if m < PARALLEL_MIN_LINKS {
+        run(links, q, friction_x, f, g, r);
+        return;
+    }
+    let h = m / 2;
+    let (l0, l1) = links.split_at(h);
+    let (q0, q1) = q.split_at(h);
+    let (x0, x1) = friction_x.split_at_mut(h);
+    let (f0, f1) = f.split_at_mut(h);
+    let (g0, g1) = g.split_at_mut(h);
+    let (r0, r1) = r.split_at_mut(h);
+    std::thread::scope(|scope| {
+        scope.spawn(|| run(l1, q1, x1, f1, g1, r1));
+        run(l0, q0, x0, f0, g0, r0);
+    });
+}
+
 fn node_imbalance(pb: &Problem, q: &[f64], free: &[bool]) -> f64 {
     let mut s: Vec<f64> = pb.demand_kg_s.clone();
     for (k, l) in pb.links.iter().enumerate() {
@@ -575,13 +688,16 @@ struct Linear {
     factored_w: Vec<f64>,
     /// CG iterations done on reused factors.
     pub(crate) cg_iterations: usize,
+    /// Relative residual CG must reach on a reused factor, and its iterations.
+    tolerance: f64,
+    max_cg: usize,
 }
 
-/// Most CG iterations on a reused factor before refactoring instead (one
-/// costs about a third of a factorization here).
+/// Most CG iterations on a reused factor before refactoring instead, by
+/// default.
 const MAX_CG_ITERATIONS: usize = 3;
-/// Relative residual CG must reach with a reused factor (an inexact Newton
-/// step this close keeps Newton's convergence)…
+/// Relative residual CG must reach with a reused factor by default (an
+/// inexact Newton step this close keeps Newton's convergence)…
 const CG_TOLERANCE: f64 = 1e-10;
 /// …or this absolute one, kg/s: the linear residual is the node imbalance
 /// the step leaves, and this is far below any a caller tests for.
@@ -640,6 +756,8 @@ impl Linear {
             cg: std::array::from_fn(|_| vec![0.0; nf]),
             factored_w: vec![0.0; links.len()],
             cg_iterations: 0,
+            tolerance: CG_TOLERANCE,
+            max_cg: MAX_CG_ITERATIONS,
         }
     }
 
@@ -694,8 +812,8 @@ impl Linear {
         // Try the old factor only when CG should reach its tolerance in time
         // (a failed attempt costs more than the factorization it avoids).
         let promising = delta < 1.0
-            && (CG_TOLERANCE.ln() / (0.5 * delta).max(1e-300).ln()).ceil()
-                <= MAX_CG_ITERATIONS as f64 + 1.0;
+            && (self.tolerance.ln() / (0.5 * delta).max(1e-300).ln()).ceil()
+                <= self.max_cg as f64 + 1.0;
         if !(self.reuse && self.factored && promising && self.pcg()) {
             self.factored = false;
             self.chol.factor(&self.sym, &self.values)?;
@@ -714,7 +832,7 @@ impl Linear {
 
     /// Conjugate gradients on the current values, preconditioned by the last
     /// factorization; on success `b` holds the solution. False when it does
-    /// not reach [`CG_TOLERANCE`] within [`MAX_CG_ITERATIONS`].
+    /// not reach its tolerance within its iterations.
     fn pcg(&mut self) -> bool {
         let n = self.sym.n();
         let perm = self.sym.perm();
@@ -736,13 +854,14 @@ impl Linear {
         for i in 0..n {
             r[i] = bp[i] - ap[i];
         }
-        let mut converged = dot(r, r).sqrt() <= (CG_TOLERANCE * b_norm).max(CG_ABS_TOLERANCE_KG_S);
+        let mut converged =
+            dot(r, r).sqrt() <= (self.tolerance * b_norm).max(CG_ABS_TOLERANCE_KG_S);
         if !converged {
             z.copy_from_slice(r);
             self.chol.solve_permuted(&self.sym, z);
             p.copy_from_slice(z);
             let mut rz = dot(r, z);
-            for _ in 0..MAX_CG_ITERATIONS {
+            for _ in 0..self.max_cg {
                 self.sym.mul_permuted(&self.values, p, ap);
                 let pap = dot(p, ap);
                 if !(pap > 0.0 && pap.is_finite()) {
@@ -754,7 +873,7 @@ impl Linear {
                     x[i] += alpha * p[i];
                     r[i] -= alpha * ap[i];
                 }
-                if dot(r, r).sqrt() <= (CG_TOLERANCE * b_norm).max(CG_ABS_TOLERANCE_KG_S) {
+                if dot(r, r).sqrt() <= (self.tolerance * b_norm).max(CG_ABS_TOLERANCE_KG_S) {
                     converged = true;
                     break;
                 }

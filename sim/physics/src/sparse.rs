@@ -4,7 +4,10 @@
 //! The analysis (a nested-dissection ordering with minimum-degree leaves, the
 //! elimination tree and the pattern of L) depends only on the graph and is done once; each numeric
 //! factorization then reuses it. Up-looking algorithm as in Davis, *Direct
-//! Methods for Sparse Linear Systems* (SIAM 2006), §4.
+//! Methods for Sparse Linear Systems* (SIAM 2006), §4; when the elimination
+//! tree splits into two independent blocks of columns under its top (as the
+//! nested dissection makes it), a large factor's two blocks are factored on
+//! two threads, to the same bits as on one.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -26,7 +29,15 @@ pub struct Symbolic {
     /// Row patterns of L (off-diagonal columns of each row, increasing), from the analysis.
     row_ptr: Vec<usize>,
     row_col: Vec<usize>,
+    /// Two independent blocks of columns `[0, m)` and `[m, t)` (no column of
+    /// the first is a descendant of one in the second), under the top
+    /// `[t, n)`: their rows factor at the same time, on two threads. Only
+    /// for factors large enough to pay for a thread.
+    split: Option<(usize, usize)>,
 }
+
+/// Nonzeros of L below which a factorization stays on one thread.
+const PARALLEL_MIN_L_NNZ: usize = 40_000;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CholeskyError {
@@ -58,23 +69,29 @@ impl Symbolic {
         for (new, &old) in perm.iter().enumerate() {
             inv[old] = new;
         }
-        // Upper triangle of P·A·Pᵀ by column: entry (i, j) with i ≤ j.
-        let mut cols: Vec<Vec<usize>> = (0..n).map(|j| vec![j]).collect();
+        // Upper triangle of P·A·Pᵀ by column: entry (i, j) with i ≤ j, rows
+        // increasing (filled in increasing i), the diagonal last.
+        let mut a_ptr = vec![0usize; n + 1];
         for (old, nbrs) in adj.iter().enumerate() {
             let j = inv[old];
-            for &o in nbrs {
-                let i = inv[o];
+            a_ptr[j + 1] = 1 + nbrs.iter().filter(|&&o| inv[o] < j).count();
+        }
+        for j in 0..n {
+            a_ptr[j + 1] += a_ptr[j];
+        }
+        let mut fill = a_ptr.clone();
+        let mut a_row = vec![0usize; a_ptr[n]];
+        for (i, &old) in perm.iter().enumerate() {
+            for &o in &adj[old] {
+                let j = inv[o];
                 if i < j {
-                    cols[j].push(i);
+                    a_row[fill[j]] = i;
+                    fill[j] += 1;
                 }
             }
         }
-        let mut a_ptr = vec![0];
-        let mut a_row = Vec::new();
-        for c in cols.iter_mut() {
-            c.sort_unstable();
-            a_row.extend_from_slice(c);
-            a_ptr.push(a_row.len());
+        for j in 0..n {
+            a_row[fill[j]] = j;
         }
         // Elimination tree.
         let mut parent = vec![NONE; n];
@@ -92,24 +109,93 @@ impl Symbolic {
                 }
             }
         }
-        // Column counts of L from the row patterns (ereach of every row).
-        let mut counts = vec![1usize; n];
-        let mut mark = vec![NONE; n];
-        let mut stack = Vec::new();
-        let mut row_ptr = vec![0];
-        let mut row_col = Vec::new();
-        for k in 0..n {
-            ereach(&a_ptr, &a_row, &parent, k, &mut mark, &mut stack);
-            for &i in &stack {
-                counts[i] += 1;
+        // Column patterns of L (below the diagonal), children before their
+        // parent: column j holds the rows k > j of A's row j and its
+        // children's rows but j itself. Each column is read once, by its
+        // parent: O(nonzeros of L).
+        let mut child_ptr = vec![0usize; n + 1];
+        for &p in &parent {
+            if p != NONE {
+                child_ptr[p + 1] += 1;
             }
-            row_col.extend_from_slice(&stack);
-            row_ptr.push(row_col.len());
+        }
+        for j in 0..n {
+            child_ptr[j + 1] += child_ptr[j];
+        }
+        let mut child_fill = child_ptr.clone();
+        let mut children = vec![0usize; child_ptr[n]];
+        for (c, &p) in parent.iter().enumerate() {
+            if p != NONE {
+                children[child_fill[p]] = c;
+                child_fill[p] += 1;
+            }
+        }
+        // A's rows k > j of column j: the transpose of the upper triangle.
+        let mut low_ptr = vec![0usize; n + 1];
+        for k in 0..n {
+            for &i in &a_row[a_ptr[k]..a_ptr[k + 1] - 1] {
+                low_ptr[i + 1] += 1;
+            }
+        }
+        for j in 0..n {
+            low_ptr[j + 1] += low_ptr[j];
+        }
+        let mut low_fill = low_ptr.clone();
+        let mut low_row = vec![0usize; low_ptr[n]];
+        for k in 0..n {
+            for &i in &a_row[a_ptr[k]..a_ptr[k + 1] - 1] {
+                low_row[low_fill[i]] = k;
+                low_fill[i] += 1;
+            }
+        }
+        let mut col_ptr = vec![0usize; n + 1];
+        let mut col_row: Vec<usize> = Vec::new();
+        let mut mark = vec![NONE; n];
+        for j in 0..n {
+            mark[j] = j;
+            for &k in &low_row[low_ptr[j]..low_ptr[j + 1]] {
+                if mark[k] != j {
+                    mark[k] = j;
+                    col_row.push(k);
+                }
+            }
+            for &c in &children[child_ptr[j]..child_ptr[j + 1]] {
+                for x in col_ptr[c]..col_ptr[c + 1] {
+                    let k = col_row[x];
+                    if mark[k] != j {
+                        mark[k] = j;
+                        col_row.push(k);
+                    }
+                }
+            }
+            col_ptr[j + 1] = col_row.len();
+        }
+        let counts: Vec<usize> = (0..n).map(|j| 1 + col_ptr[j + 1] - col_ptr[j]).collect();
+        // Row patterns: the transpose, filled in increasing column order.
+        let mut row_ptr = vec![0usize; n + 1];
+        for &k in &col_row {
+            row_ptr[k + 1] += 1;
+        }
+        for k in 0..n {
+            row_ptr[k + 1] += row_ptr[k];
+        }
+        let mut row_fill = row_ptr.clone();
+        let mut row_col = vec![0usize; col_row.len()];
+        for j in 0..n {
+            for &k in &col_row[col_ptr[j]..col_ptr[j + 1]] {
+                row_col[row_fill[k]] = j;
+                row_fill[k] += 1;
+            }
         }
         let mut l_ptr = vec![0; n + 1];
         for j in 0..n {
             l_ptr[j + 1] = l_ptr[j] + counts[j];
         }
+        let split = if l_ptr[n] >= PARALLEL_MIN_L_NNZ {
+            independent_blocks(&parent, &row_ptr)
+        } else {
+            None
+        };
         Self {
             n,
             perm,
@@ -119,6 +205,7 @@ impl Symbolic {
             l_ptr,
             row_ptr,
             row_col,
+            split,
         }
     }
 
@@ -172,7 +259,55 @@ impl Symbolic {
     }
 }
 
-/// Nonzero pattern of row k of L (excluding the diagonal), left in `stack`.
+/// Two blocks of columns whose rows can be factored independently, below the
+/// top of the elimination tree: `t` is the lowest column of the chain the
+/// tree ends in (a nested dissection's last separator), `[0, m)` and
+/// `[m, t)` the best balanced split (by the rows' lengths) with no column of
+/// the first whose parent is in the second. None when no split leaves each
+/// block a quarter of the work.
+fn independent_blocks(parent: &[usize], row_ptr: &[usize]) -> Option<(usize, usize)> {
+    let n = parent.len();
+    if n < 3 {
+        return None;
+    }
+    let mut children = vec![0usize; n];
+    for &p in parent {
+        if p != NONE {
+            children[p] += 1;
+        }
+    }
+    let mut t = n - 1;
+    while t > 0 && children[t] == 1 && parent[t - 1] == t {
+        t -= 1;
+    }
+    // Work of a row: its length (plus one), a proxy.
+    let work = |k: usize| row_ptr[k + 1] - row_ptr[k] + 1;
+    let total: usize = (0..t).map(work).sum();
+    let (mut best, mut best_gap) = (None, usize::MAX);
+    let (mut reach, mut done) = (0usize, 0usize);
+    for m in 1..t {
+        let j = m - 1;
+        done += work(j);
+        if parent[j] != NONE && parent[j] < t {
+            reach = reach.max(parent[j]);
+        }
+        // Valid when no column below m has its parent in [m, t).
+        if reach < m {
+            let gap = done.abs_diff(total - done);
+            if gap < best_gap {
+                best_gap = gap;
+                best = Some(m);
+            }
+        }
+    }
+    let m = best?;
+    let low: usize = (0..m).map(work).sum();
+    (4 * low.min(total - low) >= total).then_some((m, t))
+}
+
+/// Nonzero pattern of row k of L (excluding the diagonal), left in `stack`:
+/// the reference the analysis's column-by-column patterns are tested against.
+#[cfg(test)]
 fn ereach(
     a_ptr: &[usize],
     a_row: &[usize],
@@ -204,37 +339,115 @@ fn ereach(
 }
 
 /// Subsets at most this large are ordered by minimum degree instead of dissected.
+/// (Ordered on bit sets of 128.)
 const DISSECTION_LEAF: usize = 96;
+const _: () = assert!(DISSECTION_LEAF <= 128);
+
+/// Graphs from which the two halves of the first dissection are ordered on
+/// two threads.
+const PARALLEL_MIN_VERTICES: usize = 4_000;
 
 /// Nested dissection by breadth-first level structures (George's automatic
 /// nested dissection): from a pseudo-peripheral vertex, the middle level
 /// (trimmed to the vertices that touch the next level) separates the rest into
 /// two halves, which are ordered first, recursively; the separator comes last.
 /// Small subsets are ordered by [`minimum_degree`]. O(n log n), against the
-/// explicit minimum-degree ordering's cost that grows with the fill.
+/// explicit minimum-degree ordering's cost that grows with the fill. On a
+/// large graph the two halves of the first dissection are ordered on two
+/// threads: each subset's ordering depends only on its own vertices, so the
+/// order is the same as on one.
 fn nested_dissection(adj: &[Vec<usize>]) -> Vec<usize> {
-    enum Task {
-        Dissect(Vec<usize>),
-        Emit(Vec<usize>),
-    }
     let n = adj.len();
-    let mut order = Vec::with_capacity(n);
-    // Label of the subset each vertex is in now; a fresh label per subset.
-    let mut label = vec![0usize; n];
-    let mut next_label = 1;
-    let mut level = vec![0usize; n];
-    let mut queue: Vec<usize> = Vec::with_capacity(n);
-    let mut local = vec![NONE; n];
+    let mut here = Dissector::new(adj);
     let mut tasks = vec![Task::Dissect((0..n).collect())];
-    // BFS within the subset `lab` from `root`: fills `queue` in level order,
-    // `level`, and returns the height.
-    let bfs = |root: usize,
-               lab: usize,
-               label: &[usize],
-               level: &mut [usize],
-               queue: &mut Vec<usize>,
-               seen: &mut Vec<bool>|
-     -> usize {
+    if n >= PARALLEL_MIN_VERTICES {
+        if let Some(Task::Dissect(all)) = tasks.pop() {
+            here.step(all, &mut tasks);
+        }
+        // The stack's top two subsets are ordered one after the other, the
+        // first (on top) fully before the second: here and on a second thread.
+        let len = tasks.len();
+        if len >= 2
+            && matches!(tasks[len - 1], Task::Dissect(_))
+            && matches!(tasks[len - 2], Task::Dissect(_))
+        {
+            let (Some(Task::Dissect(first)), Some(Task::Dissect(second))) =
+                (tasks.pop(), tasks.pop())
+            else {
+                unreachable!("both are Dissect")
+            };
+            let other = std::thread::scope(|scope| {
+                let other = scope.spawn(|| {
+                    let mut there = Dissector::new(adj);
+                    there.run(vec![Task::Dissect(second)]);
+                    there.order
+                });
+                here.run(vec![Task::Dissect(first)]);
+                other.join()
+            });
+            match other {
+                Ok(order) => here.order.extend_from_slice(&order),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    }
+    here.run(tasks);
+    here.order
+}
+
+enum Task {
+    Dissect(Vec<usize>),
+    Emit(Vec<usize>),
+}
+
+/// The working state of [`nested_dissection`] over one graph.
+struct Dissector<'a> {
+    adj: &'a [Vec<usize>],
+    order: Vec<usize>,
+    /// Label of the subset each vertex is in now; a fresh label per subset.
+    label: Vec<usize>,
+    next_label: usize,
+    level: Vec<usize>,
+    queue: Vec<usize>,
+    local: Vec<usize>,
+    seen: Vec<bool>,
+}
+
+impl<'a> Dissector<'a> {
+    fn new(adj: &'a [Vec<usize>]) -> Self {
+        let n = adj.len();
+        Self {
+            adj,
+            order: Vec::with_capacity(n),
+            label: vec![0; n],
+            next_label: 1,
+            level: vec![0; n],
+            queue: Vec::with_capacity(n),
+            local: vec![NONE; n],
+            seen: vec![false; n],
+        }
+    }
+
+    /// Works through `tasks` (a stack), appending to the order.
+    fn run(&mut self, mut tasks: Vec<Task>) {
+        while let Some(task) = tasks.pop() {
+            match task {
+                Task::Emit(v) => self.order.extend_from_slice(&v),
+                Task::Dissect(v) => self.step(v, &mut tasks),
+            }
+        }
+    }
+
+    /// BFS within the subset `lab` from `root`: fills `queue` in level order,
+    /// `level`, and returns the height.
+    fn bfs(&mut self, root: usize, lab: usize) -> usize {
+        let (adj, label, level, queue, seen) = (
+            self.adj,
+            &self.label,
+            &mut self.level,
+            &mut self.queue,
+            &mut self.seen,
+        );
         queue.clear();
         queue.push(root);
         seen[root] = true;
@@ -255,97 +468,95 @@ fn nested_dissection(adj: &[Vec<usize>]) -> Vec<usize> {
             seen[v] = false;
         }
         queue.last().map_or(0, |&v| level[v])
-    };
-    let mut seen = vec![false; n];
-    while let Some(task) = tasks.pop() {
-        let verts = match task {
-            Task::Emit(v) => {
-                order.extend_from_slice(&v);
-                continue;
-            }
-            Task::Dissect(v) => v,
-        };
+    }
+
+    /// Orders a small subset, or splits it and pushes its parts.
+    fn step(&mut self, verts: Vec<usize>, tasks: &mut Vec<Task>) {
+        let adj = self.adj;
         if verts.is_empty() {
-            continue;
+            return;
         }
-        let lab = next_label;
-        next_label += 1;
+        let lab = self.next_label;
+        self.next_label += 1;
         for &v in &verts {
-            label[v] = lab;
+            self.label[v] = lab;
         }
         if verts.len() <= DISSECTION_LEAF {
             // Minimum degree on the induced subgraph.
             for (i, &v) in verts.iter().enumerate() {
-                local[v] = i;
+                self.local[v] = i;
             }
-            let sub: Vec<Vec<usize>> = verts
+            let sub: Vec<u128> = verts
                 .iter()
                 .map(|&v| {
-                    let mut row: Vec<usize> = adj[v]
+                    adj[v]
                         .iter()
-                        .filter(|&&w| label[w] == lab)
-                        .map(|&w| local[w])
-                        .collect();
-                    row.sort_unstable();
-                    row
+                        .filter(|&&w| self.label[w] == lab)
+                        .fold(0u128, |row, &w| row | 1u128 << self.local[w])
                 })
                 .collect();
-            order.extend(minimum_degree(&sub).into_iter().map(|i| verts[i]));
-            continue;
+            self.order
+                .extend(minimum_degree_small(sub).into_iter().map(|i| verts[i]));
+            return;
         }
         // Pseudo-peripheral root: repeat BFS from a farthest vertex of least degree.
         let mut root = verts[0];
-        let mut height = bfs(root, lab, &label, &mut level, &mut queue, &mut seen);
-        if queue.len() < verts.len() {
+        let mut height = self.bfs(root, lab);
+        if self.queue.len() < verts.len() {
             // Not connected: dissect the reached component and the rest apart.
-            let reached = queue.clone();
+            let reached = self.queue.clone();
             for &v in &reached {
-                label[v] = NONE;
+                self.label[v] = NONE;
             }
-            let rest: Vec<usize> = verts.iter().copied().filter(|&v| label[v] == lab).collect();
-            tasks.push(Task::Dissect(rest));
-            tasks.push(Task::Dissect(reached));
-            continue;
-        }
-        for _ in 0..4 {
-            let far = queue
+            let rest: Vec<usize> = verts
                 .iter()
                 .copied()
-                .filter(|&v| level[v] == height)
+                .filter(|&v| self.label[v] == lab)
+                .collect();
+            tasks.push(Task::Dissect(rest));
+            tasks.push(Task::Dissect(reached));
+            return;
+        }
+        for _ in 0..4 {
+            let far = self
+                .queue
+                .iter()
+                .copied()
+                .filter(|&v| self.level[v] == height)
                 .min_by_key(|&v| adj[v].len())
                 .unwrap_or(root);
-            let h = bfs(far, lab, &label, &mut level, &mut queue, &mut seen);
+            let h = self.bfs(far, lab);
             if h <= height {
-                bfs(root, lab, &label, &mut level, &mut queue, &mut seen);
+                self.bfs(root, lab);
                 break;
             }
             root = far;
             height = h;
         }
         if height < 2 {
-            tasks.push(Task::Emit(queue.clone()));
-            continue;
+            tasks.push(Task::Emit(self.queue.clone()));
+            return;
         }
         // Middle level: the first whose levels up to it hold half the vertices.
         let mut mid = 1;
         let mut count = 0;
-        for &v in queue.iter() {
+        for &v in self.queue.iter() {
             count += 1;
             if 2 * count >= verts.len() {
-                mid = level[v].clamp(1, height - 1);
+                mid = self.level[v].clamp(1, height - 1);
                 break;
             }
         }
         let (mut low, mut high, mut sep) = (Vec::new(), Vec::new(), Vec::new());
-        for &v in queue.iter() {
-            let l = level[v];
+        for &v in self.queue.iter() {
+            let l = self.level[v];
             if l < mid {
                 low.push(v);
             } else if l > mid {
                 high.push(v);
             } else if adj[v]
                 .iter()
-                .any(|&w| label[w] == lab && level[w] == mid + 1)
+                .any(|&w| self.label[w] == lab && self.level[w] == mid + 1)
             {
                 sep.push(v);
             } else {
@@ -355,6 +566,43 @@ fn nested_dissection(adj: &[Vec<usize>]) -> Vec<usize> {
         tasks.push(Task::Emit(sep));
         tasks.push(Task::Dissect(high));
         tasks.push(Task::Dissect(low));
+    }
+}
+
+/// [`minimum_degree`] of a graph of at most 128 vertices given as bit rows
+/// (the same order: the least degree, ties by index), on bit sets.
+fn minimum_degree_small(mut g: Vec<u128>) -> Vec<usize> {
+    let n = g.len();
+    debug_assert!(n <= 128);
+    let mut left: u128 = if n == 128 {
+        u128::MAX
+    } else {
+        (1u128 << n) - 1
+    };
+    let mut order = Vec::with_capacity(n);
+    while left != 0 {
+        let (mut best, mut best_deg) = (0, u32::MAX);
+        let mut rest = left;
+        while rest != 0 {
+            let v = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            let d = g[v].count_ones();
+            if d < best_deg {
+                (best, best_deg) = (v, d);
+            }
+        }
+        let v = best;
+        left &= !(1u128 << v);
+        order.push(v);
+        let nbrs = g[v];
+        g[v] = 0;
+        // Each neighbour u loses v and gains every other neighbour of v.
+        let mut rest = nbrs;
+        while rest != 0 {
+            let u = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            g[u] = (g[u] | nbrs) & !(1u128 << u) & !(1u128 << v);
+        }
     }
     order
 }
@@ -438,39 +686,48 @@ impl Cholesky {
     }
 
     /// Factors the matrix whose upper-triangle values (in [`Symbolic::slot`] order) are `values`.
+    /// With a split of the analysis, the two independent blocks' rows are
+    /// factored on two threads, then the top's: every row does exactly what
+    /// it would on one thread, so the factor is the same to the bit.
     pub fn factor(&mut self, s: &Symbolic, values: &[f64]) -> Result<(), CholeskyError> {
         let n = s.n;
         for k in 0..n {
             self.next[k] = s.l_ptr[k];
         }
-        for k in 0..n {
-            let col = s.a_ptr[k]..s.a_ptr[k + 1];
-            for (&row, &v) in s.a_row[col.clone()].iter().zip(&values[col]) {
-                self.x[row] = v;
-            }
-            let mut d = self.x[k];
-            self.x[k] = 0.0;
-            for &i in &s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]] {
-                let lki = self.x[i] / self.l_val[s.l_ptr[i]];
-                self.x[i] = 0.0;
-                for p in (s.l_ptr[i] + 1)..self.next[i] {
-                    self.x[self.l_row[p]] -= self.l_val[p] * lki;
-                }
-                d -= lki * lki;
-                let p = self.next[i];
-                self.next[i] += 1;
-                self.l_row[p] = k;
-                self.l_val[p] = lki;
-            }
-            if d <= 0.0 || !d.is_finite() {
-                return Err(CholeskyError::NotPositiveDefinite { row: k, pivot: d });
-            }
-            let p = self.next[k];
-            self.next[k] += 1;
-            self.l_row[p] = k;
-            self.l_val[p] = d.sqrt();
+        let Some((m, t)) = s.split else {
+            return factor_rows(s, values, 0..n, 0, Rows::of(self));
+        };
+        let (p_m, p_t) = (s.l_ptr[m], s.l_ptr[t]);
+        let (low_row, high_row) = self.l_row[..p_t].split_at_mut(p_m);
+        let (low_val, high_val) = self.l_val[..p_t].split_at_mut(p_m);
+        let (low_next, high_next) = self.next[..t].split_at_mut(m);
+        let (low_x, high_x) = self.x[..t].split_at_mut(m);
+        let low = Rows {
+            l_row: low_row,
+            l_val: low_val,
+            next: low_next,
+            x: low_x,
+            base_p: 0,
+        };
+        let high = Rows {
+            l_row: high_row,
+            l_val: high_val,
+            next: high_next,
+            x: high_x,
+            base_p: p_m,
+        };
+        let (a, b) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| factor_rows(s, values, m..t, m, high));
+            let here = factor_rows(s, values, 0..m, 0, low);
+            (here, other.join())
+        });
+        a?;
+        match b {
+            Ok(r) => r?,
+            // A panic on the other thread is a bug; show it as ours.
+            Err(panic) => std::panic::resume_unwind(panic),
         }
-        Ok(())
+        factor_rows(s, values, t..n, 0, Rows::of(self))
     }
 
     /// Solves A·x = b in the original (unpermuted) numbering; `b` is overwritten by x.
@@ -509,6 +766,79 @@ impl Cholesky {
             work[j] = v / self.l_val[start];
         }
     }
+}
+
+/// The part of a factor some rows work on: the entries of columns
+/// `[base, base + next.len())` (positions from `base_p`), their fill
+/// pointers and their slots of the work vector.
+struct Rows<'a> {
+    l_row: &'a mut [usize],
+    l_val: &'a mut [f64],
+    next: &'a mut [usize],
+    x: &'a mut [f64],
+    base_p: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn of(c: &'a mut Cholesky) -> Self {
+        Rows {
+            l_row: &mut c.l_row,
+            l_val: &mut c.l_val,
+            next: &mut c.next,
+            x: &mut c.x,
+            base_p: 0,
+        }
+    }
+}
+
+/// Up-looking factorization of `rows`, which touch only the columns of
+/// `part` (from column `base`): row k of L from the triangular solve with
+/// the rows above it, then its diagonal.
+fn factor_rows(
+    s: &Symbolic,
+    values: &[f64],
+    rows: std::ops::Range<usize>,
+    base: usize,
+    part: Rows<'_>,
+) -> Result<(), CholeskyError> {
+    let Rows {
+        l_row,
+        l_val,
+        next,
+        x,
+        base_p,
+    } = part;
+    for k in rows {
+        let col = s.a_ptr[k]..s.a_ptr[k + 1];
+        for (&row, &v) in s.a_row[col.clone()].iter().zip(&values[col]) {
+            x[row - base] = v;
+        }
+        let mut d = x[k - base];
+        x[k - base] = 0.0;
+        for &i in &s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]] {
+            let il = i - base;
+            let start = s.l_ptr[i] - base_p;
+            let lki = x[il] / l_val[start];
+            x[il] = 0.0;
+            let end = next[il] - base_p;
+            for (&r, &v) in l_row[start + 1..end].iter().zip(&l_val[start + 1..end]) {
+                x[r - base] -= v * lki;
+            }
+            d -= lki * lki;
+            l_row[end] = k;
+            l_val[end] = lki;
+            next[il] += 1;
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return Err(CholeskyError::NotPositiveDefinite { row: k, pivot: d });
+        }
+        let kl = k - base;
+        let p = next[kl] - base_p;
+        next[kl] += 1;
+        l_row[p] = k;
+        l_val[p] = d.sqrt();
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -591,6 +921,170 @@ mod tests {
         }
         // The ordering keeps fill well below a dense factor.
         assert!(s.l_nnz() < n * n / 4, "fill {}", s.l_nnz());
+    }
+
+    #[test]
+    fn two_independent_blocks_are_ordered_and_factored_on_two_threads_to_the_same_bits() {
+        // Two 60×60 grids joined by one edge (the design calculation's supply
+        // and return sides, joined by a pump), grounded at one corner.
+        let side = 60;
+        let n = 2 * side * side;
+        let mut edges = Vec::new();
+        let mut weights = Vec::new();
+        for half in 0..2 {
+            for r in 0..side {
+                for c in 0..side {
+                    let v = half * side * side + r * side + c;
+                    for (r2, c2) in [(r, c + 1), (r + 1, c)] {
+                        if r2 < side && c2 < side {
+                            let u = half * side * side + r2 * side + c2;
+                            edges.push((v, u));
+                            weights.push(1.0 + ((v * 7 + u * 3) % 5) as f64);
+                        }
+                    }
+                }
+            }
+        }
+        edges.push((side * side - 1, n - 1));
+        weights.push(2.5);
+        // The ordering on two threads is the one on one.
+        let mut adj = vec![Vec::new(); n];
+        for &(a, b) in &edges {
+            adj[a].push(b);
+            adj[b].push(a);
+        }
+        for row in adj.iter_mut() {
+            row.sort_unstable();
+        }
+        assert!(n >= PARALLEL_MIN_VERTICES);
+        let mut one = Dissector::new(&adj);
+        one.run(vec![Task::Dissect((0..n).collect())]);
+        assert_eq!(nested_dissection(&adj), one.order);
+        let s = Symbolic::new(n, &edges);
+        let (m, t) = s.split.expect("two blocks");
+        assert!(m > n / 4 && t - m > n / 4 && t > n * 9 / 10, "{m} {t}");
+        let mut values = vec![0.0; s.nnz()];
+        for (&(a, b), &w) in edges.iter().zip(&weights) {
+            values[s.slot(a, a).unwrap()] += w;
+            values[s.slot(b, b).unwrap()] += w;
+            values[s.slot(a, b).unwrap()] -= w;
+        }
+        values[s.slot(0, 0).unwrap()] += 3.0;
+        let mut two = Cholesky::new(&s);
+        two.factor(&s, &values).unwrap();
+        let one_s = Symbolic {
+            split: None,
+            ..s.clone()
+        };
+        let mut one = Cholesky::new(&one_s);
+        one.factor(&one_s, &values).unwrap();
+        assert_eq!(two.l_row, one.l_row);
+        assert!(
+            two.l_val
+                .iter()
+                .zip(&one.l_val)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+        // And it solves: A·x = b back.
+        let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+        let mut x = b.clone();
+        two.solve(&s, &mut x);
+        let mut ax = vec![0.0; n];
+        for (&(a, c), &w) in edges.iter().zip(&weights) {
+            ax[a] += w * (x[a] - x[c]);
+            ax[c] += w * (x[c] - x[a]);
+        }
+        ax[0] += 3.0 * x[0];
+        for i in 0..n {
+            assert!((ax[i] - b[i]).abs() < 1e-9, "{i}: {} vs {}", ax[i], b[i]);
+        }
+    }
+
+    #[test]
+    fn row_patterns_are_those_of_each_rows_elimination_reach() {
+        // A grid, and a seeded random graph with duplicate edges and loops.
+        let mut graphs = Vec::new();
+        let side = 30;
+        let mut grid = Vec::new();
+        for r in 0..side {
+            for c in 0..side {
+                if c + 1 < side {
+                    grid.push((r * side + c, r * side + c + 1));
+                }
+                if r + 1 < side {
+                    grid.push((r * side + c, (r + 1) * side + c));
+                }
+            }
+        }
+        graphs.push((side * side, grid));
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+        };
+        let n = 700;
+        let random: Vec<(usize, usize)> = (0..2_000).map(|_| (next(n), next(n))).collect();
+        graphs.push((n, random));
+        for (n, edges) in graphs {
+            let s = Symbolic::new(n, &edges);
+            let (mut mark, mut stack) = (vec![NONE; n], Vec::new());
+            let parent: Vec<usize> = (0..n)
+                .map(|j| {
+                    // The parent of j is the first row below it in its column of L.
+                    (j + 1..n)
+                        .find(|&k| s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]].contains(&j))
+                        .unwrap_or(NONE)
+                })
+                .collect();
+            for k in 0..n {
+                ereach(&s.a_ptr, &s.a_row, &parent, k, &mut mark, &mut stack);
+                assert_eq!(
+                    &s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]],
+                    &stack[..],
+                    "row {k}"
+                );
+            }
+            for j in 0..n {
+                let count = (0..n)
+                    .filter(|&k| s.row_col[s.row_ptr[k]..s.row_ptr[k + 1]].contains(&j))
+                    .count();
+                assert_eq!(s.l_ptr[j + 1] - s.l_ptr[j], 1 + count, "column {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn minimum_degree_on_bit_sets_is_the_same_order() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: usize| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+        };
+        for n in [1, 2, 5, 17, 64, 96, 127, 128] {
+            for density in [1, 3, 8] {
+                let mut adj = vec![Vec::new(); n];
+                for _ in 0..density * n {
+                    let (a, b) = (next(n), next(n));
+                    if a != b {
+                        adj[a].push(b);
+                        adj[b].push(a);
+                    }
+                }
+                for row in adj.iter_mut() {
+                    row.sort_unstable();
+                    row.dedup();
+                }
+                let bits: Vec<u128> = adj
+                    .iter()
+                    .map(|row| row.iter().fold(0u128, |b, &w| b | 1u128 << w))
+                    .collect();
+                assert_eq!(minimum_degree_small(bits), minimum_degree(&adj), "n {n}");
+            }
+        }
     }
 
     #[test]

@@ -30,8 +30,12 @@ pub const DEFAULT_HOLDING_PRESSURE_PA: f64 = 2.0e5;
 const MAX_OUTER: usize = 50;
 /// How far the first (cold) hydraulic solve is settled before the outer
 /// iterations take over; the answer is settled to [`Options::default`].
-const COLD_TOLERANCE_PA: f64 = 1.0e4;
-const COLD_TOLERANCE_REL_FLOW: f64 = 1.0e-1;
+const COLD_TOLERANCE_PA: f64 = 1.0e5;
+const COLD_TOLERANCE_REL_FLOW: f64 = 0.2;
+/// Largest relative residual of an outer round's linear solve (its Newton
+/// step's forcing term), and the CG iterations it may take on a reused factor.
+const MAX_LINEAR_TOLERANCE: f64 = 0.05;
+const MAX_CG_ITERATIONS: usize = 8;
 /// Outer iterations remembered by the Anderson acceleration.
 const ANDERSON_DEPTH: usize = 3;
 /// Largest Anderson coefficient used (beyond it the last rounds say little
@@ -156,15 +160,42 @@ pub struct Graph {
     pub(crate) part_of: Vec<usize>,
 }
 
+/// FNV-1a, for the graph's index of junction ids: short keys, thousands of
+/// look-ups, no adversary (std's SipHash and a `BTreeMap` of strings cost
+/// milliseconds here).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type IdIndex<'a> = std::collections::HashMap<&'a str, usize, std::hash::BuildHasherDefault<Fnv>>;
+
 impl Graph {
     pub fn of(net: &Network) -> Self {
         let mut junctions = Vec::new();
         let mut pipes = Vec::new();
-        let mut index = BTreeMap::new();
+        let mut index = IdIndex::default();
         let (plant_at, substation_at);
         if net.is_star() {
             for p in &net.plants {
-                index.insert(p.id.clone(), junctions.len());
+                index.insert(p.id.as_str(), junctions.len());
                 junctions.push(p.id.clone());
             }
             let mut at = Vec::new();
@@ -172,7 +203,7 @@ impl Graph {
                 let j = junctions.len();
                 junctions.push(s.id.clone());
                 at.push(j);
-                let a = index.get(&s.plant).copied().unwrap_or(0);
+                let a = index.get(s.plant.as_str()).copied().unwrap_or(0);
                 pipes.push(GPipe {
                     id: NodeId::new(format!("{}.pipe", s.id)).unwrap_or_else(|_| s.id.clone()),
                     a,
@@ -188,16 +219,20 @@ impl Graph {
             substation_at = at;
         } else {
             for j in &net.junctions {
-                index.insert(j.id.clone(), junctions.len());
+                index.insert(j.id.as_str(), junctions.len());
                 junctions.push(j.id.clone());
             }
-            let at =
-                |id: &Option<NodeId>| id.as_ref().and_then(|j| index.get(j)).copied().unwrap_or(0);
+            let at = |id: &Option<NodeId>| {
+                id.as_ref()
+                    .and_then(|j| index.get(j.as_str()))
+                    .copied()
+                    .unwrap_or(0)
+            };
             for p in &net.pipes {
                 pipes.push(GPipe {
                     id: p.id.clone(),
-                    a: index.get(&p.from).copied().unwrap_or(0),
-                    b: index.get(&p.to).copied().unwrap_or(0),
+                    a: index.get(p.from.as_str()).copied().unwrap_or(0),
+                    b: index.get(p.to.as_str()).copied().unwrap_or(0),
                     length_m: p.length_m,
                     diameter_m: p.inner_diameter_m,
                     roughness_m: p.roughness_m,
@@ -230,9 +265,10 @@ impl Graph {
                 .map(|j| (j, ph))
         });
         let mut holdings = Vec::new();
-        let mut part_index: BTreeMap<usize, usize> = BTreeMap::new();
+        // Holding index of each part, by the part's root junction.
+        let mut part_index: Vec<Option<usize>> = vec![None; nj];
         if let Some((j, ph)) = named {
-            part_index.insert(roots[j], 0);
+            part_index[roots[j]] = Some(0);
             holdings.push(Holding {
                 junction: j,
                 pressure_pa: ph.pressure_pa,
@@ -245,8 +281,8 @@ impl Graph {
         // their first junction if they have none (validation refuses that).
         let anchors = plant_at.iter().copied().chain(0..nj);
         for j in anchors {
-            if let std::collections::btree_map::Entry::Vacant(e) = part_index.entry(roots[j]) {
-                e.insert(holdings.len());
+            if part_index[roots[j]].is_none() {
+                part_index[roots[j]] = Some(holdings.len());
                 holdings.push(Holding {
                     junction: j,
                     pressure_pa: DEFAULT_HOLDING_PRESSURE_PA,
@@ -256,7 +292,7 @@ impl Graph {
                 });
             }
         }
-        let part_of = roots.iter().map(|r| part_index[r]).collect();
+        let part_of = roots.iter().map(|&r| part_index[r].unwrap_or(0)).collect();
         Self {
             junctions,
             pipes,
@@ -414,6 +450,7 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
     }
     let g = Graph::of(net);
     let inc = Incidence::of(&g);
+    let mut orders = Orders::new(g.junctions.len());
     let nj = g.junctions.len();
     let supply_c: Vec<f64> = net
         .plants
@@ -485,6 +522,54 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
             / net.plants.len() as f64;
         nj
     ];
+    // The hydraulic problem's links (supply pipe, return pipe per pipe, then
+    // the plants' pumps); their water and the demands change every round.
+    let mut links = Vec::with_capacity(2 * g.pipes.len() + g.plant_at.len());
+    for p in &g.pipes {
+        let kind = LinkKind::Pipe {
+            length_m: p.length_m,
+            diameter_m: p.diameter_m,
+            roughness_m: p.roughness_m,
+            minor_loss: 0.0,
+        };
+        let water = link_water(t_sup[p.a]);
+        links.push(Link {
+            from: sn(p.a),
+            to: sn(p.b),
+            kind,
+            water,
+        });
+        links.push(Link {
+            from: rn(p.b),
+            to: rn(p.a),
+            kind,
+            water,
+        });
+    }
+    for (k, plant) in net.plants.iter().enumerate() {
+        let r = plant.pump_rating();
+        let j = g.plant_at[k];
+        links.push(Link {
+            from: rn(j),
+            to: sn(j),
+            kind: LinkKind::Pump {
+                curve: PumpCurve::from_rated(r.shutoff_head_m, r.rated_flow_m3_h, r.rated_head_m),
+                speed: 1.0,
+            },
+            water: link_water(t_ret[j]),
+        });
+    }
+    let mut problem = Problem {
+        node_count: 2 * nj,
+        links,
+        fixed_pressure_pa: g
+            .holdings
+            .iter()
+            .map(|h| (rn(h.junction), h.pressure_pa))
+            .collect(),
+        demand_kg_s: vec![0.0; 2 * nj],
+    };
+    let (mut new_sup, mut new_ret) = (t_sup.clone(), t_ret.clone());
     let mut flows: Vec<f64> = vec![0.0; draws.len()];
     let mut solver: Option<Solver> = None;
     let mut start: Option<Vec<f64>> = None;
@@ -526,61 +611,23 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
             flows[i] = q;
         }
 
-        // Hydraulics.
-        let mut links = Vec::with_capacity(2 * g.pipes.len() + g.plant_at.len());
-        for p in &g.pipes {
-            let kind = LinkKind::Pipe {
-                length_m: p.length_m,
-                diameter_m: p.diameter_m,
-                roughness_m: p.roughness_m,
-                minor_loss: 0.0,
-            };
-            links.push(Link {
-                from: sn(p.a),
-                to: sn(p.b),
-                kind,
-                water: link_water(0.5 * (t_sup[p.a] + t_sup[p.b])),
-            });
-            links.push(Link {
-                from: rn(p.b),
-                to: rn(p.a),
-                kind,
-                water: link_water(0.5 * (t_ret[p.a] + t_ret[p.b])),
-            });
+        // Hydraulics: the links' water at the current temperatures, the
+        // substations' flows as demands.
+        let n_pipes = g.pipes.len();
+        for (k, p) in g.pipes.iter().enumerate() {
+            problem.links[2 * k].water = link_water(0.5 * (t_sup[p.a] + t_sup[p.b]));
+            problem.links[2 * k + 1].water = link_water(0.5 * (t_ret[p.a] + t_ret[p.b]));
         }
-        for (k, plant) in net.plants.iter().enumerate() {
-            let r = plant.pump_rating();
-            let j = g.plant_at[k];
-            links.push(Link {
-                from: rn(j),
-                to: sn(j),
-                kind: LinkKind::Pump {
-                    curve: PumpCurve::from_rated(
-                        r.shutoff_head_m,
-                        r.rated_flow_m3_h,
-                        r.rated_head_m,
-                    ),
-                    speed: 1.0,
-                },
-                water: link_water(t_ret[j]),
-            });
+        for (k, &j) in g.plant_at.iter().enumerate() {
+            problem.links[2 * n_pipes + k].water = link_water(t_ret[j]);
         }
-        let mut demand = vec![0.0; 2 * nj];
+        let demand = &mut problem.demand_kg_s;
+        demand.iter_mut().for_each(|d| *d = 0.0);
         for (i, &q) in flows.iter().enumerate() {
             let j = g.substation_at[i];
             demand[sn(j)] += q;
             demand[rn(j)] -= q;
         }
-        let problem = Problem {
-            node_count: 2 * nj,
-            links,
-            fixed_pressure_pa: g
-                .holdings
-                .iter()
-                .map(|h| (rn(h.junction), h.pressure_pa))
-                .collect(),
-            demand_kg_s: demand,
-        };
         if solver.is_none() {
             let mut s = Solver::new(&problem)?;
             s.reuse_factorization(true);
@@ -591,9 +638,10 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         };
         // One Newton step per outer iteration once warm: flows, temperatures
         // and hydraulics settle together (each step is exact to first order in
-        // what the last outer iteration moved). The cold start is solved fully.
-        // The cold start is settled only roughly (1 %, 1 kPa): the outer
-        // iterations go on from there, a Newton step each.
+        // what the last outer iteration moved). The cold start is settled
+        // only roughly (flows within 20 %, 100 kPa: the linearised network and
+        // one Newton step): the outer iterations go on from there, a Newton
+        // step each.
         let inner = if start.is_some() {
             Options {
                 max_iterations: 1,
@@ -606,6 +654,10 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
                 ..opts
             }
         };
+        // Inexact Newton: the linear solve need not be more exact than the
+        // outer iteration is settled (what the substation flows moved), down
+        // to 1e-10 at the end.
+        s.set_linear_tolerance(moved.clamp(1e-10, MAX_LINEAR_TOLERANCE), MAX_CG_ITERATIONS);
         let (hyd, hyd_converged) =
             s.iterate(&problem, &inner, start.as_deref(), start_p.as_deref())?;
         if start.is_none() && !hyd_converged {
@@ -622,17 +674,17 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
         start_p = Some(hyd.pressure_pa.clone());
 
         // Temperatures, supply side then return side, each in falling pressure.
-        let (new_sup, new_ret, _) = propagate(
-            &g,
-            &inc,
-            &hyd.flow_kg_s,
-            &hyd.pressure_pa,
-            &supply_c,
-            &draws,
-            &flows,
-            &t_sup,
-            &t_ret,
-        );
+        new_sup.copy_from_slice(&t_sup);
+        new_ret.copy_from_slice(&t_ret);
+        let inputs = Flows {
+            inc: &inc,
+            q: &hyd.flow_kg_s,
+            p: &hyd.pressure_pa,
+            supply_c: &supply_c,
+            draws: &draws,
+            flows: &flows,
+        };
+        propagate(&inputs, &mut orders, &mut new_sup, &mut new_ret, None);
         let changed = new_sup
             .iter()
             .zip(&t_sup)
@@ -640,12 +692,13 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
         if outer > 0 && changed < 1e-6 && moved < 1e-9 && hyd_converged {
-            t_sup = new_sup;
-            t_ret = new_ret;
+            t_sup.copy_from_slice(&new_sup);
+            t_ret.copy_from_slice(&new_ret);
             return Ok(assemble(
                 net,
                 &g,
                 &inc,
+                &mut orders,
                 &hyd.flow_kg_s,
                 &hyd.pressure_pa,
                 &t_sup,
@@ -688,20 +741,19 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
 }
 
 /// Water as the hydraulics need it: IAPWS-IF97 density and viscosity at
-/// `temp_c` (as [`Water::at`]); the heat capacity, which the hydraulics never
+/// `temp_c` (from the table of [`crate::water::hydraulic_properties`], within
+/// 2e-8 of [`Water::at`]); the heat capacity, which the hydraulics never
 /// read, is the model's constant that this calculation's heat balances use.
 fn link_water(temp_c: f64) -> Water {
     let t = temp_c.clamp(crate::water::VALID_TEMP_C.0, crate::water::VALID_TEMP_C.1);
-    let p_mpa = crate::water::REFERENCE_PRESSURE_PA / 1.0e6;
+    let (density_kg_m3, viscosity_pa_s) = crate::water::hydraulic_properties(t);
     Water {
         temp_c: t,
-        density_kg_m3: seuif97::pt(p_mpa, t, seuif97::OD),
+        density_kg_m3,
         cp_j_kg_k: WATER_CP_J_KG_K,
-        viscosity_pa_s: seuif97::pt(p_mpa, t, seuif97::ODV),
+        viscosity_pa_s,
     }
 }
-
-type Temps = (Vec<f64>, Vec<f64>, Vec<(f64, f64)>);
 
 /// What touches each junction, in index order: plants, substations, pipes.
 /// Lets [`propagate`] visit only a junction's own elements (the sums keep the
@@ -713,6 +765,10 @@ struct Incidence {
     subs: Vec<usize>,
     pipe_ptr: Vec<usize>,
     pipes: Vec<usize>,
+    /// Per pipe, compactly: its ends, and ground temperature, loss per metre
+    /// and length for its outlet temperature.
+    ends: Vec<(usize, usize)>,
+    heat: Vec<(f64, f64, f64)>,
 }
 
 impl Incidence {
@@ -758,52 +814,133 @@ impl Incidence {
             subs,
             pipe_ptr,
             pipes,
+            ends: g.pipes.iter().map(|gp| (gp.a, gp.b)).collect(),
+            heat: g
+                .pipes
+                .iter()
+                .map(|gp| (gp.ground_c, gp.loss_w_m_k, gp.length_m))
+                .collect(),
         }
     }
 }
 
-/// Junction temperatures on both sides, and each pipe pair's outlet temperatures.
-#[allow(clippy::too_many_arguments)]
+/// Junctions in falling supply or return pressure (ties by index), kept
+/// from round to round: pressures barely reorder once the flows settle, and
+/// an adaptive sort of an almost sorted list is almost free.
+struct Order(Vec<usize>);
+
+impl Order {
+    fn new(nj: usize) -> Self {
+        Self((0..nj).collect())
+    }
+
+    /// Sorts by `p[2j + side]` falling (side 0: supply, 1: return).
+    fn sort(&mut self, p: &[f64], side: usize) {
+        // A total order (the index breaks ties): any sort gives the same list.
+        self.0
+            .sort_by(|&a, &b| p[2 * b + side].total_cmp(&p[2 * a + side]).then(a.cmp(&b)));
+    }
+}
+
+/// The supply side's and the return side's [`Order`].
+struct Orders {
+    sup: Order,
+    ret: Order,
+}
+
+impl Orders {
+    fn new(nj: usize) -> Self {
+        Self {
+            sup: Order::new(nj),
+            ret: Order::new(nj),
+        }
+    }
+}
+
+/// The inputs of both sides' temperatures.
+struct Flows<'a> {
+    inc: &'a Incidence,
+    q: &'a [f64],
+    p: &'a [f64],
+    supply_c: &'a [f64],
+    draws: &'a [Draw],
+    flows: &'a [f64],
+}
+
+/// Junction temperatures on both sides (into `t_sup`, `t_ret`, which hold
+/// the last ones: a junction nothing flows into keeps its own), and each pipe
+/// pair's outlet temperatures when `outlets` is given. When the return side
+/// does not read the supply temperatures (every substation returns at a
+/// fixed temperature, no pump runs backwards) and no outlets are asked for,
+/// the two sides are done at the same time, on two threads, with the same
+/// results.
 fn propagate(
-    g: &Graph,
-    inc: &Incidence,
-    q: &[f64],
-    p: &[f64],
-    supply_c: &[f64],
-    draws: &[Draw],
-    flows: &[f64],
-    old_sup: &[f64],
-    old_ret: &[f64],
-) -> Temps {
-    let nj = g.junctions.len();
-    let n_pipes = g.pipes.len();
-    let mut t_sup = old_sup.to_vec();
-    let mut t_ret = old_ret.to_vec();
-    let mut outlets = vec![(0.0, 0.0); n_pipes];
-    // Supply side: inflows are the plants' pumps and supply pipes.
-    // Falling pressure; ties by index, as a stable sort of the indices.
-    let mut order: Vec<(f64, usize)> = (0..nj).map(|j| (p[2 * j], j)).collect();
-    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    for &(_, j) in &order {
+    x: &Flows<'_>,
+    orders: &mut Orders,
+    t_sup: &mut [f64],
+    t_ret: &mut [f64],
+    outlets: Option<&mut [(f64, f64)]>,
+) {
+    let n_pipes = x.inc.ends.len();
+    let independent = outlets.is_none()
+        && t_sup.len() >= PARALLEL_MIN_JUNCTIONS
+        && x.draws
+            .iter()
+            .all(|d| matches!(d, Draw::HeatAndReturn { .. }))
+        && x.q[2 * n_pipes..].iter().all(|&f| f >= 0.0);
+    let Orders { sup, ret } = orders;
+    match outlets {
+        None if independent => {
+            // The return side's substations and pumps read no supply
+            // temperature here: it gets the last ones, never looked at.
+            let last_sup = t_sup.to_vec();
+            std::thread::scope(|scope| {
+                scope.spawn(|| propagate_return(x, ret, &last_sup, t_ret, None));
+                propagate_supply(x, sup, t_sup, None);
+            });
+        }
+        None => {
+            propagate_supply(x, sup, t_sup, None);
+            propagate_return(x, ret, t_sup, t_ret, None);
+        }
+        Some(o) => {
+            propagate_supply(x, sup, t_sup, Some(&mut *o));
+            propagate_return(x, ret, t_sup, t_ret, Some(o));
+        }
+    }
+}
+
+/// Junctions from which [`propagate`] does the two sides on two threads.
+const PARALLEL_MIN_JUNCTIONS: usize = 2_000;
+
+/// Supply side: inflows are the plants' pumps and supply pipes, in falling
+/// pressure.
+fn propagate_supply(
+    x: &Flows<'_>,
+    order: &mut Order,
+    t_sup: &mut [f64],
+    mut outlets: Option<&mut [(f64, f64)]>,
+) {
+    let (inc, q) = (x.inc, x.q);
+    let n_pipes = inc.ends.len();
+    order.sort(x.p, 0);
+    for &j in &order.0 {
         let (mut mq, mut mqt) = (0.0, 0.0);
         for &k in &inc.plants[inc.plant_ptr[j]..inc.plant_ptr[j + 1]] {
             let f = q[2 * n_pipes + k].max(0.0);
             mq += f;
-            mqt += f * supply_c[k];
+            mqt += f * x.supply_c[k];
         }
         for &k in &inc.pipes[inc.pipe_ptr[j]..inc.pipe_ptr[j + 1]] {
-            let gp = &g.pipes[k];
+            let (a, b) = inc.ends[k];
             let f = q[2 * k];
-            let (src, dst) = if f >= 0.0 { (gp.a, gp.b) } else { (gp.b, gp.a) };
+            let (src, dst) = if f >= 0.0 { (a, b) } else { (b, a) };
             if dst == j && f.abs() > 0.0 {
-                let out = pipe::outlet_temp_c(
-                    t_sup[src],
-                    gp.ground_c,
-                    gp.loss_w_m_k,
-                    gp.length_m,
-                    f.abs(),
-                );
-                outlets[k].0 = out;
+                let (ground_c, loss_w_m_k, length_m) = inc.heat[k];
+                let out = pipe::outlet_temp_c(t_sup[src], ground_c, loss_w_m_k, length_m, f.abs());
+                if let Some(o) = outlets.as_deref_mut() {
+                    o[k].0 = out;
+                }
                 mq += f.abs();
                 mqt += f.abs() * out;
             }
@@ -812,11 +949,22 @@ fn propagate(
             t_sup[j] = mqt / mq;
         }
     }
-    // Return side: inflows are substations, return pipes, and any pump that runs
-    // backwards (supply water falling back through a plant that cannot lift).
-    let mut order: Vec<(f64, usize)> = (0..nj).map(|j| (p[2 * j + 1], j)).collect();
-    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    for &(_, j) in &order {
+}
+
+/// Return side: inflows are substations, return pipes, and any pump that
+/// runs backwards (supply water falling back through a plant that cannot
+/// lift), in falling pressure. `t_sup`: the supply temperatures.
+fn propagate_return(
+    x: &Flows<'_>,
+    order: &mut Order,
+    t_sup: &[f64],
+    t_ret: &mut [f64],
+    mut outlets: Option<&mut [(f64, f64)]>,
+) {
+    let (inc, q) = (x.inc, x.q);
+    let n_pipes = inc.ends.len();
+    order.sort(x.p, 1);
+    for &j in &order.0 {
         let (mut mq, mut mqt) = (0.0, 0.0);
         for &k in &inc.plants[inc.plant_ptr[j]..inc.plant_ptr[j + 1]] {
             let f = q[2 * n_pipes + k];
@@ -826,23 +974,20 @@ fn propagate(
             }
         }
         for &i in &inc.subs[inc.sub_ptr[j]..inc.sub_ptr[j + 1]] {
-            let t_back = draws[i].return_temp_c(t_sup[j]);
-            mq += flows[i];
-            mqt += flows[i] * t_back;
+            let t_back = x.draws[i].return_temp_c(t_sup[j]);
+            mq += x.flows[i];
+            mqt += x.flows[i] * t_back;
         }
         for &k in &inc.pipes[inc.pipe_ptr[j]..inc.pipe_ptr[j + 1]] {
-            let gp = &g.pipes[k];
+            let (a, b) = inc.ends[k];
             let f = q[2 * k + 1]; // positive from b back to a
-            let (src, dst) = if f >= 0.0 { (gp.b, gp.a) } else { (gp.a, gp.b) };
+            let (src, dst) = if f >= 0.0 { (b, a) } else { (a, b) };
             if dst == j && f.abs() > 0.0 {
-                let out = pipe::outlet_temp_c(
-                    t_ret[src],
-                    gp.ground_c,
-                    gp.loss_w_m_k,
-                    gp.length_m,
-                    f.abs(),
-                );
-                outlets[k].1 = out;
+                let (ground_c, loss_w_m_k, length_m) = inc.heat[k];
+                let out = pipe::outlet_temp_c(t_ret[src], ground_c, loss_w_m_k, length_m, f.abs());
+                if let Some(o) = outlets.as_deref_mut() {
+                    o[k].1 = out;
+                }
                 mq += f.abs();
                 mqt += f.abs() * out;
             }
@@ -851,7 +996,6 @@ fn propagate(
             t_ret[j] = mqt / mq;
         }
     }
-    (t_sup, t_ret, outlets)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -859,6 +1003,7 @@ fn assemble(
     net: &Network,
     g: &Graph,
     inc: &Incidence,
+    orders: &mut Orders,
     q: &[f64],
     p: &[f64],
     t_sup: &[f64],
@@ -869,7 +1014,17 @@ fn assemble(
     mass_error: f64,
     iterations: usize,
 ) -> SteadyState {
-    let (_, _, outlets) = propagate(g, inc, q, p, supply_c, draws, flows, t_sup, t_ret);
+    let mut outlets = vec![(0.0, 0.0); g.pipes.len()];
+    let (mut sup, mut ret) = (t_sup.to_vec(), t_ret.to_vec());
+    let inputs = Flows {
+        inc,
+        q,
+        p,
+        supply_c,
+        draws,
+        flows,
+    };
+    propagate(&inputs, orders, &mut sup, &mut ret, Some(&mut outlets));
     let n_pipes = g.pipes.len();
     let cp = WATER_CP_J_KG_K;
     let junctions = g

@@ -72,6 +72,27 @@ fn colebrook_by_newton_matches_bisection_across_the_turbulent_range() {
 }
 
 #[test]
+fn colebrook_from_any_start_finds_the_same_root() {
+    // Warm starts from the root at a nearby or a distant Reynolds number, and
+    // starts that are no use at all (zero, negative, NaN, far too large).
+    for re in [4.0e3, 1e4, 1e5, 1e6, 1e8] {
+        for rr in [0.0, 1e-5, 1e-3, 5e-2] {
+            let sure = colebrook_by_bisection(re, rr);
+            let near = colebrook_from(re * (1.0 + 1e-6), rr, f64::NAN).1;
+            let far = colebrook_from(re * 30.0, rr, f64::NAN).1;
+            for start in [near, far, 0.0, -3.0, f64::NAN, 1e6] {
+                let (lambda, x) = colebrook_from(re, rr, start);
+                assert!(
+                    (lambda - sure).abs() / sure < 1e-10,
+                    "Re {re}, k/D {rr}, start {start}: {lambda} vs {sure}"
+                );
+                assert!((1.0 / (x * x) - lambda).abs() < 1e-15);
+            }
+        }
+    }
+}
+
+#[test]
 fn a_single_pipe_matches_the_hand_calculation_within_half_a_percent() {
     // 1 km of DN200 (k = 0.05 mm) carrying 20 kg/s of water at 80 °C:
     // v = 0.65482 m/s, Re = 359 369, λ = 0.0163289, Δp = λ·L/D·ρv²/2 = 17 017.6 Pa.
@@ -349,5 +370,57 @@ fn iterate_returns_an_unconverged_iterate_and_converges_in_one_step_from_the_ans
     assert!(converged, "{again:?} from {answer:?}");
     for (x, y) in again.flow_kg_s.iter().zip(&answer.flow_kg_s) {
         assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+}
+
+#[test]
+fn link_drops_on_two_threads_are_those_of_one() {
+    let pb = grid_problem(10_000, 4);
+    let m = pb.links.len();
+    assert!(m >= PARALLEL_MIN_LINKS);
+    let q: Vec<f64> = (0..m).map(|k| ((k as f64) * 0.731).sin() * 3.0).collect();
+    let p: Vec<f64> = (0..pb.node_count)
+        .map(|i| 5.0e5 + ((i as f64) * 0.37).cos() * 1.0e4)
+        .collect();
+    let (mut f, mut g, mut r) = (vec![0.0; m], vec![0.0; m], vec![0.0; m]);
+    let mut x = vec![f64::NAN; m];
+    link_drops(&pb.links, &q, &p, &mut x, &mut f, &mut g, &mut r);
+    for (k, l) in pb.links.iter().enumerate() {
+        let mut xk = f64::NAN;
+        let (fk, gk) = l.drop_pa_from(q[k], &mut xk);
+        let rk = fk - (p[l.from] - p[l.to]);
+        assert_eq!(
+            (fk.to_bits(), gk.to_bits(), rk.to_bits(), xk.to_bits()),
+            (
+                f[k].to_bits(),
+                g[k].to_bits(),
+                r[k].to_bits(),
+                x[k].to_bits()
+            ),
+            "link {k}"
+        );
+    }
+}
+
+#[test]
+fn a_solver_refuses_a_problem_of_another_topology_cold_or_warm() {
+    let pb = grid_problem(400, 5);
+    let mut solver = Solver::new(&pb).unwrap();
+    let s = solver.solve(&pb, &Options::default(), None).unwrap();
+    let mut other = pb.clone();
+    let last = other.links.len() - 1;
+    // Another node, and one that does not exist.
+    for to in [other.links[last].to + 1, pb.node_count + 7] {
+        other.links[last].to = to;
+        for start in [None, Some(s.flow_kg_s.as_slice())] {
+            assert!(
+                matches!(
+                    solver.iterate(&other, &Options::default(), start, Some(&s.pressure_pa)),
+                    Err(SolveError::BadInput { .. })
+                ),
+                "to {to}, warm {}",
+                start.is_some()
+            );
+        }
     }
 }

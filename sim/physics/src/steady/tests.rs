@@ -256,3 +256,56 @@ fn the_generated_grid_settles_to_a_fixed_point_of_flows_and_temperatures() {
         assert!((p.supply_outlet_temp_c - hand).abs() < 1e-9, "{}", p.id);
     }
 }
+
+#[test]
+fn the_two_sides_propagate_on_two_threads_as_on_one() {
+    let net = grid_network(2_500, 3);
+    let st = solve(&net, &Conditions::default()).unwrap();
+    let g = Graph::of(&net);
+    let inc = Incidence::of(&g);
+    assert!(g.junctions.len() >= PARALLEL_MIN_JUNCTIONS);
+    let mut q: Vec<f64> = st
+        .pipes
+        .iter()
+        .flat_map(|p| [p.supply_flow_kg_s, p.return_flow_kg_s])
+        .collect();
+    q.extend(st.plants.iter().map(|p| p.flow_kg_s));
+    let p: Vec<f64> = st
+        .junctions
+        .iter()
+        .flat_map(|j| [j.supply_pressure_pa, j.return_pressure_pa])
+        .collect();
+    let supply_c: Vec<f64> = st.plants.iter().map(|p| p.supply_temp_c).collect();
+    let draws: Vec<Draw> = net
+        .substations
+        .iter()
+        .map(|s| Draw::HeatAndReturn {
+            heat_w: s.design_heat_w(),
+            return_temp_c: 55.0,
+        })
+        .collect();
+    let flows: Vec<f64> = st.substations.iter().map(|s| s.flow_kg_s).collect();
+    let x = Flows {
+        inc: &inc,
+        q: &q,
+        p: &p,
+        supply_c: &supply_c,
+        draws: &draws,
+        flows: &flows,
+    };
+    let nj = g.junctions.len();
+    let (mut sup2, mut ret2) = (vec![100.0; nj], vec![50.0; nj]);
+    propagate(&x, &mut Orders::new(nj), &mut sup2, &mut ret2, None);
+    let (mut sup1, mut ret1) = (vec![100.0; nj], vec![50.0; nj]);
+    let mut orders = Orders::new(nj);
+    propagate_supply(&x, &mut orders.sup, &mut sup1, None);
+    propagate_return(&x, &mut orders.ret, &sup1, &mut ret1, None);
+    let bits = |v: &[f64]| v.iter().map(|t| t.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&sup2), bits(&sup1));
+    assert_eq!(bits(&ret2), bits(&ret1));
+    // And both are the answer's temperatures.
+    for (j, r) in st.junctions.iter().enumerate() {
+        assert!((sup1[j] - r.supply_temp_c).abs() < 1e-6, "{}", r.id);
+        assert!((ret1[j] - r.return_temp_c).abs() < 1e-6, "{}", r.id);
+    }
+}
