@@ -184,6 +184,8 @@ pub struct PlanState {
     sent_at_ms: BTreeMap<NodeId, i64>,
     /// When each plant was last seen tripped, network ms.
     trip_seen_ms: BTreeMap<NodeId, i64>,
+    /// When each plant was tried again after its trip hold, network ms.
+    retried_ms: BTreeMap<NodeId, i64>,
     /// What plants were seen to deliver at most, W (below their nameplate).
     deliverable_w: BTreeMap<NodeId, f64>,
     /// Non-lead plants' regional floors: the least heat dispatched so that
@@ -216,6 +218,7 @@ impl PlanState {
             sent_at_ms: BTreeMap::new(),
             heat_smoothed_w: BTreeMap::new(),
             trip_seen_ms: BTreeMap::new(),
+            retried_ms: BTreeMap::new(),
             deliverable_w: BTreeMap::new(),
             floor_w: BTreeMap::new(),
             view: None,
@@ -381,7 +384,14 @@ impl PlanState {
         // seen tripped stays out for a while (once stopped it cannot show
         // whether it would heat again), then is tried again.
         for p in plants {
-            let no_heat = p.pump_running == Some(true)
+            // A plant tried again after its hold is given time to heat up
+            // (`detect::RESTART_GRACE_MS`) before "no heat" counts.
+            let retrying = self
+                .retried_ms
+                .get(&p.id)
+                .is_some_and(|t| now_ms - t < crate::detect::RESTART_GRACE_MS);
+            let no_heat = !retrying
+                && p.pump_running == Some(true)
                 && matches!((p.supply_temp_c, p.return_temp_c), (Some(s), Some(r)) if s - r < 0.5)
                 && self.sent.get(&p.id).is_some_and(
                     |a| !matches!(a, Action::SetHeatOutput { heat_w } if *heat_w <= 0.0),
@@ -390,8 +400,18 @@ impl PlanState {
                 self.trip_seen_ms.insert(p.id.clone(), now_ms);
             }
         }
-        self.trip_seen_ms
-            .retain(|_, seen| now_ms - *seen < TRIP_HOLD_MS);
+        let expired: Vec<NodeId> = self
+            .trip_seen_ms
+            .iter()
+            .filter(|(_, seen)| now_ms - **seen >= TRIP_HOLD_MS)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.trip_seen_ms.remove(&id);
+            self.retried_ms.insert(id, now_ms);
+        }
+        self.retried_ms
+            .retain(|_, t| now_ms - *t < crate::detect::RESTART_GRACE_MS);
         let tripped: Vec<NodeId> = plants
             .iter()
             .filter(|p| self.trip_seen_ms.contains_key(&p.id))

@@ -1125,3 +1125,71 @@ fn a_leak_is_timed_by_the_plant_that_showed_it_when_telemetry_arrives_hours_apar
     }
     assert_eq!(raised, vec![t0 + 2 * step]);
 }
+
+#[test]
+fn a_plant_started_again_is_given_time_to_heat_before_it_is_judged() {
+    let n = id("chp-east");
+    let t0 = 1_800_000_000_000;
+    let step = 5 * 60_000;
+    let mut seq: Vec<(i64, Vec<Reading>)> = Vec::new();
+    // Healthy at 100 MW for two hours, then stopped (tripped, held out by
+    // the dispatch) for three.
+    for k in 0..24 {
+        seq.push((t0 + k * step, plant_readings(100.0e6, 100.0, 100.0, 1.0)));
+    }
+    for k in 24..60 {
+        seq.push((t0 + k * step, plant_readings(0.0, 40.0, 100.0, 0.0)));
+    }
+    // Running again: the CHP ramps at 1 % of its capacity a minute from cold.
+    let restart = t0 + 60 * step;
+    for k in 0..18 {
+        let heat = 5.0e6 + 1.5e6 * (k as f64) * 5.0;
+        seq.push((
+            restart + k * step,
+            plant_readings(heat.min(60.0e6), 40.0 + 0.1 * k as f64, 100.0, 1.0),
+        ));
+    }
+    let mut det = TripDetector::new(60_000);
+    det.order(&n, PlantOrder::Heat { heat_w: 100.0e6 }, t0);
+    assert_eq!(trips_raised(&mut det, "chp-east", &seq), Vec::<i64>::new());
+    // Past the grace it is judged again: recovered, then collapsing, it trips.
+    let mut again = seq.clone();
+    let back = restart + 18 * step;
+    for k in 0..12 {
+        again.push((back + k * step, plant_readings(60.0e6, 100.0, 100.0, 1.0)));
+    }
+    let fall = back + 12 * step;
+    again.push((fall, plant_readings(5.0e6, 70.0, 100.0, 1.0)));
+    again.push((fall + step, plant_readings(4.0e6, 60.0, 100.0, 1.0)));
+    let mut det = TripDetector::new(60_000);
+    det.order(&n, PlantOrder::Heat { heat_w: 100.0e6 }, t0);
+    assert_eq!(
+        trips_raised(&mut det, "chp-east", &again),
+        vec![fall + step]
+    );
+}
+
+#[test]
+fn a_plant_overloaded_by_another_ones_trip_has_not_tripped() {
+    // boiler-south on the city, taking over chp-east's load: more heat than
+    // ever, its outlet falling fast below its setpoint.
+    let n = id("boiler-south");
+    let t0 = 1_800_000_000_000;
+    let step = 5 * 60_000;
+    let mut seq: Vec<(i64, Vec<Reading>)> = Vec::new();
+    for k in 0..24 {
+        seq.push((t0 + k * step, plant_readings(213.0e6, 110.0, 110.0, 1.0)));
+    }
+    let t1 = t0 + 24 * step;
+    for (k, supply) in [105.0, 98.0, 91.0, 84.0, 77.0].iter().enumerate() {
+        seq.push((
+            t1 + k as i64 * step,
+            plant_readings(264.0e6, *supply, 110.0, 1.0),
+        ));
+    }
+    let mut det = TripDetector::new(60_000);
+    assert_eq!(
+        trips_raised(&mut det, "boiler-south", &seq),
+        Vec::<i64>::new()
+    );
+}
