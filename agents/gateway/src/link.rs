@@ -78,9 +78,9 @@ impl LinkShared {
                 }
                 // Woken by every acknowledgement; the link going down is
                 // seen within the poll period.
-                match tokio::time::timeout(Duration::from_millis(200), acked.changed()).await {
-                    Ok(Err(_)) => return false,
-                    Ok(Ok(())) | Err(_) => {}
+                let woken = tokio::time::timeout(Duration::from_millis(200), acked.changed()).await;
+                if let Ok(Err(_)) = woken {
+                    return false;
                 }
             }
         };

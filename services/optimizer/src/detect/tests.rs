@@ -1173,7 +1173,6 @@ fn a_plant_started_again_is_given_time_to_heat_before_it_is_judged() {
 fn a_plant_overloaded_by_another_ones_trip_has_not_tripped() {
     // boiler-south on the city, taking over chp-east's load: more heat than
     // ever, its outlet falling fast below its setpoint.
-    let n = id("boiler-south");
     let t0 = 1_800_000_000_000;
     let step = 5 * 60_000;
     let mut seq: Vec<(i64, Vec<Reading>)> = Vec::new();
