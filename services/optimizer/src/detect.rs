@@ -678,8 +678,6 @@ struct PlantTrack {
     tripped: bool,
     /// Its pump was last seen stopped.
     seen_stopped: bool,
-    /// The last heat reading, W.
-    last_heat: Option<f64>,
     /// When its pump was seen running again after a stop, network ms.
     restart_ms: Option<i64>,
 }
@@ -758,7 +756,8 @@ const COOLING_K_PER_MIN: f64 = 1.0;
 /// network's newest time, which may be ahead of the plant's), ms.
 const PUMP_START_GRACE_MS: i64 = 3 * 60_000;
 /// A plant whose pump was seen stopped and runs again (a trip cleared, the
-/// dispatch starting it) is not judged for a collapse this long: a CHP plant
+/// dispatch starting it) is not judged by its heat this long (a fast-cooling
+/// outlet still counts): a CHP plant
 /// ramps at 1 % of its capacity a minute, so its heat stays far below any
 /// usual level for the better part of an hour, and the first flush of cold
 /// water through it cools its outlet fast (found on the city: `chp-east`,
@@ -946,19 +945,9 @@ impl TripDetector {
             _ => {}
         }
         let restarting = p.restart_ms.is_some_and(|t| time_ms - t < RESTART_GRACE_MS);
-        // A plant making its usual heat or more (twice in a row) is overloaded (another plant
-        // tripped, the load grew past it), not tripped, however fast its
-        // outlet cools (found on the city: the boiler, taking over a tripped
-        // CHP's load at 264 MW against its usual 213, was raised tripped and
-        // the dispatch stopped it).
-        // Two samples in a row: a plant whose flow flips between 0 and full
-        // shows its stored heat on one sample only.
-        let last_heat = p.last_heat.replace(heat);
-        let overloaded = learned
-            && heat >= HEAT_RECOVERED_SHARE * usual
-            && last_heat.is_some_and(|q| q >= HEAT_RECOVERED_SHARE * usual);
-        let cooling = cooling && !overloaded;
-        let collapsed = running != Some(false) && !restarting && (heat_lost || cooling);
+        // The grace spares a restart's low heat only: an outlet cooling fast
+        // is a trip even then.
+        let collapsed = running != Some(false) && ((heat_lost && !restarting) || cooling);
         if collapsed {
             let no_lift = get(Metric::ReturnTempC).is_some_and(|r| supply - r < NO_LIFT_K);
             match p.low {
