@@ -149,13 +149,15 @@ impl GatewayConfig {
 
     pub fn validate(&self) -> Result<(), String> {
         let l = &self.limits;
-        let in_range = |name: &str, v: u64, lo: u64, hi: u64| {
+        let within = |path: &str, v: u64, lo: u64, hi: u64| {
             if v < lo || v > hi {
-                Err(format!("limits.{name} = {v} is outside {lo}..{hi}"))
+                Err(format!("{path} = {v} is outside {lo}..{hi}"))
             } else {
                 Ok(())
             }
         };
+        let in_range =
+            |name: &str, v: u64, lo: u64, hi: u64| within(&format!("limits.{name}"), v, lo, hi);
         in_range("scan_period_ms", l.scan_period_ms, 10, 600_000)?;
         in_range("fallback_after_ms", l.fallback_after_ms, 1_000, 86_400_000)?;
         in_range("heartbeat_ms", l.heartbeat_ms, 100, 60_000)?;
@@ -174,15 +176,8 @@ impl GatewayConfig {
             ..
         } = &self.clock
         {
-            let bound = |name: &str, v: u64, lo: u64, hi: u64| {
-                if v < lo || v > hi {
-                    Err(format!("clock.{name} = {v} is outside {lo}..{hi}"))
-                } else {
-                    Ok(())
-                }
-            };
-            bound("max_unacked_batches", *max_unacked_batches, 0, 10_000)?;
-            bound("ack_wait_ms", *ack_wait_ms, 0, 600_000)?;
+            within("clock.max_unacked_batches", *max_unacked_batches, 0, 10_000)?;
+            within("clock.ack_wait_ms", *ack_wait_ms, 0, 600_000)?;
         }
         if self.actors.is_empty() {
             return Err("actors: the gateway hosts no actor".into());

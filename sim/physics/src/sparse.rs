@@ -9,7 +9,9 @@
 //! nested dissection makes it), a large factor's two blocks are factored on
 //! two threads, to the same bits as on one.
 
+#[cfg(test)]
 use std::cmp::Reverse;
+#[cfg(test)]
 use std::collections::BinaryHeap;
 
 const NONE: usize = usize::MAX;
@@ -60,11 +62,7 @@ impl Symbolic {
             row.sort_unstable();
             row.dedup();
         }
-        let perm = if std::env::var_os("ORDER_MD").is_some() {
-            minimum_degree(&adj)
-        } else {
-            nested_dissection(&adj)
-        };
+        let perm = nested_dissection(&adj);
         let mut inv = vec![0; n];
         for (new, &old) in perm.iter().enumerate() {
             inv[old] = new;
@@ -607,7 +605,9 @@ fn minimum_degree_small(mut g: Vec<u128>) -> Vec<usize> {
     order
 }
 
-/// Minimum-degree ordering on the explicit elimination graph (ties by index).
+/// Minimum-degree ordering on the explicit elimination graph (ties by index):
+/// the reference `minimum_degree_small` is tested against.
+#[cfg(test)]
 fn minimum_degree(adj: &[Vec<usize>]) -> Vec<usize> {
     let n = adj.len();
     let mut g: Vec<Vec<usize>> = adj.to_vec();
