@@ -426,6 +426,21 @@ pub enum PlantDispatch {
 /// Reset time of the heat-output loop, s: slow against the lead plant's head
 /// loop (120 s), so that the two plants' pumps do not chase each other.
 pub const HEAT_LOOP_TI_S: f64 = 900.0;
+/// Gain of the heat-output loop: pump speed per unit of heat error relative
+/// to the larger of the order and the measured heat.
+pub const HEAT_LOOP_GAIN: f64 = 0.2;
+/// A dispatched plant whose supply is this far under its setpoint while it
+/// carries water has its heat source at a limit; its heat loop then holds or
+/// slows the pump, never speeds it up, K.
+/// (Found on the city: `boiler-south` at its 237 MW nameplate, ordered more,
+/// sped its pump up until its outlet fell 16 K under the setpoint, which
+/// cooled its district and looked like a trip.)
+pub const HEAT_LOOP_SOURCE_SHORT_K: f64 = 3.0;
+/// A plant carries water, for that rule, while its flow at the setpoint's
+/// lift would carry at least this share of its order.
+pub const HEAT_LOOP_CIRCULATING_SHARE: f64 = 0.1;
+/// Specific heat of water for the loop's circulation estimate, J/(kg·K).
+const WATER_CP_J_KG_K: f64 = 4_190.0;
 
 impl PlantCtl {
     fn command(&mut self, cmd: &Command) -> Result<(), String> {
@@ -443,10 +458,10 @@ impl PlantCtl {
                 match &mut self.dispatch {
                     Some(PlantDispatch::Heat { heat_w: h, .. }) => *h = heat_w,
                     _ => {
-                        // 10 % heat error moves the speed by 1 %; bumpless from the speed now.
+                        // 10 % heat error moves the speed by 2 %; bumpless from the speed now.
                         // Slow on purpose, and gentle at any scan: no long-scan scaling.
                         let pi = Pi::new(
-                            0.1 / heat_w.max(1.0e6),
+                            HEAT_LOOP_GAIN / heat_w.max(1.0e6),
                             HEAT_LOOP_TI_S,
                             MIN_PUMP_SPEED,
                             model::hardware::PUMP_SPEED_LIMITS.1,
@@ -479,8 +494,15 @@ impl PlantCtl {
         Ok(())
     }
 
-    /// (pump on, pump speed if written) for this tick.
-    fn pump(&mut self, readings: &[Reading], link: LinkState, dt: f64) -> (f64, Option<f64>) {
+    /// (pump on, pump speed if written) for this tick; `supply_sp_c`: the
+    /// supply setpoint written this tick.
+    fn pump(
+        &mut self,
+        readings: &[Reading],
+        supply_sp_c: f64,
+        link: LinkState,
+        dt: f64,
+    ) -> (f64, Option<f64>) {
         let running = get(readings, Metric::PumpRunning).is_none_or(|r| r >= 0.5);
         let head = get(readings, Metric::DiffPressurePa);
         let (on, speed) = match (&mut self.dispatch, link.optimizer_recent) {
@@ -491,7 +513,49 @@ impl PlantCtl {
                     (0.0, Some(self.last_speed))
                 } else {
                     match get(readings, Metric::HeatW) {
-                        Some(q) if running => (1.0, Some(pi.step(*heat_w, q, dt))),
+                        Some(q) if running => {
+                            // A heat source at its limit (capacity, ramp, a
+                            // trip) leaves the supply under its setpoint:
+                            // more flow brings no more heat, it only cools
+                            // the network. The loop may then slow the pump,
+                            // never speed it up. Only while the plant carries
+                            // water: a plant whose pump another's overpowers
+                            // reads a stagnant, cooling outlet and needs more
+                            // speed (found on the ring). Holding, not slowing:
+                            // an outlet also lags a rising flow for minutes
+                            // (its 600 s approach), and a loop that slowed
+                            // then cycled the ring's boiler around its order.
+                            let at_limit = match (
+                                get(readings, Metric::SupplyTempC),
+                                get(readings, Metric::ReturnTempC),
+                                get(readings, Metric::FlowKgS),
+                            ) {
+                                (Some(ts), Some(tr), Some(flow_kg_s)) => {
+                                    ts < supply_sp_c - HEAT_LOOP_SOURCE_SHORT_K
+                                        && flow_kg_s * WATER_CP_J_KG_K * (supply_sp_c - tr).max(1.0)
+                                            >= HEAT_LOOP_CIRCULATING_SHARE * *heat_w
+                                }
+                                _ => false,
+                            };
+                            let target_w = if at_limit { heat_w.min(q) } else { *heat_w };
+                            // The gain relative to the operating point: 10 %
+                            // heat error moves the speed by 2 %, whatever the
+                            // order the loop was first made for (found on the
+                            // city: made for a 24 MW order, the loop swung
+                            // `boiler-south`'s pump between its limits, its
+                            // heat between 35 and 380 MW, from one 300 s scan
+                            // to the next at 150 MW).
+                            pi.kp = HEAT_LOOP_GAIN / heat_w.max(q).max(1.0e6);
+                            let speed = pi.step(target_w, q, dt);
+                            (
+                                1.0,
+                                Some(if at_limit {
+                                    speed.min(self.last_speed)
+                                } else {
+                                    speed
+                                }),
+                            )
+                        }
                         // No plausible heat reading or a stopped pump: hold the speed.
                         _ => {
                             pi.integral = self.last_speed;
@@ -790,7 +854,7 @@ impl Controller {
                 let readings = p.guard.check(input.time_ms, raw);
                 let (dt, sp, mode) = p.source.advance(input, &readings);
                 p.source.set_mode(mode);
-                let (pump_on, speed) = p.pump(&readings, input.link, dt);
+                let (pump_on, speed) = p.pump(&readings, sp, input.link, dt);
                 let mut writes = vec![
                     (Actuator::PlantSupplySetpointC, sp),
                     (Actuator::PlantPump, pump_on),

@@ -644,11 +644,26 @@ fn plant_tick(
     head_pa: f64,
     online: bool,
 ) -> TickOutput {
+    plant_tick_at(c, t_ms, heat_w, head_pa, online, 100.0)
+}
+
+/// A plant tick with its supply at `supply_c` (its setpoint at 0 °C
+/// outdoors is 93.5 °C).
+fn plant_tick_at(
+    c: &mut Controller,
+    t_ms: i64,
+    heat_w: f64,
+    head_pa: f64,
+    online: bool,
+    supply_c: f64,
+) -> TickOutput {
     c.tick(&TickInput {
         time_ms: t_ms,
         readings: Some(vec![
             Reading::new(Metric::OutdoorTempC, 0.0),
-            Reading::new(Metric::SupplyTempC, 100.0),
+            Reading::new(Metric::SupplyTempC, supply_c),
+            Reading::new(Metric::ReturnTempC, 45.0),
+            Reading::new(Metric::FlowKgS, 40.0),
             Reading::new(Metric::HeatW, heat_w),
             Reading::new(Metric::DiffPressurePa, head_pa),
             Reading::new(Metric::PumpRunning, 1.0),
@@ -668,10 +683,10 @@ fn a_dispatched_plant_tracks_its_heat_output_with_its_pump_speed() {
     c.command(&cmd(1, Action::SetHeatOutput { heat_w: 8.0e6 }))
         .unwrap();
     // Bumpless: the first speed is the rated one plus only the P part:
-    // 0.1/8 MW · 3 MW = 0.0375.
+    // 0.2/8 MW · 3 MW = 0.075.
     let out = plant_tick(&mut c, T0 + 1_000, 5.0e6, 4.0e5, true);
     let first = pump_speed(&out, Actuator::PlantPumpSpeed).unwrap();
-    assert!((first - 1.0375).abs() < 1e-3, "{first}");
+    assert!((first - 1.075).abs() < 1e-3, "{first}");
     // Heat stays short: the speed rises to its limit and stays there.
     let mut speed = first;
     for k in 2..2000 {
@@ -696,6 +711,121 @@ fn a_dispatched_plant_tracks_its_heat_output_with_its_pump_speed() {
     let out = plant_tick(&mut c, T0 + 20_030_000, 0.0, 4.0e5, false);
     assert_eq!(pump_speed(&out, Actuator::PlantPump), Some(1.0));
     assert_eq!(pump_speed(&out, Actuator::PlantPumpSpeed), Some(1.0));
+}
+
+#[test]
+fn a_plant_whose_heat_source_is_at_its_limit_does_not_speed_its_pump_up() {
+    let mut c = plant_ctl();
+    c.command(&cmd(1, Action::SetHeatOutput { heat_w: 8.0e6 }))
+        .unwrap();
+    // Let the setpoint ramp (2 K/min) to the curve's 93.5 °C.
+    let mut t = T0;
+    for _ in 0..40 {
+        t += 60_000;
+        plant_tick(&mut c, t, 8.0e6, 4.0e5, true);
+    }
+    let speed_at = |out: &TickOutput| pump_speed(out, Actuator::PlantPumpSpeed).unwrap();
+    let before = speed_at(&plant_tick(&mut c, t + 1_000, 8.0e6, 4.0e5, true));
+    // Heat short by 3 MW with the supply 3.5 K and more under its setpoint:
+    // the source is at its limit; the speed never rises.
+    for (k, supply_c) in [(1, 90.0), (2, 85.0), (3, 80.0)] {
+        for j in 0..100 {
+            let out = plant_tick_at(
+                &mut c,
+                t + k * 1_000_000 + j * 10_000,
+                5.0e6,
+                4.0e5,
+                true,
+                supply_c,
+            );
+            assert!(speed_at(&out) <= before + 1e-12, "supply {supply_c} °C");
+        }
+    }
+    // Too much heat at the limit: the speed still falls.
+    let out = plant_tick_at(&mut c, t + 4_000_000, 10.0e6, 4.0e5, true, 85.0);
+    assert!(speed_at(&out) < before);
+    let low = speed_at(&out);
+    // A source that puts no heat in (a trip: the outlet at the return)
+    // while its plant carries water: the speed never rises.
+    let mut speed = low;
+    for j in 0..60 {
+        let out = c.tick(&TickInput {
+            time_ms: t + 5_000_000 + j * 60_000,
+            readings: Some(vec![
+                Reading::new(Metric::OutdoorTempC, 0.0),
+                Reading::new(Metric::SupplyTempC, 45.0),
+                Reading::new(Metric::ReturnTempC, 45.0),
+                Reading::new(Metric::FlowKgS, 40.0),
+                Reading::new(Metric::HeatW, 0.1e6),
+                Reading::new(Metric::DiffPressurePa, 4.0e5),
+                Reading::new(Metric::PumpRunning, 1.0),
+            ]),
+            link: LinkState {
+                optimizer_recent: true,
+            },
+        });
+        let next = speed_at(&out);
+        assert!(
+            next <= speed + 1e-12,
+            "scan {j}: {speed} -> {next} {:?}",
+            out.implausible
+        );
+        speed = next;
+    }
+    // A plant carrying next to no water (another plant's pump overpowers
+    // its own) reads a stagnant outlet: its loop speeds the pump up.
+    let out = c.tick(&TickInput {
+        time_ms: t + 5_000_000 + 60 * 60_000,
+        readings: Some(vec![
+            Reading::new(Metric::OutdoorTempC, 0.0),
+            Reading::new(Metric::SupplyTempC, 45.0),
+            Reading::new(Metric::ReturnTempC, 45.0),
+            Reading::new(Metric::FlowKgS, 0.5),
+            Reading::new(Metric::HeatW, 0.0),
+            Reading::new(Metric::DiffPressurePa, 4.0e5),
+            Reading::new(Metric::PumpRunning, 1.0),
+        ]),
+        link: LinkState {
+            optimizer_recent: true,
+        },
+    });
+    assert!(speed_at(&out) > speed);
+    // Within 3 K of its setpoint the loop speeds the pump up again.
+    let out = plant_tick_at(&mut c, t + 20_000_000, 5.0e6, 4.0e5, true, 91.0);
+    assert!(speed_at(&out) > speed);
+}
+
+#[test]
+fn the_heat_loop_gain_follows_the_order_not_the_first_one() {
+    // Made for a 24 MW order (a boiler at its minimum load), then ordered
+    // 150 MW with 100 MW made, at 300 s scans: 10 % of the operating point
+    // moves the speed by 2 % (P: 0.2 · 50/150 = 0.067; I: a third of that
+    // a scan), not by 12 % as a gain fixed at 24 MW would.
+    let mut c = plant_ctl();
+    c.command(&cmd(1, Action::SetHeatOutput { heat_w: 24.0e6 }))
+        .unwrap();
+    let speed_at = |out: &TickOutput| pump_speed(out, Actuator::PlantPumpSpeed).unwrap();
+    let mut t = T0;
+    let mut speed = 0.0;
+    for _ in 0..10 {
+        t += 300_000;
+        speed = speed_at(&plant_tick(&mut c, t, 24.0e6, 4.0e5, true));
+    }
+    c.command(&cmd(2, Action::SetHeatOutput { heat_w: 150.0e6 }))
+        .unwrap();
+    for k in 0..4 {
+        t += 300_000;
+        let next = speed_at(&plant_tick(&mut c, t, 100.0e6, 4.0e5, true));
+        let step = next - speed;
+        let limit = if k == 0 { 0.1 } else { 0.03 };
+        assert!(step > 0.0 && step <= limit, "scan {k}: {speed} -> {next}");
+        speed = next;
+    }
+    // Far too much heat: the speed falls, by its P part turned round and a
+    // scan of I (0.067 + 0.121 + 0.04), not to its minimum.
+    t += 300_000;
+    let next = speed_at(&plant_tick(&mut c, t, 380.0e6, 4.0e5, true));
+    assert!(next < speed && speed - next <= 0.25, "{speed} -> {next}");
 }
 
 #[test]
