@@ -50,6 +50,8 @@ pub struct Layout {
     pipes: Vec<(String, usize, usize)>,
     /// Junction of each plant and substation.
     node_at: BTreeMap<NodeId, usize>,
+    /// Each plant's nameplate heat output (the asset register), W.
+    plant_capacity_w: BTreeMap<NodeId, f64>,
 }
 
 impl Layout {
@@ -57,7 +59,14 @@ impl Layout {
     /// a network of private pipes one junction per plant and substation and a
     /// pipe `<substation>.pipe` from each substation's plant.
     pub fn of(net: &Network) -> Self {
-        let mut l = Layout::default();
+        let mut l = Layout {
+            plant_capacity_w: net
+                .plants
+                .iter()
+                .map(|p| (p.id.clone(), p.capacity_w))
+                .collect(),
+            ..Layout::default()
+        };
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
         let mut junction = |l: &mut Layout, id: &str| -> usize {
             *index.entry(id.to_string()).or_insert_with(|| {
@@ -99,6 +108,11 @@ impl Layout {
             }
         }
         l
+    }
+
+    /// Each plant's nameplate heat output, W.
+    pub fn plant_capacities_w(&self) -> &BTreeMap<NodeId, f64> {
+        &self.plant_capacity_w
     }
 
     pub fn pipe_count(&self) -> usize {
@@ -707,6 +721,8 @@ pub struct TripDetector {
     /// Per plant: its heat orders of the last [`PEAK_WINDOW_MS`] (and the one
     /// in force before them): (network time, W), oldest first.
     heat_orders: BTreeMap<NodeId, VecDeque<(i64, f64)>>,
+    /// Per plant: its nameplate heat output, where known, W.
+    capacity_w: BTreeMap<NodeId, f64>,
 }
 
 /// Time constant of a plant's learned heat output, ms.
@@ -753,8 +769,11 @@ const NO_LIFT_K: f64 = 2.0;
 const COOLING_K_PER_MIN: f64 = 1.0;
 /// A plant's pump ordered on again is given this long to be seen running
 /// (the gateway starts it at its next scan, and the order is stamped with the
-/// network's newest time, which may be ahead of the plant's), ms.
-const PUMP_START_GRACE_MS: i64 = 3 * 60_000;
+/// network's newest time, which may be ahead of the plant's): two of the
+/// season runs' 300 s lockstep steps (found on the city: `boiler-south`,
+/// started again after its trip hold, was raised as a pump trip from the
+/// readings of the step before its gateway had the order), ms.
+const PUMP_START_GRACE_MS: i64 = 10 * 60_000;
 /// A plant whose pump was seen stopped and runs again (a trip cleared, the
 /// dispatch starting it) is not judged by its heat this long (a fast-cooling
 /// outlet still counts): a CHP plant
@@ -764,6 +783,21 @@ const PUMP_START_GRACE_MS: i64 = 3 * 60_000;
 /// its trip cleared, was raised tripped again at once and stopped by the
 /// dispatch for the rest of the week), ms.
 pub const RESTART_GRACE_MS: i64 = 90 * 60_000;
+/// A plant started again whose outlet is still within [`NO_LIFT_K`] of its
+/// return this long after, while it circulates, has not got its heat source
+/// back, grace or not: a CHP plant ramping from nothing at 1 % of its
+/// capacity a minute lifts its water by several kelvin by then (found on the
+/// city: `chp-east`, tried again after its trip hold with its source still
+/// out, pumped 1,270 kg/s of 20 °C water into the network for the whole
+/// 90 min grace, then again after the next hold), ms.
+pub const RESTART_LIFT_MS: i64 = 15 * 60_000;
+/// A plant making at least this share of its nameplate heat is at its
+/// capacity, not tripped, however fast its outlet cools: more flow than its
+/// source can heat (found on the city: `boiler-south` at 224 of its 237 MW,
+/// its outlet 16 K under the setpoint and falling, was raised tripped and
+/// stopped for two hours). A tripped source's heat falls below this within
+/// a minute or so.
+pub const AT_CAPACITY_SHARE: f64 = 0.9;
 
 impl TripDetector {
     pub fn new(confirm_ms: i64) -> Self {
@@ -771,6 +805,12 @@ impl TripDetector {
             confirm_ms,
             ..Default::default()
         }
+    }
+
+    /// The plants' nameplate heat outputs, W (see [`AT_CAPACITY_SHARE`]).
+    pub fn with_capacities(mut self, capacity_w: BTreeMap<NodeId, f64>) -> Self {
+        self.capacity_w = capacity_w;
+        self
     }
 
     /// An order the dispatch sent a plant at network time `network_ms`; it
@@ -905,6 +945,10 @@ impl TripDetector {
         };
         let confirm = self.confirm_ms;
         let order_w = self.heat_order_w(node, time_ms);
+        let at_capacity = self
+            .capacity_w
+            .get(node)
+            .is_some_and(|c| heat >= AT_CAPACITY_SHARE * c);
         let p = self.plants.entry(node.clone()).or_default();
         let usual = p
             .recent
@@ -945,9 +989,15 @@ impl TripDetector {
             _ => {}
         }
         let restarting = p.restart_ms.is_some_and(|t| time_ms - t < RESTART_GRACE_MS);
-        // The grace spares a restart's low heat only: an outlet cooling fast
-        // is a trip even then.
-        let collapsed = running != Some(false) && ((heat_lost && !restarting) || cooling);
+        let still_cold = restarting
+            && circulating
+            && p.restart_ms.is_some_and(|t| time_ms - t >= RESTART_LIFT_MS)
+            && get(Metric::ReturnTempC).is_some_and(|r| supply - r < NO_LIFT_K);
+        // The grace spares a restart's low heat only: an outlet cooling fast,
+        // or one not lifted at all, is a trip even then.
+        let collapsed = running != Some(false)
+            && !at_capacity
+            && ((heat_lost && !restarting) || cooling || still_cold);
         if collapsed {
             let no_lift = get(Metric::ReturnTempC).is_some_and(|r| supply - r < NO_LIFT_K);
             match p.low {

@@ -23,7 +23,7 @@
 //! Without a network description (capacities, prices, pipes) there is no
 //! dispatch: plants get supply temperatures only, with no delay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use model::{Action, Network, NodeId, SupplyCurve};
@@ -188,6 +188,10 @@ pub struct PlanState {
     retried_ms: BTreeMap<NodeId, i64>,
     /// What plants were seen to deliver at most, W (below their nameplate).
     deliverable_w: BTreeMap<NodeId, f64>,
+    /// Each plant's measured heat at the last round, W.
+    last_heat_w: BTreeMap<NodeId, f64>,
+    /// Plants whose floor has been considered once (see the floors).
+    floors_started: BTreeSet<NodeId>,
     /// Non-lead plants' regional floors: the least heat dispatched so that
     /// the region each serves keeps its pressure (`ahead::next_floor`), W.
     floor_w: BTreeMap<NodeId, f64>,
@@ -220,6 +224,8 @@ impl PlanState {
             trip_seen_ms: BTreeMap::new(),
             retried_ms: BTreeMap::new(),
             deliverable_w: BTreeMap::new(),
+            last_heat_w: BTreeMap::new(),
+            floors_started: BTreeSet::new(),
             floor_w: BTreeMap::new(),
             view: None,
         }
@@ -384,12 +390,12 @@ impl PlanState {
         // seen tripped stays out for a while (once stopped it cannot show
         // whether it would heat again), then is tried again.
         for p in plants {
-            // A plant tried again after its hold is given time to heat up
-            // (`detect::RESTART_GRACE_MS`) before "no heat" counts.
+            // A plant tried again after its hold is given time to lift its
+            // water (`detect::RESTART_LIFT_MS`) before "no heat" counts.
             let retrying = self
                 .retried_ms
                 .get(&p.id)
-                .is_some_and(|t| now_ms - t < crate::detect::RESTART_GRACE_MS);
+                .is_some_and(|t| now_ms - t < crate::detect::RESTART_LIFT_MS);
             let no_heat = !retrying
                 && p.pump_running == Some(true)
                 && matches!((p.supply_temp_c, p.return_temp_c), (Some(s), Some(r)) if s - r < 0.5)
@@ -474,9 +480,22 @@ impl PlanState {
                 .sent_at_ms
                 .get(&o.id)
                 .is_some_and(|t| now_ms - t >= 2 * plan_interval_ms);
+            let nameplate = self
+                .network
+                .as_ref()
+                .and_then(|n| n.plant(&o.id))
+                .map_or(0.0, |p| p.capacity_w);
+            // Still climbing toward its order (its slow heat loop): not at a
+            // limit yet (found on the city: a boiler taken as able to give
+            // only what it made while its pump was still speeding up held
+            // its floor, and its district short, for days).
+            let rising = self
+                .last_heat_w
+                .insert(o.id.clone(), q)
+                .is_some_and(|prev| q > prev + 0.01 * nameplate);
             let short = match self.sent.get(&o.id) {
                 Some(Action::SetHeatOutput { heat_w }) if *heat_w > 0.0 => {
-                    settled && q < 0.9 * heat_w
+                    settled && q < 0.9 * heat_w && !rising
                 }
                 Some(Action::SetPumpHead { head_pa }) => {
                     most_open.is_some_and(|v| v >= ahead::VALVE_WIDE_OPEN)
@@ -485,11 +504,6 @@ impl PlanState {
                 }
                 _ => false,
             };
-            let nameplate = self
-                .network
-                .as_ref()
-                .and_then(|n| n.plant(&o.id))
-                .map_or(0.0, |p| p.capacity_w);
             if short {
                 self.deliverable_w.insert(o.id.clone(), (q * 1.02).max(0.0));
             } else if let Some(c) = self.deliverable_w.get_mut(&o.id) {
@@ -502,6 +516,35 @@ impl PlanState {
         // Regions: the substations each plant serves (nearest in water
         // volume), their critical pressure and most open valve.
         let regions = regions(subs, &delays, self.dp_target_pa);
+        // A lead at its head limit (ordered the most, or its pump unable to
+        // make what it is ordered) has nothing more to give: while the regions
+        // it answers for are short, every other plant with pump to spare
+        // raises its floor too, and none lowers it (found on the city: the
+        // lead at full head, `chp-east` at what its pump could push, 33
+        // substations short with their valves wide open, while the boiler's
+        // pump idled at 110 kPa because its own district was warm).
+        let lead_spent = self.lead.as_ref().is_some_and(|lead| {
+            let measured = plants
+                .iter()
+                .find(|p| &p.id == lead)
+                .and_then(|p| p.head_pa);
+            self.head_pa.is_some_and(|h| {
+                h >= ahead::HEAD_LIMITS_PA.1 - 1.0 || measured.is_some_and(|m| m < 0.95 * h)
+            })
+        });
+        let spent_regions_short = lead_spent
+            && self.lead.as_ref().is_some_and(|lead| {
+                let spent = |plant: &NodeId| {
+                    tripped.contains(plant)
+                        || self.deliverable_w.get(plant).is_some_and(|d| {
+                            self.floor_w.get(plant).is_some_and(|f| *f >= 0.98 * d)
+                        })
+                };
+                lead_view(&regions, lead, spent).is_some_and(|r| {
+                    ahead::region_need(r.critical_dp_pa, r.most_open, self.dp_target_pa)
+                        == ahead::RegionNeed::More
+                })
+            });
         for (o, p) in &net_plants {
             let Some(p) = p else {
                 continue;
@@ -511,20 +554,30 @@ impl PlanState {
                 self.floor_w.remove(&o.id);
                 continue;
             }
-            let need = region.map_or(ahead::RegionNeed::Hold, |r| {
+            let own = region.map_or(ahead::RegionNeed::Hold, |r| {
                 ahead::region_need(r.critical_dp_pa, r.most_open, self.dp_target_pa)
             });
+            let need = match own {
+                _ if spent_regions_short => ahead::RegionNeed::More,
+                ahead::RegionNeed::Less if lead_spent => ahead::RegionNeed::Hold,
+                n => n,
+            };
             let deliverable = self
                 .deliverable_w
                 .get(&o.id)
                 .map_or(p.capacity_w, |c| c.min(p.capacity_w));
-            match ahead::next_floor(
-                self.floor_w.get(&o.id).copied(),
-                o.heat_w,
-                need,
-                p.capacity_w,
-                deliverable,
-            ) {
+            // Bumpless: a plant first seen (the optimizer starting, or
+            // restarting) keeps what it makes as its floor, which falls only
+            // as its district shows pressure to spare (found on the city:
+            // dropped at once to its economic minimum, the boiler's district
+            // went cold for the hours its floor took to climb back).
+            let first_sight = self.floors_started.insert(o.id.clone());
+            let floor_w = self
+                .floor_w
+                .get(&o.id)
+                .copied()
+                .or(o.heat_w.filter(|q| first_sight && *q > 0.0));
+            match ahead::next_floor(floor_w, o.heat_w, need, p.capacity_w, deliverable) {
                 Some(f) => self.floor_w.insert(o.id.clone(), f),
                 None => self.floor_w.remove(&o.id),
             };
@@ -686,6 +739,26 @@ impl PlanState {
                     Action::SetHeatOutput { heat_w: h }
                 })
             };
+            // One line per plant and round: what it made, its floor, and what
+            // it is ordered (the trail behind a plant's swings).
+            let (order_heat_w, order_head_pa) = match &dispatch {
+                Some(Action::SetHeatOutput { heat_w }) => (Some(*heat_w), None),
+                Some(Action::SetPumpHead { head_pa }) => (None, Some(*head_pa)),
+                _ => (None, None),
+            };
+            tracing::info!(
+                plant_id = %o.id,
+                network_time_ms = now_ms,
+                heat_w = o.heat_w,
+                head_pa = o.head_pa,
+                floor_w = self.floor_w.get(&o.id).copied(),
+                deliverable_w = self.deliverable_w.get(&o.id).copied(),
+                order_heat_w,
+                order_head_pa,
+                supply_sp_c = supply_now,
+                tripped = tripped.contains(&o.id),
+                "plant planned"
+            );
             let dispatch = dispatch.filter(|a| {
                 let cap = p.map_or(1.0e6, |p| p.capacity_w);
                 match (self.sent.get(&o.id), a) {
@@ -926,25 +999,97 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_starved_region_raises_its_plants_floor_and_not_the_leads_head() {
+    /// The ring, a fresh plan, and the plant each substation is served by.
+    fn ring_regions() -> (Arc<Network>, PlanState, BTreeMap<NodeId, NodeId>) {
         let net = Arc::new(Network::sample("ring").unwrap());
-        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        let st = PlanState::new(Some(net.clone()), 50_000.0);
         let flows: BTreeMap<NodeId, f64> = net
             .substations
             .iter()
             .map(|s| (s.id.clone(), 20.0))
             .collect();
-        let served = st.layout.as_ref().unwrap().delays(&flows, &[]).substations;
+        let served = st
+            .layout
+            .as_ref()
+            .unwrap()
+            .delays(&flows, &[])
+            .substations
+            .into_iter()
+            .map(|(s, d)| (s, d.plant))
+            .collect();
+        (net, st, served)
+    }
+
+    #[test]
+    fn a_spent_lead_hands_its_short_region_to_a_plant_with_pump_to_spare() {
+        let (net, mut st, served) = ring_regions();
+        let (chp, boiler) = (net.plants[0].id.clone(), net.plants[1].id.clone());
+        let boiler_cap = net.plants[1].capacity_w;
+        // The lead's district is short, the boiler's has pressure to spare.
+        let subs: Vec<SubstationObs> = net
+            .substations
+            .iter()
+            .map(|s| {
+                let dp = if served[&s.id] == chp {
+                    20_000.0
+                } else {
+                    200_000.0
+                };
+                sub(s.id.as_str(), 1.0, dp)
+            })
+            .collect();
+        let total_mw = net.substations.len() as f64;
+        let plants = vec![plant_obs(&net, 0, total_mw - 1.2), plant_obs(&net, 1, 1.2)];
+        // The lead has head to give: it is its job; the boiler's floor (what
+        // it made when first seen: bumpless) falls, its district having
+        // pressure to spare.
+        st.round(1_000_000, 300_000, &subs, &plants);
+        let v = st.view().unwrap().clone();
+        assert_eq!(v.lead_plant.as_ref(), Some(&chp));
+        assert!(v.head_setpoint_pa.unwrap() > 4.0e5, "{v:?}");
+        let fallen = 1.2e6 - ahead::FLOOR_FALL_SHARE * boiler_cap;
+        assert!(
+            st.floor_w
+                .get(&boiler)
+                .is_some_and(|f| (f - fallen).abs() < 1.0),
+            "{:?}",
+            st.floor_w
+        );
+        // The lead at its head limit: the boiler's floor rises by a step.
+        st.head_pa = Some(ahead::HEAD_LIMITS_PA.1);
+        st.round(1_300_000, 300_000, &subs, &plants);
+        let want = 1.2e6 + ahead::FLOOR_RISE_SHARE * boiler_cap;
+        let floor = st.floor_w.get(&boiler).copied();
+        assert!(
+            floor.is_some_and(|f| (f - want).abs() < 1.0e4),
+            "{floor:?} vs {want}"
+        );
+        // Its pump cannot make the head it is ordered (4 of 20 bar): spent
+        // too; delivered, the boiler's floor rises again and does not fall
+        // while the lead's region is short.
+        let mut weak = plants.clone();
+        weak[1].heat_w = Some(want);
+        st.head_pa = Some(1.0e6);
+        st.round(1_600_000, 300_000, &subs, &weak);
+        let next = st.floor_w.get(&boiler).copied().unwrap_or(0.0);
+        assert!(
+            next > want + 0.9 * ahead::FLOOR_RISE_SHARE * boiler_cap,
+            "{next}"
+        );
+    }
+
+    #[test]
+    fn a_starved_region_raises_its_plants_floor_and_not_the_leads_head() {
+        let (net, mut st, served) = ring_regions();
         let boiler = net.plants[1].id.clone();
         let boiler_cap = net.plants[1].capacity_w;
-        assert!(served.values().any(|d| d.plant == boiler), "{served:?}");
+        assert!(served.values().any(|p| *p == boiler), "{served:?}");
         // The boiler's district is short of pressure, the CHP's has plenty.
         let subs_at = |boiler_dp: f64| -> Vec<SubstationObs> {
             net.substations
                 .iter()
                 .map(|s| {
-                    let dp = if served[&s.id].plant == boiler {
+                    let dp = if served[&s.id] == boiler {
                         boiler_dp
                     } else {
                         200_000.0
@@ -1043,8 +1188,9 @@ mod tests {
         assert!(v.lead_plant.is_none() && v.plants.iter().all(|p| p.heat_w.is_empty()));
     }
 
-    #[test]
-    fn a_plant_that_cannot_make_its_order_is_planned_at_what_it_delivers() {
+    /// The ring at 2 MW a substation, 80 kPa everywhere, after a first
+    /// round with the CHP plant at 6.8 MW and the boiler at `boiler_mw`.
+    fn ring_after_a_round(boiler_mw: f64) -> (PlanState, Vec<SubstationObs>, Vec<PlantObs>) {
         let net = Arc::new(Network::sample("ring").unwrap());
         let mut st = PlanState::new(Some(net.clone()), 50_000.0);
         let subs: Vec<SubstationObs> = net
@@ -1052,8 +1198,14 @@ mod tests {
             .iter()
             .map(|s| sub(s.id.as_str(), 2.0, 80_000.0))
             .collect();
-        let mut plants = vec![plant_obs(&net, 0, 6.8), plant_obs(&net, 1, 1.2)];
+        let plants = vec![plant_obs(&net, 0, 6.8), plant_obs(&net, 1, boiler_mw)];
         st.round(0, 300_000, &subs, &plants);
+        (st, subs, plants)
+    }
+
+    #[test]
+    fn a_plant_that_cannot_make_its_order_is_planned_at_what_it_delivers() {
+        let (mut st, subs, mut plants) = ring_after_a_round(1.2);
         // Told its 1.2 MW minimum, the boiler makes only 0.6 MW: a round
         // later that is still its ramp; two rounds later it is what it can do.
         plants[1].heat_w = Some(0.6e6);
@@ -1067,5 +1219,25 @@ mod tests {
         st.round(900_000, 300_000, &subs, &plants);
         let v = st.view().unwrap();
         assert!((v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4, "{v:?}");
+    }
+
+    #[test]
+    fn a_plant_still_climbing_toward_its_order_is_not_taken_as_limited() {
+        let (mut st, subs, mut plants) = ring_after_a_round(0.2);
+        // Told its 1.2 MW minimum, the boiler climbs by 0.2 MW (more than
+        // 1 % of its 12 MW) a round: still on its way, its order stands.
+        for k in 1..4 {
+            plants[1].heat_w = Some(0.2e6 + 0.2e6 * k as f64);
+            st.round(k * 300_000, 300_000, &subs, &plants);
+            let v = st.view().unwrap();
+            assert!(
+                (v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4,
+                "round {k}: {v:?}"
+            );
+        }
+        // It stops climbing short of it: then it is at its limit.
+        st.round(4 * 300_000, 300_000, &subs, &plants);
+        let v = st.view().unwrap();
+        assert!((v.plants[1].heat_w[0] - 0.816e6).abs() < 1.0e4, "{v:?}");
     }
 }

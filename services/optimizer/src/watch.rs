@@ -48,7 +48,12 @@ impl Watch {
             .into_iter()
             .next()
             .map(|(n, _)| n);
-        let mut trips = TripDetector::new(confirm_ms);
+        let mut trips = TripDetector::new(confirm_ms).with_capacities(
+            layout
+                .as_ref()
+                .map(|l| l.plant_capacities_w().clone())
+                .unwrap_or_default(),
+        );
         for kind in [PUMP_TRIP, PLANT_TRIP] {
             for (node, _) in alarms.active_of_kind(kind) {
                 if let Ok(node) = model::NodeId::new(node) {

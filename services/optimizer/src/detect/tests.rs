@@ -695,16 +695,16 @@ fn a_plant_pump_ordered_off_has_not_tripped_and_may_take_a_scan_to_restart() {
     );
     // Ordered on again at 100 s: scans before the gateway starts it are no
     // trip (the order may be stamped ahead of the plant's clock); still
-    // stopped three minutes after the order is.
+    // stopped ten minutes (two lockstep steps) after the order is.
     det.order(&n, PlantOrder::Heat { heat_w: 2.0e6 }, 100_000);
-    for t in [120_000, 160_000, 270_000] {
+    for t in [120_000, 160_000, 270_000, 690_000] {
         assert_eq!(
             raises(det.observe(&n, NodeKind::Plant, t, &stopped, true)),
             0
         );
     }
     assert_eq!(
-        raises(det.observe(&n, NodeKind::Plant, 280_000, &stopped, true)),
+        raises(det.observe(&n, NodeKind::Plant, 700_000, &stopped, true)),
         1
     );
     // The lead holds its head: its pump runs.
@@ -1167,4 +1167,108 @@ fn a_plant_started_again_is_given_time_to_heat_before_it_is_judged() {
         trips_raised(&mut det, "chp-east", &again),
         vec![fall + step]
     );
+}
+
+#[test]
+fn a_plant_at_its_capacity_whose_outlet_cools_has_not_tripped() {
+    // The city's boiler-south (237 MW nameplate), ordered past what it can
+    // heat: 224 MW made while its outlet slides 2 K a minute under its
+    // 107 °C setpoint. Judged by its outlet alone it is raised; at 94 % of
+    // its nameplate it is at its capacity instead.
+    let mut rows: Vec<(f64, f64, f64, f64, f64, f64)> = (0..30)
+        .map(|k| (k as f64, 200.0, 950.0, 107.0, 107.0, 57.0))
+        .collect();
+    rows.extend((0..10).map(|k| {
+        let k = k as f64;
+        (
+            30.0 + k,
+            224.0,
+            1_050.0 + 20.0 * k,
+            105.0 - 2.0 * k,
+            107.0,
+            55.0,
+        )
+    }));
+    let seq = plant_sequence(&rows);
+    let caps = || BTreeMap::from([(id("boiler-south"), 237.0e6)]);
+    assert_eq!(
+        trips_raised(
+            &mut TripDetector::new(60_000).with_capacities(caps()),
+            "boiler-south",
+            &seq
+        ),
+        Vec::<i64>::new()
+    );
+    assert!(!trips_raised(&mut TripDetector::new(60_000), "boiler-south", &seq).is_empty());
+    // A real trip at full load: its heat falls under 90 % of the nameplate
+    // at once and its cooling outlet raises it.
+    let mut rows: Vec<(f64, f64, f64, f64, f64, f64)> = (0..30)
+        .map(|k| (k as f64, 230.0, 1_100.0, 107.0, 107.0, 57.0))
+        .collect();
+    rows.extend((0..10).map(|k| {
+        let k = k as f64;
+        let supply_c = 57.0 + 50.0 * (-(k + 1.0) / 10.0).exp();
+        (
+            30.0 + k,
+            1_100.0 * 4.19e-3 * (supply_c - 57.0),
+            1_100.0,
+            supply_c,
+            107.0,
+            57.0,
+        )
+    }));
+    let raised = trips_raised(
+        &mut TripDetector::new(60_000).with_capacities(caps()),
+        "boiler-south",
+        &plant_sequence(&rows),
+    );
+    assert!(
+        raised.first().is_some_and(|t| *t <= 36 * 60_000),
+        "{raised:?}"
+    );
+}
+
+#[test]
+fn a_plant_started_again_without_its_heat_source_is_raised_after_a_quarter_hour() {
+    // chp-east, held out after its trip and tried again with its source
+    // still out: its pump runs, its outlet stays at its return.
+    let n = id("chp-east");
+    let t0 = 1_800_000_000_000;
+    let step = 5 * 60_000;
+    let at = |heat_w: f64, flow: f64, supply: f64, ret: f64, running: f64| {
+        vec![
+            Reading::new(Metric::HeatW, heat_w),
+            Reading::new(Metric::FlowKgS, flow),
+            Reading::new(Metric::SupplyTempC, supply),
+            Reading::new(Metric::SetpointC, 100.0),
+            Reading::new(Metric::ReturnTempC, ret),
+            Reading::new(Metric::PumpRunning, running),
+        ]
+    };
+    let mut seq: Vec<(i64, Vec<Reading>)> = Vec::new();
+    for k in 0..24 {
+        seq.push((t0 + k * step, at(100.0e6, 480.0, 100.0, 50.0, 1.0)));
+    }
+    for k in 24..48 {
+        seq.push((t0 + k * step, at(0.0, 0.0, 40.0, 40.0, 0.0)));
+    }
+    let restart = t0 + 48 * step;
+    let run = |lift_k_per_step: f64| -> Vec<i64> {
+        let mut seq = seq.clone();
+        for k in 0..12 {
+            let lift = lift_k_per_step * k as f64;
+            seq.push((
+                restart + k * step,
+                at(1_270.0 * 4190.0 * lift, 1_270.0, 20.0 + lift, 20.0, 1.0),
+            ));
+        }
+        let mut det = TripDetector::new(60_000);
+        det.order(&n, PlantOrder::Heat { heat_w: 100.0e6 }, t0);
+        trips_raised(&mut det, "chp-east", &seq)
+    };
+    // No lift: raised at the first sample 15 min after the restart plus the
+    // confirmation (one sample later).
+    assert_eq!(run(0.0), vec![restart + 4 * step]);
+    // Ramping (a kelvin of lift a step and rising): left to heat.
+    assert_eq!(run(1.0), Vec::<i64>::new());
 }
