@@ -140,6 +140,51 @@ pub struct FaultOutcome {
     /// judged on real time, whatever the clock of the network).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detected_after_wall_s: Option<f64>,
+    /// Pipe faults: the section the leak alarm named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub located_pipe: Option<String>,
+    /// Pipe faults: pipes between the named section (or the nearest of its
+    /// alternatives) and the faulty one; 0 is the right section.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub located_pipes_away: Option<usize>,
+}
+
+/// Pipes between two pipes of `net` (0: the same pipe, 1: they share a
+/// junction), or `None` if either is unknown or they are not connected.
+fn pipes_apart(net: &Network, a: &str, b: &str) -> Option<usize> {
+    if a == b {
+        return net.pipes.iter().any(|p| p.id.as_str() == a).then_some(0);
+    }
+    let ends = |id: &str| {
+        net.pipes
+            .iter()
+            .find(|p| p.id.as_str() == id)
+            .map(|p| [p.from.as_str(), p.to.as_str()])
+    };
+    let (from, to) = (ends(a)?, ends(b)?);
+    // Breadth-first over junctions, from `a`'s ends: junction hops + 1.
+    let mut dist: BTreeMap<&str, usize> = from.iter().map(|j| (*j, 0)).collect();
+    let mut queue: std::collections::VecDeque<&str> = from.into_iter().collect();
+    while let Some(j) = queue.pop_front() {
+        let d = dist[j];
+        if to.contains(&j) {
+            return Some(d + 1);
+        }
+        for p in &net.pipes {
+            let next = if p.from.as_str() == j {
+                p.to.as_str()
+            } else if p.to.as_str() == j {
+                p.from.as_str()
+            } else {
+                continue;
+            };
+            if !dist.contains_key(next) {
+                dist.insert(next, d + 1);
+                queue.push_back(next);
+            }
+        }
+    }
+    None
 }
 
 /// A gateway killed by the season runner.
@@ -648,6 +693,18 @@ fn build_report(
                 detected_after_min: hit
                     .map(|a| (alarm_time_ms(a) - f.injected_at_ms) as f64 / 60_000.0),
                 detected_after_wall_s: None,
+                located_pipe: hit
+                    .filter(|_| pipe)
+                    .and_then(|a| a.leak.as_ref())
+                    .map(|l| l.pipe_id.clone()),
+                located_pipes_away: hit.filter(|_| pipe).and_then(|a| a.leak.as_ref()).and_then(
+                    |l| {
+                        std::iter::once(&l.pipe_id)
+                            .chain(&l.alternatives)
+                            .filter_map(|named| pipes_apart(net, named, &fault.device_id))
+                            .min()
+                    },
+                ),
             })
         })
         .collect();
@@ -668,6 +725,8 @@ fn build_report(
             detected_by: hit.map(|a| a.kind.clone()),
             detected_after_min: None,
             detected_after_wall_s: hit.map(|a| (a.raised_at_ms - c.killed_wall_ms) as f64 / 1000.0),
+            located_pipe: None,
+            located_pipes_away: None,
         });
     }
     let mut plant_heat_gj = BTreeMap::new();
@@ -677,7 +736,6 @@ fn build_report(
         }
     }
     let network_days = (card.time_ms - card.start_ms) as f64 / 86_400_000.0;
-    let _ = net;
     RunReport {
         mode,
         wall_s,
@@ -913,18 +971,32 @@ fn markdown(report: &serde_json::Value, runs: &BTreeMap<&str, serde_json::Value>
         pct(&c["heat_saving_share"]),
         pct(&c["cost_saving_share"])
     );
-    md += "\n## Faults and how long they took to detect\n\n| run | fault | device | injected (network) | detected by | after, min |\n|---|---|---|---|---|---|\n";
+    md += "\n## Faults and how long they took to detect\n\nGateway crashes are judged on real time (liveness), the rest on network time. A leak's location: the section the alarm named, and how many pipes it is from the leaking one (0: right).\n\n| run | fault | device | injected (network) | detected by | after | located |\n|---|---|---|---|---|---|---|\n";
     for (run, r) in runs {
         for fo in r["faults"].as_array().into_iter().flatten() {
+            let after = match (
+                fo["detected_after_min"].as_f64(),
+                fo["detected_after_wall_s"].as_f64(),
+            ) {
+                (Some(m), _) => format!("{m:.0} min"),
+                (None, Some(s)) => format!("{s:.1} s (real)"),
+                _ => "–".into(),
+            };
+            let located = match (
+                fo["located_pipe"].as_str(),
+                fo["located_pipes_away"].as_u64(),
+            ) {
+                (Some(p), Some(0)) => format!("{p} (right)"),
+                (Some(p), Some(n)) => format!("{p} ({n} pipes away)"),
+                (Some(p), None) => p.to_string(),
+                _ => "–".into(),
+            };
             md += &format!(
-                "| {run} | {} | {} | {} | {} | {} |\n",
+                "| {run} | {} | {} | {} | {} | {after} | {located} |\n",
                 fo["kind"].as_str().unwrap_or(""),
                 fo["device"].as_str().unwrap_or(""),
                 fo["injected_at_ms"],
                 fo["detected_by"].as_str().unwrap_or("not detected"),
-                fo["detected_after_min"]
-                    .as_f64()
-                    .map_or("–".into(), |m| format!("{m:.0}"))
             );
         }
     }
@@ -1047,6 +1119,38 @@ mod tests {
     }
 
     #[test]
+    fn a_leak_location_is_graded_in_pipes_from_the_leaking_one() {
+        let net = Network::sample("city").unwrap();
+        let p = &net.pipes[10];
+        assert_eq!(pipes_apart(&net, p.id.as_str(), p.id.as_str()), Some(0));
+        // Every pipe meeting one of its ends is one pipe away; the pipes
+        // meeting those, two (unless they also meet p).
+        let touching: Vec<&model::network::Pipe> = net
+            .pipes
+            .iter()
+            .filter(|q| {
+                q.id != p.id
+                    && [&q.from, &q.to]
+                        .iter()
+                        .any(|j| **j == p.from || **j == p.to)
+            })
+            .collect();
+        assert!(!touching.is_empty());
+        for q in &touching {
+            assert_eq!(pipes_apart(&net, p.id.as_str(), q.id.as_str()), Some(1));
+            assert_eq!(pipes_apart(&net, q.id.as_str(), p.id.as_str()), Some(1));
+        }
+        let far = net
+            .pipes
+            .iter()
+            .filter_map(|q| pipes_apart(&net, p.id.as_str(), q.id.as_str()))
+            .max()
+            .unwrap();
+        assert!(far >= 3, "{far}");
+        assert_eq!(pipes_apart(&net, p.id.as_str(), "no-such-pipe"), None);
+    }
+
+    #[test]
     fn charts_scale_to_their_data_and_survive_none() {
         let svg = svg_chart(
             "heat",
@@ -1101,7 +1205,13 @@ mod tests {
                 // Before the trip: not an answer.
                 alarm("plant_trip", "plant-a", 900_000),
                 alarm("plant_trip", "plant-a", 1_300_000),
-                alarm("leak_suspected", "s02", 2_480_000),
+                v1::Alarm {
+                    leak: Some(v1::LeakSection {
+                        pipe_id: "s02.pipe".into(),
+                        ..Default::default()
+                    }),
+                    ..alarm("leak_suspected", "s02", 2_480_000)
+                },
                 alarm("pump_trip", "s02", 3_100_000),
             ],
             vec![],
@@ -1109,6 +1219,8 @@ mod tests {
         assert_eq!(r.faults[0].detected_after_min, Some(5.0));
         assert_eq!(r.faults[1].detected_by.as_deref(), Some("leak_suspected"));
         assert_eq!(r.faults[1].detected_after_min, Some(8.0));
+        assert_eq!(r.faults[1].located_pipe.as_deref(), Some("s02.pipe"));
+        assert_eq!(r.faults[0].located_pipe, None);
         // A pump trip elsewhere does not count.
         assert_eq!(r.faults[2].detected_by, None);
         assert_eq!(r.alarms_by_kind["plant_trip"], 2);
