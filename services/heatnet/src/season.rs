@@ -971,7 +971,7 @@ fn markdown(report: &serde_json::Value, runs: &BTreeMap<&str, serde_json::Value>
         pct(&c["heat_saving_share"]),
         pct(&c["cost_saving_share"])
     );
-    md += "\n## Faults and how long they took to detect\n\nGateway crashes are judged on real time (liveness), the rest on network time. A leak's location: the section the alarm named, and how many pipes it is from the leaking one (0: right).\n\n| run | fault | device | injected (network) | detected by | after | located |\n|---|---|---|---|---|---|---|\n";
+    md += "\n## Faults and how long they took to detect\n\nGateway crashes are judged on real time (liveness), the rest on network time. A leak's location: the section the alarm named, and how many pipes it or the nearest of its alternatives is from the leaking one.\n\n| run | fault | device | injected (network) | detected by | after | located |\n|---|---|---|---|---|---|---|\n";
     for (run, r) in runs {
         for fo in r["faults"].as_array().into_iter().flatten() {
             let after = match (
@@ -986,7 +986,8 @@ fn markdown(report: &serde_json::Value, runs: &BTreeMap<&str, serde_json::Value>
                 fo["located_pipe"].as_str(),
                 fo["located_pipes_away"].as_u64(),
             ) {
-                (Some(p), Some(0)) => format!("{p} (right)"),
+                (Some(p), Some(0)) if Some(p) == fo["device"].as_str() => format!("{p} (right)"),
+                (Some(p), Some(0)) => format!("{p} (the leaking pipe among its alternatives)"),
                 (Some(p), Some(n)) => format!("{p} ({n} pipes away)"),
                 (Some(p), None) => p.to_string(),
                 _ => "–".into(),
