@@ -439,8 +439,6 @@ pub const HEAT_LOOP_SOURCE_SHORT_K: f64 = 3.0;
 /// A plant carries water, for that rule, while its flow at the setpoint's
 /// lift would carry at least this share of its order.
 pub const HEAT_LOOP_CIRCULATING_SHARE: f64 = 0.1;
-/// Specific heat of water for the loop's circulation estimate, J/(kg·K).
-const WATER_CP_J_KG_K: f64 = 4_190.0;
 
 impl PlantCtl {
     fn command(&mut self, cmd: &Command) -> Result<(), String> {
@@ -532,7 +530,9 @@ impl PlantCtl {
                             ) {
                                 (Some(ts), Some(tr), Some(flow_kg_s)) => {
                                     ts < supply_sp_c - HEAT_LOOP_SOURCE_SHORT_K
-                                        && flow_kg_s * WATER_CP_J_KG_K * (supply_sp_c - tr).max(1.0)
+                                        && flow_kg_s
+                                            * model::WATER_CP_J_KG_K
+                                            * (supply_sp_c - tr).max(1.0)
                                             >= HEAT_LOOP_CIRCULATING_SHARE * *heat_w
                                 }
                                 _ => false,

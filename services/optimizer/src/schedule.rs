@@ -285,6 +285,26 @@ impl PlanState {
         orders
     }
 
+    /// Whether a plant has nothing more to give its district: out of the
+    /// dispatch, or its floor at what it can deliver (the lead then answers
+    /// for its district).
+    fn exhausted(&self, plant: &NodeId, available: bool) -> bool {
+        let Some(nameplate) = self
+            .network
+            .as_ref()
+            .and_then(|n| n.plant(plant))
+            .map(|p| p.capacity_w)
+        else {
+            return true;
+        };
+        let cap = self
+            .deliverable_w
+            .get(plant)
+            .map_or(nameplate, |d| d.min(nameplate));
+        let floor = self.floor_w.get(plant).copied().unwrap_or(0.0);
+        !available || floor >= 0.98 * cap
+    }
+
     /// An optimizing round at network time `now_ms`.
     pub fn round(
         &mut self,
@@ -534,12 +554,10 @@ impl PlanState {
         });
         let spent_regions_short = lead_spent
             && self.lead.as_ref().is_some_and(|lead| {
-                let spent = |plant: &NodeId| {
-                    tripped.contains(plant)
-                        || self.deliverable_w.get(plant).is_some_and(|d| {
-                            self.floor_w.get(plant).is_some_and(|f| *f >= 0.98 * d)
-                        })
+                let available = |plant: &NodeId| {
+                    !tripped.contains(plant) && plants.iter().any(|p| &p.id == plant && p.online)
                 };
+                let spent = |plant: &NodeId| self.exhausted(plant, available(plant));
                 lead_view(&regions, lead, spent).is_some_and(|r| {
                     ahead::region_need(r.critical_dp_pa, r.most_open, self.dp_target_pa)
                         == ahead::RegionNeed::More
@@ -668,13 +686,7 @@ impl PlanState {
             // plant has nothing more to give (at its deliverable limit, or
             // out); the other regions are their plants' (floors above).
             let seen = lead_view(&regions, &lead.id, |plant| {
-                let cap = specs
-                    .iter()
-                    .find(|s| &s.id == plant)
-                    .filter(|s| s.available)
-                    .map(|s| s.capacity_w);
-                let floor = self.floor_w.get(plant).copied().unwrap_or(0.0);
-                cap.is_none_or(|c| floor >= 0.98 * c)
+                self.exhausted(plant, specs.iter().any(|s| &s.id == plant && s.available))
             });
             let (critical_dp, open) = match seen {
                 Some(r) => (r.critical_dp_pa, r.most_open),

@@ -713,6 +713,26 @@ fn a_dispatched_plant_tracks_its_heat_output_with_its_pump_speed() {
     assert_eq!(pump_speed(&out, Actuator::PlantPumpSpeed), Some(1.0));
 }
 
+/// A plant tick with its outlet at its 45 °C return (no heat put in),
+/// carrying `flow_kg_s`.
+fn cold_outlet(c: &mut Controller, t_ms: i64, flow_kg_s: f64, heat_w: f64) -> TickOutput {
+    c.tick(&TickInput {
+        time_ms: t_ms,
+        readings: Some(vec![
+            Reading::new(Metric::OutdoorTempC, 0.0),
+            Reading::new(Metric::SupplyTempC, 45.0),
+            Reading::new(Metric::ReturnTempC, 45.0),
+            Reading::new(Metric::FlowKgS, flow_kg_s),
+            Reading::new(Metric::HeatW, heat_w),
+            Reading::new(Metric::DiffPressurePa, 4.0e5),
+            Reading::new(Metric::PumpRunning, 1.0),
+        ]),
+        link: LinkState {
+            optimizer_recent: true,
+        },
+    })
+}
+
 #[test]
 fn a_plant_whose_heat_source_is_at_its_limit_does_not_speed_its_pump_up() {
     let mut c = plant_ctl();
@@ -749,21 +769,7 @@ fn a_plant_whose_heat_source_is_at_its_limit_does_not_speed_its_pump_up() {
     // while its plant carries water: the speed never rises.
     let mut speed = low;
     for j in 0..60 {
-        let out = c.tick(&TickInput {
-            time_ms: t + 5_000_000 + j * 60_000,
-            readings: Some(vec![
-                Reading::new(Metric::OutdoorTempC, 0.0),
-                Reading::new(Metric::SupplyTempC, 45.0),
-                Reading::new(Metric::ReturnTempC, 45.0),
-                Reading::new(Metric::FlowKgS, 40.0),
-                Reading::new(Metric::HeatW, 0.1e6),
-                Reading::new(Metric::DiffPressurePa, 4.0e5),
-                Reading::new(Metric::PumpRunning, 1.0),
-            ]),
-            link: LinkState {
-                optimizer_recent: true,
-            },
-        });
+        let out = cold_outlet(&mut c, t + 5_000_000 + j * 60_000, 40.0, 0.1e6);
         let next = speed_at(&out);
         assert!(
             next <= speed + 1e-12,
@@ -774,21 +780,7 @@ fn a_plant_whose_heat_source_is_at_its_limit_does_not_speed_its_pump_up() {
     }
     // A plant carrying next to no water (another plant's pump overpowers
     // its own) reads a stagnant outlet: its loop speeds the pump up.
-    let out = c.tick(&TickInput {
-        time_ms: t + 5_000_000 + 60 * 60_000,
-        readings: Some(vec![
-            Reading::new(Metric::OutdoorTempC, 0.0),
-            Reading::new(Metric::SupplyTempC, 45.0),
-            Reading::new(Metric::ReturnTempC, 45.0),
-            Reading::new(Metric::FlowKgS, 0.5),
-            Reading::new(Metric::HeatW, 0.0),
-            Reading::new(Metric::DiffPressurePa, 4.0e5),
-            Reading::new(Metric::PumpRunning, 1.0),
-        ]),
-        link: LinkState {
-            optimizer_recent: true,
-        },
-    });
+    let out = cold_outlet(&mut c, t + 5_000_000 + 60 * 60_000, 0.5, 0.0);
     assert!(speed_at(&out) > speed);
     // Within 3 K of its setpoint the loop speeds the pump up again.
     let out = plant_tick_at(&mut c, t + 20_000_000, 5.0e6, 4.0e5, true, 91.0);
