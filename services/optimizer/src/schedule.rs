@@ -169,6 +169,8 @@ pub struct PlanView {
 /// The planner's memory between rounds.
 pub struct PlanState {
     network: Option<Arc<Network>>,
+    /// Each substation's design primary flow, kg/s ([`design_flows`]).
+    design_flow_kg_s: BTreeMap<NodeId, f64>,
     layout: Option<Layout>,
     dp_target_pa: f64,
     forecast: Vec<WeatherAhead>,
@@ -211,6 +213,7 @@ impl PlanState {
     pub fn new(network: Option<Arc<Network>>, dp_target_pa: f64) -> Self {
         Self {
             layout: network.as_deref().map(Layout::of),
+            design_flow_kg_s: network.as_deref().map(design_flows).unwrap_or_default(),
             network,
             dp_target_pa,
             forecast: Vec::new(),
@@ -487,9 +490,7 @@ impl PlanState {
         // push its nameplate heat through the mesh.)
         let most_open = subs
             .iter()
-            .filter_map(|s| {
-                ahead::counted_valve(s.valve_position, s.diff_pressure_pa, self.dp_target_pa)
-            })
+            .filter_map(|s| counted_valve(s, &self.design_flow_kg_s, self.dp_target_pa))
             .reduce(f64::max);
         for o in plants {
             let Some(q) = o.heat_w else {
@@ -535,7 +536,7 @@ impl PlanState {
         }
         // Regions: the substations each plant serves (nearest in water
         // volume), their critical pressure and most open valve.
-        let regions = regions(subs, &delays, self.dp_target_pa);
+        let regions = regions(subs, &delays, &self.design_flow_kg_s, self.dp_target_pa);
         // A lead at its head limit (ordered the most, or its pump unable to
         // make what it is ordered) has nothing more to give: while the regions
         // it answers for are short, every other plant with pump to spare
@@ -872,8 +873,47 @@ impl Region {
     }
 }
 
+/// A substation's valve as the pressure loops count it
+/// ([`ahead::counted_valve`]), its flow measured against its design flow.
+fn counted_valve(
+    s: &SubstationObs,
+    design_flow_kg_s: &BTreeMap<NodeId, f64>,
+    dp_target_pa: f64,
+) -> Option<f64> {
+    let flow_share = s
+        .flow_kg_s
+        .zip(design_flow_kg_s.get(&s.id))
+        .map(|(f, d)| f / d);
+    ahead::counted_valve(
+        s.valve_position,
+        s.diff_pressure_pa,
+        flow_share,
+        dp_target_pa,
+    )
+}
+
+/// Each substation's design primary flow from the asset register: its design
+/// heat over the serving plant's design temperature drop, as its valve was
+/// sized. Substations without a usable design are left out.
+fn design_flows(net: &Network) -> BTreeMap<NodeId, f64> {
+    net.substations
+        .iter()
+        .filter_map(|s| {
+            let p = net.plant(&s.plant)?;
+            let drop_k = p.design_supply_temp_c - p.design_return_temp_c;
+            let flow = s.design_heat_w() / (model::WATER_CP_J_KG_K * drop_k);
+            (drop_k > 0.0 && flow.is_finite() && flow > 0.0).then(|| (s.id.clone(), flow))
+        })
+        .collect()
+}
+
 /// Each plant's region, from the plant each substation is served by.
-fn regions(subs: &[SubstationObs], delays: &Delays, dp_target_pa: f64) -> BTreeMap<NodeId, Region> {
+fn regions(
+    subs: &[SubstationObs],
+    delays: &Delays,
+    design_flow_kg_s: &BTreeMap<NodeId, f64>,
+    dp_target_pa: f64,
+) -> BTreeMap<NodeId, Region> {
     let mut out: BTreeMap<NodeId, Region> = BTreeMap::new();
     for s in subs {
         let Some(d) = delays.substations.get(&s.id) else {
@@ -881,7 +921,7 @@ fn regions(subs: &[SubstationObs], delays: &Delays, dp_target_pa: f64) -> BTreeM
         };
         let one = Region {
             critical_dp_pa: s.diff_pressure_pa.filter(|v| v.is_finite()),
-            most_open: ahead::counted_valve(s.valve_position, s.diff_pressure_pa, dp_target_pa),
+            most_open: counted_valve(s, design_flow_kg_s, dp_target_pa),
         };
         let r = out.entry(d.plant.clone()).or_default();
         *r = r.merge(one);
@@ -1088,6 +1128,50 @@ mod tests {
             next > want + 0.9 * ahead::FLOOR_RISE_SHARE * boiler_cap,
             "{next}"
         );
+    }
+
+    #[test]
+    fn a_wide_open_valve_short_of_its_design_flow_raises_its_plants_floor_at_any_pressure() {
+        let (net, _, served) = ring_regions();
+        let boiler = net.plants[1].id.clone();
+        let boiler_cap = net.plants[1].capacity_w;
+        let design = design_flows(&net);
+        // The boiler's district reads 130 kPa, more than twice the target,
+        // with its valves wide open; the CHP's district has room.
+        let subs_at = |flow_share: f64| -> Vec<SubstationObs> {
+            net.substations
+                .iter()
+                .map(|s| {
+                    if served[&s.id] == boiler {
+                        SubstationObs {
+                            valve_position: Some(1.0),
+                            flow_kg_s: Some(flow_share * design[&s.id]),
+                            ..sub(s.id.as_str(), 1.0, 130_000.0)
+                        }
+                    } else {
+                        sub(s.id.as_str(), 1.0, 200_000.0)
+                    }
+                })
+                .collect()
+        };
+        let total_mw = net.substations.len() as f64;
+        let plants = vec![plant_obs(&net, 0, total_mw - 1.2), plant_obs(&net, 1, 1.2)];
+        // Half its design flow: short of pressure, whatever it reads; the
+        // boiler's floor rises by a step (the city's boiler district).
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        st.round(1_000_000, 300_000, &subs_at(0.5), &plants);
+        let want = 1.2e6 + ahead::FLOOR_RISE_SHARE * boiler_cap;
+        let floor = st.floor_w.get(&boiler).copied();
+        assert!(
+            floor.is_some_and(|f| (f - want).abs() < 1.0e4),
+            "{floor:?} vs {want}"
+        );
+        // Its design flow passes: more head would not warm it, and the
+        // floor does not rise.
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        st.round(1_000_000, 300_000, &subs_at(1.3), &plants);
+        let floor = st.floor_w.get(&boiler).copied().unwrap_or(0.0);
+        assert!(floor <= 1.2e6 + 1.0, "{floor}");
     }
 
     #[test]
