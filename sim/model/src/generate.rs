@@ -42,6 +42,9 @@ const DESIGN_VELOCITY_M_S: f64 = 1.5;
 const RHO: f64 = 960.0;
 const PLANT_SUPPLY_C: f64 = 110.0;
 const PLANT_RETURN_C: f64 = 55.0;
+/// Temperature sensors' noise in generated networks, K (a class A Pt100
+/// through a 16-bit input reads to about ±0.1 K).
+pub const SENSOR_NOISE_K: f64 = 0.05;
 /// Design capacity weights of the first three plants (further plants weigh as the third).
 const PLANT_WEIGHTS: [f64; 3] = [20.0, 12.0, 12.0];
 /// Substations per plant beyond the first three plants.
@@ -388,6 +391,7 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
         outdoor_design_temp_c: -9.0,
         weather: Weather::tianjin(seed),
         initial_room_temp_c: 18.0,
+        sensor_noise_k: SENSOR_NOISE_K,
         plants,
         substations,
         junctions,

@@ -29,6 +29,12 @@ pub struct Network {
     /// Initial room temperature of every building in a fresh simulation, °C.
     #[serde(default = "default_initial_room_c")]
     pub initial_room_temp_c: f64,
+    /// Standard deviation of every temperature sensor's measurement noise, K:
+    /// seeded by the weather seed, the sensor and the time, so a run replays
+    /// exactly. Real sensors are never exact; a reading that repeats to the bit
+    /// for hours is what a gateway takes for a stuck sensor. 0: exact readings.
+    #[serde(default)]
+    pub sensor_noise_k: f64,
     pub plants: Vec<Plant>,
     pub substations: Vec<Substation>,
     /// Explicit topology: junctions of the primary network. Leave out (with
@@ -757,6 +763,7 @@ impl Network {
             -20.0,
             35.0,
         )?;
+        check_range("network", "sensor_noise_k", self.sensor_noise_k, 0.0, 2.0)?;
         check_range(
             "network.weather",
             "mean_temp_c",

@@ -121,6 +121,21 @@ impl Metric {
         }
     }
 
+    /// A temperature measured by a sensor (the setpoint echo is not one).
+    pub fn is_temperature(self) -> bool {
+        matches!(
+            self,
+            Metric::SupplyTempC
+                | Metric::ReturnTempC
+                | Metric::SecondarySupplyTempC
+                | Metric::SecondaryReturnTempC
+                | Metric::RoomTempC
+                | Metric::OutdoorTempC
+                | Metric::BuildingReturnTempC
+                | Metric::TankTempC
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Metric::SupplyTempC => "supply_temp_c",

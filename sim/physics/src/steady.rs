@@ -1263,6 +1263,7 @@ pub fn grid_network(junctions: usize, seed: u64) -> Network {
         outdoor_design_temp_c: -7.0,
         weather: model::network::Weather::default(),
         initial_room_temp_c: 18.0,
+        sensor_noise_k: 0.0,
         plants,
         substations,
         junctions: (0..n)

@@ -480,6 +480,10 @@ impl World {
                 if !v.is_finite() {
                     return None;
                 }
+                if self.net.sensor_noise_k > 0.0 && m.is_temperature() {
+                    v += self.net.sensor_noise_k
+                        * seeded_normal(self.net.weather.seed, sensor_key(id.as_str(), m), now);
+                }
                 for f in self
                     .faults
                     .iter()
@@ -802,6 +806,17 @@ impl World {
     }
 }
 
+/// A sensor's own key for its measurement noise (FNV-1a of device and metric).
+fn sensor_key(device: &str, m: Metric) -> u64 {
+    device
+        .bytes()
+        .chain([0])
+        .chain(m.name().bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
 /// A standard normal value determined by (seed, fault, time): replayable noise
 /// (Box–Muller on two hashed uniforms).
 fn seeded_normal(seed: u64, fault_id: u64, time_ms: i64) -> f64 {
@@ -910,6 +925,49 @@ mod tests {
             w.clear_fault(f.id).unwrap_err(),
             WorldError::AlreadyCleared(f.id)
         );
+    }
+
+    #[test]
+    fn temperature_sensors_carry_the_networks_seeded_noise() {
+        let mut net = Network::sample("demo").unwrap();
+        net.sensor_noise_k = 0.05;
+        let mut w = World::new(net.clone());
+        let mut replay = World::new(net);
+        let (mut errors, mut last) = (Vec::new(), None);
+        for _ in 0..400 {
+            w.step(60.0).unwrap();
+            replay.step(60.0).unwrap();
+            let st = w.state();
+            let truth = st.substations[1].buildings[2].air_c;
+            let room = read(&w, "s02-b03", Metric::RoomTempC);
+            // Replayable: the same seed, sensor and time read the same.
+            assert_eq!(room, read(&replay, "s02-b03", Metric::RoomTempC));
+            // Each sensor its own noise: two rooms never err alike.
+            let other = read(&w, "s02-b04", Metric::RoomTempC);
+            let other_truth = st.substations[1].buildings[3].air_c;
+            assert_ne!(room - truth, other - other_truth);
+            // Never the same bits twice in a row.
+            assert_ne!(Some(room), last);
+            last = Some(room);
+            errors.push(room - truth);
+            // Only temperatures: flows and positions read exactly.
+            let flow = read(&w, "s02", Metric::FlowKgS);
+            assert_eq!(flow, st.substations[1].primary_flow_kg_s);
+        }
+        let n = errors.len() as f64;
+        let mean = errors.iter().sum::<f64>() / n;
+        let sd = (errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / n).sqrt();
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((sd - 0.05).abs() < 0.01, "sd {sd}");
+    }
+
+    #[test]
+    fn a_network_without_sensor_noise_reads_its_truth_exactly() {
+        let mut w = world();
+        w.step(60.0).unwrap();
+        assert_eq!(w.net.sensor_noise_k, 0.0);
+        let truth = w.state().substations[1].buildings[2].air_c;
+        assert_eq!(read(&w, "s02-b03", Metric::RoomTempC), truth);
     }
 
     fn sensor_fault(kind: FaultKind, dev: &str, m: Metric, magnitude: f64) -> Fault {
