@@ -1132,32 +1132,42 @@ impl Core {
                 .ok_or_else(|| CoreError::NotFound(format!("group {group:?} has no substation")))?;
             let curve = proto::convert::supply_curve("curve", curve, limits)?;
             let cv = inner.curves.set(group, curve, author, reason, wall_ms())?;
-            let targets: Vec<(NodeId, NodeId)> = inner
-                .nodes
-                .values()
-                .filter(|n| n.info.group.as_deref() == Some(group))
-                .map(|n| (n.gateway.clone(), n.info.id.clone()))
-                .collect();
-            for (gw, actor) in targets {
-                if inner.gateways.get(&gw).is_some_and(|g| g.online)
-                    && let Err(e) = send_command(
-                        &mut inner,
-                        &gw,
-                        &actor,
-                        Action::SetCurve {
-                            curve: cv.curve.clone(),
-                            curve_version: cv.version,
-                        },
-                    )
-                {
-                    tracing::warn!(actor_id = %actor, error = %e, "curve not sent; it will be on reconnect");
-                }
-            }
             inner.replan = true;
-            self.persist_version(&inner)?;
             cv
         };
+        // The new version is durable before any actor runs it: a crash now
+        // cannot leave actors on a curve the history does not hold.
         self.store.flush_async().await?;
+        {
+            let mut inner = self.lock()?;
+            // The group's current curve, not necessarily this call's: of two
+            // changes racing here, both send the later one, so every actor
+            // ends on the newest version whatever order they finish in.
+            if let Some(current) = inner.curves.current(group).cloned() {
+                let targets: Vec<(NodeId, NodeId)> = inner
+                    .nodes
+                    .values()
+                    .filter(|n| n.info.group.as_deref() == Some(group))
+                    .map(|n| (n.gateway.clone(), n.info.id.clone()))
+                    .collect();
+                for (gw, actor) in targets {
+                    if inner.gateways.get(&gw).is_some_and(|g| g.online)
+                        && let Err(e) = send_command(
+                            &mut inner,
+                            &gw,
+                            &actor,
+                            Action::SetCurve {
+                                curve: current.curve.clone(),
+                                curve_version: current.version,
+                            },
+                        )
+                    {
+                        tracing::warn!(actor_id = %actor, error = %e, "curve not sent; it will be on reconnect");
+                    }
+                }
+            }
+            self.persist_version(&inner)?;
+        }
         tracing::info!(
             group,
             version = cv.version,
