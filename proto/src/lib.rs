@@ -19,5 +19,19 @@ pub use convert::{
     encode_batch,
 };
 
+/// Largest message a heatnet client accepts, bytes. The state of a whole
+/// network (`GetNetworkState`) of 3,323 substations with 20 buildings each is
+/// about 8.6 MB, over tonic's default of 4 MB; this leaves room for seven times
+/// that. Servers send any size (tonic's default).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// A control-room client over `channel` that accepts [`MAX_MESSAGE_BYTES`].
+pub fn control_room_client(
+    channel: tonic::transport::Channel,
+) -> v1::control_room_service_client::ControlRoomServiceClient<tonic::transport::Channel> {
+    v1::control_room_service_client::ControlRoomServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
+
 /// The encoded file descriptor set of `heatnet.v1`, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("heatnet_v1_descriptor");

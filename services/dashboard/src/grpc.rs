@@ -161,7 +161,7 @@ fn curve_view(c: &v1::CurveVersion) -> CurveView {
 impl Clients {
     pub fn new(optimizer: &str, simulator: Option<&str>) -> Result<Self, EdgeError> {
         Ok(Self {
-            optimizer: ControlRoomServiceClient::new(channel(optimizer)?),
+            optimizer: proto::control_room_client(channel(optimizer)?),
             simulator: simulator
                 .map(|a| channel(a).map(SimulatorServiceClient::new))
                 .transpose()?,

@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use proto::v1;
-use proto::v1::control_room_service_client::ControlRoomServiceClient;
 use proto::v1::simulator_service_client::SimulatorServiceClient;
 use tokio::sync::watch;
 
@@ -44,7 +43,7 @@ async fn once(sim: &str, opt: &str) -> anyhow::Result<(i64, u32)> {
         .timeout(Duration::from_secs(5))
         .connect()
         .await?;
-    let r = ControlRoomServiceClient::new(opt_ch)
+    let r = proto::control_room_client(opt_ch)
         .load_forecast(v1::LoadForecastRequest {
             source: f.source,
             issued_at_ms: f.issued_at_ms,

@@ -498,7 +498,7 @@ async fn drive(
         }
     };
     let wall_s = began.elapsed().as_secs_f64();
-    let mut opt = ControlRoomServiceClient::new(connect(&opt_addr).await?);
+    let mut opt = proto::control_room_client(connect(&opt_addr).await?);
     drain(&mut opt, mode, clock.time_ms, (args.step_s * 1000.0) as i64).await;
     let card = sim
         .get_scorecard(v1::GetScorecardRequest {})

@@ -23,7 +23,7 @@ pub(crate) async fn client(
         .connect()
         .await
         .with_context(|| format!("no optimizer answers at {addr}: is `heatnet up` running? (--optimizer to point elsewhere)"))?;
-    Ok(ControlRoomServiceClient::new(channel))
+    Ok(proto::control_room_client(channel))
 }
 
 pub async fn fetch(addr: &str) -> anyhow::Result<v1::NetworkState> {

@@ -17,7 +17,6 @@ use anyhow::Context as _;
 use clap::Args;
 use proto::v1;
 use proto::v1::agent_service_client::AgentServiceClient;
-use proto::v1::control_room_service_client::ControlRoomServiceClient;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -364,7 +363,7 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     }
     anyhow::ensure!(open > 0, "no session opened; see {}", opt.log.display());
 
-    let mut control = ControlRoomServiceClient::new(endpoint.connect().await?);
+    let mut control = proto::control_room_client(endpoint.connect().await?);
     // Let the start-up acknowledgements drain before the first change.
     tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
     let mut changes = Vec::with_capacity(args.changes);

@@ -84,7 +84,7 @@ impl Conn {
 
     pub async fn control_room(&self) -> anyhow::Result<ControlRoomServiceClient<Channel>> {
         let addr = self.optimizer_addr();
-        Ok(ControlRoomServiceClient::new(
+        Ok(proto::control_room_client(
             connect(&addr, "optimizer", "--optimizer").await?,
         ))
     }
