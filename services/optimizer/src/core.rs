@@ -5,7 +5,7 @@
 //! One `std::sync::Mutex` guards the in-memory state; it is never held across
 //! an `.await`. Commands reach a gateway through its session's bounded queue.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -388,11 +388,25 @@ impl Core {
             };
             self.registry
                 .put_json(format!("g/{}", record.gateway_id), &record)?;
-            // Actors the gateway no longer hosts are forgotten.
+            // Actors the gateway no longer hosts are forgotten: those of its
+            // last record (its nodes, always) not in this one. Not a scan of
+            // every node: 3,323 gateways with 20 buildings each took 12.7 s
+            // to register that way.
             let gw = record.gateway_id.clone();
-            inner
-                .nodes
-                .retain(|id, n| n.gateway != gw || record.actors.iter().any(|a| &a.id == id));
+            let hosted: BTreeSet<&NodeId> = record.actors.iter().map(|a| &a.id).collect();
+            let gone: Vec<NodeId> = inner.gateways.get(&gw).map_or_else(Vec::new, |g| {
+                g.record
+                    .actors
+                    .iter()
+                    .map(|a| a.id.clone())
+                    .filter(|id| !hosted.contains(id))
+                    .collect()
+            });
+            for id in gone {
+                if inner.nodes.get(&id).is_some_and(|n| n.gateway == gw) {
+                    inner.nodes.remove(&id);
+                }
+            }
             for a in &record.actors {
                 match inner.nodes.get_mut(&a.id) {
                     Some(n) => n.info = a.clone(),
@@ -1301,7 +1315,76 @@ fn send_command(
 
 #[cfg(test)]
 mod tests {
+    use store::StoreConfig;
+
     use super::*;
+
+    fn actor(id: &str, kind: NodeKind) -> ActorInfo {
+        ActorInfo {
+            id: NodeId::new(id).unwrap(),
+            kind,
+            parent: None,
+            group: None,
+            limits_c: (20.0, 95.0),
+            default_curve: None,
+        }
+    }
+
+    fn record(gw: &str, actors: &[&str]) -> GatewayRecord {
+        GatewayRecord {
+            gateway_id: NodeId::new(gw).unwrap(),
+            instance_id: "test".into(),
+            actors: actors
+                .iter()
+                .map(|a| actor(a, NodeKind::Building))
+                .collect(),
+            registrations: 0,
+        }
+    }
+
+    fn node_ids(core: &Core) -> Vec<(String, String)> {
+        core.network()
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|n| (n.info.id.to_string(), n.gateway.to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_gateway_registering_again_drops_only_the_actors_it_no_longer_hosts() {
+        let dir = std::env::temp_dir().join(format!("heatnet-core-reg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = StoreConfig {
+            kind: "optimizer".into(),
+            identity: "central".into(),
+            cache_bytes: 1 << 20,
+        };
+        let pair = |a: &str, g: &str| (a.to_string(), g.to_string());
+        let store = Store::open(&dir, &cfg).unwrap();
+        let core = Core::open(
+            &store,
+            Ingest::start(&store).unwrap(),
+            CoreConfig::default(),
+        )
+        .unwrap();
+        core.register(record("g1", &["a1", "a2", "a3"]))
+            .await
+            .unwrap();
+        core.register(record("g2", &["b1"])).await.unwrap();
+        // g1 now hosts a1 and a4: a2 and a3 are forgotten, g2's b1 stays.
+        core.register(record("g1", &["a4", "a1"])).await.unwrap();
+        let want = vec![pair("a1", "g1"), pair("a4", "g1"), pair("b1", "g2")];
+        assert_eq!(node_ids(&core), want);
+        // Another gateway cannot take over an actor g1 hosts.
+        assert!(matches!(
+            core.register(record("g2", &["b1", "a1"])).await,
+            Err(CoreError::FailedPrecondition(_))
+        ));
+        assert_eq!(node_ids(&core), want);
+        drop(core);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_late_liveness_check_measures_its_own_stall() {
