@@ -33,5 +33,10 @@ pub fn control_room_client(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
+/// Size of a message on the wire, bytes.
+pub fn encoded_len(m: &impl prost::Message) -> usize {
+    m.encoded_len()
+}
+
 /// The encoded file descriptor set of `heatnet.v1`, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("heatnet_v1_descriptor");

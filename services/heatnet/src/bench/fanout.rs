@@ -62,6 +62,11 @@ pub struct FanoutArgs {
     /// The heatnet executable to start the optimizer from (default: this one).
     #[arg(long, hide = true)]
     pub exe: Option<PathBuf>,
+    /// Each gateway sends one scan of readings after opening its session, so
+    /// the network state read back carries readings as in operation (its
+    /// size is what the control room's clients must accept).
+    #[arg(long)]
+    pub telemetry: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -97,6 +102,11 @@ pub struct FanoutReport {
     pub sessions_failed: usize,
     /// Registering and opening every session, s.
     pub setup_s: f64,
+    /// The control room's `GetNetworkState` of the whole network: nodes,
+    /// bytes on the wire, and the time to read it, ms.
+    pub network_state_nodes: usize,
+    pub network_state_bytes: usize,
+    pub network_state_ms: f64,
     pub open_files_limit: u64,
     pub changes: Vec<Change>,
     /// Over every acknowledgement of every change, ms.
@@ -134,7 +144,11 @@ struct GatewayCtx {
     ready: mpsc::UnboundedSender<Result<usize, String>>,
     acks: mpsc::UnboundedSender<Ack>,
     stop: watch::Receiver<bool>,
+    telemetry: bool,
 }
+
+/// Network time of the one scan `--telemetry` sends, Unix ms.
+const TELEMETRY_TIME_MS: i64 = 1_800_000_000_000;
 
 /// Registers, opens the session, then heartbeats and acknowledges commands
 /// until stopped. Reports ready once it has acknowledged its first curve.
@@ -164,6 +178,13 @@ async fn synthetic_gateway(mut ctx: GatewayCtx) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the session of {id}"))?
         .into_inner();
+    if ctx.telemetry {
+        let batch =
+            super::telemetry_batch(&ctx.actors, reg.last_stored_seq + 1, 1, TELEMETRY_TIME_MS);
+        tx.send(send(v1::gateway_message::Body::Batch(batch)))
+            .await
+            .context("session stream closed")?;
+    }
     let mut ready = false;
     let mut permit = Some(permit);
     let hb_ms = u64::from(reg.heartbeat_interval_ms).clamp(100, 1000);
@@ -308,6 +329,7 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
             ready: ready_tx.clone(),
             acks: ack_tx.clone(),
             stop: stop_rx.clone(),
+            telemetry: args.telemetry,
         };
         let ready = ready_tx.clone();
         tasks.push(tokio::spawn(async move {
@@ -364,6 +386,21 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
     anyhow::ensure!(open > 0, "no session opened; see {}", opt.log.display());
 
     let mut control = proto::control_room_client(endpoint.connect().await?);
+    // The control room's view of the whole network: about 8.6 MB at 3,323
+    // substations with 20 buildings each, over tonic's default 4 MB limit.
+    let t_state = Instant::now();
+    let state = control
+        .get_network_state(v1::GetNetworkStateRequest {})
+        .await
+        .context("GetNetworkState of the whole network")?
+        .into_inner();
+    let network_state_ms = t_state.elapsed().as_secs_f64() * 1000.0;
+    let network_state_bytes = proto::encoded_len(&state);
+    let network_state_nodes = state.nodes.len();
+    progress(format_args!(
+        "network state: {network_state_nodes} nodes, {:.1} MB, read in {network_state_ms:.0} ms",
+        network_state_bytes as f64 / 1.0e6
+    ));
     // Let the start-up acknowledgements drain before the first change.
     tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
     let mut changes = Vec::with_capacity(args.changes);
@@ -449,6 +486,9 @@ pub async fn measure(args: &FanoutArgs) -> anyhow::Result<FanoutReport> {
         sessions_open: open,
         sessions_failed: failed,
         setup_s,
+        network_state_nodes,
+        network_state_bytes,
+        network_state_ms,
         open_files_limit,
         all_ack_p50_ms: quantile(&all, 0.5),
         all_ack_p99_ms: quantile(&all, 0.99),
@@ -462,6 +502,12 @@ fn print_table(r: &FanoutReport) {
     println!(
         "fan-out: {} substations ({} open, {} failed), {} group(s), {} connection(s), set-up {:.1} s",
         r.substations, r.sessions_open, r.sessions_failed, r.groups, r.connections, r.setup_s
+    );
+    println!(
+        "network state: {} nodes, {:.1} MB, read in {:.0} ms",
+        r.network_state_nodes,
+        r.network_state_bytes as f64 / 1.0e6,
+        r.network_state_ms
     );
     println!(
         "{:>6} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
