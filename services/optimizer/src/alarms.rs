@@ -329,19 +329,14 @@ pub enum AckError {
 
 #[cfg(test)]
 mod tests {
-    use store::{Store, StoreConfig};
+    use store::Store;
 
     use super::*;
 
     #[test]
     fn lifecycle_dedups_and_persists() {
-        let dir = std::env::temp_dir().join(format!("heatnet-alarms-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cfg = StoreConfig {
-            kind: "optimizer".into(),
-            identity: "central".into(),
-            cache_bytes: 1 << 20,
-        };
+        let dir = crate::testing::scratch_dir("alarms");
+        let cfg = crate::testing::store_config();
         {
             let store = Store::open(&dir, &cfg).unwrap();
             let mut book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
@@ -399,17 +394,8 @@ mod tests {
 
     #[test]
     fn alarms_about_metrics_are_kept_apart() {
-        let dir = std::env::temp_dir().join(format!("heatnet-alarms-m-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(
-            &dir,
-            &StoreConfig {
-                kind: "optimizer".into(),
-                identity: "central".into(),
-                cache_bytes: 1 << 20,
-            },
-        )
-        .unwrap();
+        let dir = crate::testing::scratch_dir("alarms-m");
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
         let mut book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
         let k = "sensor_implausible";
         let sup = Some("secondary_supply_temp_c");
@@ -441,17 +427,8 @@ mod tests {
 
     #[test]
     fn alarms_carry_the_network_time_of_raising_and_clearing() {
-        let dir = std::env::temp_dir().join(format!("heatnet-alarms-n-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(
-            &dir,
-            &StoreConfig {
-                kind: "optimizer".into(),
-                identity: "central".into(),
-                cache_bytes: 1 << 20,
-            },
-        )
-        .unwrap();
+        let dir = crate::testing::scratch_dir("alarms-n");
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
         let mut book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
         // Before any telemetry: no network time.
         let a = book

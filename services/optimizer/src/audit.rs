@@ -188,7 +188,7 @@ impl AuditLog {
 
 #[cfg(test)]
 mod tests {
-    use store::{Store, StoreConfig};
+    use store::Store;
 
     use super::*;
 
@@ -206,13 +206,8 @@ mod tests {
 
     #[test]
     fn entries_persist_in_order_refusals_included_and_text_is_clipped() {
-        let dir = std::env::temp_dir().join(format!("heatnet-audit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cfg = StoreConfig {
-            kind: "optimizer".into(),
-            identity: "central".into(),
-            cache_bytes: 1 << 20,
-        };
+        let dir = crate::testing::scratch_dir("audit");
+        let cfg = crate::testing::store_config();
         {
             let s = Store::open(&dir, &cfg).expect("store");
             let log = AuditLog::load(s.table("audit").expect("table")).expect("load");

@@ -1336,7 +1336,6 @@ fn send_command(
 
 #[cfg(test)]
 mod tests {
-    use store::StoreConfig;
 
     use super::*;
 
@@ -1374,13 +1373,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_gateway_registering_again_drops_only_the_actors_it_no_longer_hosts() {
-        let dir = std::env::temp_dir().join(format!("heatnet-core-reg-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cfg = StoreConfig {
-            kind: "optimizer".into(),
-            identity: "central".into(),
-            cache_bytes: 1 << 20,
-        };
+        let dir = crate::testing::scratch_dir("core-reg");
+        let cfg = crate::testing::store_config();
         let pair = |a: &str, g: &str| (a.to_string(), g.to_string());
         let store = Store::open(&dir, &cfg).unwrap();
         let core = Core::open(

@@ -255,7 +255,6 @@ async fn writer(store: Store, table: Table, mut rx: mpsc::Receiver<Request>) {
 #[cfg(test)]
 mod tests {
     use model::{ActorSnapshot, Metric, Mode, Reading};
-    use store::StoreConfig;
 
     use super::*;
 
@@ -273,13 +272,8 @@ mod tests {
 
     #[tokio::test]
     async fn deduplicates_counts_gaps_and_survives_reopen() {
-        let dir = std::env::temp_dir().join(format!("heatnet-ingest-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cfg = StoreConfig {
-            kind: "optimizer".into(),
-            identity: "central".into(),
-            cache_bytes: 1 << 20,
-        };
+        let dir = crate::testing::scratch_dir("ingest");
+        let cfg = crate::testing::store_config();
         let gw = NodeId::new("s01").unwrap();
         {
             let store = Store::open(&dir, &cfg).unwrap();
@@ -327,13 +321,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_gateways_are_grouped_and_all_stored() {
-        let dir = std::env::temp_dir().join(format!("heatnet-ingest-conc-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cfg = StoreConfig {
-            kind: "optimizer".into(),
-            identity: "central".into(),
-            cache_bytes: 1 << 20,
-        };
+        let dir = crate::testing::scratch_dir("ingest-conc");
+        let cfg = crate::testing::store_config();
         let store = Store::open(&dir, &cfg).unwrap();
         let ingest = Ingest::start(&store).unwrap();
         let mut tasks = Vec::new();

@@ -299,24 +299,15 @@ fn cold_share(a: f64, b: f64, threshold: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use store::{Store, StoreConfig};
+    use store::Store;
 
     use super::*;
 
     const H: i64 = 3_600_000;
 
     fn open(tag: &str) -> (std::path::PathBuf, Store) {
-        let dir = std::env::temp_dir().join(format!("heatnet-ledger-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(
-            &dir,
-            &StoreConfig {
-                kind: "optimizer".into(),
-                identity: "central".into(),
-                cache_bytes: 1 << 20,
-            },
-        )
-        .unwrap();
+        let dir = crate::testing::scratch_dir(&format!("ledger-{tag}"));
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
         (dir, store)
     }
 

@@ -39,3 +39,25 @@ pub mod transport;
 pub mod watch;
 
 pub use run::{OptimizerConfig, run};
+
+/// Scaffolding shared by the tests that open a store.
+#[cfg(test)]
+pub(crate) mod testing {
+    use store::StoreConfig;
+
+    /// An emptied scratch directory `heatnet-<name>-<pid>` in the temp dir.
+    pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("heatnet-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// The optimizer's store configuration with a small cache.
+    pub fn store_config() -> StoreConfig {
+        StoreConfig {
+            kind: "optimizer".into(),
+            identity: "central".into(),
+            cache_bytes: 1 << 20,
+        }
+    }
+}

@@ -225,7 +225,7 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use model::{ActorSnapshot, Mode, Network, NodeId, Reading};
-    use store::{Store, StoreConfig};
+    use store::Store;
 
     use super::*;
     use crate::alarms::AlarmState;
@@ -241,17 +241,8 @@ mod tests {
 
     #[test]
     fn detections_become_alarms_with_network_times_and_rooms_reach_the_ledger() {
-        let dir = std::env::temp_dir().join(format!("heatnet-watch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(
-            &dir,
-            &StoreConfig {
-                kind: "optimizer".into(),
-                identity: "central".into(),
-                cache_bytes: 1 << 20,
-            },
-        )
-        .unwrap();
+        let dir = crate::testing::scratch_dir("watch");
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
         let mut alarms = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
         let ledger = Ledger::load(store.table("ledger").unwrap(), 18.0).unwrap();
         let layout = Layout::of(&Network::sample("ring").unwrap());

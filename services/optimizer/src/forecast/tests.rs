@@ -1,6 +1,6 @@
 use model::forecast::RawPoint;
 use model::{ActorSnapshot, Mode, NodeId, Reading};
-use store::{Store, StoreConfig};
+use store::Store;
 
 use super::*;
 
@@ -72,13 +72,8 @@ fn score_by_lead_time_matches_hand_numbers() {
 }
 
 fn store(name: &str) -> (std::path::PathBuf, Store) {
-    let dir = std::env::temp_dir().join(format!("heatnet-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let cfg = StoreConfig {
-        kind: "optimizer".into(),
-        identity: "central".into(),
-        cache_bytes: 1 << 20,
-    };
+    let dir = crate::testing::scratch_dir(name);
+    let cfg = crate::testing::store_config();
     let s = Store::open(&dir, &cfg).expect("store");
     (dir, s)
 }
