@@ -899,10 +899,8 @@ fn design_flows(net: &Network) -> BTreeMap<NodeId, f64> {
     net.substations
         .iter()
         .filter_map(|s| {
-            let p = net.plant(&s.plant)?;
-            let drop_k = p.design_supply_temp_c - p.design_return_temp_c;
-            let flow = s.design_heat_w() / (model::WATER_CP_J_KG_K * drop_k);
-            (drop_k > 0.0 && flow.is_finite() && flow > 0.0).then(|| (s.id.clone(), flow))
+            let flow = s.design_primary_flow_kg_s(net.plant(&s.plant)?);
+            (flow.is_finite() && flow > 0.0).then(|| (s.id.clone(), flow))
         })
         .collect()
 }

@@ -604,6 +604,14 @@ impl Substation {
     pub fn design_heat_w(&self) -> f64 {
         self.buildings.iter().map(Building::design_heat_w).sum()
     }
+
+    /// Primary flow at design conditions when served by `plant`, kg/s: the
+    /// design heat over the plant's design temperature drop (what the control
+    /// valve is sized for).
+    pub fn design_primary_flow_kg_s(&self, plant: &Plant) -> f64 {
+        self.design_heat_w()
+            / (crate::WATER_CP_J_KG_K * (plant.design_supply_temp_c - plant.design_return_temp_c))
+    }
 }
 
 fn default_start_time_ms() -> i64 {

@@ -462,7 +462,7 @@ impl Engine {
                 s.secondary_design_return_temp_c,
             );
             let (tp0, tpr0) = (plant.design_supply_temp_c, plant.design_return_temp_c);
-            let m_p0 = q0 / (WATER_CP_J_KG_K * (tp0 - tpr0));
+            let m_p0 = s.design_primary_flow_kg_s(plant);
             let m_s0 = q0 / (WATER_CP_J_KG_K * (ts0 - tr0));
             let ua0 = q0 / hx::lmtd(tp0, tpr0, tr0, ts0);
             // Sized so the design flow passes at the design opening under the
