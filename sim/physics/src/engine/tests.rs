@@ -332,6 +332,50 @@ fn the_city_runs_meshed_with_three_plants_sharing_the_load() {
     assert!(b.exposed_flat_c < b.air_c - 0.5, "{b:?}");
 }
 
+/// "Three sources, one network": with one plant tripped and its pump
+/// stopped, the others feed its district through the interconnectors.
+#[test]
+fn the_citys_neighbours_carry_a_tripped_plants_district() {
+    let net = Network::sample("city").unwrap();
+    let mut e = Engine::new(&net);
+    let east = net
+        .plants
+        .iter()
+        .position(|p| p.id.as_str() == "chp-east")
+        .unwrap();
+    e.state.plants[east].tripped = true;
+    e.state.plants[east].pump_on = false;
+    step_checked(&mut e, 12, 300.0, -2.0);
+    let district: Vec<(&model::Substation, &SubstationState)> = net
+        .substations
+        .iter()
+        .zip(&e.state.substations)
+        .filter(|(s, _)| s.plant.as_str() == "chp-east")
+        .collect();
+    assert!(district.len() > 30, "{} substations", district.len());
+    let (s, ss) = district
+        .iter()
+        .min_by(|a, b| a.1.diff_pressure_pa.total_cmp(&b.1.diff_pressure_pa))
+        .unwrap();
+    // Found without interconnectors: 0-1 kPa and about 5 % of the design
+    // flow at every substation of the tripped district.
+    assert!(
+        ss.diff_pressure_pa > 0.5e5,
+        "{}: {:.0} Pa across the tripped district's critical substation",
+        s.id,
+        ss.diff_pressure_pa
+    );
+    let flow_kg_s: f64 = district.iter().map(|(_, ss)| ss.primary_flow_kg_s).sum();
+    let design_kg_s: f64 = district
+        .iter()
+        .map(|(s, _)| s.design_primary_flow_kg_s(&net.plants[east]))
+        .sum();
+    assert!(
+        flow_kg_s > 0.5 * design_kg_s,
+        "the district draws {flow_kg_s:.0} kg/s of its {design_kg_s:.0} kg/s design flow"
+    );
+}
+
 #[test]
 fn the_secondary_pump_curve_sets_the_buildings_flows() {
     let net = Network::sample("demo").unwrap();
