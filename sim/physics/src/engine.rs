@@ -956,6 +956,17 @@ impl Engine {
         let mut sources = vec![(0.0, 0.0); nj];
         for (k, pp) in self.plants.iter().enumerate() {
             let f = q[2 * n_pipes + k];
+            let ps = &mut st.plants[k];
+            if f > 0.0 && pp.solar.is_none() {
+                // The outlet was set for the last step's flow (or crept to the
+                // setpoint while the pump stood still): this step's flow is
+                // lifted by the capacity at most (found on the city: pumps
+                // restarting or taking over flow put 460-510 MW into the
+                // network for a step from plants of 237-398 MW).
+                let max_w = pp.capacity_w * ps.capacity_factor;
+                let most_c = ps.return_temp_c + max_w / (f * WATER_CP_J_KG_K);
+                ps.supply_temp_c = ps.supply_temp_c.min(most_c.max(ps.return_temp_c));
+            }
             if f > 0.0 {
                 sources[pp.junction].0 += f;
                 sources[pp.junction].1 += f * st.plants[k].supply_temp_c;
