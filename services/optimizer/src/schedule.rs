@@ -56,6 +56,10 @@ pub const DEMAND_SMOOTHING_MS: f64 = 30.0 * 60_000.0;
 pub const MAX_ORDER_STEP_SHARE: f64 = 0.05;
 /// A plant seen tripped is left out of the dispatch this long, ms.
 pub const TRIP_HOLD_MS: i64 = 2 * 3_600_000;
+/// Share of its heat order below which a plant is taken as overpowered (its
+/// pump cannot push water against another's head), not as at the limit of
+/// what it can deliver.
+pub const OVERPOWERED_SHARE: f64 = 0.1;
 /// Most forecast points kept.
 pub const MAX_FORECAST_POINTS: usize = 1_000;
 
@@ -514,9 +518,14 @@ impl PlanState {
                 .last_heat_w
                 .insert(o.id.clone(), q)
                 .is_some_and(|prev| q > prev + 0.01 * nameplate);
+            // A plant putting next to nothing into the water is not at a
+            // limit of its heat source: its pump is overpowered by another's
+            // (no flow), which its heat loop answers by speeding up (found on
+            // the interconnected city: the boiler, overpowered for a round,
+            // was taken as able to deliver 0 W and left out for days).
             let short = match self.sent.get(&o.id) {
                 Some(Action::SetHeatOutput { heat_w }) if *heat_w > 0.0 => {
-                    settled && q < 0.9 * heat_w && !rising
+                    settled && q < 0.9 * heat_w && q >= OVERPOWERED_SHARE * heat_w && !rising
                 }
                 Some(Action::SetPumpHead { head_pa }) => {
                     most_open.is_some_and(|v| v >= ahead::VALVE_WIDE_OPEN)
@@ -1313,6 +1322,23 @@ mod tests {
         st.round(900_000, 300_000, &subs, &plants);
         let v = st.view().unwrap();
         assert!((v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4, "{v:?}");
+    }
+
+    #[test]
+    fn a_plant_whose_pump_is_overpowered_keeps_its_order() {
+        let (mut st, subs, mut plants) = ring_after_a_round(1.2);
+        // Told its 1.2 MW minimum, the boiler puts in nothing: no water goes
+        // through it against the CHP plant's head. It is not at the limit of
+        // what it can make: its order stands while its pump speeds up.
+        plants[1].heat_w = Some(0.0);
+        for k in 1..4 {
+            st.round(k * 300_000, 300_000, &subs, &plants);
+            let v = st.view().unwrap();
+            assert!(
+                (v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4,
+                "round {k}: {v:?}"
+            );
+        }
     }
 
     #[test]
