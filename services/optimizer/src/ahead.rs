@@ -129,6 +129,32 @@ pub fn trim_head(
         .clamp(HEAD_LIMITS_PA.0, HEAD_LIMITS_PA.1)
 }
 
+/// Share of its minimum load under which the lead is taken as overpowered.
+pub const LEAD_OVERPOWERED_SHARE: f64 = 0.5;
+
+/// The lead's next head, kept up while the lead carries almost no water: a
+/// running plant makes at least its minimum load, so a lead measuring less
+/// than [`LEAD_OVERPOWERED_SHARE`] of it has its pump overpowered by the
+/// other plants' (their heat loops deliver more than their orders, or the
+/// network joins them closely) and holds no pressure anywhere. Its head then
+/// rises by half a step a round whatever the critical substation reads
+/// (found on the interconnected city: the others' pumps held the pressure,
+/// `chp-west`'s head trimmed down to 100 kPa, its flow stopped, and its
+/// ramp-limited restart looked like a trip).
+pub fn hold_lead_flow(
+    next_pa: f64,
+    head_pa: f64,
+    lead_heat_w: Option<f64>,
+    min_load_w: f64,
+) -> f64 {
+    match lead_heat_w {
+        Some(q) if min_load_w > 0.0 && q < LEAD_OVERPOWERED_SHARE * min_load_w => next_pa
+            .max(head_pa + MAX_HEAD_STEP_PA / 2.0)
+            .min(HEAD_LIMITS_PA.1),
+        _ => next_pa,
+    }
+}
+
 /// What a region of the network (the substations one plant serves) asks of
 /// its plant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,6 +270,31 @@ mod tests {
             outdoor_c: t,
             solar_w_m2: sun,
         }
+    }
+
+    #[test]
+    fn an_overpowered_lead_raises_its_head_whatever_the_pressure() {
+        // Trimmed down to 300 kPa (the critical substation has plenty), the
+        // lead carries 10 MW against its 160 MW minimum: half a step up.
+        assert_eq!(
+            hold_lead_flow(300.0e3, 310.0e3, Some(10.0e6), 160.0e6),
+            335.0e3
+        );
+        // Carrying its minimum (or more) or no reading: the trim stands.
+        assert_eq!(
+            hold_lead_flow(300.0e3, 310.0e3, Some(160.0e6), 160.0e6),
+            300.0e3
+        );
+        assert_eq!(hold_lead_flow(300.0e3, 310.0e3, None, 160.0e6), 300.0e3);
+        // A trim already raising faster is kept; the limit holds.
+        assert_eq!(
+            hold_lead_flow(400.0e3, 310.0e3, Some(0.0), 160.0e6),
+            400.0e3
+        );
+        assert_eq!(
+            hold_lead_flow(HEAD_LIMITS_PA.1, HEAD_LIMITS_PA.1, Some(0.0), 160.0e6),
+            HEAD_LIMITS_PA.1
+        );
     }
 
     #[test]

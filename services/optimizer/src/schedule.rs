@@ -706,6 +706,12 @@ impl PlanState {
                 Some(dp) => ahead::trim_head(head, dp, self.dp_target_pa, open),
                 None => head.clamp(ahead::HEAD_LIMITS_PA.0, ahead::HEAD_LIMITS_PA.1),
             };
+            let min_load_w = self
+                .network
+                .as_ref()
+                .and_then(|n| n.plant(&lead.id))
+                .map_or(0.0, |p| p.min_load_w);
+            let next = ahead::hold_lead_flow(next, head, lead.heat_w, min_load_w);
             self.head_pa = Some(next);
         }
 
@@ -1205,10 +1211,9 @@ mod tests {
         let mut boiler_mw = 1.2;
         let mut t = 1_000_000;
         let mut round = |st: &mut PlanState, dp: f64, boiler_mw: f64| {
-            let plants = vec![
-                plant_obs(&net, 0, total_mw - boiler_mw),
-                plant_obs(&net, 1, boiler_mw),
-            ];
+            // The running lead makes at least its minimum load.
+            let lead_mw = (total_mw - boiler_mw).max(net.plants[0].min_load_w / 1e6);
+            let plants = vec![plant_obs(&net, 0, lead_mw), plant_obs(&net, 1, boiler_mw)];
             st.round(t, 300_000, &subs_at(dp), &plants);
             t += 300_000;
             st.view().unwrap().clone()
