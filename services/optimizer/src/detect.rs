@@ -689,6 +689,8 @@ struct PlantTrack {
     low: Option<Collapse>,
     /// The last supply reading: (network time, °C).
     last_supply: Option<(i64, f64)>,
+    /// The last heat reading: (network time, W).
+    last_heat: Option<(i64, f64)>,
     tripped: bool,
     /// Its pump was last seen stopped.
     seen_stopped: bool,
@@ -767,6 +769,14 @@ const NO_LIFT_K: f64 = 2.0;
 /// flow then carries the boiler's stored heat out for minutes) or while the
 /// plant's flow flips between 0 and full from one scan to the next.
 const COOLING_K_PER_MIN: f64 = 1.0;
+/// The lead plant's heat rising by more than this share between samples
+/// (more than sensor noise moves it): it is taking on flow (see `taking_on`
+/// in [`TripDetector::observe`]), and a fast-cooling outlet is no trip
+/// (found on the interconnected city:
+/// `chp-west`, taking over `chp-east`'s district through the interconnectors
+/// at 1 % of its capacity a minute, was raised tripped twice and held out of
+/// the dispatch for four hours).
+const HEAT_RISING_SHARE: f64 = 0.005;
 /// A plant's pump ordered on again is given this long to be seen running
 /// (the gateway starts it at its next scan, and the order is stamped with the
 /// network's newest time, which may be ahead of the plant's): two of the
@@ -945,6 +955,7 @@ impl TripDetector {
         };
         let confirm = self.confirm_ms;
         let order_w = self.heat_order_w(node, time_ms);
+        let holds_head = matches!(self.orders.get(node), Some((PlantOrder::Head, _)));
         let at_capacity = self
             .capacity_w
             .get(node)
@@ -970,8 +981,16 @@ impl TripDetector {
         };
         let learned = p.heat.time_ms.is_some() && usual >= MIN_LEARNED_HEAT_W;
         let last_supply = p.last_supply.replace((time_ms, supply));
+        let last_heat = p.last_heat.replace((time_ms, heat));
+        // The plant holding the head takes on whatever water the network
+        // sends it: its heat rising while its outlet cools is its source
+        // ramping behind the flow it took over (a neighbour tripped), not a
+        // lost source, whose heat falls with its outlet.
+        let taking_on = holds_head
+            && last_heat.is_some_and(|(t, h)| t < time_ms && heat > h * (1.0 + HEAT_RISING_SHARE));
         let shortfall_k = COLLAPSE.iter().map(|(_, k)| *k).fold(0.0, f64::max);
-        let cooling = supply < setpoint - shortfall_k
+        let cooling = !taking_on
+            && supply < setpoint - shortfall_k
             && last_supply.is_some_and(|(t, s)| {
                 t < time_ms && (s - supply) / ((time_ms - t) as f64 / 60_000.0) >= COOLING_K_PER_MIN
             });

@@ -1170,6 +1170,48 @@ fn a_plant_started_again_is_given_time_to_heat_before_it_is_judged() {
 }
 
 #[test]
+fn a_lead_taking_on_a_tripped_neighbours_flow_has_not_tripped() {
+    // The interconnected city's chp-west (398 MW, holding the head) as
+    // chp-east trips: the water of chp-east's district comes to it, its
+    // flow climbs 1,200 -> 2,100 kg/s while its source ramps at 4 MW a
+    // minute, so its outlet cools 2 K a minute under its 104 °C setpoint
+    // while its heat rises.
+    let rows = |heat_per_min_mw: f64| -> Vec<(f64, f64, f64, f64, f64, f64)> {
+        let mut rows: Vec<(f64, f64, f64, f64, f64, f64)> = (0..30)
+            .map(|k| (k as f64, 200.0, 1_200.0, 104.0, 104.0, 64.0))
+            .collect();
+        rows.extend((0..10).map(|k| {
+            let k = k as f64;
+            (
+                30.0 + k,
+                200.0 + heat_per_min_mw * (k + 1.0),
+                1_200.0 + 90.0 * (k + 1.0),
+                102.0 - 2.0 * k,
+                104.0,
+                60.0,
+            )
+        }));
+        rows
+    };
+    let n = id("chp-west");
+    let lead = || {
+        let mut det = TripDetector::new(60_000);
+        det.order(&n, PlantOrder::Head, 0);
+        det
+    };
+    assert_eq!(
+        trips_raised(&mut lead(), "chp-west", &plant_sequence(&rows(4.0))),
+        Vec::<i64>::new()
+    );
+    // The same outlet with its heat falling is a lost source: raised.
+    assert!(!trips_raised(&mut lead(), "chp-west", &plant_sequence(&rows(-8.0))).is_empty());
+    // A plant on a heat order is judged by its outlet as before.
+    let mut det = TripDetector::new(60_000);
+    det.order(&n, PlantOrder::Heat { heat_w: 200.0e6 }, 0);
+    assert!(!trips_raised(&mut det, "chp-west", &plant_sequence(&rows(4.0))).is_empty());
+}
+
+#[test]
 fn a_plant_at_its_capacity_whose_outlet_cools_has_not_tripped() {
     // The city's boiler-south (237 MW nameplate), ordered past what it can
     // heat: 224 MW made while its outlet slides 2 K a minute under its
