@@ -280,15 +280,20 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
         })
         .collect();
 
-    // Interconnectors ("three sources, one network": the sources back each
-    // other up, `DOMAIN.md`): each plant's junction is joined to its nearest
-    // other plants' by a trunk sized for BACKUP_SHARE of the smaller of the
-    // two regions' design flows, so that its neighbours can feed a district
+    // Tie lines ("three sources, one network": the sources back each other
+    // up, `DOMAIN.md`): each plant's junction is joined to its nearest other
+    // plants' by a trunk sized for BACKUP_SHARE of the smaller of the two
+    // regions' design flows, so that its neighbours can feed a district
     // through its plant's trip. The tree alone joins regions through leaf
     // pipes of DN80 to DN300 that carry almost nothing (found on the city:
     // with `chp-east` out and its pump stopped, its 38 substations had 0-1 kPa
     // and 5 % of their design flow while the other plants' pumps ran at
-    // 1.7 MPa). Appended after the other pipes: their ids do not move.
+    // 1.7 MPa). A tie stays closed while both its plants run: left open, it
+    // put the plants' pumps in parallel with nothing between them, and
+    // whichever pushed a little harder took all the flow, the others' check
+    // valves shut, from one 300 s step to the next. Appended after the other
+    // pipes: their ids do not move.
+    let ties_from = edges.len();
     let region_flow = |p: usize| design_flow(region_share[p] * total_load_w);
     for p in 0..n_plants {
         let mut others: Vec<usize> = (0..n_plants).filter(|&q| q != p).collect();
@@ -296,13 +301,12 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
         for &q in others.iter().take(INTERCONNECTS_PER_PLANT) {
             let key = (n + p.min(q), n + p.max(q));
             let d = size(BACKUP_SHARE * region_flow(p).min(region_flow(q)));
-            match edges.iter().position(|&(a, b)| (a.min(b), a.max(b)) == key) {
-                Some(k) => diameters[k] = diameters[k].max(d),
-                None => {
-                    adjacent.insert(key);
-                    edges.push(key);
-                    diameters.push(d);
-                }
+            if !edges[ties_from..]
+                .iter()
+                .any(|&(a, b)| (a.min(b), a.max(b)) == key)
+            {
+                edges.push(key);
+                diameters.push(d);
             }
         }
     }
@@ -414,6 +418,7 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
             roughness_m: 5.0e-5,
             loss_w_m_k: 0.3 + 0.4 * diameters[k],
             ground_temp_c: 5.0,
+            tie: k >= ties_from,
         })
         .collect();
     let net = Network {

@@ -78,6 +78,12 @@ pub struct Pipe {
     pub loss_w_m_k: f64,
     #[serde(default = "default_ground_c")]
     pub ground_temp_c: f64,
+    /// A tie line between two plants (联络线): kept closed while both plants
+    /// run (each feeds its own district) and opened while either plant's pump
+    /// stands still, so that the other carries its district. Both ends must
+    /// carry a plant.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tie: bool,
 }
 
 /// The pressure-holding point (make-up water pressurisation) on the return side.
@@ -1086,6 +1092,18 @@ impl Network {
         for p in &self.plants {
             sources.push(junction_of(&format!("plant {}", p.id), &p.junction)?);
         }
+        for p in self.pipes.iter().filter(|p| p.tie) {
+            for end in [&p.from, &p.to] {
+                if index.get(end).is_none_or(|j| !sources.contains(j)) {
+                    return Err(invalid(
+                        format!("pipe {}", p.id),
+                        format!(
+                            "is a tie line but no plant stands at its end {end}: a tie joins two plants' junctions (set tie = false for an ordinary pipe)"
+                        ),
+                    ));
+                }
+            }
+        }
         let mut reached = vec![false; self.junctions.len()];
         let mut stack = sources.clone();
         for &s in &sources {
@@ -1372,6 +1390,10 @@ mod tests {
             (
                 ring_text_with("length_m = 1250.0", "length_m = -3.0"),
                 "pipe p-n-e: length_m = -3 is outside 0.1..100000",
+            ),
+            (
+                ring_text_with("length_m = 1250.0", "length_m = 1250.0\ntie = true"),
+                "pipe p-n-e: is a tie line but no plant stands at its end j-east: a tie joins two plants' junctions (set tie = false for an ordinary pipe)",
             ),
             (
                 ring_text_with(

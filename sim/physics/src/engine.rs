@@ -60,7 +60,7 @@ pub const SECONDARY_RESERVE_KG: f64 = 500.0;
 /// Share of a pipe's cross-section a burst opens.
 pub const BURST_AREA_SHARE: f64 = 0.25;
 /// What a closed isolation valve pair or a check valve still passes, as Kv, m³/h.
-const CLOSED_KV_M3_H: f64 = 0.01;
+pub(crate) const CLOSED_KV_M3_H: f64 = 0.01;
 /// Links whose water temperature moved more than this get fresh properties, K.
 const WATER_REFRESH_K: f64 = 2.0;
 /// Networks with this many substations step them on several threads…
@@ -100,6 +100,9 @@ struct PipeParams {
     roughness_m: f64,
     a: usize,
     b: usize,
+    /// A tie line: the plants standing at its ends (open while any of their
+    /// pumps stands still). Empty for an ordinary pipe.
+    tie_plants: Vec<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -442,6 +445,13 @@ impl Engine {
                 roughness_m: gp.roughness_m,
                 a: gp.a,
                 b: gp.b,
+                tie_plants: if gp.tie {
+                    (0..graph.plant_at.len())
+                        .filter(|&k| graph.plant_at[k] == gp.a || graph.plant_at[k] == gp.b)
+                        .collect()
+                } else {
+                    Vec::new()
+                },
             })
             .collect();
         let mut incident = vec![Vec::new(); nj];
@@ -779,7 +789,10 @@ impl Engine {
         };
         let mut links = Vec::with_capacity(self.link_water.len() + st.leaks.len());
         for (k, p) in self.pipes.iter().enumerate() {
-            let kind = if st.pipes[k].isolated {
+            // A tie line opens while a plant at its ends stands still.
+            let tie_closed =
+                !p.tie_plants.is_empty() && p.tie_plants.iter().all(|&i| st.plants[i].pump_running);
+            let kind = if st.pipes[k].isolated || tie_closed {
                 closed
             } else {
                 LinkKind::Pipe {

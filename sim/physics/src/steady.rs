@@ -132,6 +132,9 @@ pub(crate) struct GPipe {
     pub(crate) roughness_m: f64,
     pub(crate) loss_w_m_k: f64,
     pub(crate) ground_c: f64,
+    /// A tie line between two plants (`model::Pipe::tie`): closed in the
+    /// design calculation, where every plant runs.
+    pub(crate) tie: bool,
 }
 
 /// A pressure-holding point of one connected part of the network.
@@ -213,6 +216,7 @@ impl Graph {
                     roughness_m: 5.0e-5,
                     loss_w_m_k: s.pipe_loss_w_m_k,
                     ground_c: s.ground_temp_c,
+                    tie: false,
                 });
             }
             plant_at = (0..net.plants.len()).collect::<Vec<_>>();
@@ -238,6 +242,7 @@ impl Graph {
                     roughness_m: p.roughness_m,
                     loss_w_m_k: p.loss_w_m_k,
                     ground_c: p.ground_temp_c,
+                    tie: p.tie,
                 });
             }
             plant_at = net.plants.iter().map(|p| at(&p.junction)).collect();
@@ -526,11 +531,18 @@ pub fn solve(net: &Network, cond: &Conditions) -> Result<SteadyState, SteadyErro
     // the plants' pumps); their water and the demands change every round.
     let mut links = Vec::with_capacity(2 * g.pipes.len() + g.plant_at.len());
     for p in &g.pipes {
-        let kind = LinkKind::Pipe {
-            length_m: p.length_m,
-            diameter_m: p.diameter_m,
-            roughness_m: p.roughness_m,
-            minor_loss: 0.0,
+        let kind = if p.tie {
+            LinkKind::Valve {
+                kv_m3_h: crate::engine::CLOSED_KV_M3_H,
+                opening: 1.0,
+            }
+        } else {
+            LinkKind::Pipe {
+                length_m: p.length_m,
+                diameter_m: p.diameter_m,
+                roughness_m: p.roughness_m,
+                minor_loss: 0.0,
+            }
         };
         let water = link_water(t_sup[p.a]);
         links.push(Link {
@@ -1195,6 +1207,7 @@ pub fn grid_network(junctions: usize, seed: u64) -> Network {
                     roughness_m: 5.0e-5,
                     loss_w_m_k: 0.37,
                     ground_temp_c: 5.0,
+                    tie: false,
                 });
             }
         }

@@ -322,6 +322,13 @@ fn the_city_runs_meshed_with_three_plants_sharing_the_load() {
     );
     let mut e = Engine::new(&net);
     step_checked(&mut e, 12, 300.0, -5.0);
+    // Every plant runs: the tie lines between them stay shut.
+    let ties: Vec<usize> = (0..net.pipes.len()).filter(|&k| net.pipes[k].tie).collect();
+    assert_eq!(ties.len(), 3, "a ring of ties between the three plants");
+    for &k in &ties {
+        let flow = e.state.pipes[k].supply_flow_kg_s.abs();
+        assert!(flow < 0.1, "tie {}: {flow} kg/s", net.pipes[k].id);
+    }
     let heat: Vec<f64> = e.state.plants.iter().map(|p| p.heat_w).collect();
     let total: f64 = heat.iter().sum();
     for (p, h) in net.plants.iter().zip(&heat) {
@@ -374,6 +381,15 @@ fn the_citys_neighbours_carry_a_tripped_plants_district() {
         flow_kg_s > 0.5 * design_kg_s,
         "the district draws {flow_kg_s:.0} kg/s of its {design_kg_s:.0} kg/s design flow"
     );
+    // It comes through the ties at the stopped plant.
+    let tied: f64 = net
+        .pipes
+        .iter()
+        .zip(&e.state.pipes)
+        .filter(|(p, _)| p.tie && (p.from.as_str() == "j-plant-2" || p.to.as_str() == "j-plant-2"))
+        .map(|(_, ps)| ps.supply_flow_kg_s.abs())
+        .sum();
+    assert!(tied > 0.5 * design_kg_s, "{tied:.0} kg/s through the ties");
 }
 
 #[test]
