@@ -56,6 +56,42 @@ pub const DEMAND_SMOOTHING_MS: f64 = 30.0 * 60_000.0;
 pub const MAX_ORDER_STEP_SHARE: f64 = 0.05;
 /// A plant seen tripped is left out of the dispatch this long, ms.
 pub const TRIP_HOLD_MS: i64 = 2 * 3_600_000;
+/// A plant held out after a trip, its pump standing still, whose outlet is
+/// this much warmer than its return has its heat source back (a working
+/// source keeps its standing water hot; a lost one lets it cool to the
+/// return), K.
+pub const SOURCE_BACK_LIFT_K: f64 = 10.0;
+/// The least hold after a trip: the outlet of a source just lost takes about
+/// half an hour to cool toward its return (its 10 min time constant), ms.
+pub const MIN_TRIP_HOLD_MS: i64 = 30 * 60_000;
+/// The hold of a plant whose standing outlet shows its source still out; it
+/// is then tried blind (a sensor may mislead), ms.
+pub const LONG_TRIP_HOLD_MS: i64 = 3 * TRIP_HOLD_MS;
+
+/// How much warmer a plant's outlet stands than its return while its pump
+/// stands still (`None` while it runs or without the readings), K.
+fn standing_lift_k(p: &PlantObs) -> Option<f64> {
+    match (p.pump_running, p.supply_temp_c, p.return_temp_c) {
+        (Some(false), Some(s), Some(r)) => Some(s - r),
+        _ => None,
+    }
+}
+
+/// Whether a plant held out `held_ms` since it was last seen tripped is
+/// tried again. Its pump standing still, its outlet tells whether its source
+/// is back ([`SOURCE_BACK_LIFT_K`]): released then, after
+/// [`MIN_TRIP_HOLD_MS`]; else held [`LONG_TRIP_HOLD_MS`]. Without that
+/// reading it is tried after [`TRIP_HOLD_MS`] (found on the city: `chp-east`,
+/// tried blind every 2 h of its 24 h trip, shut its tie lines each time and
+/// pumped cold water into its district until it was found out again).
+fn trip_hold_over(held_ms: i64, standing_lift_k: Option<f64>) -> bool {
+    match standing_lift_k {
+        Some(lift) if lift >= SOURCE_BACK_LIFT_K => held_ms >= MIN_TRIP_HOLD_MS,
+        Some(_) => held_ms >= LONG_TRIP_HOLD_MS,
+        None => held_ms >= TRIP_HOLD_MS,
+    }
+}
+
 /// Share of its heat order below which a plant is taken as overpowered (its
 /// pump cannot push water against another's head), not as at the limit of
 /// what it can deliver.
@@ -436,7 +472,10 @@ impl PlanState {
         let expired: Vec<NodeId> = self
             .trip_seen_ms
             .iter()
-            .filter(|(_, seen)| now_ms - **seen >= TRIP_HOLD_MS)
+            .filter(|(id, seen)| {
+                let obs = plants.iter().find(|p| &p.id == *id);
+                trip_hold_over(now_ms - **seen, obs.map(standing_lift_k).unwrap_or(None))
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
@@ -1327,6 +1366,28 @@ mod tests {
         st.round(900_000, 300_000, &subs, &plants);
         let v = st.view().unwrap();
         assert!((v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4, "{v:?}");
+    }
+
+    #[test]
+    fn a_tripped_plant_is_tried_again_when_its_standing_outlet_shows_its_source_back() {
+        let min = 60_000;
+        // Its pump stopped, its outlet 40 K above its return: the source is
+        // back, tried after half an hour.
+        assert!(!trip_hold_over(29 * min, Some(40.0)));
+        assert!(trip_hold_over(30 * min, Some(40.0)));
+        // Its standing water as cold as its return: the source is still out;
+        // held 6 h, then tried blind.
+        assert!(!trip_hold_over(2 * 60 * min, Some(0.5)));
+        assert!(!trip_hold_over(6 * 60 * min - 1, Some(0.5)));
+        assert!(trip_hold_over(6 * 60 * min, Some(0.5)));
+        // Running, or without the readings: the 2 h hold.
+        assert!(!trip_hold_over(2 * 60 * min - 1, None));
+        assert!(trip_hold_over(2 * 60 * min, None));
+        let net = Network::sample("ring").unwrap();
+        let mut p = plant_obs(&net, 0, 0.0);
+        assert_eq!(standing_lift_k(&p), None);
+        p.pump_running = Some(false);
+        assert_eq!(standing_lift_k(&p), Some(45.0));
     }
 
     #[test]
