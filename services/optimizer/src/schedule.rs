@@ -473,8 +473,11 @@ impl PlanState {
             .trip_seen_ms
             .iter()
             .filter(|(id, seen)| {
-                let obs = plants.iter().find(|p| &p.id == *id);
-                trip_hold_over(now_ms - **seen, obs.map(standing_lift_k).unwrap_or(None))
+                let lift = plants
+                    .iter()
+                    .find(|p| &p.id == *id)
+                    .and_then(standing_lift_k);
+                trip_hold_over(now_ms - **seen, lift)
             })
             .map(|(id, _)| id.clone())
             .collect();

@@ -47,14 +47,14 @@ const PLANT_RETURN_C: f64 = 55.0;
 pub const SENSOR_NOISE_K: f64 = 0.05;
 /// Design capacity weights of the first three plants (further plants weigh as the third).
 const PLANT_WEIGHTS: [f64; 3] = [20.0, 12.0, 12.0];
-/// Share of the smaller region's design flow an interconnector between two
-/// plants carries at the design velocity: the share of the design load a
+/// Share of the smaller region's design flow a tie line between two plants
+/// carries at the design velocity: the share of the design load a
 /// utility plans to keep through a source's outage (60-70 % is the usual
 /// guaranteed share; a trip rarely falls on the design day).
 pub const BACKUP_SHARE: f64 = 0.7;
-/// Interconnectors from each plant to its nearest other plants (three plants:
-/// a ring, which survives the loss of any one trunk).
-const INTERCONNECTS_PER_PLANT: usize = 2;
+/// Tie lines from each plant to its nearest other plants (three plants: a
+/// ring, which survives the loss of any one tie).
+const TIES_PER_PLANT: usize = 2;
 /// Substations per plant beyond the first three plants.
 const PLANT_EVERY: usize = 40;
 
@@ -298,7 +298,7 @@ pub fn city(substations: usize, seed: u64) -> Result<Network, NetworkError> {
     for p in 0..n_plants {
         let mut others: Vec<usize> = (0..n_plants).filter(|&q| q != p).collect();
         others.sort_by(|&a, &b| dist(n + p, n + a).total_cmp(&dist(n + p, n + b)));
-        for &q in others.iter().take(INTERCONNECTS_PER_PLANT) {
+        for &q in others.iter().take(TIES_PER_PLANT) {
             let key = (n + p.min(q), n + p.max(q));
             let d = size(BACKUP_SHARE * region_flow(p).min(region_flow(q)));
             if !edges[ties_from..]
