@@ -39,7 +39,7 @@ impl BuildingThermal {
         floor_area_m2: f64,
         capacity_j_k_m2: f64,
     ) -> Self {
-        let h = design_heat_w / (20.0 - outdoor_design_c);
+        let h = design_heat_w / (model::DESIGN_ROOM_TEMP_C - outdoor_design_c);
         let h_ao = 0.3 * h;
         let h_am = 10.0 * h;
         // h_am·h_mo/(h_am + h_mo) = 0.7·h  ⇒  h_mo = 0.7·h·h_am/(h_am − 0.7·h)

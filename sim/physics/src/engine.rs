@@ -493,7 +493,7 @@ impl Engine {
                 .iter()
                 .map(|b| {
                     let qb = b.design_heat_w();
-                    let span_k = 20.0 - net.outdoor_design_temp_c;
+                    let span_k = model::DESIGN_ROOM_TEMP_C - net.outdoor_design_temp_c;
                     BuildingParams {
                         exposed_ratio: ((span_k - b.exposed_flat_offset_k) / span_k)
                             .clamp(0.0, 1.0),

@@ -21,7 +21,7 @@ impl EmitterRating {
         };
         Self {
             nominal_heat_w: design_heat_w,
-            nominal_lmtd_k: room_lmtd(supply_c, return_c, 20.0),
+            nominal_lmtd_k: room_lmtd(supply_c, return_c, model::DESIGN_ROOM_TEMP_C),
             exponent,
         }
     }
