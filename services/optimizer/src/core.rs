@@ -184,6 +184,81 @@ struct NodeLive {
     time_ms: i64,
     commanded_c: Option<f64>,
     trim_k: f64,
+    /// Since when (network ms) a node first seen on its local curve has
+    /// waited for its first setpoint ([`fallback_step`]).
+    fallback_since_ms: Option<i64>,
+}
+
+/// How long a node first seen on its local curve may wait for the
+/// optimizer's first setpoint before `local_fallback` is raised, network ms:
+/// three planning rounds. A gateway that has just started runs its local
+/// curve until then; that is no fallback (found in every season run: all 127
+/// of the city's nodes raised and cleared the alarm at the start).
+pub const FALLBACK_START_GRACE_MS: i64 = 15 * 60_000;
+
+/// What a node's reported mode does to its `local_fallback` alarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FallbackStep {
+    /// Clear the active alarm first (escalation to safe mode, or recovery).
+    clear: bool,
+    raise: Option<Severity>,
+    /// The node's start-up wait, carried to the next report.
+    since_ms: Option<i64>,
+}
+
+/// The `local_fallback` alarm's rule, from the node's previous mode (`None`:
+/// first report since it registered), its reported mode, its start-up wait
+/// and the report's network time. Safe mode is critical at once. Falling
+/// back from the optimizer's control is raised at once; a node that has not
+/// been under it yet is raised only once it has waited
+/// [`FALLBACK_START_GRACE_MS`]. Back under control clears it.
+fn fallback_step(
+    prev: Option<Mode>,
+    mode: Mode,
+    since_ms: Option<i64>,
+    time_ms: i64,
+) -> FallbackStep {
+    let none = FallbackStep {
+        clear: false,
+        raise: None,
+        since_ms: None,
+    };
+    match mode {
+        Mode::Safe if prev != Some(Mode::Safe) => FallbackStep {
+            // Escalate: an active info-level fallback alarm becomes critical.
+            clear: true,
+            raise: Some(Severity::Critical),
+            ..none
+        },
+        Mode::Safe => none,
+        Mode::Fallback => match (prev, since_ms) {
+            // Registered and still waiting for its first setpoint.
+            (None, _) => FallbackStep {
+                since_ms: Some(time_ms),
+                ..none
+            },
+            (Some(Mode::Fallback), Some(t)) if time_ms - t >= FALLBACK_START_GRACE_MS => {
+                FallbackStep {
+                    raise: Some(Severity::Info),
+                    ..none
+                }
+            }
+            (Some(Mode::Fallback), since) => FallbackStep {
+                since_ms: since,
+                ..none
+            },
+            // Fell back from the optimizer's control, an override or safe mode.
+            (Some(_), _) => FallbackStep {
+                raise: Some(Severity::Info),
+                ..none
+            },
+        },
+        Mode::Optimizer | Mode::Override if prev != Some(mode) => FallbackStep {
+            clear: true,
+            ..none
+        },
+        Mode::Optimizer | Mode::Override => none,
+    }
 }
 
 impl NodeLive {
@@ -286,6 +361,25 @@ impl Core {
                     a.id.clone(),
                     NodeLive::new(a.clone(), record.gateway_id.clone()),
                 );
+            }
+            // Each node's mode as last stored: a node that was under control
+            // before this restart and reports its local curve now has fallen
+            // back, and is no node waiting for its first setpoint.
+            if last_stored > 0 {
+                match ingest.read(&record.gateway_id, last_stored, 1) {
+                    Ok(last) => {
+                        for snap in last.into_iter().flat_map(|(_, b)| b.snapshots) {
+                            if let Some(n) = nodes.get_mut(&snap.actor_id) {
+                                n.mode = Some(snap.mode);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        gateway_id = %record.gateway_id,
+                        error = %e,
+                        "last stored batch unreadable: its nodes' modes start unknown"
+                    ),
+                }
             }
             gateways.insert(
                 record.gateway_id.clone(),
@@ -645,28 +739,21 @@ impl Core {
                     }
                     None => {}
                 }
-            } else if prev_mode != Some(snap.mode) {
-                match snap.mode {
-                    Mode::Fallback | Mode::Safe => {
-                        if snap.mode == Mode::Safe {
-                            // Escalate: an active info-level fallback alarm becomes critical.
-                            inner.alarms.clear("local_fallback", &id, now)?;
-                        }
-                        inner.alarms.raise(
-                            "local_fallback",
-                            &id,
-                            if snap.mode == Mode::Safe {
-                                Severity::Critical
-                            } else {
-                                Severity::Info
-                            },
-                            format!("{id} runs in {:?} mode", snap.mode),
-                            now,
-                        )?;
-                    }
-                    Mode::Optimizer | Mode::Override => {
-                        inner.alarms.clear("local_fallback", &id, now)?;
-                    }
+            } else {
+                let since = node.fallback_since_ms;
+                let step = fallback_step(prev_mode, snap.mode, since, snap.time_ms);
+                node.fallback_since_ms = step.since_ms;
+                if step.clear {
+                    inner.alarms.clear("local_fallback", &id, now)?;
+                }
+                if let Some(severity) = step.raise {
+                    inner.alarms.raise(
+                        "local_fallback",
+                        &id,
+                        severity,
+                        format!("{id} runs in {:?} mode", snap.mode),
+                        now,
+                    )?;
                 }
             }
         }
@@ -1296,6 +1383,7 @@ impl NodeLive {
             time_ms: 0,
             commanded_c: None,
             trim_k: 0.0,
+            fallback_since_ms: None,
         }
     }
 }
@@ -1338,6 +1426,54 @@ fn send_command(
 mod tests {
 
     use super::*;
+
+    #[test]
+    fn a_node_waiting_for_its_first_setpoint_is_no_fallback_until_the_grace_is_over() {
+        let min = 60_000;
+        // A node that registers on its local curve waits...
+        let s = fallback_step(None, Mode::Fallback, None, 0);
+        assert_eq!((s.clear, s.raise, s.since_ms), (false, None, Some(0)));
+        let s = fallback_step(Some(Mode::Fallback), Mode::Fallback, s.since_ms, 10 * min);
+        assert_eq!((s.raise, s.since_ms), (None, Some(0)));
+        // ...and is taken over in time: cleared (nothing raised), no wait left.
+        let t = fallback_step(Some(Mode::Fallback), Mode::Optimizer, s.since_ms, 11 * min);
+        assert_eq!((t.clear, t.raise, t.since_ms), (true, None, None));
+        // Not taken over within the grace: raised once, then not again.
+        let late = fallback_step(
+            Some(Mode::Fallback),
+            Mode::Fallback,
+            s.since_ms,
+            FALLBACK_START_GRACE_MS,
+        );
+        assert_eq!((late.raise, late.since_ms), (Some(Severity::Info), None));
+        let after = fallback_step(Some(Mode::Fallback), Mode::Fallback, None, 60 * min);
+        assert_eq!(after.raise, None);
+        // Falling back from the optimizer's control is raised at once.
+        let fell = fallback_step(Some(Mode::Optimizer), Mode::Fallback, None, 0);
+        assert_eq!(fell.raise, Some(Severity::Info));
+        assert_eq!(
+            fallback_step(Some(Mode::Override), Mode::Fallback, None, 0).raise,
+            Some(Severity::Info)
+        );
+        // Safe mode is critical at once, from the start too, and only once.
+        for prev in [None, Some(Mode::Optimizer), Some(Mode::Fallback)] {
+            let s = fallback_step(prev, Mode::Safe, Some(0), 0);
+            assert_eq!(
+                (s.clear, s.raise),
+                (true, Some(Severity::Critical)),
+                "{prev:?}"
+            );
+        }
+        assert_eq!(
+            fallback_step(Some(Mode::Safe), Mode::Safe, None, 0).raise,
+            None
+        );
+        // Under control from the first report: nothing to do.
+        let s = fallback_step(None, Mode::Optimizer, None, 0);
+        assert_eq!((s.clear, s.raise), (true, None));
+        let s = fallback_step(Some(Mode::Optimizer), Mode::Optimizer, None, 0);
+        assert_eq!((s.clear, s.raise), (false, None));
+    }
 
     fn actor(id: &str, kind: NodeKind) -> ActorInfo {
         ActorInfo {
