@@ -554,7 +554,7 @@ function planHtml(r) {
   const heat = p.plants.map((pl) => ({ name: pl.plant_id + (pl.lead ? " (lead)" : "") + (pl.available ? "" : " (out)"), pts: pl.heat_w.map((w, i) => [t0 + i * step, w / 1e6]) }));
   const temps = p.plants.map((pl) => ({ name: pl.plant_id, pts: pl.supply_temp_c.map((c, i) => [t0 + i * step, c]) }));
   let h = `<p>Mode <b>${esc(p.mode)}</b>, planned at ${new Date(t0).toISOString().slice(0, 16).replace("T", " ")} (network time), weather from ${p.weather_forecast ? "the forecast" : "persistence of the measured outdoor temperature"}; cost over the horizon ${fmt(p.cost_yuan, 0)} yuan, losses ${fmt(100 * p.loss_share, 1)} %.</p>`;
-  h += `<p>Critical substation <b>${esc(p.critical_substation_id || "–")}</b>: ${p.critical_diff_pressure_pa == null ? "–" : fmt(p.critical_diff_pressure_pa / 1000, 0)} kPa (target ${fmt(p.diff_pressure_target_pa / 1000, 0)} kPa); lead plant ${esc(p.lead_plant_id || "–")} holds ${p.head_setpoint_pa == null ? "–" : fmt(p.head_setpoint_pa / 1000, 0)} kPa.</p>`;
+  h += `<p>Critical substation <b>${esc(p.critical_substation_id || "–")}</b>: ${p.critical_diff_pressure_pa == null ? "–" : fmt(p.critical_diff_pressure_pa / 1000, 0)} kPa (target ${fmt(p.diff_pressure_target_pa / 1000, 0)} kPa); lead plant ${esc(p.lead_plant_id || "–")} holds ${p.head_setpoint_pa == null ? "–" : fmt(p.head_setpoint_pa / 1000, 0)} kPa.${p.room_target_c == null ? "" : ` Coldest rooms aimed at ${fmt(p.room_target_c, 1)} °C${p.room_target_c > 19.05 ? " (raised ahead of a shortage)" : ""}.`}</p>`;
   h += chart("plan-heat", "Planned heat per plant, MW (stacked)", heat, { stacked: true, zero: true, height: 200 });
   h += chart("plan-supply", "Planned plant supply temperature, °C", temps, { height: 180 });
   return h;

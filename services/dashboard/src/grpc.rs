@@ -310,6 +310,7 @@ impl Clients {
             "head_setpoint_pa": p.head_setpoint_pa,
             "weather_forecast": p.weather_forecast,
             "note": p.note,
+            "room_target_c": p.room_target_c,
         }))
     }
 

@@ -974,6 +974,8 @@ impl Core {
             }
         }
         let fixed = self.cfg.mode == PlanMode::FixedCurve;
+        // Raised ahead of a shortage the last round foresaw.
+        let room_target_c = inner.schedule.room_target_c();
         let mut plans: Vec<(NodeId, NodeId, f64, f64)> = Vec::new();
         let mut sub_obs: Vec<SubstationObs> = Vec::new();
         for n in inner
@@ -990,6 +992,7 @@ impl Core {
                 } else {
                     coldest.get(&n.info.id).copied()
                 },
+                target_room_c: room_target_c,
                 limits_c: n.info.limits_c,
                 trim_k: if fixed { 0.0 } else { n.trim_k },
             };

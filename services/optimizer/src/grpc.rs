@@ -526,6 +526,7 @@ impl ControlRoomService for Grpc {
                 .collect(),
             weather_forecast: p.weather_forecast,
             note: p.note,
+            room_target_c: p.room_target_c,
         }))
     }
 

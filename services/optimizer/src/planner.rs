@@ -4,8 +4,11 @@
 //! Substations: the group's supply curve at the measured outdoor temperature,
 //! plus a bounded trim integrated from the coldest monitored room toward
 //! [`TARGET_ROOM_C`] (just above 18 °C with a margin), so that homes are kept
-//! warm enough instead of overheated. Plants: enough supply temperature to
-//! serve the hottest substation setpoint through its heat exchanger.
+//! warm enough instead of overheated. Ahead of a shortage the plants cannot
+//! make (a cold wave past their nameplates), the aim is raised for a while
+//! ([`Preheat`]) so that the buildings' thermal mass stores the heat the
+//! plants will lack. Plants: enough supply temperature to serve the hottest
+//! substation setpoint through its heat exchanger.
 
 use model::SupplyCurve;
 
@@ -17,12 +20,82 @@ pub const TRIM_GAIN_K_PER_K_H: f64 = 3.0;
 pub const MAX_TRIM_K: f64 = 10.0;
 /// Primary supply above the hottest secondary setpoint, K (heat exchanger approach + losses).
 pub const PLANT_MARGIN_K: f64 = 30.0;
+/// The room aim is raised by at most this ahead of a shortage, K: 19 + 2 =
+/// 21 °C, under the 22 °C that counts as overheated.
+pub const MAX_PREHEAT_K: f64 = 2.0;
+/// Raise of the room aim per unit of the worst share of the forecast demand
+/// that will go unserved, K: a 10 % shortage ahead raises it the full 2 K.
+pub const PREHEAT_K_PER_SHORT_SHARE: f64 = 20.0;
+/// A shortage smaller than this share of the demand is none (the forecast's
+/// own noise), and one this large in the hour at hand means the shortage has
+/// come.
+pub const SHORT_SHARE_MIN: f64 = 0.01;
+
+/// After the shortage was last seen in the hour at hand, the aim stays
+/// unraised this long, ms: at the end of a cold spell the forecast's first
+/// hour flickers across [`SHORT_SHARE_MIN`], and the aim must not flicker
+/// with it (found on the city: raised and dropped every other 5-minute round
+/// for hours).
+pub const PREHEAT_REST_MS: i64 = 3 * 3_600_000;
+
+/// How far to raise the room aim ahead of a shortage: heat the plants will
+/// lack later is put into the buildings' thermal mass now, while they have
+/// capacity to spare. A home at 21 °C coasts for hours through a cold spell
+/// that one at 19 °C would feel at once (found on the city: in a cold wave
+/// 11 K past the design temperature, all three plants at their nameplates,
+/// the rooms sank under 18 °C for a day). Nothing is raised once the
+/// shortage has come, nor for [`PREHEAT_REST_MS`] after: the aim falls back,
+/// the warm buildings coast on what they stored and the cold ones get the
+/// water.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Preheat {
+    /// When the shortage was last in the hour at hand, network ms.
+    last_short_ms: Option<i64>,
+    /// The raise in force, K.
+    raise_k: f64,
+}
+
+impl Preheat {
+    /// The raise in force, K.
+    pub fn raise_k(&self) -> f64 {
+        self.raise_k
+    }
+
+    /// The raise from this round's forecast over the horizon: `unserved_w`
+    /// and `demand_w` per step, the first step the hour at hand; returns it.
+    pub fn update(&mut self, now_ms: i64, unserved_w: &[f64], demand_w: &[f64]) -> f64 {
+        let share = |k: usize| -> f64 {
+            match (unserved_w.get(k), demand_w.get(k)) {
+                (Some(u), Some(d)) if u.is_finite() && d.is_finite() && *d > 0.0 => {
+                    (u / d).max(0.0)
+                }
+                _ => 0.0,
+            }
+        };
+        if share(0) >= SHORT_SHARE_MIN {
+            self.last_short_ms = Some(now_ms);
+        }
+        let resting = self
+            .last_short_ms
+            .is_some_and(|t| now_ms - t < PREHEAT_REST_MS);
+        let worst = (1..unserved_w.len()).map(share).fold(0.0, f64::max);
+        self.raise_k = if resting || worst < SHORT_SHARE_MIN {
+            0.0
+        } else {
+            (PREHEAT_K_PER_SHORT_SHARE * worst).min(MAX_PREHEAT_K)
+        };
+        self.raise_k
+    }
+}
 
 /// What the planner knows of one substation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SubstationInput {
     pub outdoor_c: Option<f64>,
     pub coldest_room_c: Option<f64>,
+    /// What the coldest room is aimed at, °C ([`TARGET_ROOM_C`], raised
+    /// ahead of a shortage by [`Preheat`]).
+    pub target_room_c: f64,
     pub limits_c: (f64, f64),
     /// The trim carried from the previous interval, K.
     pub trim_k: f64,
@@ -43,7 +116,7 @@ pub fn plan_substation(
     let outdoor = s.outdoor_c?;
     let mut trim = s.trim_k;
     if let Some(room) = s.coldest_room_c {
-        trim += TRIM_GAIN_K_PER_K_H * (TARGET_ROOM_C - room) * dt_h;
+        trim += TRIM_GAIN_K_PER_K_H * (s.target_room_c - room) * dt_h;
     }
     trim = trim.clamp(-MAX_TRIM_K, MAX_TRIM_K);
     let base = curve.supply_temp_c(outdoor);
@@ -105,6 +178,7 @@ mod tests {
         let input = |room| SubstationInput {
             outdoor_c: Some(0.0),
             coldest_room_c: Some(room),
+            target_room_c: TARGET_ROOM_C,
             limits_c: (25.0, 95.0),
             trim_k: 0.0,
         };
@@ -127,6 +201,65 @@ mod tests {
     }
 
     #[test]
+    fn rooms_are_preheated_ahead_of_a_shortage_and_coast_through_it() {
+        let h = 3_600_000;
+        let demand = [500.0e6; 24];
+        let mut unserved = [0.0; 24];
+        let mut p = Preheat::default();
+        // Nothing short: no preheating.
+        assert_eq!(p.update(0, &unserved, &demand), 0.0);
+        // 5 % short in 12 hours: 20 K per share · 0.05 = 1 K.
+        unserved[12] = 25.0e6;
+        assert!((p.update(h, &unserved, &demand) - 1.0).abs() < 1e-12);
+        // 20 % short: capped at 2 K.
+        unserved[13] = 100.0e6;
+        assert_eq!(p.update(2 * h, &unserved, &demand), MAX_PREHEAT_K);
+        assert_eq!(p.raise_k(), MAX_PREHEAT_K);
+        // The shortage has come: the aim falls back...
+        unserved[0] = 50.0e6;
+        assert_eq!(p.update(3 * h, &unserved, &demand), 0.0);
+        // ...and stays back while the first hour flickers, for 3 h after
+        // the shortage was last at hand.
+        unserved[0] = 0.0;
+        assert_eq!(p.update(4 * h, &unserved, &demand), 0.0);
+        unserved[0] = 50.0e6;
+        assert_eq!(p.update(5 * h, &unserved, &demand), 0.0);
+        unserved[0] = 0.0;
+        assert_eq!(p.update(7 * h, &unserved, &demand), 0.0);
+        assert_eq!(p.update(8 * h, &unserved, &demand), MAX_PREHEAT_K);
+        // Noise below 1 % is no shortage, now or ahead.
+        let mut p = Preheat::default();
+        let mut noise = [0.0; 24];
+        noise[0] = 4.0e6;
+        noise[5] = 4.0e6;
+        assert_eq!(p.update(0, &noise, &demand), 0.0);
+        noise[5] = 10.0e6;
+        assert!((p.update(h, &noise, &demand) - 0.4).abs() < 1e-12);
+        // No demand forecast, mismatched or bad numbers: nothing.
+        let mut p = Preheat::default();
+        assert_eq!(p.update(0, &[], &[]), 0.0);
+        assert_eq!(p.update(0, &[0.0, 1.0e9], &[0.0, 0.0]), 0.0);
+        assert_eq!(p.update(0, &[0.0, f64::NAN], &[1.0, 1.0]), 0.0);
+        assert_eq!(p.update(0, &[0.0, 1.0e9], &[1.0e9]), 0.0);
+    }
+
+    #[test]
+    fn a_raised_aim_raises_the_setpoint() {
+        let input = |target| SubstationInput {
+            outdoor_c: Some(0.0),
+            coldest_room_c: Some(19.0),
+            target_room_c: target,
+            limits_c: (25.0, 95.0),
+            trim_k: 0.0,
+        };
+        let held = plan_substation(&curve(), &input(TARGET_ROOM_C), 0.25).unwrap();
+        assert_eq!(held.setpoint_c, 60.0);
+        let raised = plan_substation(&curve(), &input(TARGET_ROOM_C + 2.0), 0.25).unwrap();
+        // 3 K/(K·h) · 2 K · 0.25 h.
+        assert!((raised.setpoint_c - 61.5).abs() < 1e-9, "{raised:?}");
+    }
+
+    #[test]
     fn trim_is_bounded_and_does_not_wind_up_at_limits() {
         let mut trim = 0.0;
         for _ in 0..100 {
@@ -135,6 +268,7 @@ mod tests {
                 &SubstationInput {
                     outdoor_c: Some(-10.0),
                     coldest_room_c: Some(10.0),
+                    target_room_c: TARGET_ROOM_C,
                     limits_c: (25.0, 95.0),
                     trim_k: trim,
                 },

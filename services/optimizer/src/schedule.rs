@@ -31,6 +31,7 @@ use model::{Action, Network, NodeId, SupplyCurve};
 use crate::ahead::{self, WeatherAhead};
 use crate::demand::{Conditions, DemandModel, Lead};
 use crate::dispatch::{self, DispatchInput, PlantSpec};
+use crate::planner;
 use crate::transport::{Delays, Layout};
 
 /// Steps of the horizon.
@@ -204,13 +205,16 @@ pub struct PlanView {
     pub weather_forecast: bool,
     /// Why part of the plan is missing, if it is.
     pub note: String,
+    /// What each substation's coldest room is aimed at, °C (raised ahead of
+    /// a shortage); none in fixed-curve mode.
+    pub room_target_c: Option<f64>,
 }
 
 /// The planner's memory between rounds.
 pub struct PlanState {
     network: Option<Arc<Network>>,
-    /// Each substation's design primary flow, kg/s ([`design_flows`]).
-    design_flow_kg_s: BTreeMap<NodeId, f64>,
+    /// The substations' design primary flows ([`design_flows`]).
+    design: DesignFlows,
     layout: Option<Layout>,
     dp_target_pa: f64,
     forecast: Vec<WeatherAhead>,
@@ -237,6 +241,8 @@ pub struct PlanState {
     /// Non-lead plants' regional floors: the least heat dispatched so that
     /// the region each serves keeps its pressure (`ahead::next_floor`), W.
     floor_w: BTreeMap<NodeId, f64>,
+    /// How far the rooms' aim is raised ahead of a shortage.
+    preheat: planner::Preheat,
     view: Option<PlanView>,
 }
 
@@ -253,7 +259,7 @@ impl PlanState {
     pub fn new(network: Option<Arc<Network>>, dp_target_pa: f64) -> Self {
         Self {
             layout: network.as_deref().map(Layout::of),
-            design_flow_kg_s: network.as_deref().map(design_flows).unwrap_or_default(),
+            design: network.as_deref().map(design_flows).unwrap_or_default(),
             network,
             dp_target_pa,
             forecast: Vec::new(),
@@ -270,6 +276,7 @@ impl PlanState {
             last_heat_w: BTreeMap::new(),
             floors_started: BTreeSet::new(),
             floor_w: BTreeMap::new(),
+            preheat: planner::Preheat::default(),
             view: None,
         }
     }
@@ -279,6 +286,12 @@ impl PlanState {
         let mut points = ahead::clean_forecast(points);
         points.truncate(MAX_FORECAST_POINTS);
         self.forecast = points;
+    }
+
+    /// What the substations aim their coldest room at, °C: the target,
+    /// raised ahead of a shortage the last round foresaw.
+    pub fn room_target_c(&self) -> f64 {
+        planner::TARGET_ROOM_C + self.preheat.raise_k()
     }
 
     pub fn view(&self) -> Option<&PlanView> {
@@ -536,7 +549,7 @@ impl PlanState {
         // push its nameplate heat through the mesh.)
         let most_open = subs
             .iter()
-            .filter_map(|s| counted_valve(s, &self.design_flow_kg_s, self.dp_target_pa))
+            .filter_map(|s| counted_valve(s, &self.design, self.dp_target_pa))
             .reduce(f64::max);
         for o in plants {
             let Some(q) = o.heat_w else {
@@ -587,7 +600,7 @@ impl PlanState {
         }
         // Regions: the substations each plant serves (nearest in water
         // volume), their critical pressure and most open valve.
-        let regions = regions(subs, &delays, &self.design_flow_kg_s, self.dp_target_pa);
+        let regions = regions(subs, &delays, &self.design, self.dp_target_pa);
         // A lead at its head limit (ordered the most, or its pump unable to
         // make what it is ordered) has nothing more to give: while the regions
         // it answers for are short, every other plant with pump to spare
@@ -691,6 +704,20 @@ impl PlanState {
                 }
             }
         };
+        // Rooms warmed ahead of a shortage the dispatch foresees.
+        let was_k = self.preheat.raise_k();
+        let preheat_k = match &dispatched {
+            Some(d) => self.preheat.update(now_ms, &d.unserved_w, &demand_w),
+            None => self.preheat.update(now_ms, &[], &[]),
+        };
+        if (preheat_k > 0.0) != (was_k > 0.0) {
+            tracing::info!(
+                network_time_ms = now_ms,
+                preheat_k,
+                max_unserved_w = dispatched.as_ref().map_or(0.0, |d| d.max_unserved_w()),
+                "room aim raised ahead of a shortage (0: back)"
+            );
+        }
         if let Some(d) = &dispatched {
             max_unserved_w = d.max_unserved_w();
             cost_yuan = d.cost_yuan;
@@ -897,6 +924,7 @@ impl PlanState {
                 .collect(),
             weather_forecast: !self.forecast.is_empty(),
             note,
+            room_target_c: Some(self.room_target_c()),
         });
         RoundOutcome {
             orders,
@@ -931,16 +959,15 @@ impl Region {
 }
 
 /// A substation's valve as the pressure loops count it
-/// ([`ahead::counted_valve`]), its flow measured against its design flow.
-fn counted_valve(
-    s: &SubstationObs,
-    design_flow_kg_s: &BTreeMap<NodeId, f64>,
-    dp_target_pa: f64,
-) -> Option<f64> {
+/// ([`ahead::counted_valve`]), its flow measured against its design flow,
+/// scaled up below the design outdoor temperature
+/// ([`ahead::design_load_ratio`]).
+fn counted_valve(s: &SubstationObs, design: &DesignFlows, dp_target_pa: f64) -> Option<f64> {
+    let load_ratio = ahead::design_load_ratio(s.outdoor_c, design.outdoor_design_c);
     let flow_share = s
         .flow_kg_s
-        .zip(design_flow_kg_s.get(&s.id))
-        .map(|(f, d)| f / d);
+        .zip(design.flow_kg_s.get(&s.id))
+        .map(|(f, d)| f / (d * load_ratio));
     ahead::counted_valve(
         s.valve_position,
         s.diff_pressure_pa,
@@ -949,24 +976,37 @@ fn counted_valve(
     )
 }
 
+/// The substations' design primary flows and the outdoor temperature they
+/// are reckoned for.
+#[derive(Clone, Debug, Default)]
+struct DesignFlows {
+    /// Each substation's design primary flow, kg/s ([`design_flows`]).
+    flow_kg_s: BTreeMap<NodeId, f64>,
+    outdoor_design_c: f64,
+}
+
 /// Each substation's design primary flow from the asset register: its design
 /// heat over the serving plant's design temperature drop, as its valve was
 /// sized. Substations without a usable design are left out.
-fn design_flows(net: &Network) -> BTreeMap<NodeId, f64> {
-    net.substations
-        .iter()
-        .filter_map(|s| {
-            let flow = s.design_primary_flow_kg_s(net.plant(&s.plant)?);
-            (flow.is_finite() && flow > 0.0).then(|| (s.id.clone(), flow))
-        })
-        .collect()
+fn design_flows(net: &Network) -> DesignFlows {
+    DesignFlows {
+        flow_kg_s: net
+            .substations
+            .iter()
+            .filter_map(|s| {
+                let flow = s.design_primary_flow_kg_s(net.plant(&s.plant)?);
+                (flow.is_finite() && flow > 0.0).then(|| (s.id.clone(), flow))
+            })
+            .collect(),
+        outdoor_design_c: net.outdoor_design_temp_c,
+    }
 }
 
 /// Each plant's region, from the plant each substation is served by.
 fn regions(
     subs: &[SubstationObs],
     delays: &Delays,
-    design_flow_kg_s: &BTreeMap<NodeId, f64>,
+    design: &DesignFlows,
     dp_target_pa: f64,
 ) -> BTreeMap<NodeId, Region> {
     let mut out: BTreeMap<NodeId, Region> = BTreeMap::new();
@@ -976,7 +1016,7 @@ fn regions(
         };
         let one = Region {
             critical_dp_pa: s.diff_pressure_pa.filter(|v| v.is_finite()),
-            most_open: counted_valve(s, design_flow_kg_s, dp_target_pa),
+            most_open: counted_valve(s, design, dp_target_pa),
         };
         let r = out.entry(d.plant.clone()).or_default();
         *r = r.merge(one);
@@ -1193,14 +1233,15 @@ mod tests {
         let design = design_flows(&net);
         // The boiler's district reads 130 kPa, more than twice the target,
         // with its valves wide open; the CHP's district has room.
-        let subs_at = |flow_share: f64| -> Vec<SubstationObs> {
+        let subs_at = |flow_share: f64, outdoor_c: f64| -> Vec<SubstationObs> {
             net.substations
                 .iter()
                 .map(|s| {
                     if served[&s.id] == boiler {
                         SubstationObs {
                             valve_position: Some(1.0),
-                            flow_kg_s: Some(flow_share * design[&s.id]),
+                            flow_kg_s: Some(flow_share * design.flow_kg_s[&s.id]),
+                            outdoor_c: Some(outdoor_c),
                             ..sub(s.id.as_str(), 1.0, 130_000.0)
                         }
                     } else {
@@ -1214,7 +1255,7 @@ mod tests {
         // Half its design flow: short of pressure, whatever it reads; the
         // boiler's floor rises by a step (the city's boiler district).
         let mut st = PlanState::new(Some(net.clone()), 50_000.0);
-        st.round(1_000_000, 300_000, &subs_at(0.5), &plants);
+        st.round(1_000_000, 300_000, &subs_at(0.5, 0.0), &plants);
         let want = 1.2e6 + ahead::FLOOR_RISE_SHARE * boiler_cap;
         let floor = st.floor_w.get(&boiler).copied();
         assert!(
@@ -1224,9 +1265,21 @@ mod tests {
         // Its design flow passes: more head would not warm it, and the
         // floor does not rise.
         let mut st = PlanState::new(Some(net.clone()), 50_000.0);
-        st.round(1_000_000, 300_000, &subs_at(1.3), &plants);
+        st.round(1_000_000, 300_000, &subs_at(1.3, 0.0), &plants);
         let floor = st.floor_w.get(&boiler).copied().unwrap_or(0.0);
         assert!(floor <= 1.2e6 + 1.0, "{floor}");
+        // Far below the design outdoor temperature the buildings ask for
+        // more than their design heat: 1.3 times the design flow is short
+        // of what they need there, and the floor rises again.
+        let span_k = model::DESIGN_ROOM_TEMP_C - net.outdoor_design_temp_c;
+        let cold_c = model::DESIGN_ROOM_TEMP_C - 1.6 * span_k;
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        st.round(1_000_000, 300_000, &subs_at(1.3, cold_c), &plants);
+        let floor = st.floor_w.get(&boiler).copied();
+        assert!(
+            floor.is_some_and(|f| (f - want).abs() < 1.0e4),
+            "{floor:?} vs {want} at {cold_c} °C"
+        );
     }
 
     #[test]
