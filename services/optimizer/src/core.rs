@@ -232,7 +232,7 @@ fn fallback_step(
         },
         Mode::Safe => none,
         Mode::Fallback => match (prev, since_ms) {
-            // Registered and still waiting for its first setpoint.
+            // Registered and waiting for its first setpoint.
             (None, _) => FallbackStep {
                 since_ms: Some(time_ms),
                 ..none
@@ -371,6 +371,10 @@ impl Core {
                         for snap in last.into_iter().flat_map(|(_, b)| b.snapshots) {
                             if let Some(n) = nodes.get_mut(&snap.actor_id) {
                                 n.mode = Some(snap.mode);
+                                // Still waiting: its grace runs from then (an
+                                // alarm already raised is not raised twice).
+                                n.fallback_since_ms =
+                                    (snap.mode == Mode::Fallback).then_some(snap.time_ms);
                             }
                         }
                     }
@@ -1536,6 +1540,94 @@ mod tests {
             Err(CoreError::FailedPrecondition(_))
         ));
         assert_eq!(node_ids(&core), want);
+        drop(core);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_restarted_optimizer_raises_a_fallback_at_once_for_a_node_it_controlled() {
+        let dir = crate::testing::scratch_dir("core-fallback");
+        let cfg = crate::testing::store_config();
+        let gw = NodeId::new("g1").unwrap();
+        let reg = || GatewayRecord {
+            actors: vec![
+                actor("s1", NodeKind::Substation),
+                actor("s2", NodeKind::Substation),
+            ],
+            ..record("g1", &[])
+        };
+        let batch = |seq: u64, time_ms: i64, modes: [Mode; 2]| TelemetryBatch {
+            seq,
+            snapshots: ["s1", "s2"]
+                .iter()
+                .zip(modes)
+                .map(|(id, mode)| model::ActorSnapshot {
+                    actor_id: NodeId::new(*id).unwrap(),
+                    time_ms,
+                    mode,
+                    readings: Vec::new(),
+                })
+                .collect(),
+        };
+        let fallbacks = |core: &Core| -> Vec<String> {
+            core.alarms(false)
+                .unwrap()
+                .into_iter()
+                .filter(|a| a.kind == "local_fallback")
+                .map(|a| a.node_id)
+                .collect()
+        };
+        let t0 = 1_000_000_000;
+        {
+            let store = Store::open(&dir, &cfg).unwrap();
+            let ingest = Ingest::start(&store).unwrap();
+            let core = Core::open(&store, ingest.clone(), CoreConfig::default()).unwrap();
+            core.register(reg()).await.unwrap();
+            // Both start on their local curves: no alarm yet; s1 is taken
+            // over, s2 never is.
+            core.ingest_batch(&gw, batch(1, t0, [Mode::Fallback; 2]))
+                .await
+                .unwrap();
+            core.ingest_batch(
+                &gw,
+                batch(2, t0 + 60_000, [Mode::Optimizer, Mode::Fallback]),
+            )
+            .await
+            .unwrap();
+            assert!(fallbacks(&core).is_empty(), "{:?}", fallbacks(&core));
+            drop(core);
+            drop(store);
+            ingest.close().await;
+        }
+        // Restarted: s1 reports its local curve again. It was under control
+        // before the restart, so that is a fallback at once; s2 is still
+        // only waiting (its grace not over).
+        let store = Store::open(&dir, &cfg).unwrap();
+        let core = Core::open(
+            &store,
+            Ingest::start(&store).unwrap(),
+            CoreConfig::default(),
+        )
+        .unwrap();
+        core.register(reg()).await.unwrap();
+        core.ingest_batch(&gw, batch(3, t0 + 120_000, [Mode::Fallback; 2]))
+            .await
+            .unwrap();
+        assert_eq!(fallbacks(&core), vec!["s1".to_string()]);
+        // s2's grace runs out.
+        core.ingest_batch(
+            &gw,
+            batch(
+                4,
+                t0 + 120_000 + FALLBACK_START_GRACE_MS,
+                [Mode::Fallback; 2],
+            ),
+        )
+        .await
+        .unwrap();
+        let mut got = fallbacks(&core);
+        got.sort();
+        assert_eq!(got, vec!["s1".to_string(), "s2".to_string()]);
         drop(core);
         let _ = std::fs::remove_dir_all(&dir);
     }
