@@ -67,8 +67,9 @@ impl Preheat {
         self.raise_k
     }
 
-    /// The raise from this round's forecast over the horizon: `unserved_w`
-    /// and `demand_w` per step, the first step the hour at hand; returns it.
+    /// The raise from this round's forecast over the horizon: the load the
+    /// plants cannot make (`unserved_w`) and the demand (`demand_w`) per
+    /// step, the first step the hour at hand; returns it.
     pub fn update(&mut self, now_ms: i64, unserved_w: &[f64], demand_w: &[f64]) -> f64 {
         let share = |k: usize| -> f64 {
             match (unserved_w.get(k), demand_w.get(k)) {

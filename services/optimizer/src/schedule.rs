@@ -704,17 +704,32 @@ impl PlanState {
                 }
             }
         };
-        // Rooms warmed ahead of a shortage the dispatch foresees.
+        // Rooms warmed ahead of a shortage of plant capacity: the forecast
+        // load (losses included) over the available plants' nameplates. Not
+        // the dispatch's own unserved load: that counts what plants were
+        // last seen to deliver, which a pump fight or a slow heat loop lowers
+        // for an hour on a mild day (found on the city's week: preheating
+        // some ten times on mild days for 2–5 h each, 8–10 % more heat).
+        let nameplate_w: f64 = net_plants
+            .iter()
+            .filter(|(o, _)| o.online && !tripped.contains(&o.id))
+            .filter_map(|(_, p)| p.map(|p| p.capacity_w))
+            .sum();
+        let short_w: Vec<f64> = demand_w
+            .iter()
+            .map(|d| (d * (1.0 + self.loss_share) - nameplate_w).max(0.0))
+            .collect();
         let was_k = self.preheat.raise_k();
-        let preheat_k = match &dispatched {
-            Some(d) => self.preheat.update(now_ms, &d.unserved_w, &demand_w),
-            None => self.preheat.update(now_ms, &[], &[]),
+        let preheat_k = if specs.is_empty() {
+            self.preheat.update(now_ms, &[], &[])
+        } else {
+            self.preheat.update(now_ms, &short_w, &demand_w)
         };
         if (preheat_k > 0.0) != (was_k > 0.0) {
             tracing::info!(
                 network_time_ms = now_ms,
                 preheat_k,
-                max_unserved_w = dispatched.as_ref().map_or(0.0, |d| d.max_unserved_w()),
+                max_short_w = short_w.iter().fold(0.0_f64, |a, &b| a.max(b)),
                 "room aim raised ahead of a shortage (0: back)"
             );
         }
