@@ -1508,6 +1508,11 @@ mod tests {
         }
     }
 
+    /// A core on `store` with its own ingest writer and the default config.
+    fn open_core(store: &Store) -> Core {
+        Core::open(store, Ingest::start(store).unwrap(), CoreConfig::default()).unwrap()
+    }
+
     fn node_ids(core: &Core) -> Vec<(String, String)> {
         core.network()
             .unwrap()
@@ -1523,12 +1528,7 @@ mod tests {
         let cfg = crate::testing::store_config();
         let pair = |a: &str, g: &str| (a.to_string(), g.to_string());
         let store = Store::open(&dir, &cfg).unwrap();
-        let core = Core::open(
-            &store,
-            Ingest::start(&store).unwrap(),
-            CoreConfig::default(),
-        )
-        .unwrap();
+        let core = open_core(&store);
         core.register(record("g1", &["a1", "a2", "a3"]))
             .await
             .unwrap();
@@ -1606,12 +1606,7 @@ mod tests {
         // before the restart, so that is a fallback at once; s2 is still
         // only waiting (its grace not over).
         let store = Store::open(&dir, &cfg).unwrap();
-        let core = Core::open(
-            &store,
-            Ingest::start(&store).unwrap(),
-            CoreConfig::default(),
-        )
-        .unwrap();
+        let core = open_core(&store);
         core.register(reg()).await.unwrap();
         core.ingest_batch(&gw, batch(3, t0 + 120_000, [Mode::Fallback; 2]))
             .await
