@@ -222,6 +222,32 @@ impl AlarmBook {
         Ok(Some(a))
     }
 
+    /// Moves the active alarm of this kind on `node` to `new_node` with a new
+    /// message and leak section, keeping its id, state and raise times: a
+    /// leak raised before its pressure readings were in, located once they
+    /// are. `None` if no such alarm is active.
+    pub fn relocate(
+        &mut self,
+        kind: &str,
+        node: &str,
+        new_node: &str,
+        message: String,
+        leak: Option<LeakSection>,
+    ) -> Result<Option<Alarm>, StoreError> {
+        let Some(id) = self.active_on(kind, node, None) else {
+            return Ok(None);
+        };
+        let Some(a) = self.alarms.get_mut(&id) else {
+            return Ok(None);
+        };
+        a.node_id = new_node.to_string();
+        a.message = message;
+        a.leak = leak;
+        let a = a.clone();
+        self.save(&a)?;
+        Ok(Some(a))
+    }
+
     /// Clears the active alarm of this kind on the node, if any.
     pub fn clear(
         &mut self,
@@ -332,6 +358,63 @@ mod tests {
     use store::Store;
 
     use super::*;
+
+    #[test]
+    fn a_leak_located_later_moves_its_alarm_and_keeps_its_id() {
+        let dir = crate::testing::scratch_dir("alarms-relocate");
+        let cfg = crate::testing::store_config();
+        let section = LeakSection {
+            pipe_id: "p0040".into(),
+            from_junction: "j0065".into(),
+            to_junction: "j0080".into(),
+            junction: "j0080".into(),
+            nodes: vec!["c0080".into()],
+            alternatives: vec!["p0101".into()],
+            leak_kg_s: 10.8,
+            deficit_pa: 9_000.0,
+        };
+        let id = {
+            let store = Store::open(&dir, &cfg).unwrap();
+            let mut book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+            let a = book
+                .raise(
+                    "leak_suspected",
+                    "network",
+                    Severity::Critical,
+                    "locating".into(),
+                    1,
+                )
+                .unwrap()
+                .unwrap();
+            let moved = book
+                .relocate(
+                    "leak_suspected",
+                    "network",
+                    "p0040",
+                    "on p0040".into(),
+                    Some(section.clone()),
+                )
+                .unwrap()
+                .unwrap();
+            assert_eq!((moved.id, moved.raised_at_ms), (a.id, 1));
+            assert_eq!(moved.node_id, "p0040");
+            // Nothing left on `network`, nothing to move twice.
+            assert!(
+                book.relocate("leak_suspected", "network", "p0041", "x".into(), None)
+                    .unwrap()
+                    .is_none()
+            );
+            store.flush().unwrap();
+            a.id
+        };
+        let store = Store::open(&dir, &cfg).unwrap();
+        let book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+        let a = book.list(false).into_iter().find(|a| a.id == id).unwrap();
+        assert_eq!(
+            (a.node_id.as_str(), a.message.as_str(), a.leak.as_ref()),
+            ("p0040", "on p0040", Some(&section))
+        );
+    }
 
     #[test]
     fn lifecycle_dedups_and_persists() {

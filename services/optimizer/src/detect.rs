@@ -8,16 +8,25 @@
 //!   learned baselines. An excess above [`LeakConfig::min_leak_kg_s`] (or four
 //!   standard deviations of the learned noise) in a plant's sample, still
 //!   there in a sample of the same plant at least [`LeakConfig::confirm_ms`]
-//!   later, raises `leak_suspected`. The leak is located by comparing every
-//!   plant's and substation's primary supply and return pressures just after
-//!   the onset with their last reading before it (within
-//!   [`LeakConfig::baseline_window_ms`]): the junction whose nodes lost the
-//!   most pressure (above the network-wide median loss) is the leak's
-//!   neighbourhood, and of the pipes meeting there the one whose other end
-//!   lost the most is named. The location is withheld (the alarm is raised on
-//!   `network`, with the best guess in its message) when that mark is less
-//!   than [`LeakConfig::locate_margin`] times the survey's noise floor: the
-//!   largest deficit the same survey finds between two quiet readings. The
+//!   later, raises `leak_suspected`. The leak is located by a survey of
+//!   every plant's and substation's pressures just after the onset against
+//!   their last reading before it (within [`LeakConfig::baseline_window_ms`]):
+//!   each node's differential pressure (supply − return, which a district
+//!   sinking as a whole leaves alone) changed beyond what the plants' heads
+//!   explain (`Response`, learned by least squares over the quiet steps
+//!   before), in the node's own noise; the search starts where the most
+//!   pressure was lost among the nodes that stand out and walks toward the
+//!   plants across the region that lost alike (a hole costs every node
+//!   beyond it about as much); of the pipes meeting at the junction found,
+//!   one reaching nearer the plants is named. Without enough quiet steps yet
+//!   the survey works in pascals (each side's loss above the median). When
+//!   the readings across the onset are not in from every node the leak is
+//!   raised at once and located once they are, at most 30 min later
+//!   ([`LeakEvent::Located`]).
+//!   The location is withheld (the alarm is raised on `network`, with the
+//!   best guess in its message) when the mark is less than
+//!   [`LeakConfig::locate_margin`] times the survey's noise floor: the
+//!   largest score the same survey finds across quiet steps. The
 //!   alarm clears when the excess falls below half the threshold on two
 //!   samples `confirm_ms` apart.
 //! - **Pump trip.** A plant or substation whose pump reports stopped
@@ -115,38 +124,109 @@ impl Layout {
         &self.plant_capacity_w
     }
 
+    /// The plants and substations hanging at a junction.
+    pub fn nodes_at<'a>(&'a self, junction: &'a str) -> impl Iterator<Item = &'a NodeId> + 'a {
+        self.node_at
+            .iter()
+            .filter(move |(_, j)| self.junctions[**j] == junction)
+            .map(|(n, _)| n)
+    }
+
     pub fn pipe_count(&self) -> usize {
         self.pipes.len()
     }
 
-    /// Picks the leaking section from per-node pressure deficits (Pa, positive:
+    /// Picks the leaking section from per-node pressure deficits (positive:
     /// lost pressure). `None` if no node of the layout has a deficit.
     pub fn locate(&self, deficits: &BTreeMap<NodeId, f64>, leak_kg_s: f64) -> Option<LeakSection> {
+        self.locate_fed(deficits, None, None, leak_kg_s)
+    }
+
+    /// As [`Self::locate`], knowing how near each node is to the plants
+    /// along the flow on the side that lost (`levels`: its supply pressure
+    /// before the leak for a supply-side loss, minus its return pressure
+    /// for a return-side one; higher is nearer), and where to start: the
+    /// node whose loss stood out the most (in its own noise; by default the
+    /// junction that lost the most).
+    ///
+    /// A hole costs every node beyond it (fed through it on the supply
+    /// side, sending its water through it on the return side) about as much
+    /// as its own junction, sometimes more once their valves have opened,
+    /// while the nodes nearer the plants lose less. So from the junction that
+    /// stands out the search walks toward the plants while a neighbour
+    /// lost at least 90 % of what the junction did: the junction
+    /// found is the nearest-to-the-plants end of the region that lost alike.
+    /// Of the pipes meeting there those reaching nearer the plants come
+    /// first (the water reaching a supply-side hole comes through them).
+    pub fn locate_fed(
+        &self,
+        deficits: &BTreeMap<NodeId, f64>,
+        levels: Option<&BTreeMap<NodeId, f64>>,
+        start: Option<&NodeId>,
+        leak_kg_s: f64,
+    ) -> Option<LeakSection> {
         let mut at: Vec<Option<f64>> = vec![None; self.junctions.len()];
         for (node, d) in deficits {
             if let Some(&j) = self.node_at.get(node) {
                 at[j] = Some(at[j].map_or(*d, |x: f64| x.max(*d)));
             }
         }
-        let (leak_j, deficit) = at
+        let largest = at
             .iter()
             .enumerate()
             .filter_map(|(j, d)| d.map(|d| (j, d)))
-            .max_by(|a, b| a.1.total_cmp(&b.1))?;
-        // Pipes meeting at the junction, best first: the one whose other end
-        // lost the most pressure (ends without a meter count as losing nothing).
-        let mut incident: Vec<(usize, f64)> = self
+            .max_by(|a, b| a.1.total_cmp(&b.1))?
+            .0;
+        let mut leak_j = start
+            .and_then(|n| self.node_at.get(n).copied())
+            .filter(|j| at[*j].is_some())
+            .unwrap_or(largest);
+        // A junction's nearness to the plants: its nodes' highest level.
+        let level = |j: usize| {
+            let l = levels?;
+            self.node_at
+                .iter()
+                .filter(|(_, at)| **at == j)
+                .filter_map(|(n, _)| l.get(n).copied())
+                .reduce(f64::max)
+        };
+        // Walk toward the plants across the region that lost alike (each
+        // step to a nearer junction, so it ends).
+        while let (Some(d), Some(l)) = (at[leak_j], level(leak_j)) {
+            let next = self
+                .pipes
+                .iter()
+                .filter_map(|p| match (p.1 == leak_j, p.2 == leak_j) {
+                    (true, _) => Some(p.2),
+                    (_, true) => Some(p.1),
+                    _ => None,
+                })
+                .filter_map(|k| Some((k, at[k]?, level(k)?)))
+                .filter(|(_, dk, lk)| d > 0.0 && *dk >= WALK_SHARE * d && *lk > l)
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            match next {
+                Some((k, _, _)) => leak_j = k,
+                None => break,
+            }
+        }
+        let deficit = at[leak_j].unwrap_or(0.0);
+        let here = level(leak_j);
+        // Pipes meeting at the junction, best first: those reaching nearer
+        // the plants, then the one whose other end lost the most (ends
+        // without a meter count as losing nothing and as nearer nothing).
+        let mut incident: Vec<(usize, bool, f64)> = self
             .pipes
             .iter()
             .enumerate()
             .filter(|(_, p)| p.1 == leak_j || p.2 == leak_j)
             .map(|(i, p)| {
                 let other = if p.1 == leak_j { p.2 } else { p.1 };
-                (i, at[other].unwrap_or(f64::NEG_INFINITY))
+                let feeds = here.zip(level(other)).is_some_and(|(h, o)| o > h);
+                (i, feeds, at[other].unwrap_or(f64::NEG_INFINITY))
             })
             .collect();
-        incident.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let &(best, _) = incident.first()?;
+        incident.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.total_cmp(&a.2)).then(a.0.cmp(&b.0)));
+        let &(best, _, _) = incident.first()?;
         let (pipe_id, a, b) = &self.pipes[best];
         let nodes = self
             .node_at
@@ -162,7 +242,7 @@ impl Layout {
             nodes,
             alternatives: incident[1..]
                 .iter()
-                .map(|(i, _)| self.pipes[*i].0.clone())
+                .map(|(i, _, _)| self.pipes[*i].0.clone())
                 .collect(),
             leak_kg_s,
             deficit_pa: deficit,
@@ -210,10 +290,27 @@ type PressureSample = (i64, Option<f64>, Option<f64>, Option<f64>);
 /// started, stopped or overpowered), not of the leak.
 const FLOW_MOVE_SHARE: f64 = 0.25;
 
-/// Pressure samples kept per node, at most.
-const MAX_PRESSURE_SAMPLES: usize = 64;
+/// The survey's search for the hole starts among the nodes that stand out at
+/// least this share of the strongest mark.
+const START_SHARE: f64 = 0.5;
+
+/// Walking from the junction that lost the most toward the plants, a
+/// neighbour that lost at least this share of what the junction did lost
+/// alike (see [`Layout::locate_fed`]).
+const WALK_SHARE: f64 = 0.9;
+
+/// Pressure samples kept per node, at most: the quiet steps of a survey
+/// (the null surveys and the response's fit) and a few more.
+const MAX_PRESSURE_SAMPLES: usize = NULL_SURVEYS + FIT_PAIRS + 12;
 /// Pressure samples kept per node however old, at least.
 const MIN_PRESSURE_SAMPLES: usize = 2 * NULL_SURVEYS + 4;
+/// Pressure samples older than this are dropped (once there are more than
+/// [`MIN_PRESSURE_SAMPLES`]): a response learned over longer may no longer
+/// hold (plants started or stopped, tie lines opened), ms.
+const PRESSURE_HISTORY_MS: i64 = 6 * 3_600_000;
+/// A survey of fewer than this share of the nodes read before the onset
+/// locates nothing.
+const MIN_SURVEYED_SHARE: f64 = 0.75;
 /// Fewer nodes than this in a survey side have no median worth taking out.
 const MIN_SURVEYED: usize = 3;
 /// Quiet reading pairs whose null surveys give the noise floor, at most.
@@ -229,6 +326,12 @@ struct Ewma {
     mean: f64,
     var: f64,
     time_ms: Option<i64>,
+}
+
+impl Locating {
+    fn complete(&self) -> bool {
+        self.covered.len() as f64 >= LOCATE_COVERAGE * self.known.len() as f64
+    }
 }
 
 impl Ewma {
@@ -276,6 +379,19 @@ pub enum LeakEvent {
         /// The location withheld: the pressures moved between quiet readings
         /// about as much as the leak moved them.
         withheld: Option<Box<Withheld>>,
+        /// The location is not surveyed yet: (nodes whose readings across
+        /// the onset are in, nodes read before it). A [`LeakEvent::Located`]
+        /// follows.
+        locating: Option<(usize, usize)>,
+    },
+    /// A leak raised before its pressure readings were in, located now
+    /// (network time: the newer of the raise and the reading that
+    /// completed the survey).
+    Located {
+        network_ms: i64,
+        leak_kg_s: f64,
+        section: Option<LeakSection>,
+        withheld: Option<Box<Withheld>>,
     },
     Clear {
         network_ms: i64,
@@ -284,12 +400,33 @@ pub enum LeakEvent {
 
 /// A leak location not trusted: the best guess (none when too few nodes were
 /// read in step with the others to survey), its pressure mark and the
-/// survey's noise floor.
+/// survey's noise floor, both in `unit`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Withheld {
     pub guess: Option<LeakSection>,
-    pub mark_pa: f64,
-    pub noise_pa: f64,
+    pub mark: f64,
+    pub noise: f64,
+    pub unit: MarkUnit,
+}
+
+/// What a survey's deficits are measured in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkUnit {
+    /// Pascals lost beyond the median of all nodes (before a pressure
+    /// response could be learned).
+    Pa,
+    /// Pressure lost beyond what the plants' pressures explain, in each
+    /// node's own noise.
+    Sigma,
+}
+
+impl MarkUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MarkUnit::Pa => "Pa",
+            MarkUnit::Sigma => "σ",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -301,6 +438,30 @@ struct PlantFlows {
     return_kg_s: Option<f64>,
 }
 
+/// A raised leak waiting for its pressure readings before it is located.
+#[derive(Clone, Debug, PartialEq)]
+struct Locating {
+    plant: NodeId,
+    before_ms: i64,
+    onset_ms: i64,
+    /// Network time of the raise.
+    raised_ms: i64,
+    leak_kg_s: f64,
+    /// Nodes read before the onset, and those of them read after it.
+    known: std::collections::BTreeSet<NodeId>,
+    covered: std::collections::BTreeSet<NodeId>,
+}
+
+/// A leak is located once this share of the nodes read before its onset
+/// have been read after it too (all of them: a node left out may be the one
+/// at the hole)...
+const LOCATE_COVERAGE: f64 = 1.0;
+/// ...or this long after its onset (network time of any node), ms. In a
+/// lockstep season on the `city` the gateways' telemetry reaches the
+/// optimizer up to a few steps apart: surveyed at the raise, half of the
+/// nodes (and a plant, without which nothing is learned) were missing.
+const LOCATE_WAIT_MS: i64 = 30 * 60_000;
+
 pub struct LeakDetector {
     cfg: LeakConfig,
     layout: Option<Layout>,
@@ -311,6 +472,7 @@ pub struct LeakDetector {
     pressures: BTreeMap<NodeId, VecDeque<PressureSample>>,
     phase: LeakPhase,
     last_quiet_ms: Option<i64>,
+    locating: Option<Locating>,
 }
 
 impl LeakDetector {
@@ -324,6 +486,7 @@ impl LeakDetector {
             pressures: BTreeMap::new(),
             phase: LeakPhase::Quiet,
             last_quiet_ms: None,
+            locating: None,
         }
     }
 
@@ -355,10 +518,7 @@ impl LeakDetector {
             let q = self.pressures.entry(node.clone()).or_default();
             if q.back().is_none_or(|b| b.0 < time_ms) {
                 q.push_back((time_ms, ps, pr, get(Metric::FlowKgS)));
-                // Keep what a baseline window and the time since onset need.
-                // (and at least the last few readings, however far apart:
-                // the null surveys need them at 300 s steps too).
-                let keep_from = time_ms - 2 * self.cfg.baseline_window_ms;
+                let keep_from = time_ms - PRESSURE_HISTORY_MS;
                 while q.len() > MAX_PRESSURE_SAMPLES
                     || (q.len() > MIN_PRESSURE_SAMPLES
                         && q.front().is_some_and(|f| f.0 < keep_from))
@@ -366,6 +526,9 @@ impl LeakDetector {
                     q.pop_front();
                 }
             }
+        }
+        if let Some(ev) = self.locate_pending(node, time_ms) {
+            return Some(ev);
         }
         if kind != NodeKind::Plant {
             return None;
@@ -467,34 +630,47 @@ impl LeakDetector {
                     return None;
                 }
                 self.phase = LeakPhase::Raised { below_since: None };
-                let deficits = self.deficits(before_ms, onset_ms, i64::MAX, excess);
-                let noise_pa = self.noise_floor(&first, before_ms, onset_ms - before_ms, excess);
-                let guess = self
-                    .layout
-                    .as_ref()
-                    .and_then(|l| l.locate(&deficits, excess));
-                let mark_pa = guess.as_ref().map_or(0.0, |g| g.deficit_pa);
-                tracing::info!(onset_ms, before_ms, deficits = ?deficits, noise_pa, mark_pa, "leak: pressure deficits per node, Pa");
-                let trusted = noise_pa.is_none_or(|n| mark_pa >= self.cfg.locate_margin * n);
-                let withhold = |guess| {
-                    Some(Box::new(Withheld {
-                        guess,
-                        mark_pa,
-                        noise_pa: noise_pa.unwrap_or(0.0),
-                    }))
-                };
-                let (section, withheld) = match guess {
-                    Some(g) if !trusted => (None, withhold(Some(g))),
-                    // A layout, but too few nodes read in step with the
-                    // others across the onset to survey.
-                    None if self.layout.is_some() && deficits.is_empty() => (None, withhold(None)),
-                    g => (g, None),
-                };
+                // Telemetry arrives gateway by gateway: a survey needs the
+                // readings across the onset of (nearly) every node.
+                let locating = self.layout.as_ref().map(|_| {
+                    let from = before_ms - self.cfg.baseline_window_ms;
+                    let mut l = Locating {
+                        plant: first.clone(),
+                        before_ms,
+                        onset_ms,
+                        raised_ms: t,
+                        leak_kg_s: excess,
+                        known: Default::default(),
+                        covered: Default::default(),
+                    };
+                    for (n, q) in &self.pressures {
+                        if q.iter().any(|s| s.0 >= from && s.0 <= before_ms) {
+                            l.known.insert(n.clone());
+                            if q.back().is_some_and(|s| s.0 >= onset_ms) {
+                                l.covered.insert(n.clone());
+                            }
+                        }
+                    }
+                    l
+                });
+                if let Some(l) = locating.filter(|l| !l.complete()) {
+                    let counts = (l.covered.len(), l.known.len());
+                    self.locating = Some(l);
+                    return Some(LeakEvent::Raise {
+                        network_ms: t,
+                        leak_kg_s: excess,
+                        section: None,
+                        withheld: None,
+                        locating: Some(counts),
+                    });
+                }
+                let (section, withheld) = self.locate(&first, before_ms, onset_ms, excess);
                 Some(LeakEvent::Raise {
                     network_ms: t,
                     leak_kg_s: excess,
                     section,
                     withheld,
+                    locating: None,
                 })
             }
             LeakPhase::Raised { below_since } => {
@@ -511,6 +687,7 @@ impl LeakDetector {
                     }
                     Some(s) if t - s >= self.cfg.confirm_ms => {
                         self.phase = LeakPhase::Quiet;
+                        self.locating = None;
                         self.last_quiet_ms = Some(oldest);
                         Some(LeakEvent::Clear { network_ms: t })
                     }
@@ -520,28 +697,131 @@ impl LeakDetector {
         }
     }
 
-    /// Per node: pressure lost across a step: the node's last reading at or
-    /// before `before_ms` minus its first at or after `after_ms` (and at or
-    /// before `after_until_ms`), the two closest to the step, so that what
-    /// the control loops moved meanwhile counts little. The larger of the
-    /// supply and return sides, each above its median over all nodes (what
-    /// every node lost alike, such as a change of the lead plant's head, is
-    /// not local). Left out: a node whose reading on either side is more than
-    /// a quarter of the step away from the others' (their median time), read
-    /// at another point of a swing than they were (on the ring a node read
-    /// 50 s late across a 60 kPa swing "lost" 71 kPa); and a node whose own
-    /// flow moved (see [`FLOW_MOVE_SHARE`]; `leak_kg_s` is the leak's
-    /// estimate).
-    fn deficits(
+    /// A pending location: surveyed once (nearly) every node read before the
+    /// onset has been read after it, or [`LOCATE_WAIT_MS`] after the onset.
+    fn locate_pending(&mut self, node: &NodeId, time_ms: i64) -> Option<LeakEvent> {
+        let l = self.locating.as_mut()?;
+        if time_ms >= l.onset_ms && l.known.contains(node) {
+            l.covered.insert(node.clone());
+        }
+        if !l.complete() && time_ms < l.onset_ms + LOCATE_WAIT_MS {
+            return None;
+        }
+        let l = self.locating.take()?;
+        let (section, withheld) = self.locate(&l.plant, l.before_ms, l.onset_ms, l.leak_kg_s);
+        Some(LeakEvent::Located {
+            // The reading that completed the survey may be older than the
+            // raise (a gateway behind the others).
+            network_ms: time_ms.max(l.raised_ms),
+            leak_kg_s: l.leak_kg_s,
+            section,
+            withheld,
+        })
+    }
+
+    /// Surveys the pressures across a leak's onset and names its section,
+    /// or withholds it (see [`Self::survey`]).
+    fn locate(
         &self,
+        first: &NodeId,
         before_ms: i64,
-        after_ms: i64,
-        after_until_ms: i64,
-        leak_kg_s: f64,
-    ) -> BTreeMap<NodeId, f64> {
+        onset_ms: i64,
+        excess: f64,
+    ) -> (Option<LeakSection>, Option<Box<Withheld>>) {
+        let survey = self.survey(first, before_ms, onset_ms, excess);
+        let (guess, mark) = match survey.unit {
+            MarkUnit::Sigma => self.locate_sigma(&survey, excess),
+            MarkUnit::Pa => {
+                let losses: BTreeMap<NodeId, f64> = survey
+                    .deficits
+                    .iter()
+                    .map(|(n, d)| (n.clone(), d.1))
+                    .collect();
+                let g = self.layout.as_ref().and_then(|l| l.locate(&losses, excess));
+                let mark = g.as_ref().map_or(0.0, |g| g.deficit_pa);
+                (g, mark)
+            }
+        };
+        let (noise, unit) = (survey.noise, survey.unit);
+        tracing::info!(onset_ms, before_ms, deficits = ?survey.deficits, noise, mark, unit = unit.as_str(), "leak: pressure deficits per node (score, Pa)");
+        let trusted = noise.is_none_or(|n| mark >= self.cfg.locate_margin * n);
+        let withhold = |guess| {
+            Some(Box::new(Withheld {
+                guess,
+                mark,
+                noise: noise.unwrap_or(0.0),
+                unit,
+            }))
+        };
+        match guess {
+            Some(g) if !trusted => (None, withhold(Some(g))),
+            // A layout, but too few nodes read in step with the others
+            // across the onset to survey.
+            None if self.layout.is_some() && survey.deficits.is_empty() => (None, withhold(None)),
+            g => (g, None),
+        }
+    }
+
+    /// Locates a leak from a survey in σ: the strongest score (either sign)
+    /// says which side lost water (a node that lost differential pressure:
+    /// supply side; gained it: return side); the search for the hole starts
+    /// at the node that lost the most pressure among those whose loss stands
+    /// out at least [`START_SHARE`] as much, since the hole's junction loses
+    /// the most but a node with a noisy reading can show as much by chance;
+    /// then [`Layout::locate_fed`]. The mark is the start node's score: a
+    /// node that lost much but stood out little (a drifting reading) is no
+    /// trusted location.
+    fn locate_sigma(&self, survey: &Survey, leak_kg_s: f64) -> (Option<LeakSection>, f64) {
+        let Some((_, strongest)) = survey
+            .deficits
+            .iter()
+            .max_by(|a, b| a.1.0.abs().total_cmp(&b.1.0.abs()))
+        else {
+            return (None, 0.0);
+        };
+        let (strongest, sign) = (strongest.0.abs(), strongest.0.signum());
+        let Some((start, mark)) = survey
+            .deficits
+            .iter()
+            .filter(|(_, d)| sign * d.0 >= START_SHARE * strongest)
+            .max_by(|a, b| (sign * a.1.1).total_cmp(&(sign * b.1.1)))
+            .map(|(n, d)| (n, sign * d.0))
+        else {
+            return (None, 0.0);
+        };
+        let losses: BTreeMap<NodeId, f64> = survey
+            .deficits
+            .iter()
+            .map(|(n, d)| (n.clone(), sign * d.1))
+            .collect();
+        // Nearness to the plants along the flow on the side that lost.
+        let levels: BTreeMap<NodeId, f64> = survey
+            .before
+            .iter()
+            .filter_map(|(n, b)| {
+                let level = if sign > 0.0 { b[0] } else { b[1].map(|r| -r) };
+                Some((n.clone(), level?))
+            })
+            .collect();
+        let guess = self
+            .layout
+            .as_ref()
+            .and_then(|l| l.locate_fed(&losses, Some(&levels), Some(start), leak_kg_s));
+        (guess, mark)
+    }
+
+    /// Each node's readings on either side of a step: its last reading at or
+    /// before `before_ms` (no older than the baseline window) and its first
+    /// at or after `after_ms` (and at or before `after_until_ms`), the two
+    /// closest to the step, so that what the control loops moved meanwhile
+    /// counts little. Left out: a node whose reading on either side is more
+    /// than a quarter of the step away from the others' (their median time),
+    /// read at another point of a swing than they were (on the ring a node
+    /// read 50 s late across a 60 kPa swing "lost" 71 kPa; in lockstep, a
+    /// whole physics step earlier).
+    fn across(&self, before_ms: i64, after_ms: i64, after_until_ms: i64) -> Vec<Across<'_>> {
         let from = before_ms - self.cfg.baseline_window_ms;
-        // Each node's readings on either side of the step.
-        let mut read: Vec<(&NodeId, &PressureSample, &PressureSample)> = Vec::new();
+        let mut read: Vec<Across<'_>> = Vec::new();
         for (node, q) in &self.pressures {
             let before = q.iter().rev().find(|s| s.0 <= before_ms && s.0 >= from);
             let after = q.iter().find(|s| s.0 >= after_ms && s.0 <= after_until_ms);
@@ -549,105 +829,415 @@ impl LeakDetector {
                 read.push((node, b, a));
             }
         }
-        // Readings more than a quarter of the step away from the others'
-        // (their median time) were taken at another point of whatever the
-        // pumps were doing (in lockstep, a whole physics step earlier).
         let slack = ((after_ms - before_ms) / 4).max(1);
-        let median_time = |f: fn(&(&NodeId, &PressureSample, &PressureSample)) -> i64| {
+        let median_time = |f: fn(&Across<'_>) -> i64| {
             let mut t: Vec<i64> = read.iter().map(f).collect();
             t.sort_unstable();
             t.get(t.len() / 2).copied().unwrap_or(0)
         };
         let (tb, ta) = (median_time(|r| r.1.0), median_time(|r| r.2.0));
         read.retain(|(_, b, a)| (b.0 - tb).abs() <= slack && (a.0 - ta).abs() <= slack);
-        // A node whose own flow moved tells of its pump or valve.
-        read.retain(|(_, b, a)| {
-            !b.3.zip(a.3).is_some_and(|(fb, fa)| {
-                (fa - fb).abs()
-                    > (FLOW_MOVE_SHARE * fb.abs().max(fa.abs())).max(2.0 * leak_kg_s.abs())
-            })
-        });
-        let side = |pick: fn(&PressureSample) -> Option<f64>| {
-            let mut out: BTreeMap<NodeId, f64> = read
-                .iter()
-                .filter_map(|(n, b, a)| Some(((*n).clone(), pick(b)? - pick(a)?)))
-                .collect();
-            if out.len() < MIN_SURVEYED {
-                return BTreeMap::new();
-            }
-            let mut v: Vec<f64> = out.values().copied().collect();
-            v.sort_by(f64::total_cmp);
-            let median = v.get(v.len() / 2).copied().unwrap_or(0.0);
-            for d in out.values_mut() {
-                *d -= median;
-            }
-            out
-        };
-        let supply = side(|s| s.1);
-        let ret = side(|s| s.2);
-        let mut out = supply;
-        for (n, d) in ret {
-            let e = out.entry(n).or_insert(d);
-            *e = e.max(d);
-        }
-        out
+        read
     }
 
-    /// The survey's noise floor, Pa: the same survey run between consecutive
-    /// quiet samples of `plant` (no leak between them) before `before_ms`,
-    /// its largest deficit, median over the last [`NULL_SURVEYS`] pairs. The
-    /// readings on the "after" side stay at or before `before_ms`, so the
-    /// leak itself never counts as noise, and a pair counts only if as long
-    /// as the real survey's step (`gap_ms`) is left after it before
-    /// `before_ms`, so that every node has its "after" reading as in the real
-    /// survey (a node read late would otherwise drop out of the null survey,
-    /// and with it the error its late reading brings). `None` without a pair.
-    ///
-    /// Why: each gateway samples at its own instant, and under the dispatch
-    /// the plants' pump loops can swing every pressure of the network by tens
-    /// of kPa from one minute to the next (on the ring at `--speed 60`, where
-    /// the loops act once a network minute). Readings then differ by where in
-    /// the swing each node was read, not by where water is lost, and no
-    /// choice of readings undoes that; a uniform change of the pumps' heads
-    /// read at one instant is what the median takes out, a swing read at
-    /// different instants is not. The null surveys measure exactly that
-    /// error, so a leak is located only where its mark stands above it.
-    fn noise_floor(
+    /// What every node's supply and return pressures lost across a step
+    /// (see [`Self::across`]), raw, and what each plant's head (supply −
+    /// return pressure: the regressors of [`Response`]) lost. Left out of the
+    /// nodes: a node whose own flow moved (see [`FLOW_MOVE_SHARE`];
+    /// `leak_kg_s` is the leak's estimate); a plant's head counts as a
+    /// regressor whatever its flow did.
+    fn step(
         &self,
-        plant: &NodeId,
         before_ms: i64,
-        gap_ms: i64,
+        after_ms: i64,
+        after_until_ms: i64,
         leak_kg_s: f64,
-    ) -> Option<f64> {
-        // Enough time for the pairs at 300 s steps too.
-        let from = before_ms
-            - self
-                .cfg
-                .baseline_window_ms
-                .max((NULL_SURVEYS as i64 + 2) * gap_ms.max(0));
-        let times: Vec<i64> = self
-            .pressures
-            .get(plant)?
+        plants: &[NodeId],
+    ) -> Step {
+        let read = self.across(before_ms, after_ms, after_until_ms);
+        let lost = |b: Option<f64>, a: Option<f64>| b.zip(a).map(|(b, a)| b - a);
+        let dp = |s: &PressureSample| s.1.zip(s.2).map(|(ps, pr)| ps - pr);
+        let regressors = plants
             .iter()
-            .map(|s| s.0)
-            .filter(|t| *t >= from && *t <= before_ms - gap_ms.max(0))
-            .collect();
-        let mut nulls: Vec<f64> = times
-            .windows(2)
-            .rev()
-            .take(NULL_SURVEYS)
-            .filter_map(|w| {
-                self.deficits(w[0], w[1], before_ms, leak_kg_s)
-                    .into_values()
-                    .reduce(f64::max)
+            .map(|p| {
+                read.iter()
+                    .find(|r| r.0 == p)
+                    .and_then(|(_, b, a)| lost(dp(b), dp(a)))
             })
             .collect();
-        if nulls.is_empty() {
+        let nodes = read
+            .iter()
+            .filter(|(_, b, a)| {
+                !b.3.zip(a.3).is_some_and(|(fb, fa)| {
+                    (fa - fb).abs()
+                        > (FLOW_MOVE_SHARE * fb.abs().max(fa.abs())).max(2.0 * leak_kg_s.abs())
+                })
+            })
+            .map(|(n, b, a)| {
+                (
+                    (*n).clone(),
+                    NodeStep {
+                        lost: [lost(b.1, a.1), lost(b.2, a.2)],
+                        before: [b.1, b.2],
+                    },
+                )
+            })
+            .collect();
+        Step { regressors, nodes }
+    }
+
+    /// The pressure survey of a leak whose onset `plant` showed at
+    /// `onset_ms`, after its last quiet sample at `before_ms`.
+    ///
+    /// Quiet steps: consecutive samples of `plant` before `before_ms`, each
+    /// leaving as long as the real survey's step before `before_ms` (so that
+    /// every node has its "after" reading as in the real survey, and the leak
+    /// never counts as quiet). The last [`NULL_SURVEYS`] of them are the null
+    /// surveys; up to [`FIT_PAIRS`] before those fit the [`Response`] of
+    /// every node's differential pressure to the plants' heads. With a
+    /// response the survey scores each node in its own noise (σ); without
+    /// one (too few quiet steps yet) in pascals, what every node lost alike
+    /// taken out.
+    ///
+    /// The noise floor: the largest score (either sign) the same survey finds
+    /// across each null step (no water lost), median over them. Why: under
+    /// the dispatch the plants' pump loops move every pressure of the
+    /// network by tens of kPa from one step to the next, each district with
+    /// its own plant, and each gateway reads at its own instant; a leak is
+    /// located only where its mark stands well above what the survey finds
+    /// where no water was lost.
+    fn survey(&self, plant: &NodeId, before_ms: i64, onset_ms: i64, leak_kg_s: f64) -> Survey {
+        let plants: Vec<NodeId> = self.plants.keys().cloned().collect();
+        let gap_ms = (onset_ms - before_ms).max(0);
+        let times: Vec<i64> = self
+            .pressures
+            .get(plant)
+            .map(|q| {
+                q.iter()
+                    .map(|s| s.0)
+                    .filter(|t| *t <= before_ms - gap_ms)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let quiet: Vec<Step> = times
+            .windows(2)
+            .rev()
+            .take(NULL_SURVEYS + FIT_PAIRS)
+            .map(|w| self.step(w[0], w[1], before_ms, leak_kg_s, &plants))
+            .collect();
+        let (nulls, fit) = quiet.split_at(quiet.len().min(NULL_SURVEYS));
+        let leak = self.step(before_ms, onset_ms, i64::MAX, leak_kg_s, &plants);
+        let response = Response::fit(fit).filter(|_| leak.regressors().is_some());
+        let response = response.as_ref();
+        let mut floors: Vec<f64> = nulls
+            .iter()
+            .filter(|s| response.is_none() || s.regressors().is_some())
+            .filter_map(|s| {
+                // In σ either sign is a mark (a supply or a return hole); in
+                // pascals only a loss is.
+                score(s, response)
+                    .into_values()
+                    .map(|d| if response.is_some() { d.0.abs() } else { d.0 })
+                    .reduce(f64::max)
+                    .map(|d| d.max(0.0))
+            })
+            .collect();
+        floors.sort_by(f64::total_cmp);
+        // Too few of the nodes read before the onset read in step with the
+        // others across it (on the ring at one reading a minute, under
+        // swinging pumps, three of six): one node read at another point of a
+        // swing would be the mark.
+        let from = before_ms - self.cfg.baseline_window_ms;
+        let known = self
+            .pressures
+            .values()
+            .filter(|q| q.iter().any(|s| s.0 >= from && s.0 <= before_ms))
+            .count();
+        let mut deficits = score(&leak, response);
+        if (deficits.len() as f64) < MIN_SURVEYED_SHARE * known as f64 {
+            deficits.clear();
+        }
+        Survey {
+            deficits,
+            before: leak
+                .nodes
+                .iter()
+                .map(|(n, s)| (n.clone(), s.before))
+                .collect(),
+            noise: floors.get(floors.len() / 2).copied(),
+            unit: if response.is_some() {
+                MarkUnit::Sigma
+            } else {
+                MarkUnit::Pa
+            },
+        }
+    }
+}
+
+/// A node and its pressure samples on either side of a step.
+type Across<'a> = (&'a NodeId, &'a PressureSample, &'a PressureSample);
+
+/// A node's supply and return pressure lost across a step, and before it,
+/// Pa.
+struct NodeStep {
+    lost: [Option<f64>; 2],
+    before: [Option<f64>; 2],
+}
+
+impl NodeStep {
+    /// Differential pressure (supply − return) lost.
+    fn dp_lost(&self) -> Option<f64> {
+        self.lost[0].zip(self.lost[1]).map(|(s, r)| s - r)
+    }
+}
+
+/// What every node lost across one step, raw, Pa.
+struct Step {
+    /// Each plant's head (supply − return pressure) lost, in the order of
+    /// the plants; `None` where a plant was not read in step with the others.
+    regressors: Vec<Option<f64>>,
+    nodes: BTreeMap<NodeId, NodeStep>,
+}
+
+impl Step {
+    /// Every plant's head lost, if every plant was read.
+    fn regressors(&self) -> Option<Vec<f64>> {
+        if self.regressors.is_empty() {
             return None;
         }
-        nulls.sort_by(f64::total_cmp);
-        Some(nulls[nulls.len() / 2].max(0.0))
+        self.regressors.iter().copied().collect()
     }
+}
+
+/// A survey's outcome: per node its score in `unit` (positive: it lost
+/// differential pressure, as around a supply-side hole; negative: it gained,
+/// as around a return-side hole) and what it lost beyond what was expected,
+/// Pa; each node's supply and return pressure before the leak; the noise
+/// floor in `unit`.
+struct Survey {
+    deficits: BTreeMap<NodeId, (f64, f64)>,
+    before: BTreeMap<NodeId, [Option<f64>; 2]>,
+    noise: Option<f64>,
+    unit: MarkUnit,
+}
+
+/// Quiet steps the pressure response is fitted on, at most.
+const FIT_PAIRS: usize = 48;
+/// A response is fitted from at least this many quiet steps (and three per
+/// plant); before that the survey works in pascals.
+const MIN_FIT_PAIRS: usize = 12;
+/// Ridge weight per quiet step on the standardized regressors: keeps a
+/// plant whose head barely moved from being given a large coefficient.
+const RIDGE: f64 = 1e-3;
+/// Least noise a node's residual is given, Pa: about a pressure
+/// transmitter's resolution, so that a node that followed the plants almost
+/// exactly does not turn a few pascals into many σ.
+const MIN_NOISE_PA: f64 = 100.0;
+
+/// How each node's differential pressure follows the plants' heads from one
+/// step to the next: the pumps (the lead's head loop, the other plants' heat
+/// loops) move each district's pressures with its own plant. Learned by
+/// least squares (ridge) over quiet steps, per node, with the noise left
+/// over: what a step's readings would have lost without a leak, and how far
+/// each node strays from that.
+///
+/// Differential pressures, not supply or return pressures: a district whose
+/// static pressure is held weakly (far from the pressure-holding point, its
+/// tie lines shut) sinks as a whole when it loses water, supply and return
+/// alike, by 100 kPa and more on the `city`; that says which district leaks,
+/// not where. A hole lowers the supply pressure around it (and everywhere
+/// fed through it) more than the return pressure: the differential pressure
+/// falls there; a hole in the return lowers the return pressure around it
+/// (and everywhere whose water passes it): the differential pressure rises.
+struct Response {
+    /// Each regressor's spread over the quiet steps, Pa (+1: none is zero).
+    scale: Vec<f64>,
+    /// Per node: coefficients on the standardized regressors and the
+    /// residual's root mean square, Pa.
+    fits: BTreeMap<NodeId, (Vec<f64>, f64)>,
+}
+
+impl Response {
+    /// `None` with too few quiet steps with every plant read.
+    fn fit(steps: &[Step]) -> Option<Response> {
+        let rows: Vec<(Vec<f64>, &Step)> = steps
+            .iter()
+            .filter_map(|s| Some((s.regressors()?, s)))
+            .collect();
+        let k = rows.first().map_or(0, |r| r.0.len());
+        let min_rows = MIN_FIT_PAIRS.max(3 * k);
+        if k == 0 || rows.len() < min_rows {
+            return None;
+        }
+        let n = rows.len() as f64;
+        let scale: Vec<f64> = (0..k)
+            .map(|j| {
+                let mean = rows.iter().map(|r| r.0[j]).sum::<f64>() / n;
+                (rows.iter().map(|r| (r.0[j] - mean).powi(2)).sum::<f64>() / n).sqrt() + 1.0
+            })
+            .collect();
+        let z: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|r| r.0.iter().zip(&scale).map(|(x, s)| x / s).collect())
+            .collect();
+        let nodes: std::collections::BTreeSet<&NodeId> =
+            rows.iter().flat_map(|r| r.1.nodes.keys()).collect();
+        let mut fits: BTreeMap<NodeId, (Vec<f64>, f64)> = BTreeMap::new();
+        for node in nodes {
+            let obs: Vec<(&[f64], f64)> = rows
+                .iter()
+                .zip(&z)
+                .filter_map(|(r, z)| Some((z.as_slice(), r.1.nodes.get(node)?.dp_lost()?)))
+                .collect();
+            if obs.len() < min_rows {
+                continue;
+            }
+            // Normal equations with the ridge on the diagonal.
+            let mut a = vec![0.0; k * k];
+            let mut b = vec![0.0; k];
+            for (x, y) in &obs {
+                for i in 0..k {
+                    b[i] += x[i] * y;
+                    for j in 0..k {
+                        a[i * k + j] += x[i] * x[j];
+                    }
+                }
+            }
+            for i in 0..k {
+                a[i * k + i] += RIDGE * obs.len() as f64;
+            }
+            if let Some(beta) = solve_spd(a, b, k) {
+                fits.insert(node.clone(), (beta, MIN_NOISE_PA));
+            }
+        }
+        // The noise left over: each quiet step's residuals, less what every
+        // node shared (their median), root mean square per node. (Their
+        // median size instead, robust to a few turbulent steps, lowered
+        // every node's σ and raised the null surveys' floor more than the
+        // marks: the week's leak fell from 3.1 to 2.4 times its floor.)
+        let mut response = Response { scale, fits };
+        let mut sum_sq: BTreeMap<NodeId, (f64, usize)> = BTreeMap::new();
+        for (_, s) in &rows {
+            let res = response.residuals(s);
+            let Some(m) = median(res.values().copied()) else {
+                continue;
+            };
+            for (node, r) in res {
+                let e = sum_sq.entry(node).or_default();
+                e.0 += (r - m).powi(2);
+                e.1 += 1;
+            }
+        }
+        for (node, (sq, count)) in sum_sq {
+            if let Some(fit) = response.fits.get_mut(&node) {
+                fit.1 = (sq / count.max(1) as f64).sqrt().max(MIN_NOISE_PA);
+            }
+        }
+        Some(response)
+    }
+
+    /// Each fitted node's differential pressure lost beyond what the
+    /// plants' heads explain, Pa (nothing without every regressor).
+    fn residuals(&self, step: &Step) -> BTreeMap<NodeId, f64> {
+        let Some(x) = step.regressors() else {
+            return BTreeMap::new();
+        };
+        let z: Vec<f64> = x.iter().zip(&self.scale).map(|(x, s)| x / s).collect();
+        step.nodes
+            .iter()
+            .filter_map(|(node, s)| {
+                let (beta, _) = self.fits.get(node)?;
+                let expected: f64 = beta.iter().zip(&z).map(|(b, z)| b * z).sum();
+                Some((node.clone(), s.dp_lost()? - expected))
+            })
+            .collect()
+    }
+}
+
+/// Per node: (score, Pa). With a response, the differential pressure lost
+/// beyond what it expected, less what every node lost alike (the median), in
+/// the node's own noise (σ; negative: gained). Without one, in pascals, the
+/// larger side's loss: supply and return pressure lost, each less its median
+/// over all nodes (what every node lost alike, such as a change of the lead
+/// plant's head, is not local). Fewer than [`MIN_SURVEYED`] nodes (on a
+/// side) give nothing.
+fn score(step: &Step, response: Option<&Response>) -> BTreeMap<NodeId, (f64, f64)> {
+    let centred = |lost: BTreeMap<NodeId, f64>| -> BTreeMap<NodeId, f64> {
+        if lost.len() < MIN_SURVEYED {
+            return BTreeMap::new();
+        }
+        let m = median(lost.values().copied()).unwrap_or(0.0);
+        lost.into_iter().map(|(n, l)| (n, l - m)).collect()
+    };
+    match response {
+        Some(r) => centred(r.residuals(step))
+            .into_iter()
+            .map(|(node, pa)| {
+                let noise = r.fits.get(&node).map_or(MIN_NOISE_PA, |f| f.1);
+                (node, (pa / noise, pa))
+            })
+            .collect(),
+        None => {
+            let mut out: BTreeMap<NodeId, (f64, f64)> = BTreeMap::new();
+            for side in 0..2 {
+                let lost = step
+                    .nodes
+                    .iter()
+                    .filter_map(|(n, s)| Some((n.clone(), s.lost[side]?)))
+                    .collect();
+                for (node, pa) in centred(lost) {
+                    let e = out.entry(node).or_insert((pa, pa));
+                    if pa > e.0 {
+                        *e = (pa, pa);
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The median of some values (the upper one of an even count).
+fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
+/// Solves `a x = b` for a small symmetric positive definite `a` (k × k, row
+/// major) by Cholesky; `None` if `a` is not positive definite.
+fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Option<Vec<f64>> {
+    for j in 0..k {
+        let mut d = a[j * k + j];
+        for p in 0..j {
+            d -= a[j * k + p] * a[j * k + p];
+        }
+        if !d.is_finite() || d <= 0.0 {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j * k + j] = d;
+        for i in j + 1..k {
+            let mut s = a[i * k + j];
+            for p in 0..j {
+                s -= a[i * k + p] * a[j * k + p];
+            }
+            a[i * k + j] = s / d;
+        }
+    }
+    for i in 0..k {
+        for p in 0..i {
+            b[i] -= a[i * k + p] * b[p];
+        }
+        b[i] /= a[i * k + i];
+    }
+    for i in (0..k).rev() {
+        for p in i + 1..k {
+            b[i] -= a[p * k + i] * b[p];
+        }
+        b[i] /= a[i * k + i];
+    }
+    Some(b)
 }
 
 /// Pump and plant trips.

@@ -6,10 +6,10 @@
 use model::{Action, ActorSnapshot, Metric, NodeId, NodeKind};
 use store::StoreError;
 
-use crate::alarms::{AlarmBook, NewAlarm, Severity};
+use crate::alarms::{AlarmBook, LeakSection, NewAlarm, Severity};
 use crate::detect::{
-    Layout, LeakConfig, LeakDetector, LeakEvent, PLANT_TRIP, PUMP_TRIP, PlantOrder, TripDetector,
-    TripEvent,
+    Layout, LeakConfig, LeakDetector, LeakEvent, MarkUnit, PLANT_TRIP, PUMP_TRIP, PlantOrder,
+    TripDetector, TripEvent, Withheld,
 };
 use crate::ledger::Ledger;
 
@@ -143,43 +143,10 @@ impl Watch {
                 leak_kg_s,
                 section,
                 withheld,
+                locating,
             }) => {
-                let (node, message) = match &section {
-                    Some(s) => (
-                        s.pipe_id.clone(),
-                        format!(
-                            "leak of about {leak_kg_s:.1} kg/s suspected on section {} ({} – {}), nearest {} (lost {:.0} Pa){}",
-                            s.pipe_id,
-                            s.from_junction,
-                            s.to_junction,
-                            s.junction,
-                            s.deficit_pa,
-                            if s.alternatives.is_empty() {
-                                String::new()
-                            } else {
-                                format!("; or {}", s.alternatives.join(", "))
-                            }
-                        ),
-                    ),
-                    None => (
-                        NETWORK_NODE.to_string(),
-                        match &withheld {
-                            Some(w) => match &w.guess {
-                                Some(g) => format!(
-                                    "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); location withheld: the pressures swing by up to {:.0} Pa between quiet readings, the leak's mark is {:.0} Pa (best guess {} near {})",
-                                    w.noise_pa, w.mark_pa, g.pipe_id, g.junction
-                                ),
-                                None => format!(
-                                    "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); location withheld: too few nodes read in step with the others across the onset (the pressures swing by up to {:.0} Pa between quiet readings)",
-                                    w.noise_pa
-                                ),
-                            },
-                            None => format!(
-                                "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline); no location"
-                            ),
-                        },
-                    ),
-                };
+                let (node, message) =
+                    leak_message(leak_kg_s, &section, withheld.as_deref(), locating);
                 if let Some(a) = alarms.raise_new(
                     NewAlarm {
                         kind: LEAK_SUSPECTED,
@@ -193,6 +160,21 @@ impl Watch {
                     wall_ms,
                 )? {
                     tracing::error!(node_id = %node, leak_kg_s, network_time_ms = network_ms, alarm_id = a.id, message = %a.message, "leak suspected");
+                }
+                self.leak_node = Some(node);
+            }
+            Some(LeakEvent::Located {
+                network_ms,
+                leak_kg_s,
+                section,
+                withheld,
+            }) => {
+                let (node, message) = leak_message(leak_kg_s, &section, withheld.as_deref(), None);
+                if let Some(old) = self.leak_node.take()
+                    && let Some(a) =
+                        alarms.relocate(LEAK_SUSPECTED, &old, &node, message, section)?
+                {
+                    tracing::error!(node_id = %node, leak_kg_s, network_time_ms = network_ms, alarm_id = a.id, message = %a.message, "leak located");
                 }
                 self.leak_node = Some(node);
             }
@@ -219,6 +201,71 @@ impl Watch {
     /// Writes the ledger's changes (the caller's flush makes them durable).
     pub fn persist(&mut self) -> Result<(), StoreError> {
         self.ledger.persist()
+    }
+}
+
+/// A leak alarm's node and message: the located section's pipe, or
+/// `network` with why there is no location (withheld, being surveyed, no
+/// layout).
+fn leak_message(
+    leak_kg_s: f64,
+    section: &Option<LeakSection>,
+    withheld: Option<&Withheld>,
+    locating: Option<(usize, usize)>,
+) -> (String, String) {
+    let suspected = format!(
+        "leak of about {leak_kg_s:.1} kg/s suspected (make-up water or mass balance above baseline)"
+    );
+    match section {
+        Some(s) => (
+            s.pipe_id.clone(),
+            format!(
+                "leak of about {leak_kg_s:.1} kg/s suspected on section {} ({} – {}), nearest {} (lost {:.0} Pa){}",
+                s.pipe_id,
+                s.from_junction,
+                s.to_junction,
+                s.junction,
+                s.deficit_pa,
+                if s.alternatives.is_empty() {
+                    String::new()
+                } else {
+                    format!("; or {}", s.alternatives.join(", "))
+                }
+            ),
+        ),
+        None => (
+            NETWORK_NODE.to_string(),
+            match (withheld, locating) {
+                (Some(w), _) => {
+                    let floor = match w.unit {
+                        MarkUnit::Pa => format!(
+                            "the pressures swing by up to {:.0} Pa between quiet readings",
+                            w.noise
+                        ),
+                        MarkUnit::Sigma => format!(
+                            "between quiet readings the nodes stray by up to {:.1} σ of their own noise from what the plants' pressures explain",
+                            w.noise
+                        ),
+                    };
+                    match &w.guess {
+                        Some(g) => format!(
+                            "{suspected}; location withheld: {floor}, the leak's mark is {:.1} {} (best guess {} near {})",
+                            w.mark,
+                            w.unit.as_str(),
+                            g.pipe_id,
+                            g.junction
+                        ),
+                        None => format!(
+                            "{suspected}; location withheld: too few nodes read in step with the others across the onset ({floor})"
+                        ),
+                    }
+                }
+                (None, Some((covered, known))) => format!(
+                    "{suspected}; locating: the pressure readings across the onset are in from {covered} of {known} nodes"
+                ),
+                (None, None) => format!("{suspected}; no location"),
+            },
+        ),
     }
 }
 
