@@ -1093,6 +1093,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_leak_surveys_fit_the_city_with_eight_leaks_one_at_a_time() {
+        let world = simulator::World::new(Network::sample("city").unwrap());
+        for text in [
+            include_str!("../../../sim/simulator/scenarios/leak-survey.toml"),
+            include_str!("../../../sim/simulator/scenarios/leak-survey-held-out.toml"),
+        ] {
+            let s = Scenario::from_toml(text).unwrap();
+            s.validate(&world).unwrap();
+            let mut opened: Vec<f64> = s
+                .events
+                .iter()
+                .filter(|e| e.inject.is_some())
+                .map(|e| e.at_h)
+                .collect();
+            opened.sort_by(f64::total_cmp);
+            assert_eq!(opened.len(), 8);
+            // Five hours and more between one leak's repair and the next.
+            assert!(opened.windows(2).all(|w| w[1] - w[0] >= 6.0), "{opened:?}");
+        }
+    }
+
+    #[test]
     fn the_shipped_scenarios_fit_the_city() {
         let net = Network::sample("city").unwrap();
         for text in [
