@@ -308,6 +308,9 @@ const MIN_PRESSURE_SAMPLES: usize = 2 * NULL_SURVEYS + 4;
 /// [`MIN_PRESSURE_SAMPLES`]): a response learned over longer may no longer
 /// hold (plants started or stopped, tie lines opened), ms.
 const PRESSURE_HISTORY_MS: i64 = 6 * 3_600_000;
+/// The least noise floor of a survey in σ.
+const MIN_FLOOR_SIGMA: f64 = 2.5;
+
 /// A survey of fewer than this share of the nodes read before the onset
 /// locates nothing.
 const MIN_SURVEYED_SHARE: f64 = 0.75;
@@ -742,7 +745,14 @@ impl LeakDetector {
                 (g, mark)
             }
         };
-        let (noise, unit) = (survey.noise, survey.unit);
+        let unit = survey.unit;
+        // In σ the floor is at least what a node's own noise reaches
+        // routinely: with a few nodes surveyed (the ring's four substations)
+        // the null surveys' largest score can be a fraction of one σ.
+        let noise = survey.noise.map(|n| match unit {
+            MarkUnit::Sigma => n.max(MIN_FLOOR_SIGMA),
+            MarkUnit::Pa => n,
+        });
         tracing::info!(onset_ms, before_ms, deficits = ?survey.deficits, noise, mark, unit = unit.as_str(), "leak: pressure deficits per node (score, Pa)");
         let trusted = noise.is_none_or(|n| mark >= self.cfg.locate_margin * n);
         let withhold = |guess| {
@@ -927,7 +937,7 @@ impl LeakDetector {
             .collect();
         let (nulls, fit) = quiet.split_at(quiet.len().min(NULL_SURVEYS));
         let leak = self.step(before_ms, onset_ms, i64::MAX, leak_kg_s, &plants);
-        let response = Response::fit(fit).filter(|_| leak.regressors().is_some());
+        let response = Response::fit(fit, &plants).filter(|_| leak.regressors().is_some());
         let response = response.as_ref();
         let mut floors: Vec<f64> = nulls
             .iter()
@@ -948,13 +958,17 @@ impl LeakDetector {
         // swinging pumps, three of six): one node read at another point of a
         // swing would be the mark.
         let from = before_ms - self.cfg.baseline_window_ms;
+        // The plants count only in pascals (in σ their heads explain them).
+        let counted = |n: &NodeId| response.is_none() || !plants.contains(n);
         let known = self
             .pressures
-            .values()
-            .filter(|q| q.iter().any(|s| s.0 >= from && s.0 <= before_ms))
+            .iter()
+            .filter(|(n, q)| counted(n) && q.iter().any(|s| s.0 >= from && s.0 <= before_ms))
             .count();
         let mut deficits = score(&leak, response);
-        if (deficits.len() as f64) < MIN_SURVEYED_SHARE * known as f64 {
+        if (deficits.keys().filter(|n| counted(n)).count() as f64)
+            < MIN_SURVEYED_SHARE * known as f64
+        {
             deficits.clear();
         }
         Survey {
@@ -1059,7 +1073,10 @@ struct Response {
 
 impl Response {
     /// `None` with too few quiet steps with every plant read.
-    fn fit(steps: &[Step]) -> Option<Response> {
+    /// The plants' own nodes are not fitted: their heads are the
+    /// regressors, explained exactly, so their noise would be nil and any
+    /// shift of the median a mark.
+    fn fit(steps: &[Step], plants: &[NodeId]) -> Option<Response> {
         let rows: Vec<(Vec<f64>, &Step)> = steps
             .iter()
             .filter_map(|s| Some((s.regressors()?, s)))
@@ -1083,7 +1100,7 @@ impl Response {
         let nodes: std::collections::BTreeSet<&NodeId> =
             rows.iter().flat_map(|r| r.1.nodes.keys()).collect();
         let mut fits: BTreeMap<NodeId, (Vec<f64>, f64)> = BTreeMap::new();
-        for node in nodes {
+        for node in nodes.into_iter().filter(|n| !plants.contains(n)) {
             let obs: Vec<(&[f64], f64)> = rows
                 .iter()
                 .zip(&z)
