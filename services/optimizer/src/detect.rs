@@ -124,12 +124,15 @@ impl Layout {
         &self.plant_capacity_w
     }
 
-    /// The plants and substations hanging at a junction.
-    pub fn nodes_at<'a>(&'a self, junction: &'a str) -> impl Iterator<Item = &'a NodeId> + 'a {
-        self.node_at
-            .iter()
-            .filter(move |(_, j)| self.junctions[**j] == junction)
-            .map(|(n, _)| n)
+    /// Per junction, the largest value of the nodes hanging there.
+    fn per_junction(&self, values: &BTreeMap<NodeId, f64>) -> Vec<Option<f64>> {
+        let mut at: Vec<Option<f64>> = vec![None; self.junctions.len()];
+        for (node, v) in values {
+            if let Some(&j) = self.node_at.get(node) {
+                at[j] = Some(at[j].map_or(*v, |x: f64| x.max(*v)));
+            }
+        }
+        at
     }
 
     pub fn pipe_count(&self) -> usize {
@@ -165,12 +168,7 @@ impl Layout {
         start: Option<&NodeId>,
         leak_kg_s: f64,
     ) -> Option<LeakSection> {
-        let mut at: Vec<Option<f64>> = vec![None; self.junctions.len()];
-        for (node, d) in deficits {
-            if let Some(&j) = self.node_at.get(node) {
-                at[j] = Some(at[j].map_or(*d, |x: f64| x.max(*d)));
-            }
-        }
+        let at = self.per_junction(deficits);
         let largest = at
             .iter()
             .enumerate()
@@ -182,14 +180,8 @@ impl Layout {
             .filter(|j| at[*j].is_some())
             .unwrap_or(largest);
         // A junction's nearness to the plants: its nodes' highest level.
-        let level = |j: usize| {
-            let l = levels?;
-            self.node_at
-                .iter()
-                .filter(|(_, at)| **at == j)
-                .filter_map(|(n, _)| l.get(n).copied())
-                .reduce(f64::max)
-        };
+        let level_at = levels.map(|l| self.per_junction(l)).unwrap_or_default();
+        let level = |j: usize| level_at.get(j).copied().flatten();
         // Walk toward the plants across the region that lost alike (each
         // step to a nearer junction, so it ends).
         while let (Some(d), Some(l)) = (at[leak_j], level(leak_j)) {
