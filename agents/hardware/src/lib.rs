@@ -88,6 +88,7 @@ impl LockstepClock {
                 .await_step(v1::AwaitStepRequest {
                     gateway_id: self.gateway_id.clone(),
                     done_step,
+                    planner: false,
                 })
                 .await
                 .map_err(|s| HardwareError::Unavailable {

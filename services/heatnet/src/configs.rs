@@ -58,12 +58,15 @@ pub enum HardwareKind {
     Modbus,
 }
 
-/// Paces every gateway's scans by the simulator's lockstep clock at `simulator`.
+/// Paces every gateway's scans by the simulator's lockstep clock at
+/// `simulator`, with the optimizer planning on every step: a gateway reports
+/// a step done only once the optimizer has stored all its batches, so the
+/// planning round of that step sees every gateway's scan of it.
 pub fn use_lockstep(configs: &mut [GatewayConfig], simulator: &str) {
     for c in configs {
         c.clock = ClockConfig::Lockstep {
             simulator: simulator.to_string(),
-            max_unacked_batches: gateway::config::DEFAULT_MAX_UNACKED_BATCHES,
+            max_unacked_batches: 0,
             ack_wait_ms: gateway::config::DEFAULT_ACK_WAIT_MS,
         };
     }

@@ -4,8 +4,14 @@
 //! simulator's forecast product (`SimulatorService.GetForecast`: the simulated
 //! weather plus an error that grows with lead time) and loads it into the
 //! optimizer through `ControlRoomService.LoadForecast`, like any other source.
-//! The optimizer never talks to the simulator: in a real utility this task is
-//! a weather service's client, or `heatnet forecast load URL` on a timer.
+//! The optimizer never talks to the simulator about the weather: in a real
+//! utility this task is a weather service's client, or `heatnet forecast load
+//! URL` on a timer.
+//!
+//! On the lockstep clock the feed is one of the parties each step waits for
+//! (as `weather-feed`, beside the gateways): the forecast of a new hour is
+//! loaded before the optimizer plans on that hour's first step, so a run is
+//! replayed from its seed.
 
 use std::time::Duration;
 
@@ -67,8 +73,83 @@ async fn clock_ms(sim: &str) -> anyhow::Result<i64> {
         .time_ms)
 }
 
-/// Runs the feed until `stop` turns true.
-pub async fn run(sim: String, opt: String, mut stop: watch::Receiver<bool>) {
+/// The feed's party name on the lockstep clock.
+pub const LOCKSTEP_ID: &str = "weather-feed";
+
+/// Runs the feed until `stop` turns true: on the simulator's lockstep clock
+/// (`lockstep`), else polling the clock every [`POLL`].
+pub async fn run(sim: String, opt: String, lockstep: bool, stop: watch::Receiver<bool>) {
+    if lockstep {
+        run_lockstep(sim, opt, stop).await
+    } else {
+        run_polling(sim, opt, stop).await
+    }
+}
+
+/// Reports `done` to the lockstep clock and returns the next step and its
+/// network time (the same step again when the clock held the call).
+async fn await_step(
+    client: &mut SimulatorServiceClient<tonic::transport::Channel>,
+    done: u64,
+) -> anyhow::Result<(u64, i64)> {
+    let c = client
+        .await_step(v1::AwaitStepRequest {
+            gateway_id: LOCKSTEP_ID.into(),
+            done_step: done,
+            planner: false,
+        })
+        .await?
+        .into_inner();
+    Ok((c.steps, c.time_ms))
+}
+
+async fn run_lockstep(sim: String, opt: String, mut stop: watch::Receiver<bool>) {
+    let mut client = match observe::grpc::endpoint(&sim) {
+        // The simulator holds an AwaitStep call up to 5 s.
+        Ok(e) => SimulatorServiceClient::new(e.timeout(Duration::from_secs(15)).connect_lazy()),
+        Err(e) => {
+            tracing::error!(error = %e, "weather feed: simulator address unusable");
+            return;
+        }
+    };
+    let mut done = 0u64;
+    let mut last_hour = None;
+    let mut failing = false;
+    loop {
+        let step = tokio::select! {
+            r = await_step(&mut client, done) => r,
+            _ = stop.changed() => return,
+        };
+        let (step, now) = match step {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %format!("{e:#}"), "weather feed: lockstep clock not available");
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+        };
+        if step == done {
+            continue;
+        }
+        if let Some(hour) = due(last_hour, now) {
+            match once(&sim, &opt).await {
+                Ok((issued_at_ms, points)) => {
+                    last_hour = Some(hour);
+                    failing = false;
+                    tracing::info!(issued_at_ms, points, "weather feed: forecast loaded");
+                }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %format!("{e:#}"), "weather feed: forecast not loaded; retrying next step");
+                }
+                Err(_) => {}
+            }
+        }
+        done = step;
+    }
+}
+
+async fn run_polling(sim: String, opt: String, mut stop: watch::Receiver<bool>) {
     let mut last_hour = None;
     let mut failing = false;
     loop {

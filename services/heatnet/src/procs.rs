@@ -43,6 +43,11 @@ pub struct SimArgs {
     /// Lockstep: gateways the first step waits for (up to 2 minutes).
     #[arg(long, default_value_t = 0)]
     pub expect_gateways: usize,
+    /// Lockstep: planners (an optimizer run with `--lockstep-simulator`) the
+    /// first step waits for (up to 2 minutes). Each step then waits for them
+    /// to plan on what the gateways reported.
+    #[arg(long, default_value_t = 0)]
+    pub expect_planners: usize,
     /// Pause the clock when network time reaches this, Unix ms.
     #[arg(long)]
     pub stop_at_ms: Option<i64>,
@@ -69,6 +74,7 @@ pub fn sim(args: SimArgs) -> ExitCode {
                 scenario: args.scenario,
                 lockstep: args.lockstep,
                 expect_gateways: args.expect_gateways,
+                expect_planners: args.expect_planners,
                 stop_at_ms: args.stop_at_ms,
             },
             crate::shutdown_signal(),
@@ -305,6 +311,13 @@ pub struct OptimizerArgs {
     /// Differential pressure to hold at the critical substation, Pa.
     #[arg(long, default_value_t = 50_000.0)]
     pub dp_target_pa: f64,
+    /// Plan on every step of the simulator's lockstep clock at this address
+    /// (season runs and tests): each step then waits for the planning round
+    /// due and its commands, so a run is replayed from its seed. The
+    /// simulator must run with `--lockstep`, and its gateways must report a
+    /// step only once the optimizer has stored their telemetry.
+    #[arg(long)]
+    pub lockstep_simulator: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -359,6 +372,7 @@ pub fn optimizer(args: OptimizerArgs) -> ExitCode {
                     dp_target_pa: args.dp_target_pa,
                     layout,
                 },
+                lockstep_simulator: args.lockstep_simulator,
             },
             crate::shutdown_signal(),
         )

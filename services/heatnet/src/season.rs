@@ -483,12 +483,13 @@ async fn drive(
                 f64::NAN
             };
             println!(
-                "  [{}] day {:.1}/{} ({:.0} %), {} gateways in step, ×{:.0} real time, ETA {}",
+                "  [{}] day {:.1}/{} ({:.0} %), in step: {} gateways and feed, {} planner, ×{:.0} real time, ETA {}",
                 mode.name(),
                 (c.time_ms - start_ms) as f64 / 86_400_000.0,
                 args.days,
                 done * 100.0,
                 c.attached_gateways,
+                c.attached_planners,
                 (c.time_ms - start_ms) as f64 / 1000.0 / wall.max(1e-9),
                 human_duration(eta)
             );

@@ -207,8 +207,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .then(|| {
                     [
                         "--lockstep".to_string(),
+                        // The weather feed steps with the gateways.
                         "--expect-gateways".to_string(),
-                        configs.len().to_string(),
+                        (configs.len() + 1).to_string(),
+                        "--expect-planners".to_string(),
+                        "1".to_string(),
                     ]
                 })
                 .into_iter()
@@ -265,7 +268,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 heatnet::procs::OptimizerMode::FixedCurve => "fixed-curve",
             }
             .into(),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            args.lockstep
+                .then(|| ["--lockstep-simulator".to_string(), sim_addr.clone()])
+                .into_iter()
+                .flatten(),
+        )
+        .collect(),
         env: Vec::new(),
     };
     let dash_addr = format!(
@@ -389,7 +400,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     if args.lockstep {
         println!(
-            "  simulator   {sim_addr}  (lockstep with the gateways, {} s steps)",
+            "  simulator   {sim_addr}  (lockstep with the gateways, the weather feed and the optimizer, {} s steps)",
             args.step_s
         );
     } else {
@@ -409,6 +420,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     tasks.push(tokio::spawn(heatnet::feed::run(
         sim_addr.clone(),
         opt_addr.clone(),
+        args.lockstep,
         stop_rx.clone(),
     )));
     println!(

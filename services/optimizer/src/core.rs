@@ -286,7 +286,14 @@ struct Inner {
     watch: crate::watch::Watch,
     /// When the liveness check last ran (its own stalls are not the gateways' silence).
     last_liveness_check: Option<Instant>,
+    /// Commands sent and not yet answered: id → (version, gateway). Bounded
+    /// by [`MAX_PENDING_COMMANDS`] (the oldest forgotten first); a gateway's
+    /// are forgotten when its session ends.
+    pending: BTreeMap<String, (u64, NodeId)>,
 }
+
+/// Most commands [`Core`] keeps waiting for an answer to.
+pub const MAX_PENDING_COMMANDS: usize = 16_384;
 
 pub struct Core {
     cfg: CoreConfig,
@@ -299,6 +306,8 @@ pub struct Core {
     forecasts: ForecastBook,
     /// Every control-room write, accepted or refused (own lock).
     audit: AuditLog,
+    /// Woken when a command is answered or a session ends.
+    answered: tokio::sync::Notify,
 }
 
 /// Wall-clock now, Unix ms (audit timestamps; control uses network time from telemetry).
@@ -432,9 +441,11 @@ impl Core {
                 schedule,
                 watch,
                 last_liveness_check: None,
+                pending: BTreeMap::new(),
             }),
             forecasts,
             audit,
+            answered: tokio::sync::Notify::new(),
         })
     }
 
@@ -595,6 +606,9 @@ impl Core {
         g.session_seq = seq;
         g.last_seen = Some(Instant::now());
         g.last_seen_wall_ms = wall_ms();
+        // Commands sent on an earlier session are answered there or never.
+        inner.pending.retain(|_, (_, gw)| gw != gateway);
+        self.answered.notify_waiters();
         let now = wall_ms();
         if let Some(a) = inner.alarms.clear("gateway_lost", gateway.as_str(), now)? {
             tracing::info!(gateway_id = %gateway, alarm_id = a.id, "gateway back online");
@@ -786,6 +800,15 @@ impl Core {
     }
 
     pub fn command_result(&self, gateway: &NodeId, result: CommandResult) {
+        if let Ok(mut inner) = self.lock()
+            && inner
+                .pending
+                .get(&result.command_id)
+                .is_some_and(|(_, gw)| gw == gateway)
+        {
+            inner.pending.remove(&result.command_id);
+        }
+        self.answered.notify_waiters();
         match &result.outcome {
             CommandOutcome::Accepted => {
                 tracing::debug!(gateway_id = %gateway, command_id = %result.command_id, "command accepted")
@@ -879,6 +902,9 @@ impl Core {
         }
         g.online = false;
         g.tx = None;
+        // Its commands in flight will not be answered on this session.
+        inner.pending.retain(|_, (_, gw)| gw != gateway);
+        self.answered.notify_waiters();
         let msg = format!("gateway {gateway} lost: {why}");
         tracing::error!(gateway_id = %gateway, reason = why, "gateway lost");
         let _ = inner.alarms.raise(
@@ -930,19 +956,55 @@ impl Core {
         }
     }
 
-    /// Runs a planning round if network time has advanced by an interval (or a
-    /// curve changed), and sends the setpoints that moved.
+    /// Runs a planning round if network time (the newest reading of any
+    /// node) has advanced by an interval (or a curve changed), and sends the
+    /// setpoints that moved.
     pub fn plan(&self) -> Result<usize, CoreError> {
-        let mut inner = self.lock()?;
-        let Some(now) = inner
-            .nodes
-            .values()
-            .map(|n| n.time_ms)
-            .max()
-            .filter(|t| *t > 0)
-        else {
+        let now = self.network_time_ms();
+        if now <= 0 {
             return Ok(0);
-        };
+        }
+        self.plan_at(now)
+    }
+
+    /// The version the next command will carry: [`Core::commands_answered`]
+    /// waits for the commands from this one on.
+    pub fn next_command_version(&self) -> u64 {
+        self.lock().map(|i| i.next_version).unwrap_or(0)
+    }
+
+    /// Commands from `version` on sent and not answered yet.
+    pub fn pending_commands(&self, version: u64) -> usize {
+        self.lock()
+            .map(|i| i.pending.values().filter(|(v, _)| *v >= version).count())
+            .unwrap_or(0)
+    }
+
+    /// Waits until every command from `version` on is answered (accepted or
+    /// rejected) or its gateway's session has ended, at most `limit` (real
+    /// time). Returns how many are still unanswered.
+    pub async fn commands_answered(&self, version: u64, limit: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            // Registered before the check: an answer in between is not missed.
+            answered.as_mut().enable();
+            let left = self.pending_commands(version);
+            if left == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, answered).await.is_err() {
+                return self.pending_commands(version);
+            }
+        }
+    }
+
+    /// Runs a planning round at network time `now` (Unix ms) if an interval
+    /// has passed since the last one (or a curve changed), and sends the
+    /// setpoints that moved. On the lockstep clock `now` is the step's time.
+    pub fn plan_at(&self, now: i64) -> Result<usize, CoreError> {
+        let mut inner = self.lock()?;
         let due = match inner.last_plan_ms {
             None => true,
             Some(t) => now - t >= self.cfg.plan_interval_ms || inner.replan,
@@ -1429,6 +1491,18 @@ fn send_command(
         ))
     })?;
     inner.next_version += 1;
+    if inner.pending.len() >= MAX_PENDING_COMMANDS
+        && let Some(oldest) = inner
+            .pending
+            .iter()
+            .min_by_key(|(_, (v, _))| *v)
+            .map(|(id, _)| id.clone())
+    {
+        inner.pending.remove(&oldest);
+    }
+    inner
+        .pending
+        .insert(command_id.clone(), (version, gateway.clone()));
     Ok(command_id)
 }
 
@@ -1520,6 +1594,80 @@ mod tests {
             .iter()
             .map(|n| (n.info.id.to_string(), n.gateway.to_string()))
             .collect()
+    }
+
+    /// What a lockstep step waits for: the commands of its round, answered
+    /// or with their session gone; not older ones, never longer than asked.
+    #[tokio::test]
+    async fn a_round_waits_for_its_own_commands_to_be_answered() {
+        let dir = crate::testing::scratch_dir("core-answered");
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
+        let core = open_core(&store);
+        let gw = NodeId::new("g1").unwrap();
+        let reg = core
+            .register(GatewayRecord {
+                actors: vec![actor("s1", NodeKind::Substation)],
+                ..record("g1", &[])
+            })
+            .await
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        core.open_session(&gw, &reg.session_id, tx).unwrap();
+        let snapshot = model::ActorSnapshot {
+            actor_id: NodeId::new("s1").unwrap(),
+            time_ms: 1_000_000_000,
+            mode: Mode::Fallback,
+            readings: Vec::new(),
+        };
+        core.ingest_batch(
+            &gw,
+            TelemetryBatch {
+                seq: 1,
+                snapshots: vec![snapshot],
+            },
+        )
+        .await
+        .unwrap();
+        let answer = |id: String| CommandResult {
+            command_id: id,
+            outcome: CommandOutcome::Accepted,
+        };
+        let limit = Duration::from_millis(50);
+
+        let old = core.set_override("s1", Some(70.0), 600, "test").unwrap();
+        let from = core.next_command_version();
+        let new = core.set_override("s1", Some(71.0), 600, "test").unwrap();
+        assert_eq!(core.pending_commands(from), 1);
+        // Unanswered: the wait gives up after its limit and says how many.
+        let t0 = tokio::time::Instant::now();
+        assert_eq!(core.commands_answered(from, limit).await, 1);
+        assert!(t0.elapsed() >= limit);
+        // Answered: at once, whatever older command is still out.
+        let waiting = {
+            let core = Arc::new(core);
+            let c = core.clone();
+            (
+                tokio::spawn(async move { c.commands_answered(from, limit).await }),
+                core,
+            )
+        };
+        let (waiting, core) = waiting;
+        core.command_result(&gw, answer(new));
+        assert_eq!(waiting.await.unwrap(), 0);
+        assert_eq!(core.pending_commands(0), 1, "the older one is still out");
+        // An answer from another gateway does not count.
+        let other = NodeId::new("g2").unwrap();
+        core.command_result(&other, answer(old.clone()));
+        assert_eq!(core.pending_commands(0), 1);
+        // Its session ending settles it.
+        let from = core.next_command_version();
+        core.set_override("s1", None, 0, "test").unwrap();
+        core.session_ended(&gw, 1, "test");
+        assert_eq!(core.pending_commands(0), 0);
+        assert_eq!(core.commands_answered(from, limit).await, 0);
+        while rx.try_recv().is_ok() {}
+        drop(core);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

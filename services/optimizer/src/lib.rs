@@ -16,6 +16,8 @@
 //!   and turns detections into alarms.
 //! - [`core`]: registry, live network state, sessions and command fan-out.
 //! - [`grpc`]: the `AgentService` and `ControlRoomService` edge.
+//! - [`lockstep`]: the optimizer as a planner on the simulator's lockstep
+//!   clock (season runs: every step waits for its round and its commands).
 //! - [`metrics`]: Prometheus gauges read at scrape time.
 //! - [`run`]: the process.
 
@@ -31,6 +33,7 @@ pub mod forecast;
 pub mod grpc;
 pub mod ingest;
 pub mod ledger;
+pub mod lockstep;
 pub mod metrics;
 pub mod planner;
 pub mod run;

@@ -17,6 +17,9 @@ pub struct OptimizerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub core: CoreConfig,
+    /// Plan on the steps of the simulator's lockstep clock at this address
+    /// ([`crate::lockstep`]) instead of on the newest telemetry's time.
+    pub lockstep_simulator: Option<String>,
 }
 
 /// Runs the optimizer until `shutdown` resolves.
@@ -49,8 +52,13 @@ pub async fn run(
     tracing::info!(listen = %cfg.listen, "optimizer serving");
 
     crate::metrics::register(&store, &core);
+    let lockstep = cfg.lockstep_simulator.clone().map(|sim| {
+        tracing::info!(simulator = %sim, "planning on the simulator's lockstep clock");
+        tokio::spawn(crate::lockstep::run(core.clone(), sim))
+    });
     let background = {
         let core = core.clone();
+        let on_timer = lockstep.is_none();
         let cycle = observe::timer(
             "heatnet.optimizer.cycle_seconds",
             "time of one optimizer cycle (liveness check and planning round)",
@@ -61,7 +69,7 @@ pub async fn run(
                 tick.tick().await;
                 let started = std::time::Instant::now();
                 core.check_liveness();
-                if let Err(e) = core.plan() {
+                if on_timer && let Err(e) = core.plan() {
                     tracing::error!(error = %e, "planning round failed");
                 }
                 cycle.observe(started.elapsed());
@@ -86,6 +94,9 @@ pub async fn run(
         _ = shutdown => Ok(()),
     };
     background.abort();
+    if let Some(l) = lockstep {
+        l.abort();
+    }
     store.flush_async().await?;
     tracing::info!("optimizer stopped");
     served.context("serving gRPC")

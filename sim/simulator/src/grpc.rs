@@ -7,7 +7,7 @@ use proto::v1;
 use proto::v1::simulator_service_server::SimulatorService;
 use tonic::{Request, Response, Status};
 
-use crate::run::Clock;
+use crate::run::{AwaitError, Clock, Role};
 use crate::world::{Fault, FaultKind, FaultRecord, World, WorldError};
 
 /// Most devices one ReadSensors call may name.
@@ -294,14 +294,26 @@ impl SimulatorService for SimulatorGrpc {
         req: Request<v1::AwaitStepRequest>,
     ) -> Result<Response<v1::ClockState>, Status> {
         let req = req.into_inner();
-        let gateway = model::NodeId::new(&req.gateway_id)
+        let party = model::NodeId::new(&req.gateway_id)
             .map_err(|e| Status::invalid_argument(format!("gateway_id: {e}")))?;
-        self.clock
-            .await_step(gateway.as_str(), req.done_step)
+        let role = if req.planner {
+            Role::Planner
+        } else {
+            Role::Gateway
+        };
+        let step = self
+            .clock
+            .await_step(party.as_str(), req.done_step, role)
             .await
-            .map_err(Status::resource_exhausted)?;
+            .map_err(|e| match e {
+                AwaitError::Full => Status::resource_exhausted(e.to_string()),
+                AwaitError::Role { .. } => Status::failed_precondition(e.to_string()),
+            })?;
         let time_ms = lock(&self.world)?.time_ms();
-        Ok(Response::new(self.clock.to_wire(time_ms)))
+        let mut state = self.clock.to_wire(time_ms);
+        // A planner's answer is the step to plan on (or its own again).
+        state.steps = step;
+        Ok(Response::new(state))
     }
 
     async fn get_scorecard(

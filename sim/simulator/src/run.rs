@@ -42,6 +42,9 @@ pub struct SimConfig {
     /// Lockstep: gateways the first step waits for (at most
     /// [`LOCKSTEP_STARTUP_TIMEOUT`]).
     pub expect_gateways: usize,
+    /// Lockstep: planners (the optimizer) the first step waits for (at most
+    /// [`LOCKSTEP_STARTUP_TIMEOUT`]).
+    pub expect_planners: usize,
     /// The clock pauses when network time reaches this, Unix ms.
     pub stop_at_ms: Option<i64>,
 }
@@ -49,6 +52,10 @@ pub struct SimConfig {
 /// Lockstep: a gateway that has not finished with a step this long (real
 /// time) is detached, and the clock goes on without it until it reports again.
 pub const LOCKSTEP_PARTY_TIMEOUT: Duration = Duration::from_secs(3);
+/// Lockstep: a planner that has not finished with a step this long (real
+/// time) is detached. A planning round of the 3,323-substation city under a
+/// loaded machine takes seconds, not minutes.
+pub const LOCKSTEP_PLANNER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lockstep: how long the first step waits for the expected gateways.
 pub const LOCKSTEP_STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lockstep: longest an `AwaitStep` call is held before it is answered with
@@ -57,11 +64,33 @@ pub const AWAIT_STEP_LIMIT: Duration = Duration::from_secs(5);
 /// Most gateways attached to a lockstep clock.
 pub const MAX_LOCKSTEP_PARTIES: usize = 10_000;
 
-/// A gateway attached to the lockstep clock.
+/// What a party of the lockstep clock does with a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Reads the sensors after the step and writes its actuators.
+    Gateway,
+    /// Works on the step after every gateway has finished with it (reads their
+    /// telemetry, sends and settles its commands), before the next step.
+    Planner,
+}
+
+/// Why a party cannot attach to the lockstep clock.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum AwaitError {
+    #[error("the lockstep clock has {MAX_LOCKSTEP_PARTIES} parties already")]
+    Full,
+    #[error(
+        "{party} is attached to the lockstep clock as a {attached_as:?}: another party has its name"
+    )]
+    Role { party: String, attached_as: Role },
+}
+
+/// A gateway or planner attached to the lockstep clock.
 #[derive(Clone, Copy, Debug)]
 struct Party {
     done_step: u64,
     attached: bool,
+    role: Role,
 }
 
 /// The simulator's clock: speed and pause, changed at run time over gRPC; in
@@ -78,6 +107,9 @@ pub struct Clock {
     reports: watch::Sender<u64>,
     /// The number of steps taken.
     stepped: watch::Sender<u64>,
+    /// The step every attached gateway has finished with, until the clock
+    /// steps again: what the planners work on.
+    scanned: watch::Sender<Option<u64>>,
 }
 
 impl Clock {
@@ -92,6 +124,7 @@ impl Clock {
             parties: Mutex::new(BTreeMap::new()),
             reports: watch::channel(0).0,
             stepped: watch::channel(0).0,
+            scanned: watch::channel(None).0,
         }
     }
     pub fn speed(&self) -> f64 {
@@ -118,8 +151,11 @@ impl Clock {
         // The book holds plain numbers: a panic elsewhere cannot leave it torn.
         self.parties.lock().unwrap_or_else(|e| e.into_inner())
     }
-    fn attached(&self) -> usize {
-        self.parties().values().filter(|p| p.attached).count()
+    fn attached(&self, role: Role) -> usize {
+        self.parties()
+            .values()
+            .filter(|p| p.attached && p.role == role)
+            .count()
     }
     pub fn to_wire(&self, time_ms: i64) -> v1::ClockState {
         v1::ClockState {
@@ -128,69 +164,105 @@ impl Clock {
             paused: self.paused(),
             steps: self.steps(),
             lockstep: self.lockstep,
-            attached_gateways: u32::try_from(self.attached()).unwrap_or(u32::MAX),
+            attached_gateways: u32::try_from(self.attached(Role::Gateway)).unwrap_or(u32::MAX),
             stop_at_ms: self.stop_at_ms,
+            attached_planners: u32::try_from(self.attached(Role::Planner)).unwrap_or(u32::MAX),
         }
     }
 
-    /// A gateway has finished with `done_step`: books it, then waits (bounded)
-    /// for the next step. Returns the number of steps taken. In a real-time
-    /// clock it answers at once.
-    pub async fn await_step(&self, gateway: &str, done_step: u64) -> Result<u64, String> {
+    /// A party has finished with `done_step`: books it, then waits (bounded,
+    /// [`AWAIT_STEP_LIMIT`]) for the next step to work on, and returns it.
+    /// A gateway's next step is the next one taken; a planner's is the step
+    /// every gateway has finished with (`done_step` again when there is none
+    /// yet: ask again). In a real-time clock it answers at once with the
+    /// number of steps taken.
+    pub async fn await_step(
+        &self,
+        party: &str,
+        done_step: u64,
+        role: Role,
+    ) -> Result<u64, AwaitError> {
         let now = self.steps();
         if !self.lockstep {
             return Ok(now);
         }
-        // A gateway ahead of us saw an earlier run of this simulator.
+        // A party ahead of us saw an earlier run of this simulator.
         let done = done_step.min(now);
         {
             let mut parties = self.parties();
-            if !parties.contains_key(gateway) && parties.len() >= MAX_LOCKSTEP_PARTIES {
-                return Err(format!(
-                    "the lockstep clock has {MAX_LOCKSTEP_PARTIES} gateways already"
-                ));
+            if !parties.contains_key(party) && parties.len() >= MAX_LOCKSTEP_PARTIES {
+                return Err(AwaitError::Full);
             }
-            let p = parties.entry(gateway.to_string()).or_insert(Party {
+            let p = parties.entry(party.to_string()).or_insert(Party {
                 done_step: done,
                 attached: false,
+                role,
             });
+            if p.role != role {
+                return Err(AwaitError::Role {
+                    party: party.to_string(),
+                    attached_as: p.role,
+                });
+            }
             if !p.attached {
                 tracing::info!(
-                    gateway_id = gateway,
+                    party,
+                    role = ?role,
                     step = now,
-                    "gateway attached to the lockstep clock"
+                    "attached to the lockstep clock"
                 );
             }
             *p = Party {
                 done_step: done,
                 attached: true,
+                role,
             };
         }
         self.reports.send_modify(|n| *n = n.wrapping_add(1));
-        let mut rx = self.stepped.subscribe();
-        let _ = tokio::time::timeout(AWAIT_STEP_LIMIT, rx.wait_for(|s| *s > done)).await;
-        Ok(self.steps())
+        match role {
+            Role::Gateway => {
+                let mut rx = self.stepped.subscribe();
+                let _ = tokio::time::timeout(AWAIT_STEP_LIMIT, rx.wait_for(|s| *s > done)).await;
+                Ok(self.steps())
+            }
+            Role::Planner => {
+                let mut rx = self.scanned.subscribe();
+                let released = tokio::time::timeout(
+                    AWAIT_STEP_LIMIT,
+                    rx.wait_for(|s| s.is_some_and(|k| k > done)),
+                )
+                .await;
+                Ok(match released {
+                    Ok(Ok(k)) => k.unwrap_or(done),
+                    _ => done,
+                })
+            }
+        }
     }
 
-    /// Lockstep: waits until every attached gateway has finished with the
-    /// current step (before the first step: until `expect` gateways have
-    /// attached). Laggards are detached after [`LOCKSTEP_PARTY_TIMEOUT`].
-    async fn wait_for_parties(&self, expect: usize) {
+    /// Lockstep: waits until every attached party of `role` has finished
+    /// with the current step (before the first step: until `expect` of them
+    /// have attached). Laggards are detached after [`LOCKSTEP_PARTY_TIMEOUT`]
+    /// (planners: [`LOCKSTEP_PLANNER_TIMEOUT`]).
+    async fn wait_for_parties(&self, role: Role, expect: usize) {
         let k = self.steps();
-        let (timeout, expect) = if k == 0 {
-            (LOCKSTEP_STARTUP_TIMEOUT, expect)
-        } else {
-            (LOCKSTEP_PARTY_TIMEOUT, 0)
+        let (timeout, expect) = match (k, role) {
+            (0, _) => (LOCKSTEP_STARTUP_TIMEOUT, expect),
+            (_, Role::Gateway) => (LOCKSTEP_PARTY_TIMEOUT, 0),
+            (_, Role::Planner) => (LOCKSTEP_PLANNER_TIMEOUT, 0),
         };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.reports.subscribe();
         loop {
             let lagging: Vec<String> = {
                 let parties = self.parties();
-                let attached = parties.values().filter(|p| p.attached).count();
+                let attached = parties
+                    .values()
+                    .filter(|p| p.attached && p.role == role)
+                    .count();
                 let lagging: Vec<String> = parties
                     .iter()
-                    .filter(|(_, p)| p.attached && p.done_step < k)
+                    .filter(|(_, p)| p.attached && p.role == role && p.done_step < k)
                     .map(|(g, _)| g.clone())
                     .collect();
                 if lagging.is_empty() && attached >= expect {
@@ -209,12 +281,13 @@ impl Clock {
                     }
                 }
                 if !lagging.is_empty() {
-                    tracing::warn!(step = k, gateways = ?lagging, "gateways did not finish the step in time: detached from the lockstep clock");
+                    tracing::warn!(step = k, role = ?role, parties = ?lagging, "did not finish the step in time: detached from the lockstep clock");
                 } else {
                     tracing::warn!(
+                        role = ?role,
                         expected = expect,
-                        attached = parties.values().filter(|p| p.attached).count(),
-                        "not every expected gateway attached: starting without them"
+                        attached = parties.values().filter(|p| p.attached && p.role == role).count(),
+                        "not every expected party attached: starting without them"
                     );
                 }
                 return;
@@ -222,7 +295,14 @@ impl Clock {
         }
     }
 
+    /// Lockstep: every gateway has finished with the current step: the
+    /// planners may work on it.
+    fn scanned(&self) {
+        self.scanned.send_replace(Some(self.steps()));
+    }
+
     fn stepped(&self) {
+        self.scanned.send_replace(None);
         let n = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
         self.stepped.send_replace(n);
     }
@@ -347,7 +427,18 @@ pub async fn run(
                 continue;
             }
             if clock.lockstep {
-                clock.wait_for_parties(cfg.expect_gateways).await;
+                clock
+                    .wait_for_parties(Role::Gateway, cfg.expect_gateways)
+                    .await;
+                if clock.paused() {
+                    continue;
+                }
+                // The planners work on what the gateways reported, and their
+                // commands reach the gateways, before the network moves on.
+                clock.scanned();
+                clock
+                    .wait_for_parties(Role::Planner, cfg.expect_planners)
+                    .await;
                 if clock.paused() {
                     continue;
                 }
@@ -432,7 +523,17 @@ mod tests {
 
     fn report(clock: &Arc<Clock>, gw: &'static str, done: u64) -> tokio::task::JoinHandle<u64> {
         let c = clock.clone();
-        tokio::spawn(async move { c.await_step(gw, done).await.unwrap_or(u64::MAX) })
+        // Asks again while the call is held and answered unchanged, as
+        // `hardware::LockstepClock` does.
+        tokio::spawn(async move {
+            loop {
+                match c.await_step(gw, done, Role::Gateway).await {
+                    Ok(s) if s == done => continue,
+                    Ok(s) => return s,
+                    Err(_) => return u64::MAX,
+                }
+            }
+        })
     }
 
     #[tokio::test(start_paused = true)]
@@ -442,7 +543,7 @@ mod tests {
         let a = report(&clock, "a", 0);
         let first = {
             let c = clock.clone();
-            tokio::spawn(async move { c.wait_for_parties(2).await })
+            tokio::spawn(async move { c.wait_for_parties(Role::Gateway, 2).await })
         };
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!first.is_finished(), "stepped with one of two gateways");
@@ -455,7 +556,7 @@ mod tests {
         let a = report(&clock, "a", 1);
         let waiting = {
             let c = clock.clone();
-            tokio::spawn(async move { c.wait_for_parties(0).await })
+            tokio::spawn(async move { c.wait_for_parties(Role::Gateway, 0).await })
         };
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!waiting.is_finished(), "stepped before b wrote");
@@ -467,9 +568,9 @@ mod tests {
         // b falls silent (crashed): the clock goes on without it after the timeout.
         let a = report(&clock, "a", 2);
         let t0 = tokio::time::Instant::now();
-        clock.wait_for_parties(0).await;
+        clock.wait_for_parties(Role::Gateway, 0).await;
         assert!(t0.elapsed() >= LOCKSTEP_PARTY_TIMEOUT);
-        assert_eq!(clock.attached(), 1);
+        assert_eq!(clock.attached(Role::Gateway), 1);
         clock.stepped();
         assert_eq!(a.await.unwrap(), 3);
         // Back after a restart, it attaches again and is waited for.
@@ -479,19 +580,90 @@ mod tests {
             3,
             "a late gateway gets the current step at once"
         );
-        assert_eq!(clock.attached(), 2);
+        assert_eq!(clock.attached(Role::Gateway), 2);
+    }
+
+    fn plan(clock: &Arc<Clock>, who: &'static str, done: u64) -> tokio::task::JoinHandle<u64> {
+        let c = clock.clone();
+        tokio::spawn(async move {
+            c.await_step(who, done, Role::Planner)
+                .await
+                .unwrap_or(u64::MAX)
+        })
+    }
+
+    /// One turn of the stepping loop's lockstep part, then the step.
+    async fn turn(clock: &Arc<Clock>, gateways: usize, planners: usize) {
+        clock.wait_for_parties(Role::Gateway, gateways).await;
+        clock.scanned();
+        clock.wait_for_parties(Role::Planner, planners).await;
+        clock.stepped();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_planner_works_on_each_step_after_every_gateway_and_before_the_next() {
+        let clock = Arc::new(Clock::new(1.0, true, None));
+        let a = report(&clock, "a", 0);
+        let b = report(&clock, "b", 0);
+        let opt = plan(&clock, "opt", 0);
+        // The first step waits for the planner expected, like the gateways.
+        let first = {
+            let c = clock.clone();
+            tokio::spawn(async move { turn(&c, 2, 1).await })
+        };
+        first.await.unwrap();
+        assert_eq!((a.await.unwrap(), b.await.unwrap()), (1, 1));
+        assert_eq!(clock.attached(Role::Planner), 1);
+        assert_eq!(clock.attached(Role::Gateway), 2);
+
+        // The planner is not released while a gateway is still on step 1...
+        let a = report(&clock, "a", 1);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!opt.is_finished(), "planner released before b finished");
+        let next = {
+            let c = clock.clone();
+            tokio::spawn(async move { turn(&c, 0, 0).await })
+        };
+        let b = report(&clock, "b", 1);
+        // ... then gets step 1, and the clock waits for it.
+        assert_eq!(opt.await.unwrap(), 1);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!next.is_finished(), "stepped before the planner finished");
+        assert_eq!(clock.steps(), 1);
+        let opt = plan(&clock, "opt", 1);
+        next.await.unwrap();
+        assert_eq!((a.await.unwrap(), b.await.unwrap()), (2, 2));
+
+        // Asked while the gateways are on step 2, it is answered, after the
+        // hold, with its own step: nothing to plan on yet.
+        assert_eq!(opt.await.unwrap(), 1);
+
+        // A silent planner is detached only after its own, longer timeout.
+        let a = report(&clock, "a", 2);
+        let b = report(&clock, "b", 2);
+        let t0 = tokio::time::Instant::now();
+        turn(&clock, 0, 0).await;
+        assert!(t0.elapsed() >= LOCKSTEP_PLANNER_TIMEOUT);
+        assert_eq!(clock.attached(Role::Planner), 0);
+        assert_eq!((a.await.unwrap(), b.await.unwrap()), (3, 3));
+
+        // A gateway's name cannot attach as a planner.
+        assert!(matches!(
+            clock.await_step("a", 3, Role::Planner).await,
+            Err(AwaitError::Role { .. })
+        ));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_realtime_clock_answers_at_once_and_a_restarted_simulator_restarts_the_count() {
         let realtime = Clock::new(60.0, false, None);
-        assert_eq!(realtime.await_step("a", 41).await, Ok(0));
-        assert_eq!(realtime.attached(), 0);
+        assert_eq!(realtime.await_step("a", 41, Role::Gateway).await, Ok(0));
+        assert_eq!(realtime.attached(Role::Gateway), 0);
         // A gateway that saw step 500 of an earlier simulator run is at step 0
         // of this one: it is answered with step 1 once that is taken.
         let clock = Arc::new(Clock::new(1.0, true, None));
         let stale = report(&clock, "a", 500);
-        clock.wait_for_parties(1).await;
+        clock.wait_for_parties(Role::Gateway, 1).await;
         clock.stepped();
         assert_eq!(stale.await.unwrap(), 1);
     }
