@@ -11,7 +11,7 @@ use super::{Conn, answer, local_time, print_json, who};
 
 #[derive(Subcommand)]
 pub enum ForecastCmd {
-    /// Load a forecast from a file or an http:// URL (CSV, Open-Meteo JSON or EPW).
+    /// Load a forecast from a file or an http(s):// URL (CSV, Open-Meteo JSON or EPW).
     Load(LoadArgs),
     /// The newest forecast from now (network time) over a horizon.
     Show(ShowArgs),
@@ -31,8 +31,12 @@ pub enum FormatArg {
 
 #[derive(Args)]
 pub struct LoadArgs {
-    /// A file, or an http:// URL.
+    /// A file, or an http:// or https:// URL.
     from: String,
+    /// https: certificates (PEM) to trust besides the built-in Mozilla roots,
+    /// such as a utility's own CA.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// The format; default: from the name (.epw, .csv, else Open-Meteo JSON).
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
@@ -72,9 +76,9 @@ pub struct ScoreArgs {
 }
 
 /// Reads the text of a file or URL, bounded.
-async fn fetch(from: &str) -> anyhow::Result<String> {
+async fn fetch(from: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<String> {
     if from.starts_with("http://") || from.starts_with("https://") {
-        return super::http::get(from).await;
+        return super::http::get(from, ca_file).await;
     }
     let len = std::fs::metadata(from)
         .with_context(|| format!("reading {from}"))?
@@ -244,7 +248,7 @@ async fn load(a: LoadArgs) -> anyhow::Result<()> {
         Some(FormatArg::Epw) => Format::Epw,
         None => Format::guess(&a.from),
     };
-    let text = fetch(&a.from).await?;
+    let text = fetch(&a.from, a.ca_file.as_deref()).await?;
     let points = parse(&text, format, a.epw_year).with_context(|| a.from.clone())?;
     let issued_at_ms = match &a.issued_at {
         Some(t) => {

@@ -1,25 +1,44 @@
-//! A tiny HTTP/1.1 GET over a tokio `TcpStream`, for forecasts from `http://`
-//! URLs (no TLS): bounded size, one overall timeout, `Content-Length`,
-//! chunked or close-delimited bodies, no redirects followed.
+//! A tiny HTTP/1.1 GET over a tokio `TcpStream`, for forecasts from
+//! `http://` and `https://` URLs (public weather APIs such as Open-Meteo
+//! serve https only): bounded size, one overall timeout, `Content-Length`,
+//! chunked or close-delimited bodies, no redirects followed. TLS is rustls
+//! on ring, the server checked against Mozilla's root certificates
+//! (`webpki-roots`, built in: no system store needed) plus any the caller
+//! adds (a utility's own CA).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 /// Largest response accepted, bytes (headers and body).
 pub const MAX_RESPONSE_BYTES: usize = model::forecast::MAX_TEXT_BYTES + (64 << 10);
 /// The whole request (connect, send, read) must finish within this.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// `http://host[:port]/path?query` → (host, port, path and query).
-pub fn split_url(url: &str) -> anyhow::Result<(String, u16, String)> {
-    let rest = if let Some(r) = url.strip_prefix("http://") {
-        r
-    } else if url.starts_with("https://") {
-        anyhow::bail!("{url}: https is not supported; download the file and load it from disk");
+/// Where a URL points.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target {
+    /// `https://`: over TLS.
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, from its `/`.
+    pub path: String,
+}
+
+/// `http[s]://host[:port]/path?query` → where it points.
+pub fn split_url(url: &str) -> anyhow::Result<Target> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
     } else {
-        anyhow::bail!("{url}: not an http:// URL");
+        anyhow::bail!("{url}: not an http:// or https:// URL");
     };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
@@ -46,6 +65,7 @@ pub fn split_url(url: &str) -> anyhow::Result<(String, u16, String)> {
         anyhow::bail!("{url}: no host");
     }
     let port = match port_text {
+        None if tls => 443,
         None => 80,
         Some(p) => p
             .parse::<u16>()
@@ -55,43 +75,116 @@ pub fn split_url(url: &str) -> anyhow::Result<(String, u16, String)> {
     if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
         anyhow::bail!("{url}: spaces or control characters in the path");
     }
-    Ok((host, port, path))
+    Ok(Target {
+        tls,
+        host,
+        port,
+        path,
+    })
 }
 
-/// GETs an `http://` URL and returns the body of a 200 answer as text.
-pub async fn get(url: &str) -> anyhow::Result<String> {
-    tokio::time::timeout(TIMEOUT, get_inner(url))
+/// GETs an `http://` or `https://` URL and returns the body of a 200 answer
+/// as text. `extra_roots`: a PEM file of certificates to trust besides the
+/// built-in roots (https only).
+pub async fn get(url: &str, extra_roots: Option<&Path>) -> anyhow::Result<String> {
+    tokio::time::timeout(TIMEOUT, get_inner(url, extra_roots))
         .await
         .map_err(|_| anyhow::anyhow!("{url}: no complete answer within {} s", TIMEOUT.as_secs()))?
 }
 
-async fn get_inner(url: &str) -> anyhow::Result<String> {
-    let (host, port, path) = split_url(url)?;
-    let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
+/// The TLS client: Mozilla's roots, and those of `extra_roots` (PEM).
+fn tls_config(extra_roots: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra_roots {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert =
+                cert.with_context(|| format!("{}: not a PEM certificate file", path.display()))?;
+            roots
+                .add(cert)
+                .with_context(|| format!("{}: a certificate is unusable", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            anyhow::bail!("{}: no certificate in it (PEM expected)", path.display());
+        }
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS set-up")?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
+async fn get_inner(url: &str, extra_roots: Option<&Path>) -> anyhow::Result<String> {
+    let t = split_url(url)?;
+    let tls = t.tls.then(|| tls_config(extra_roots)).transpose()?;
+    let tcp = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
         .await
-        .with_context(|| format!("connecting to {host}:{port}"))?;
+        .with_context(|| format!("connecting to {}:{}", t.host, t.port))?;
     let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: heatnet\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: heatnet\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        t.path, t.host
     );
+    let (raw, clean_end) = if let Some(cfg) = tls {
+        let name = ServerName::try_from(t.host.clone())
+            .with_context(|| format!("{url}: {:?} is no server name for TLS", t.host))?;
+        let mut tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .with_context(|| format!("{url}: TLS handshake with {}", t.host))?;
+        exchange(&mut tls, &req, url).await?
+    } else {
+        let mut tcp = tcp;
+        exchange(&mut tcp, &req, url).await?
+    };
+    let (body, delimited) = parse_response(&raw).with_context(|| url.to_string())?;
+    // Without TLS's close_notify, the end of a close-delimited body cannot
+    // be told from a cut connection.
+    if !clean_end && !delimited {
+        anyhow::bail!(
+            "{url}: the connection ended without TLS close_notify and the body has no length: it may be cut short"
+        );
+    }
+    String::from_utf8(body).with_context(|| format!("{url}: the body is not UTF-8"))
+}
+
+/// Sends `req` and reads the whole answer (bounded). Returns it, and
+/// whether it ended cleanly (a TLS peer may close without close_notify).
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    req: &str,
+    url: &str,
+) -> anyhow::Result<(Vec<u8>, bool)> {
     s.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 << 10];
     loop {
-        let n = s.read(&mut chunk).await?;
+        let n = match s.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok((buf, false)),
+            Err(e) => return Err(e).with_context(|| format!("{url}: reading the answer")),
+        };
         if n == 0 {
-            break;
+            return Ok((buf, true));
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > MAX_RESPONSE_BYTES {
             anyhow::bail!("{url}: answer larger than {MAX_RESPONSE_BYTES} bytes");
         }
     }
-    let body = parse_response(&buf).with_context(|| url.to_string())?;
-    String::from_utf8(body).with_context(|| format!("{url}: the body is not UTF-8"))
 }
 
-/// The body of a complete HTTP/1.1 response with status 200.
-pub fn parse_response(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
+/// The body of a complete HTTP/1.1 response with status 200, and whether
+/// its length was declared (`Content-Length` or chunked) rather than ended
+/// by the connection closing.
+pub fn parse_response(raw: &[u8]) -> anyhow::Result<(Vec<u8>, bool)> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -119,14 +212,14 @@ pub fn parse_response(raw: &[u8]) -> anyhow::Result<Vec<u8>> {
         }
     }
     if chunked {
-        return dechunk(body);
+        return Ok((dechunk(body)?, true));
     }
     match length {
         Some(n) if body.len() < n => {
             anyhow::bail!("the body ended after {} of {n} bytes", body.len())
         }
-        Some(n) => Ok(body[..n].to_vec()),
-        None => Ok(body.to_vec()),
+        Some(n) => Ok((body[..n].to_vec(), true)),
+        None => Ok((body.to_vec(), false)),
     }
 }
 
@@ -159,21 +252,36 @@ mod tests {
 
     #[test]
     fn urls_split_into_host_port_and_path() {
+        let at = |tls, host: &str, port, path: &str| Target {
+            tls,
+            host: host.into(),
+            port,
+            path: path.into(),
+        };
         assert_eq!(
             split_url("http://api.example:8080/v1/forecast?hourly=temperature_2m").expect("url"),
-            (
-                "api.example".into(),
+            at(
+                false,
+                "api.example",
                 8080,
-                "/v1/forecast?hourly=temperature_2m".into()
+                "/v1/forecast?hourly=temperature_2m"
             )
         );
         assert_eq!(
             split_url("http://127.0.0.1?x=1").expect("url"),
-            ("127.0.0.1".into(), 80, "/?x=1".into())
+            at(false, "127.0.0.1", 80, "/?x=1")
+        );
+        assert_eq!(
+            split_url("https://api.open-meteo.com/v1/forecast?latitude=39.1").expect("url"),
+            at(
+                true,
+                "api.open-meteo.com",
+                443,
+                "/v1/forecast?latitude=39.1"
+            )
         );
         for (bad, want) in [
-            ("https://x/", "https is not supported"),
-            ("ftp://x/", "not an http:// URL"),
+            ("ftp://x/", "not an http:// or https:// URL"),
             ("http://:80/", "no host"),
             ("http://h:port/", "port \"port\""),
         ] {
@@ -185,11 +293,20 @@ mod tests {
     #[test]
     fn bodies_by_length_chunks_or_close() {
         let r = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello+extra";
-        assert_eq!(parse_response(r).expect("length"), b"hello");
+        assert_eq!(
+            parse_response(r).expect("length"),
+            (b"hello".to_vec(), true)
+        );
         let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\n\r\n";
-        assert_eq!(parse_response(r).expect("chunked"), b"hello world");
+        assert_eq!(
+            parse_response(r).expect("chunked"),
+            (b"hello world".to_vec(), true)
+        );
         let r = b"HTTP/1.0 200 OK\r\n\r\nall of it";
-        assert_eq!(parse_response(r).expect("close"), b"all of it");
+        assert_eq!(
+            parse_response(r).expect("close"),
+            (b"all of it".to_vec(), false)
+        );
         for (bad, want) in [
             (
                 &b"HTTP/1.1 404 Not Found\r\n\r\n"[..],
@@ -212,5 +329,112 @@ mod tests {
             let e = parse_response(bad).expect_err(want).to_string();
             assert!(e.contains(want), "{e}");
         }
+    }
+
+    /// A TLS server on loopback with the test CA's `localhost` certificate,
+    /// answering each connection once; its port.
+    async fn tls_server(answer: &'static [u8], close_notify: bool) -> u16 {
+        tls_server_on("127.0.0.1", answer, close_notify).await
+    }
+
+    async fn tls_server_on(ip: &str, answer: &'static [u8], close_notify: bool) -> u16 {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/control/testdata");
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("localhost.pem"))
+                .expect("certificate file")
+                .collect::<Result<_, _>>()
+                .expect("certificates");
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("localhost.key"))
+            .expect("key");
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    continue; // the client refused our certificate
+                };
+                let mut req = Vec::new();
+                let mut b = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut b).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&b[..n]),
+                    }
+                }
+                let _ = tls.write_all(answer).await;
+                if close_notify {
+                    let _ = tls.shutdown().await;
+                }
+            }
+        });
+        port
+    }
+
+    fn test_ca() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/control/testdata/ca.pem")
+    }
+
+    #[tokio::test]
+    async fn an_https_answer_is_read_from_a_server_whose_certificate_is_trusted() {
+        let port = tls_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", true).await;
+        let url = format!("https://localhost:{port}/forecast");
+        assert_eq!(get(&url, Some(&test_ca())).await.expect("https"), "hello");
+        // Not signed by any root it trusts: refused, and the error says why.
+        let e = format!("{:#}", get(&url, None).await.expect_err("untrusted"));
+        assert!(
+            e.contains("TLS handshake") && e.contains("certificate"),
+            "{e}"
+        );
+        // The certificate names localhost and 127.0.0.1, not other names.
+        let other = tls_server_on("127.0.0.2", b"HTTP/1.1 200 OK\r\n\r\n", true).await;
+        let e = format!(
+            "{:#}",
+            get(&format!("https://127.0.0.2:{other}/"), Some(&test_ca()))
+                .await
+                .expect_err("wrong name")
+        );
+        assert!(e.contains("certificate"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_without_close_notify_is_refused_unless_its_length_was_declared() {
+        let cut = tls_server(b"HTTP/1.1 200 OK\r\n\r\nall of i", false).await;
+        let e = format!(
+            "{:#}",
+            get(&format!("https://localhost:{cut}/"), Some(&test_ca()))
+                .await
+                .expect_err("cut")
+        );
+        assert!(e.contains("close_notify"), "{e}");
+        let sized = tls_server(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nall", false).await;
+        let body = get(&format!("https://localhost:{sized}/"), Some(&test_ca()))
+            .await
+            .expect("declared length");
+        assert_eq!(body, "all");
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_that_holds_no_certificate_is_refused_by_name() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/control/testdata");
+        let key = dir.join("localhost.key");
+        let e = format!(
+            "{:#}",
+            get("https://localhost:1/", Some(&key))
+                .await
+                .expect_err("a key is no certificate")
+        );
+        assert!(
+            e.contains("localhost.key") && e.contains("no certificate"),
+            "{e}"
+        );
     }
 }

@@ -48,7 +48,7 @@ pub enum Cmd {
         #[command(subcommand)]
         command: fault::FaultCmd,
     },
-    /// Weather forecasts: load one (file or http:// URL), show, score.
+    /// Weather forecasts: load one (file or http(s):// URL), show, score.
     Forecast {
         #[command(subcommand)]
         command: forecast::ForecastCmd,
