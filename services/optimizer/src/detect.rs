@@ -25,8 +25,10 @@
 //!   ([`LeakEvent::Located`]).
 //!   The location is withheld (the alarm is raised on `network`, with the
 //!   best guess in its message) when the mark is less than
-//!   [`LeakConfig::locate_margin`] times the survey's noise floor: the
-//!   largest score the same survey finds across quiet steps. The
+//!   [`LeakConfig::locate_margin`] times the survey's noise floor (the
+//!   largest score the same survey finds across quiet steps) and the found
+//!   junction and a neighbour are not marked together that many times
+//!   above the floor of such pairs ([`Layout::pair_mark`]). The
 //!   alarm clears when the excess falls below half the threshold on two
 //!   samples `confirm_ms` apart.
 //! - **Pump trip.** A plant or substation whose pump reports stopped
@@ -143,6 +145,50 @@ impl Layout {
     /// lost pressure). `None` if no node of the layout has a deficit.
     pub fn locate(&self, deficits: &BTreeMap<NodeId, f64>, leak_kg_s: f64) -> Option<LeakSection> {
         self.locate_fed(deficits, None, None, leak_kg_s)
+    }
+
+    /// The largest score (in `sign`: 1 for a loss of differential
+    /// pressure, −1 for a gain) that two neighbouring nodes both reach: two
+    /// nodes at one junction, or the most marked nodes of two junctions a
+    /// pipe joins; with `at` (a junction's name), only pairs at that
+    /// junction. A hole costs the nodes beyond it about alike, so it marks
+    /// neighbours together, where a node's own noise marks one node (a
+    /// district's swing that the plants' pressures do not explain marks its
+    /// nodes together too: the null surveys' floor takes that in).
+    pub fn pair_mark(
+        &self,
+        scores: &BTreeMap<NodeId, (f64, f64)>,
+        sign: f64,
+        at: Option<&str>,
+    ) -> f64 {
+        let only = match at {
+            Some(name) => match self.junctions.iter().position(|j| j == name) {
+                Some(j) => Some(j),
+                None => return 0.0,
+            },
+            None => None,
+        };
+        let mut marks: Vec<Vec<f64>> = vec![Vec::new(); self.junctions.len()];
+        for (n, d) in scores {
+            if let Some(&j) = self.node_at.get(n) {
+                marks[j].push(sign * d.0);
+            }
+        }
+        for m in &mut marks {
+            m.sort_by(|a, b| b.total_cmp(a));
+        }
+        let wanted = |j: usize| only.is_none_or(|o| o == j);
+        let within = marks
+            .iter()
+            .enumerate()
+            .filter(|(j, m)| wanted(*j) && m.len() >= 2)
+            .map(|(_, m)| m[1]);
+        let across = self
+            .pipes
+            .iter()
+            .filter(|p| wanted(p.1) || wanted(p.2))
+            .filter_map(|p| Some(marks[p.1].first()?.min(*marks[p.2].first()?)));
+        within.chain(across).fold(0.0, f64::max)
     }
 
     /// As [`Self::locate`], knowing how near each node is to the plants
@@ -401,7 +447,23 @@ pub struct Withheld {
     pub guess: Option<LeakSection>,
     pub mark: f64,
     pub noise: f64,
+    /// In σ: the best guess's junction and a neighbour marked together
+    /// ([`Layout::pair_mark`]), and the null surveys' floor of that.
+    pub pair: Option<(f64, f64)>,
     pub unit: MarkUnit,
+}
+
+/// Whether a location is trusted: its mark (the start node's score, or its
+/// deficit in pascals) at least `margin` times the null surveys' floor, or,
+/// in σ, its junction and a neighbour marked together at least `margin`
+/// times the floor of such pairs. Either alone can carry it: a hole at a
+/// leaf junction marks one node; one that feeds a district marks its
+/// neighbours alike, each less clearly than a lone reading can stray. With
+/// no floor (no null survey) the location stands.
+fn located_trusted(single: (f64, Option<f64>), pair: Option<(f64, f64)>, margin: f64) -> bool {
+    let (mark, floor) = single;
+    floor.is_none_or(|n| mark >= margin * n)
+        || pair.is_some_and(|(mark, floor)| mark >= margin * floor)
 }
 
 /// What a survey's deficits are measured in.
@@ -724,7 +786,7 @@ impl LeakDetector {
         excess: f64,
     ) -> (Option<LeakSection>, Option<Box<Withheld>>) {
         let survey = self.survey(first, before_ms, onset_ms, excess);
-        let (guess, mark) = match survey.unit {
+        let (guess, mark, sign) = match survey.unit {
             MarkUnit::Sigma => self.locate_sigma(&survey, excess),
             MarkUnit::Pa => {
                 let losses: BTreeMap<NodeId, f64> = survey
@@ -734,7 +796,7 @@ impl LeakDetector {
                     .collect();
                 let g = self.layout.as_ref().and_then(|l| l.locate(&losses, excess));
                 let mark = g.as_ref().map_or(0.0, |g| g.deficit_pa);
-                (g, mark)
+                (g, mark, 1.0)
             }
         };
         let unit = survey.unit;
@@ -745,13 +807,22 @@ impl LeakDetector {
             MarkUnit::Sigma => n.max(MIN_FLOOR_SIGMA),
             MarkUnit::Pa => n,
         });
-        tracing::info!(onset_ms, before_ms, deficits = ?survey.deficits, noise, mark, unit = unit.as_str(), "leak: pressure deficits per node (score, Pa)");
-        let trusted = noise.is_none_or(|n| mark >= self.cfg.locate_margin * n);
+        // The located junction and a neighbour marked together (in σ).
+        let pair = match (unit, &guess, self.layout.as_ref(), survey.pair_noise) {
+            (MarkUnit::Sigma, Some(g), Some(l), Some(floor)) => Some((
+                l.pair_mark(&survey.deficits, sign, Some(&g.junction)),
+                floor.max(MIN_FLOOR_SIGMA),
+            )),
+            _ => None,
+        };
+        tracing::info!(onset_ms, before_ms, deficits = ?survey.deficits, noise, mark, pair = ?pair, unit = unit.as_str(), "leak: pressure deficits per node (score, Pa)");
+        let trusted = located_trusted((mark, noise), pair, self.cfg.locate_margin);
         let withhold = |guess| {
             Some(Box::new(Withheld {
                 guess,
                 mark,
                 noise: noise.unwrap_or(0.0),
+                pair,
                 unit,
             }))
         };
@@ -773,13 +844,13 @@ impl LeakDetector {
     /// then [`Layout::locate_fed`]. The mark is the start node's score: a
     /// node that lost much but stood out little (a drifting reading) is no
     /// trusted location.
-    fn locate_sigma(&self, survey: &Survey, leak_kg_s: f64) -> (Option<LeakSection>, f64) {
+    fn locate_sigma(&self, survey: &Survey, leak_kg_s: f64) -> (Option<LeakSection>, f64, f64) {
         let Some((_, strongest)) = survey
             .deficits
             .iter()
             .max_by(|a, b| a.1.0.abs().total_cmp(&b.1.0.abs()))
         else {
-            return (None, 0.0);
+            return (None, 0.0, 1.0);
         };
         let (strongest, sign) = (strongest.0.abs(), strongest.0.signum());
         let Some((start, mark)) = survey
@@ -789,7 +860,7 @@ impl LeakDetector {
             .max_by(|a, b| (sign * a.1.1).total_cmp(&(sign * b.1.1)))
             .map(|(n, d)| (n, sign * d.0))
         else {
-            return (None, 0.0);
+            return (None, 0.0, sign);
         };
         let losses: BTreeMap<NodeId, f64> = survey
             .deficits
@@ -809,7 +880,7 @@ impl LeakDetector {
             .layout
             .as_ref()
             .and_then(|l| l.locate_fed(&losses, Some(&levels), Some(start), leak_kg_s));
-        (guess, mark)
+        (guess, mark, sign)
     }
 
     /// Each node's readings on either side of a step: its last reading at or
@@ -945,6 +1016,20 @@ impl LeakDetector {
             })
             .collect();
         floors.sort_by(f64::total_cmp);
+        let mut pair_floors: Vec<f64> = match (response, self.layout.as_ref()) {
+            (Some(r), Some(layout)) => nulls
+                .iter()
+                .filter(|s| s.regressors().is_some())
+                .map(|s| {
+                    let z = score(s, Some(r));
+                    layout
+                        .pair_mark(&z, 1.0, None)
+                        .max(layout.pair_mark(&z, -1.0, None))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        pair_floors.sort_by(f64::total_cmp);
         // Too few of the nodes read before the onset read in step with the
         // others across it (on the ring at one reading a minute, under
         // swinging pumps, three of six): one node read at another point of a
@@ -971,6 +1056,7 @@ impl LeakDetector {
                 .map(|(n, s)| (n.clone(), s.before))
                 .collect(),
             noise: floors.get(floors.len() / 2).copied(),
+            pair_noise: pair_floors.get(pair_floors.len() / 2).copied(),
             unit: if response.is_some() {
                 MarkUnit::Sigma
             } else {
@@ -1024,6 +1110,9 @@ struct Survey {
     deficits: BTreeMap<NodeId, (f64, f64)>,
     before: BTreeMap<NodeId, [Option<f64>; 2]>,
     noise: Option<f64>,
+    /// In σ: the null surveys' floor of [`Layout::pair_mark`] (either sign,
+    /// anywhere), median over them.
+    pair_noise: Option<f64>,
     unit: MarkUnit,
 }
 

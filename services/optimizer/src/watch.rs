@@ -247,9 +247,14 @@ fn leak_message(
                             w.noise
                         ),
                     };
+                    let pair = w.pair.map_or(String::new(), |(mark, floor)| {
+                        format!(
+                            ", {mark:.1} σ with a neighbour against {floor:.1} σ for any two between quiet readings"
+                        )
+                    });
                     match &w.guess {
                         Some(g) => format!(
-                            "{suspected}; location withheld: {floor}, the leak's mark is {:.1} {} (best guess {} near {})",
+                            "{suspected}; location withheld: {floor}, the leak's mark is {:.1} {}{pair} (best guess {} near {})",
                             w.mark,
                             w.unit.as_str(),
                             g.pipe_id,

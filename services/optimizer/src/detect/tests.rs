@@ -170,11 +170,51 @@ fn a_node_that_lost_much_but_stood_out_little_is_the_mark_it_stood_out() {
         .collect(),
         before: BTreeMap::new(),
         noise: Some(3.0),
+        pair_noise: None,
         unit: MarkUnit::Sigma,
     };
-    let (guess, mark) = det.locate_sigma(&survey, 4.0);
+    let (guess, mark, _) = det.locate_sigma(&survey, 4.0);
     assert_eq!(mark, 11.0);
     assert_eq!(guess.unwrap().junction, "j-east");
+}
+
+#[test]
+fn neighbours_marked_together_are_told_from_a_lone_mark() {
+    let l = ring();
+    let z: BTreeMap<NodeId, (f64, f64)> = [
+        ("r2", 6.0),            // j-south-east
+        ("r4", 5.0),            // j-centre, joined to j-south-east
+        ("r1", 2.0),            // j-east, joined to j-south-east
+        ("r3", 9.0),            // j-west: a lone mark, its neighbours unmarked
+        ("chp-north", 0.0),     // j-north
+        ("boiler-south", -7.0), // j-south
+    ]
+    .into_iter()
+    .map(|(n, z)| (id(n), (z, 0.0)))
+    .collect();
+    // Anywhere: r2 and r4 together (5 σ); r3's 9 σ stands alone.
+    assert_eq!(l.pair_mark(&z, 1.0, None), 5.0);
+    // At j-east: r1 with r2 (2 σ) is the best pair there.
+    assert_eq!(l.pair_mark(&z, 1.0, Some("j-east")), 2.0);
+    // A gain: boiler-south alone; nothing marks two neighbours.
+    assert_eq!(l.pair_mark(&z, -1.0, None), 0.0);
+    assert_eq!(l.pair_mark(&z, 1.0, Some("no-such-junction")), 0.0);
+}
+
+#[test]
+fn a_location_is_trusted_on_its_own_mark_or_on_neighbours_marked_together() {
+    // The week's leak on p0040 (stored run, replayed): the start node's
+    // 12.6 σ is 2.8 times its floor, but the leaking pipe's two ends stood
+    // out together by 16.5 σ against 4.5 σ for any two neighbours between
+    // quiet readings.
+    let single = (12.56, Some(4.55));
+    assert!(!located_trusted(single, None, 3.0));
+    assert!(located_trusted(single, Some((16.5, 4.48)), 3.0));
+    assert!(!located_trusted(single, Some((10.0, 4.48)), 3.0));
+    // A lone mark well above its floor (a hole at a leaf junction).
+    assert!(located_trusted((31.9, Some(2.99)), Some((4.1, 2.92)), 3.0));
+    // No null survey: nothing to hold it against.
+    assert!(located_trusted((1.0, None), None, 3.0));
 }
 
 #[test]
