@@ -387,6 +387,11 @@ pub struct Solver {
 
 impl Solver {
     pub fn new(pb: &Problem) -> Result<Self, SolveError> {
+        if pb.node_count > crate::sparse::MAX_VERTICES {
+            return Err(SolveError::BadInput {
+                what: format!("node count {}", pb.node_count),
+            });
+        }
         let fixed = pb.check()?;
         let free: Vec<bool> = fixed.iter().map(Option::is_none).collect();
         Ok(Self {
