@@ -53,19 +53,27 @@ pub const UP_PORT_SPAN: u16 = 256;
 pub fn free_port_block(n: u16) -> u16 {
     // `heatnet up` also uses base+100 (dashboard) and base+200.. (Modbus):
     // check the whole span free, so that tests side by side do not collide.
+    // The block lies below Linux's ephemeral range (32768–60999): there an
+    // outgoing connection of another test could take a port between a
+    // killed process's death and its restart (a gateway killed 100 times
+    // once found its health port taken, and never came back).
+    const LOW: u32 = 10_000;
+    const HIGH: u32 = 32_768;
     let n = n.max(UP_PORT_SPAN);
-    for _ in 0..200 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base = probe.local_addr().expect("addr").port();
-        drop(probe);
-        if base > 60_000 - n {
-            continue;
-        }
+    let span = HIGH - LOW - u32::from(n);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    // Spread the tests running side by side (one process each) apart.
+    let mut x = std::process::id().wrapping_mul(2_654_435_761) ^ nanos;
+    for _ in 0..500 {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let base = (LOW + (x >> 8) % span) as u16;
         if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }
-    panic!("no free block of {n} ports");
+    panic!("no free block of {n} ports below {HIGH}");
 }
 
 pub fn bin(name: &str) -> PathBuf {
