@@ -113,8 +113,7 @@ async fn run_lockstep(sim: String, opt: String, mut stop: watch::Receiver<bool>)
         }
     };
     let mut done = 0u64;
-    let mut last_hour = None;
-    let mut failing = false;
+    let mut feed = Feed::default();
     loop {
         let step = tokio::select! {
             r = await_step(&mut client, done) => r,
@@ -131,27 +130,13 @@ async fn run_lockstep(sim: String, opt: String, mut stop: watch::Receiver<bool>)
         if step == done {
             continue;
         }
-        if let Some(hour) = due(last_hour, now) {
-            match once(&sim, &opt).await {
-                Ok((issued_at_ms, points)) => {
-                    last_hour = Some(hour);
-                    failing = false;
-                    tracing::info!(issued_at_ms, points, "weather feed: forecast loaded");
-                }
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::warn!(error = %format!("{e:#}"), "weather feed: forecast not loaded; retrying next step");
-                }
-                Err(_) => {}
-            }
-        }
+        feed.load_if_due(&sim, &opt, now).await;
         done = step;
     }
 }
 
 async fn run_polling(sim: String, opt: String, mut stop: watch::Receiver<bool>) {
-    let mut last_hour = None;
-    let mut failing = false;
+    let mut feed = Feed::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
@@ -167,17 +152,33 @@ async fn run_polling(sim: String, opt: String, mut stop: watch::Receiver<bool>) 
                 continue;
             }
         };
-        let Some(hour) = due(last_hour, now) else {
-            continue;
+        feed.load_if_due(&sim, &opt, now).await;
+    }
+}
+
+/// The feed's own state: the network hour last loaded, and whether the
+/// last attempt failed (a failure is logged once until one succeeds).
+#[derive(Default)]
+struct Feed {
+    last_hour: Option<i64>,
+    failing: bool,
+}
+
+impl Feed {
+    /// Loads the forecast when network time `now_ms` has entered a new hour
+    /// (retried at the next call when it fails).
+    async fn load_if_due(&mut self, sim: &str, opt: &str, now_ms: i64) {
+        let Some(hour) = due(self.last_hour, now_ms) else {
+            return;
         };
-        match once(&sim, &opt).await {
+        match once(sim, opt).await {
             Ok((issued_at_ms, points)) => {
-                last_hour = Some(hour);
-                failing = false;
+                self.last_hour = Some(hour);
+                self.failing = false;
                 tracing::info!(issued_at_ms, points, "weather feed: forecast loaded");
             }
-            Err(e) if !failing => {
-                failing = true;
+            Err(e) if !self.failing => {
+                self.failing = true;
                 tracing::warn!(error = %format!("{e:#}"), "weather feed: forecast not loaded; retrying");
             }
             Err(_) => {}
