@@ -243,6 +243,17 @@ pub struct PlanState {
     floor_w: BTreeMap<NodeId, f64>,
     /// How far the rooms' aim is raised ahead of a shortage.
     preheat: planner::Preheat,
+    /// Plants with tie lines at their junction (they may stand by).
+    tie_backed: BTreeSet<NodeId>,
+    /// Plants standing by ([`dispatch::standby`]).
+    standing_by: BTreeSet<NodeId>,
+    /// Plants whose last standby was cut short ([`dispatch::STANDBY_SHORT_MS`]).
+    standby_cut_short: BTreeSet<NodeId>,
+    /// The floor each plant standing by had when it stood by: it gets it
+    /// back when it starts again, W.
+    resume_floor_w: BTreeMap<NodeId, f64>,
+    /// When each plant last stood by or started again, network ms.
+    standby_changed_ms: BTreeMap<NodeId, i64>,
     view: Option<PlanView>,
 }
 
@@ -260,6 +271,7 @@ impl PlanState {
         Self {
             layout: network.as_deref().map(Layout::of),
             design: network.as_deref().map(design_flows).unwrap_or_default(),
+            tie_backed: network.as_deref().map(tie_backed).unwrap_or_default(),
             network,
             dp_target_pa,
             forecast: Vec::new(),
@@ -277,6 +289,10 @@ impl PlanState {
             floors_started: BTreeSet::new(),
             floor_w: BTreeMap::new(),
             preheat: planner::Preheat::default(),
+            standing_by: BTreeSet::new(),
+            resume_floor_w: BTreeMap::new(),
+            standby_cut_short: BTreeSet::new(),
+            standby_changed_ms: BTreeMap::new(),
             view: None,
         }
     }
@@ -398,6 +414,8 @@ impl PlanState {
 
         // 1. Demand models learn and forecast.
         let mut demand_w = vec![0.0; HORIZON_STEPS];
+        // Substations whose demand model forecasts (a day of data).
+        let mut forecasting = 0;
         let k_smooth = 1.0 - (-(plan_interval_ms as f64) / DEMAND_SMOOTHING_MS).exp();
         for s in subs {
             let out = s.outdoor_c.unwrap_or(measured_out);
@@ -427,6 +445,7 @@ impl PlanState {
                     Vec::new()
                 };
             if forecast.len() == HORIZON_STEPS {
+                forecasting += 1;
                 for (d, f) in demand_w.iter_mut().zip(&forecast) {
                     *d += f;
                 }
@@ -598,6 +617,82 @@ impl PlanState {
                 }
             }
         }
+        // Standby: a dear plant with tie lines stops while the cheap ones
+        // can carry the horizon's peak, and starts again when they cannot.
+        // The forecast peak, and never less than what the plants make now
+        // (a forecast that lags a cold spell must not keep a plant out).
+        let peak_load_w =
+            (demand_w.iter().fold(0.0_f64, |a, &b| a.max(b)) * (1.0 + self.loss_share)).max(made);
+        let candidates: Vec<dispatch::StandbyPlant> = net_plants
+            .iter()
+            .filter_map(|(o, p)| {
+                let p = (*p)?;
+                Some(dispatch::StandbyPlant {
+                    id: o.id.clone(),
+                    price_yuan_per_gj: p.heat_price_yuan_per_gj,
+                    capacity_w: self
+                        .deliverable_w
+                        .get(&o.id)
+                        .map_or(p.capacity_w, |c| c.min(p.capacity_w)),
+                    available: o.online && !tripped.contains(&o.id),
+                    tie_backed: self.tie_backed.contains(&o.id),
+                    standing_by: self.standing_by.contains(&o.id),
+                    changed_ms: self.standby_changed_ms.get(&o.id).copied(),
+                    cut_short: self.standby_cut_short.contains(&o.id),
+                })
+            })
+            .collect();
+        // Only on a forecast of every substation of the network: not while
+        // the optimizer starts (a few substations reported, models young).
+        let all_forecast = self
+            .network
+            .as_ref()
+            .is_some_and(|n| forecasting >= n.substations.len());
+        let standing_by: BTreeSet<NodeId> = if all_forecast {
+            dispatch::standby(&candidates, peak_load_w, now_ms)
+                .into_iter()
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        for id in standing_by.symmetric_difference(&self.standing_by) {
+            let stands = standing_by.contains(id);
+            let since_ms = self.standby_changed_ms.insert(id.clone(), now_ms);
+            if stands {
+                // Its floor is for a pump that runs: kept for its start.
+                if let Some(f) = self.floor_w.remove(id) {
+                    self.resume_floor_w.insert(id.clone(), f);
+                }
+                self.floors_started.remove(id);
+            } else {
+                // Started again: its water is given time to lift before a
+                // plant without heat counts as tripped.
+                self.retried_ms.insert(id.clone(), now_ms);
+                if since_ms.is_some_and(|t| now_ms - t < dispatch::STANDBY_SHORT_MS) {
+                    self.standby_cut_short.insert(id.clone());
+                } else {
+                    self.standby_cut_short.remove(id);
+                }
+                // It takes its district back from where it left it (found
+                // on the city in December: started from the little it made
+                // in its first minutes, 80 of the 158 MW it made before, its
+                // floor took 5 h to climb back and its district's rooms fell
+                // to 17.4 °C).
+                if let Some(f) = self.resume_floor_w.remove(id) {
+                    self.floor_w.insert(id.clone(), f);
+                    self.floors_started.insert(id.clone());
+                }
+            }
+            tracing::info!(
+                plant_id = %id,
+                network_time_ms = now_ms,
+                peak_load_w,
+                standing_by = stands,
+                "plant standby (its district fed through its tie lines while it stands by)"
+            );
+        }
+        self.standing_by = standing_by;
+
         // Regions: the substations each plant serves (nearest in water
         // volume), their critical pressure and most open valve.
         let regions = regions(subs, &delays, &self.design, self.dp_target_pa);
@@ -633,7 +728,11 @@ impl PlanState {
                 continue;
             };
             let region = regions.get(&o.id);
-            if self.lead.as_ref() == Some(&o.id) || region.is_none() || tripped.contains(&o.id) {
+            if self.lead.as_ref() == Some(&o.id)
+                || region.is_none()
+                || tripped.contains(&o.id)
+                || self.standing_by.contains(&o.id)
+            {
                 self.floor_w.remove(&o.id);
                 continue;
             }
@@ -680,7 +779,9 @@ impl PlanState {
                     min_load_w: p.min_load_w.max(floor_w).min(capacity_w),
                     ramp_w_per_s: p.ramp_w_per_s,
                     price_yuan_per_gj: p.heat_price_yuan_per_gj,
-                    available: o.online && !tripped.contains(&o.id),
+                    available: o.online
+                        && !tripped.contains(&o.id)
+                        && !self.standing_by.contains(&o.id),
                     output_w: o.heat_w,
                     must_run,
                 })
@@ -913,6 +1014,16 @@ impl PlanState {
                 "forecast load above what the available plants can make"
             );
         }
+        if !self.standing_by.is_empty() {
+            let ids: Vec<&str> = self.standing_by.iter().map(NodeId::as_str).collect();
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(&format!(
+                "standing by: {} (district fed through the tie lines)",
+                ids.join(", ")
+            ));
+        }
         self.view = Some(PlanView {
             planned_at_ms: now_ms,
             mode: PlanMode::Optimizing.name().into(),
@@ -989,6 +1100,21 @@ fn counted_valve(s: &SubstationObs, design: &DesignFlows, dp_target_pa: f64) -> 
         flow_share,
         dp_target_pa,
     )
+}
+
+/// Plants whose junction a tie line joins to another plant's.
+fn tie_backed(net: &Network) -> BTreeSet<NodeId> {
+    net.plants
+        .iter()
+        .filter(|p| {
+            p.junction.as_ref().is_some_and(|j| {
+                net.pipes
+                    .iter()
+                    .any(|pipe| pipe.tie && (&pipe.from == j || &pipe.to == j))
+            })
+        })
+        .map(|p| p.id.clone())
+        .collect()
 }
 
 /// The substations' design primary flows and the outdoor temperature they
@@ -1180,6 +1306,92 @@ mod tests {
             .map(|(s, d)| (s, d.plant))
             .collect();
         (net, st, served)
+    }
+
+    #[test]
+    fn the_citys_boiler_stands_by_while_the_chps_carry_the_load_and_starts_when_they_cannot() {
+        let net = Arc::new(Network::sample("city").unwrap());
+        let boiler = net
+            .plants
+            .iter()
+            .position(|p| p.id.as_str() == "boiler-south")
+            .unwrap();
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        assert_eq!(st.tie_backed.len(), 3, "{:?}", st.tie_backed);
+        let n = net.substations.len() as f64;
+        let mut t = 1_000_000;
+        let mut round = |st: &mut PlanState, total_mw: f64| {
+            let subs: Vec<SubstationObs> = net
+                .substations
+                .iter()
+                .map(|s| sub(s.id.as_str(), total_mw / n, 200_000.0))
+                .collect();
+            let plants: Vec<PlantObs> = (0..net.plants.len())
+                .map(|k| plant_obs(&net, k, total_mw / 3.0))
+                .collect();
+            let out = st.round(t, 300_000, &subs, &plants);
+            t += 300_000;
+            out.orders
+                .into_iter()
+                .find(|o| o.plant == net.plants[boiler].id)
+                .and_then(|o| o.dispatch)
+        };
+        // A mild day, 400 MW: the CHPs (656 MW) carry 1.15 × 420 MW
+        // (losses included), but nothing stands by before every
+        // substation's demand model forecasts (a day of data)...
+        for _ in 0..(MIN_MODEL_SPAN_MS / 300_000) {
+            round(&mut st, 400.0);
+            assert!(st.standing_by.is_empty());
+        }
+        // ...then the boiler is told to stop, its floor kept for its start.
+        let boiler_id = net.plants[boiler].id.clone();
+        let boiler_cap = net.plants[boiler].capacity_w;
+        st.floor_w.insert(boiler_id.clone(), 150.0e6);
+        let order = round(&mut st, 400.0);
+        assert_eq!(order, Some(Action::SetHeatOutput { heat_w: 0.0 }));
+        assert!(st.standing_by.contains(&boiler_id));
+        assert!(!st.floor_w.contains_key(&boiler_id));
+        assert_eq!(st.resume_floor_w.get(&boiler_id), Some(&150.0e6));
+        let note = &st.view().unwrap().note;
+        assert!(note.contains("standing by: boiler-south"), "{note}");
+        // Cold: 700 MW is more than the CHPs can make; it starts again as
+        // soon as the (smoothed) demand shows it, with time to lift its
+        // water before it can count as tripped.
+        let mut order = None;
+        for _ in 0..12 {
+            order = round(&mut st, 700.0);
+            if order.is_some() {
+                break;
+            }
+        }
+        assert!(
+            matches!(order, Some(Action::SetHeatOutput { heat_w }) if heat_w > 0.0),
+            "{order:?}"
+        );
+        assert!(st.standing_by.is_empty());
+        assert!(st.retried_ms.contains_key(&net.plants[boiler].id));
+        // It starts from the floor it stood by with (one step down: its
+        // district has pressure to spare), not from what it makes in its
+        // first minutes.
+        let floor = st.floor_w.get(&boiler_id).copied();
+        let want = 150.0e6 - ahead::FLOOR_FALL_SHARE * boiler_cap;
+        assert!(
+            floor.is_some_and(|f| (f - want).abs() < 1.0),
+            "{floor:?} vs {want}"
+        );
+        assert!(st.resume_floor_w.is_empty());
+        // Stood by for less than an hour: cut short, it will run a day.
+        assert!(st.standby_cut_short.contains(&boiler_id));
+        // Mild again for the next 2 h (within 6 h of its start): it keeps
+        // running.
+        for _ in 0..24 {
+            let order = round(&mut st, 400.0);
+            assert!(
+                !matches!(order, Some(Action::SetHeatOutput { heat_w }) if heat_w == 0.0),
+                "{order:?}"
+            );
+            assert!(st.standing_by.is_empty());
+        }
     }
 
     #[test]
