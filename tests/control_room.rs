@@ -55,12 +55,17 @@ async fn the_control_room_cli_writes_through_the_validated_api_and_audits_refusa
     let base = free_port_block(UP_PORT_SPAN);
     let mut up = Proc::heatnet_up(&dir.0, &data, base, &["--speed", "120"]);
     let opt = format!("127.0.0.1:{}", base + 1);
+    // The `radiator` group's curve is set when its first substation's
+    // gateway registers: wait for one (in CI a registered plant gateway
+    // alone once passed for "every gateway online", and `curve history`
+    // found no curve).
     wait_for(Duration::from_secs(60), "every gateway online", || {
         let opt = opt.clone();
         async move {
             let s = network_state(&opt).await?;
             (!s.gateways.is_empty()
                 && s.gateways.iter().all(|g| g.online)
+                && s.nodes.iter().any(|n| n.group == "radiator")
                 && s.nodes.iter().any(|n| n.reading_time_ms > 0))
             .then_some(())
         }
