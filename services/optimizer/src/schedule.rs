@@ -247,6 +247,9 @@ pub struct PlanState {
     tie_backed: BTreeSet<NodeId>,
     /// Plants standing by ([`dispatch::standby`]).
     standing_by: BTreeSet<NodeId>,
+    /// Plants whose pump has been read once (a stopped one, first seen, may
+    /// be standing by already).
+    pumps_seen: BTreeSet<NodeId>,
     /// Plants whose last standby was cut short ([`dispatch::STANDBY_SHORT_MS`]).
     standby_cut_short: BTreeSet<NodeId>,
     /// The floor each plant standing by had when it stood by: it gets it
@@ -292,6 +295,7 @@ impl PlanState {
             standing_by: BTreeSet::new(),
             resume_floor_w: BTreeMap::new(),
             standby_cut_short: BTreeSet::new(),
+            pumps_seen: BTreeSet::new(),
             standby_changed_ms: BTreeMap::new(),
             view: None,
         }
@@ -308,6 +312,25 @@ impl PlanState {
     /// raised ahead of a shortage the last round foresaw.
     pub fn room_target_c(&self) -> f64 {
         planner::TARGET_ROOM_C + self.preheat.raise_k()
+    }
+
+    /// What the substations of a plant's own district (by the network
+    /// description) draw now, losses included, W; `None` without a network
+    /// or a reading.
+    fn district_draw_w(&self, plant: &NodeId, subs: &[SubstationObs]) -> Option<f64> {
+        let net = self.network.as_ref()?;
+        let own: BTreeSet<&NodeId> = net
+            .substations
+            .iter()
+            .filter(|s| &s.plant == plant)
+            .map(|s| &s.id)
+            .collect();
+        let draws: Vec<f64> = subs
+            .iter()
+            .filter(|s| own.contains(&s.id))
+            .filter_map(|s| s.heat_w.filter(|q| q.is_finite() && *q >= 0.0))
+            .collect();
+        (!draws.is_empty()).then(|| draws.iter().sum::<f64>() * (1.0 + self.loss_share))
     }
 
     pub fn view(&self) -> Option<&PlanView> {
@@ -642,6 +665,24 @@ impl PlanState {
                 })
             })
             .collect();
+        // A tie-backed plant first seen online with its pump stopped (the
+        // optimizer restarted while it stood by) is taken as standing by:
+        // the rule below then decides whether it starts, and it starts from
+        // its district's draw instead of from nothing.
+        for o in plants {
+            // Judged once, on the first reading of its pump.
+            if o.pump_running.is_none() || !self.pumps_seen.insert(o.id.clone()) {
+                continue;
+            }
+            if self.tie_backed.contains(&o.id)
+                && o.online
+                && o.pump_running == Some(false)
+                && !tripped.contains(&o.id)
+                && self.standing_by.insert(o.id.clone())
+            {
+                self.standby_changed_ms.insert(o.id.clone(), now_ms);
+            }
+        }
         // Only on a forecast of every substation of the network: not while
         // the optimizer starts (a few substations reported, models young).
         let all_forecast = self
@@ -673,12 +714,20 @@ impl PlanState {
                 } else {
                     self.standby_cut_short.remove(id);
                 }
-                // It takes its district back from where it left it (found
-                // on the city in December: started from the little it made
-                // in its first minutes, 80 of the 158 MW it made before, its
-                // floor took 5 h to climb back and its district's rooms fell
-                // to 17.4 °C).
-                if let Some(f) = self.resume_floor_w.remove(id) {
+                // It takes its district back: its floor starts at what the
+                // district draws now (losses included), or at the floor it
+                // stood by with if that is more (found on the city in
+                // December: started from the little it made in its first
+                // minutes, 80 of the 158 MW it made before, its floor took
+                // 5 h to climb back and its district's rooms fell to
+                // 17.4 °C).
+                let draw_w = self.district_draw_w(id, subs);
+                let remembered = self.resume_floor_w.remove(id);
+                let floor = match (remembered, draw_w) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                if let Some(f) = floor.filter(|f| *f > 0.0) {
                     self.floor_w.insert(id.clone(), f);
                     self.floors_started.insert(id.clone());
                 }
@@ -1370,11 +1419,18 @@ mod tests {
         );
         assert!(st.standing_by.is_empty());
         assert!(st.retried_ms.contains_key(&net.plants[boiler].id));
-        // It starts from the floor it stood by with (one step down: its
-        // district has pressure to spare), not from what it makes in its
-        // first minutes.
+        // It starts from what its district draws now, more than the floor
+        // it stood by with (one step down: its district has pressure to
+        // spare), not from what it makes in its first minutes.
+        let south = net
+            .substations
+            .iter()
+            .filter(|s| s.plant == boiler_id)
+            .count() as f64;
+        let draw_w = south * 700.0e6 / n * (1.0 + st.loss_share);
+        assert!(draw_w > 150.0e6, "{draw_w}");
         let floor = st.floor_w.get(&boiler_id).copied();
-        let want = 150.0e6 - ahead::FLOOR_FALL_SHARE * boiler_cap;
+        let want = draw_w - ahead::FLOOR_FALL_SHARE * boiler_cap;
         assert!(
             floor.is_some_and(|f| (f - want).abs() < 1.0),
             "{floor:?} vs {want}"
@@ -1392,6 +1448,52 @@ mod tests {
             );
             assert!(st.standing_by.is_empty());
         }
+    }
+
+    #[test]
+    fn a_restarted_optimizer_starts_a_stopped_tie_backed_plant_from_its_districts_draw() {
+        let net = Arc::new(Network::sample("city").unwrap());
+        let boiler = net
+            .plants
+            .iter()
+            .position(|p| p.id.as_str() == "boiler-south")
+            .unwrap();
+        let boiler_id = net.plants[boiler].id.clone();
+        let n = net.substations.len() as f64;
+        let subs: Vec<SubstationObs> = net
+            .substations
+            .iter()
+            .map(|s| sub(s.id.as_str(), 400.0 / n, 200_000.0))
+            .collect();
+        // The boiler stood by under the optimizer before: its pump stopped.
+        let mut plants: Vec<PlantObs> = (0..net.plants.len())
+            .map(|k| plant_obs(&net, k, 200.0))
+            .collect();
+        plants[boiler].heat_w = Some(0.0);
+        plants[boiler].pump_running = Some(false);
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        let out = st.round(1_000_000, 300_000, &subs, &plants);
+        // Its demand models young, the new optimizer starts it, from what
+        // its district draws (one step down: pressure to spare) rather
+        // than from nothing.
+        assert!(st.standing_by.is_empty());
+        let south = net
+            .substations
+            .iter()
+            .filter(|s| s.plant == boiler_id)
+            .count() as f64;
+        let draw_w = south * 400.0e6 / n * (1.0 + st.loss_share);
+        let want = draw_w - ahead::FLOOR_FALL_SHARE * net.plants[boiler].capacity_w;
+        let floor = st.floor_w.get(&boiler_id).copied();
+        assert!(
+            floor.is_some_and(|f| (f - want).abs() < 1.0),
+            "{floor:?} vs {want}"
+        );
+        let order = out.orders.iter().find(|o| o.plant == boiler_id);
+        assert!(
+            matches!(order.and_then(|o| o.dispatch.clone()), Some(Action::SetHeatOutput { heat_w }) if heat_w >= want - 1.0),
+            "{order:?}"
+        );
     }
 
     #[test]
