@@ -203,6 +203,11 @@ pub const STANDBY_SHORT_MS: i64 = 3_600_000;
 /// its neighbours' pumps unable to carry its district through the ties).
 pub const STANDBY_MIN_RUN_AFTER_SHORT_MS: i64 = 24 * 3_600_000;
 
+/// Nothing stands by for this long after a plant was last seen tripped,
+/// ms: a tripped plant tried again counts as running before it has shown
+/// that it heats.
+pub const STANDBY_AFTER_TRIP_MS: i64 = 6 * 3_600_000;
+
 /// What the standby rule knows of one plant.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StandbyPlant {

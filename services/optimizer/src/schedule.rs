@@ -247,6 +247,10 @@ pub struct PlanState {
     tie_backed: BTreeSet<NodeId>,
     /// Plants standing by ([`dispatch::standby`]).
     standing_by: BTreeSet<NodeId>,
+    /// When a plant was last seen tripped (an alarm, or no heat from a
+    /// running pump), network ms: nothing stands by for
+    /// [`dispatch::STANDBY_AFTER_TRIP_MS`] after.
+    last_trip_ms: Option<i64>,
     /// Plants whose pump has been read once (a stopped one, first seen, may
     /// be standing by already).
     pumps_seen: BTreeSet<NodeId>,
@@ -296,6 +300,7 @@ impl PlanState {
             resume_floor_w: BTreeMap::new(),
             standby_cut_short: BTreeSet::new(),
             pumps_seen: BTreeSet::new(),
+            last_trip_ms: None,
             standby_changed_ms: BTreeMap::new(),
             view: None,
         }
@@ -522,6 +527,7 @@ impl PlanState {
                 );
             if p.trip_alarm || no_heat {
                 self.trip_seen_ms.insert(p.id.clone(), now_ms);
+                self.last_trip_ms = Some(now_ms);
             }
         }
         let expired: Vec<NodeId> = self
@@ -689,7 +695,14 @@ impl PlanState {
             .network
             .as_ref()
             .is_some_and(|n| forecasting >= n.substations.len());
-        let standing_by: BTreeSet<NodeId> = if all_forecast {
+        // Nor while a plant trips, is held out or tried again, and for a
+        // while after (the city's week: tried again after its trip,
+        // `chp-east` counted as running, and the boiler stood by for 15
+        // minutes in the middle of the trip).
+        let trip_quiet = self
+            .last_trip_ms
+            .is_none_or(|t| now_ms - t >= dispatch::STANDBY_AFTER_TRIP_MS);
+        let standing_by: BTreeSet<NodeId> = if all_forecast && trip_quiet {
             dispatch::standby(&candidates, peak_load_w, now_ms)
                 .into_iter()
                 .collect()
@@ -1392,6 +1405,11 @@ mod tests {
             round(&mut st, 400.0);
             assert!(st.standing_by.is_empty());
         }
+        // Not within 6 h of a plant's trip...
+        let now = 1_000_000 + MIN_MODEL_SPAN_MS / 300_000 * 300_000;
+        st.last_trip_ms = Some(now - dispatch::STANDBY_AFTER_TRIP_MS + 300_000);
+        assert_eq!(round(&mut st, 400.0), None);
+        assert!(st.standing_by.is_empty());
         // ...then the boiler is told to stop, its floor kept for its start.
         let boiler_id = net.plants[boiler].id.clone();
         let boiler_cap = net.plants[boiler].capacity_w;
