@@ -247,8 +247,8 @@ pub struct PlanState {
     tie_backed: BTreeSet<NodeId>,
     /// Plants standing by ([`dispatch::standby`]).
     standing_by: BTreeSet<NodeId>,
-    /// When a plant was last seen tripped (an alarm, or no heat from a
-    /// running pump), network ms: nothing stands by for
+    /// When a plant was last seen tripped (an alarm, no heat from a running
+    /// pump, or held out after either), network ms: nothing stands by for
     /// [`dispatch::STANDBY_AFTER_TRIP_MS`] after.
     last_trip_ms: Option<i64>,
     /// Plants whose pump has been read once (a stopped one, first seen, may
@@ -553,6 +553,10 @@ impl PlanState {
             .filter(|p| self.trip_seen_ms.contains_key(&p.id))
             .map(|p| p.id.clone())
             .collect();
+        // A plant held out counts as seen tripped until it is tried again.
+        if !tripped.is_empty() {
+            self.last_trip_ms = Some(now_ms);
+        }
 
         // Transport delays from the measured flows.
         let flows: BTreeMap<NodeId, f64> = subs
@@ -695,8 +699,8 @@ impl PlanState {
             .network
             .as_ref()
             .is_some_and(|n| forecasting >= n.substations.len());
-        // Nor while a plant trips, is held out or tried again, and for a
-        // while after (the city's week: tried again after its trip,
+        // Nor while a plant trips or is held out, and for 6 h after it is
+        // tried again (the city's week: tried blind 6 h into its 24 h trip,
         // `chp-east` counted as running, and the boiler stood by for 15
         // minutes in the middle of the trip).
         let trip_quiet = self
