@@ -1374,14 +1374,26 @@ mod tests {
         (net, st, served)
     }
 
-    #[test]
-    fn the_citys_boiler_stands_by_while_the_chps_carry_the_load_and_starts_when_they_cannot() {
+    /// The city, its boiler's index, and how many substations its own
+    /// district has.
+    fn city_boiler() -> (Arc<Network>, usize, f64) {
         let net = Arc::new(Network::sample("city").unwrap());
         let boiler = net
             .plants
             .iter()
             .position(|p| p.id.as_str() == "boiler-south")
             .unwrap();
+        let own = net
+            .substations
+            .iter()
+            .filter(|s| s.plant == net.plants[boiler].id)
+            .count() as f64;
+        (net, boiler, own)
+    }
+
+    #[test]
+    fn the_citys_boiler_stands_by_while_the_chps_carry_the_load_and_starts_when_they_cannot() {
+        let (net, boiler, south) = city_boiler();
         let mut st = PlanState::new(Some(net.clone()), 50_000.0);
         assert_eq!(st.tie_backed.len(), 3, "{:?}", st.tie_backed);
         let n = net.substations.len() as f64;
@@ -1444,11 +1456,6 @@ mod tests {
         // It starts from what its district draws now, more than the floor
         // it stood by with (one step down: its district has pressure to
         // spare), not from what it makes in its first minutes.
-        let south = net
-            .substations
-            .iter()
-            .filter(|s| s.plant == boiler_id)
-            .count() as f64;
         let draw_w = south * 700.0e6 / n * (1.0 + st.loss_share);
         assert!(draw_w > 150.0e6, "{draw_w}");
         let floor = st.floor_w.get(&boiler_id).copied();
@@ -1474,12 +1481,7 @@ mod tests {
 
     #[test]
     fn a_restarted_optimizer_starts_a_stopped_tie_backed_plant_from_its_districts_draw() {
-        let net = Arc::new(Network::sample("city").unwrap());
-        let boiler = net
-            .plants
-            .iter()
-            .position(|p| p.id.as_str() == "boiler-south")
-            .unwrap();
+        let (net, boiler, south) = city_boiler();
         let boiler_id = net.plants[boiler].id.clone();
         let n = net.substations.len() as f64;
         let subs: Vec<SubstationObs> = net
@@ -1499,11 +1501,6 @@ mod tests {
         // its district draws (one step down: pressure to spare) rather
         // than from nothing.
         assert!(st.standing_by.is_empty());
-        let south = net
-            .substations
-            .iter()
-            .filter(|s| s.plant == boiler_id)
-            .count() as f64;
         let draw_w = south * 400.0e6 / n * (1.0 + st.loss_share);
         let want = draw_w - ahead::FLOOR_FALL_SHARE * net.plants[boiler].capacity_w;
         let floor = st.floor_w.get(&boiler_id).copied();
