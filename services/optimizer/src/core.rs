@@ -290,6 +290,29 @@ struct Inner {
     /// by [`MAX_PENDING_COMMANDS`] (the oldest forgotten first); a gateway's
     /// are forgotten when its session ends.
     pending: BTreeMap<String, (u64, NodeId)>,
+    /// The last round's decisions saved by an earlier optimizer, applied at
+    /// this one's first round (if recent enough).
+    recent_saved: Option<RecentMemory>,
+    /// When the planner's learned memory was last saved, network ms.
+    learned_saved_ms: Option<i64>,
+}
+
+/// The planner's memory keys in the `meta` table.
+const LEARNED_KEY: &str = "plan/learned";
+const RECENT_KEY: &str = "plan/recent";
+/// The learned memory (demand models) is saved this often, network ms: a
+/// restart loses at most this much learning.
+const LEARNED_SAVE_EVERY_MS: i64 = 3_600_000;
+
+/// What the last round decided, saved after every round so that a restarted
+/// optimizer carries on: the dispatch memory and each substation's room
+/// feedback trim.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct RecentMemory {
+    /// Network time of the round, Unix ms.
+    saved_at_ms: i64,
+    dispatch: crate::schedule::DispatchMemory,
+    trims_k: BTreeMap<NodeId, f64>,
 }
 
 /// Most commands [`Core`] keeps waiting for an answer to.
@@ -422,7 +445,25 @@ impl Core {
             nodes = nodes.len(),
             "optimizer state loaded"
         );
-        let schedule = PlanState::new(cfg.network.clone(), cfg.dp_target_pa);
+        let mut schedule = PlanState::new(cfg.network.clone(), cfg.dp_target_pa);
+        // A damaged memory is no reason not to start: the planner learns again.
+        match meta.get_json::<crate::schedule::LearnedMemory>(LEARNED_KEY) {
+            Ok(Some(m)) => {
+                schedule.restore_learned(m);
+                tracing::info!("planner's learned memory restored (demand models, losses)");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "planner's learned memory unreadable: learning afresh")
+            }
+        }
+        let recent_saved = match meta.get_json::<RecentMemory>(RECENT_KEY) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "planner's last decisions unreadable: dispatching afresh");
+                None
+            }
+        };
         Ok(Self {
             cfg,
             store: store.clone(),
@@ -442,6 +483,8 @@ impl Core {
                 watch,
                 last_liveness_check: None,
                 pending: BTreeMap::new(),
+                recent_saved,
+                learned_saved_ms: None,
             }),
             forecasts,
             audit,
@@ -641,6 +684,30 @@ impl Core {
         self.persist_version(&inner)?;
         tracing::info!(gateway_id = %gateway, session = seq, "session open");
         Ok(seq)
+    }
+
+    /// Saves the round's decisions, and now and then what was learned (the
+    /// next flush makes them durable).
+    fn save_plan_memory(&self, inner: &mut Inner, now: i64) -> Result<(), CoreError> {
+        let recent = RecentMemory {
+            saved_at_ms: now,
+            dispatch: inner.schedule.dispatch_memory(),
+            trims_k: inner
+                .nodes
+                .values()
+                .filter(|n| n.trim_k != 0.0)
+                .map(|n| (n.info.id.clone(), n.trim_k))
+                .collect(),
+        };
+        self.meta.put_json(RECENT_KEY, &recent)?;
+        if inner
+            .learned_saved_ms
+            .is_none_or(|t| now - t >= LEARNED_SAVE_EVERY_MS || now < t)
+        {
+            self.meta.put_json(LEARNED_KEY, &inner.schedule.learned())?;
+            inner.learned_saved_ms = Some(now);
+        }
+        Ok(())
     }
 
     fn persist_version(&self, inner: &Inner) -> Result<(), CoreError> {
@@ -1033,6 +1100,25 @@ impl Core {
         if !forecast.is_empty() {
             inner.schedule.set_forecast(forecast);
         }
+        if let Some(m) = inner.recent_saved.take() {
+            let age_ms = now - m.saved_at_ms;
+            if age_ms.abs() <= crate::schedule::RESTORE_DISPATCH_WITHIN_MS {
+                inner.schedule.restore_dispatch(m.dispatch);
+                for (id, trim_k) in m.trims_k {
+                    if let Some(n) = inner.nodes.get_mut(&id)
+                        && trim_k.is_finite()
+                    {
+                        n.trim_k = trim_k;
+                    }
+                }
+                tracing::info!(age_ms, "planner carries on from the last round saved");
+            } else {
+                tracing::info!(
+                    age_ms,
+                    "planner's last round saved is too old: dispatching afresh"
+                );
+            }
+        }
 
         // Coldest monitored room per substation.
         let mut coldest: BTreeMap<NodeId, f64> = BTreeMap::new();
@@ -1192,6 +1278,9 @@ impl Core {
             }
         }
         self.persist_version(&inner)?;
+        if !fixed {
+            self.save_plan_memory(&mut inner, now)?;
+        }
         if sent > 0 {
             tracing::info!(network_time_ms = now, setpoints = sent, "planning round");
         }

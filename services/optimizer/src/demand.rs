@@ -48,7 +48,7 @@ pub struct Conditions {
 }
 
 /// Mean absolute error of one kind of prediction.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorStat {
     pub count: u64,
     pub sum_abs_w: f64,
@@ -75,7 +75,9 @@ pub enum Lead {
     Day,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Saved with the planner's memory (`schedule::PlanMemory`); the
+/// predictions waiting to be scored are not: a restart scores from scratch.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DemandModel {
     theta: [f64; N],
     p: [[f64; N]; N],
@@ -87,6 +89,7 @@ pub struct DemandModel {
     first_ms: Option<i64>,
     /// Largest heat seen, W: predictions stay below 1.5 times it.
     max_heat_w: f64,
+    #[serde(skip)]
     pending: VecDeque<(Lead, i64, f64)>,
     pub next: ErrorStat,
     pub day: ErrorStat,

@@ -53,7 +53,7 @@ pub const PREHEAT_HOLD_MS: i64 = 2 * 3_600_000;
 /// them and the plants made less while the rooms cooled (the city's cold
 /// wave, 2.75 days: coldest day 94.9 % let fall, 97.1 % held, 93.4 % without
 /// preheating).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Preheat {
     /// Since when no shortage has been foreseen while preheating, network ms.
     quiet_since_ms: Option<i64>,

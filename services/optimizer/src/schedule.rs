@@ -264,6 +264,44 @@ pub struct PlanState {
     view: Option<PlanView>,
 }
 
+/// What the planner has learned (demand models, losses, what plants can
+/// deliver): saved now and then, restored however long the optimizer was
+/// down.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LearnedMemory {
+    demand: BTreeMap<NodeId, DemandModel>,
+    loss_share: f64,
+    deliverable_w: BTreeMap<NodeId, f64>,
+}
+
+/// What the planner decided lately (the lead and its head, regional floors,
+/// standby, trips, preheating): saved every round, restored only after a
+/// short outage ([`RESTORE_DISPATCH_WITHIN_MS`]); after a longer one the
+/// plants are dispatched afresh from what is measured.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DispatchMemory {
+    lead: Option<NodeId>,
+    head_pa: Option<f64>,
+    heat_smoothed_w: BTreeMap<NodeId, f64>,
+    sent_at_ms: BTreeMap<NodeId, i64>,
+    trip_seen_ms: BTreeMap<NodeId, i64>,
+    retried_ms: BTreeMap<NodeId, i64>,
+    last_heat_w: BTreeMap<NodeId, f64>,
+    floors_started: BTreeSet<NodeId>,
+    floor_w: BTreeMap<NodeId, f64>,
+    preheat: planner::Preheat,
+    standing_by: BTreeSet<NodeId>,
+    last_trip_ms: Option<i64>,
+    pumps_seen: BTreeSet<NodeId>,
+    standby_cut_short: BTreeSet<NodeId>,
+    resume_floor_w: BTreeMap<NodeId, f64>,
+    standby_changed_ms: BTreeMap<NodeId, i64>,
+}
+
+/// The dispatch memory of a round this much older (or newer) than the first
+/// round after a restart is not restored, network ms.
+pub const RESTORE_DISPATCH_WITHIN_MS: i64 = 3_600_000;
+
 /// What a round decided.
 pub struct RoundOutcome {
     pub orders: Vec<PlantOrder>,
@@ -304,6 +342,74 @@ impl PlanState {
             standby_changed_ms: BTreeMap::new(),
             view: None,
         }
+    }
+
+    pub fn learned(&self) -> LearnedMemory {
+        LearnedMemory {
+            demand: self.demand.clone(),
+            loss_share: self.loss_share,
+            deliverable_w: self.deliverable_w.clone(),
+        }
+    }
+
+    /// Takes back what an earlier optimizer learned (before any round).
+    pub fn restore_learned(&mut self, m: LearnedMemory) {
+        self.demand = m.demand;
+        if m.loss_share.is_finite() && (0.0..1.0).contains(&m.loss_share) {
+            self.loss_share = m.loss_share;
+        }
+        self.deliverable_w = m
+            .deliverable_w
+            .into_iter()
+            .filter(|(_, w)| w.is_finite() && *w > 0.0)
+            .collect();
+    }
+
+    pub fn dispatch_memory(&self) -> DispatchMemory {
+        DispatchMemory {
+            lead: self.lead.clone(),
+            head_pa: self.head_pa,
+            heat_smoothed_w: self.heat_smoothed_w.clone(),
+            sent_at_ms: self.sent_at_ms.clone(),
+            trip_seen_ms: self.trip_seen_ms.clone(),
+            retried_ms: self.retried_ms.clone(),
+            last_heat_w: self.last_heat_w.clone(),
+            floors_started: self.floors_started.clone(),
+            floor_w: self.floor_w.clone(),
+            preheat: self.preheat,
+            standing_by: self.standing_by.clone(),
+            last_trip_ms: self.last_trip_ms,
+            pumps_seen: self.pumps_seen.clone(),
+            standby_cut_short: self.standby_cut_short.clone(),
+            resume_floor_w: self.resume_floor_w.clone(),
+            standby_changed_ms: self.standby_changed_ms.clone(),
+        }
+    }
+
+    /// Takes back what an earlier optimizer decided (before any round).
+    /// Plants unknown to this network are left out.
+    pub fn restore_dispatch(&mut self, m: DispatchMemory) {
+        let known = |id: &NodeId| {
+            self.network
+                .as_ref()
+                .is_none_or(|n| n.plants.iter().any(|p| &p.id == id))
+        };
+        self.lead = m.lead.filter(|l| known(l));
+        self.head_pa = m.head_pa.filter(|h| h.is_finite() && *h > 0.0);
+        self.heat_smoothed_w = m.heat_smoothed_w;
+        self.sent_at_ms = m.sent_at_ms;
+        self.trip_seen_ms = m.trip_seen_ms;
+        self.retried_ms = m.retried_ms;
+        self.last_heat_w = m.last_heat_w;
+        self.floors_started = m.floors_started;
+        self.floor_w = m.floor_w;
+        self.preheat = m.preheat;
+        self.standing_by = m.standing_by.into_iter().filter(|p| known(p)).collect();
+        self.last_trip_ms = m.last_trip_ms;
+        self.pumps_seen = m.pumps_seen;
+        self.standby_cut_short = m.standby_cut_short;
+        self.resume_floor_w = m.resume_floor_w;
+        self.standby_changed_ms = m.standby_changed_ms;
     }
 
     /// The weather forecast to plan with (replaces the previous one).
@@ -1389,6 +1495,84 @@ mod tests {
             .filter(|s| s.plant == net.plants[boiler].id)
             .count() as f64;
         (net, boiler, own)
+    }
+
+    /// What the optimizer saves after its rounds (as JSON in sled), taken
+    /// back by a restarted one: it carries on as if it had never stopped;
+    /// without it a restarted planner knows no demand and runs every plant.
+    #[test]
+    fn a_restarted_planner_restored_from_its_saved_memory_decides_as_if_never_stopped() {
+        let (net, boiler, _) = city_boiler();
+        let boiler_id = net.plants[boiler].id.clone();
+        let n = net.substations.len() as f64;
+        let subs: Vec<SubstationObs> = net
+            .substations
+            .iter()
+            .map(|s| sub(s.id.as_str(), 400.0 / n, 200_000.0))
+            .collect();
+        let plants: Vec<PlantObs> = (0..net.plants.len())
+            .map(|k| plant_obs(&net, k, 400.0 / 3.0))
+            .collect();
+        let mut st = PlanState::new(Some(net.clone()), 50_000.0);
+        let mut t = 1_000_000;
+        for _ in 0..(MIN_MODEL_SPAN_MS / 300_000 + 3) {
+            st.round(t, 300_000, &subs, &plants);
+            t += 300_000;
+        }
+        assert!(st.standing_by.contains(&boiler_id), "{:?}", st.standing_by);
+        let saved = (
+            serde_json::to_string(&st.learned()).unwrap(),
+            serde_json::to_string(&st.dispatch_memory()).unwrap(),
+        );
+        let mut back = PlanState::new(Some(net.clone()), 50_000.0);
+        back.restore_learned(serde_json::from_str(&saved.0).unwrap());
+        back.restore_dispatch(serde_json::from_str(&saved.1).unwrap());
+        let mut fresh = PlanState::new(Some(net.clone()), 50_000.0);
+        let temps = |out: RoundOutcome| -> Vec<(NodeId, f64)> {
+            out.orders
+                .into_iter()
+                .map(|o| (o.plant, o.supply_temp_c))
+                .collect()
+        };
+        for _ in 0..3 {
+            let (a, b, c) = (
+                st.round(t, 300_000, &subs, &plants),
+                back.round(t, 300_000, &subs, &plants),
+                fresh.round(t, 300_000, &subs, &plants),
+            );
+            assert_eq!(back.standing_by, st.standing_by);
+            assert_eq!(back.floor_w, st.floor_w);
+            assert_eq!(back.lead, st.lead);
+            assert!(fresh.standing_by.is_empty());
+            assert!(st.standing_by.contains(&boiler_id));
+            assert_eq!(temps(a), temps(b));
+            drop(c);
+            // The same heat planned for every plant over the horizon.
+            let heat = |p: &PlanState| -> Vec<(NodeId, Vec<f64>)> {
+                p.view()
+                    .unwrap()
+                    .plants
+                    .iter()
+                    .map(|v| (v.id.clone(), v.heat_w.clone()))
+                    .collect()
+            };
+            assert_eq!(heat(&back), heat(&st));
+            assert_ne!(
+                heat(&fresh),
+                heat(&st),
+                "a fresh planner planned as the restored one"
+            );
+            t += 300_000;
+        }
+        // A damaged or foreign memory is not taken whole.
+        let mut odd = st.dispatch_memory();
+        odd.standing_by
+            .insert(NodeId::new("no-such-plant").unwrap());
+        odd.head_pa = Some(f64::NAN);
+        let mut back = PlanState::new(Some(net.clone()), 50_000.0);
+        back.restore_dispatch(odd);
+        assert_eq!(back.standing_by, st.standing_by);
+        assert_eq!(back.head_pa, None);
     }
 
     #[test]
