@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use proto::v1;
 use proto::v1::control_room_service_client::ControlRoomServiceClient;
 use proto::v1::simulator_service_client::SimulatorServiceClient;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use simulator::scenario::Scenario;
 use tonic::transport::Channel;
@@ -78,6 +78,17 @@ pub struct SeasonArgs {
     /// Which runs: both (default), optimizer, or baseline.
     #[arg(long, value_enum, default_value_t = Runs::Both)]
     pub runs: Runs,
+    /// Continue the runs in `--out` where they stopped (`--until-day`,
+    /// Ctrl-C, a machine that went down) instead of starting them afresh:
+    /// every process resumes from its own saved state, runs already finished
+    /// are kept. The settings must be those the runs started with.
+    #[arg(long)]
+    pub resume: bool,
+    /// End this sitting when the season reaches this day (counted from its
+    /// start), leaving the run to be continued with `--resume`: a 120-day
+    /// pair on `city` takes about 4.5 h on two cores.
+    #[arg(long)]
+    pub until_day: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -188,7 +199,7 @@ fn pipes_apart(net: &Network, a: &str, b: &str) -> Option<usize> {
 }
 
 /// A gateway killed by the season runner.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Crash {
     pub gateway: String,
     /// Network time of the kill, Unix ms.
@@ -245,6 +256,13 @@ pub async fn run(args: SeasonArgs) -> anyhow::Result<()> {
         "--start-day {} is outside 0..366",
         args.start_day
     );
+    if let Some(d) = args.until_day {
+        anyhow::ensure!(
+            d > 0.0 && d <= args.days,
+            "--until-day {d} is outside (0, {}] (the season's --days)",
+            args.days
+        );
+    }
     let mut net = Network::load(&args.network)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -283,18 +301,64 @@ pub async fn run(args: SeasonArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let scenario_toml = std::fs::read_to_string(&scenario_path)
+        .with_context(|| format!("reading {}", scenario_path.display()))?;
     let mut reports = Vec::new();
     for mode in modes {
-        let r = run_one(&args, &net, &network_file, &scenario, &scenario_path, mode)
-            .await
-            .with_context(|| format!("the {} run", mode.name()))?;
-        std::fs::write(
-            args.out.join(format!("{}.json", mode.name())),
-            serde_json::to_vec_pretty(&r)?,
-        )?;
-        reports.push(r);
+        let settings = RunSettings {
+            network: net.name.clone(),
+            start_ms: net.start_time_ms,
+            stop_ms: net.start_time_ms + (args.days * 86_400_000.0).round() as i64,
+            step_s: args.step_s,
+            scenario_toml: scenario_toml.clone(),
+        };
+        let state_path = run_dir(&args, mode).join(RunState::FILE);
+        let report_path = args.out.join(format!("{}.json", mode.name()));
+        if args.resume
+            && let Some(earlier) = RunState::read(&state_path)?
+            && earlier.finished
+            && earlier.settings == settings
+            && report_path.exists()
+        {
+            println!(
+                "  [{}] finished in an earlier sitting: {}",
+                mode.name(),
+                report_path.display()
+            );
+            continue;
+        }
+        let sitting = run_one(
+            &args,
+            &net,
+            &network_file,
+            &scenario,
+            &scenario_path,
+            settings,
+            mode,
+        )
+        .await
+        .with_context(|| format!("the {} run", mode.name()))?;
+        match sitting {
+            Sitting::Ended { day, state } => {
+                println!(
+                    "  [{}] sitting ended at day {day:.1} of {}: continue with the same command and --resume",
+                    mode.name(),
+                    args.days
+                );
+                state.write(&state_path)?;
+                return Ok(());
+            }
+            Sitting::Finished { report, mut state } => {
+                std::fs::write(&report_path, serde_json::to_vec_pretty(&report)?)?;
+                state.finished = true;
+                state.write(&state_path)?;
+                reports.push(*report);
+            }
+        }
     }
-    // A run left from before completes a pair.
+    // Runs left from before (`--runs`, or finished in an earlier sitting)
+    // complete the pair.
+    let mut earlier = Vec::new();
     for mode in [Mode::Optimizer, Mode::Baseline] {
         if reports.iter().all(|r| r.mode != mode) {
             let path = args.out.join(format!("{}.json", mode.name()));
@@ -306,13 +370,138 @@ pub async fn run(args: SeasonArgs) -> anyhow::Result<()> {
                     mode.name(),
                     path.display()
                 );
-                write_report(&args, &net, &scenario, &reports, Some((mode, v)))?;
-                return Ok(());
+                earlier.push((mode, v));
             }
         }
     }
-    write_report(&args, &net, &scenario, &reports, None)?;
+    write_report(&args, &net, &scenario, &reports, earlier)?;
     Ok(())
+}
+
+fn run_dir(args: &SeasonArgs, mode: Mode) -> PathBuf {
+    args.out.join("runs").join(mode.name())
+}
+
+/// What a run must keep to be resumed: it is resumed only with these.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct RunSettings {
+    network: String,
+    start_ms: i64,
+    stop_ms: i64,
+    step_s: f64,
+    scenario_toml: String,
+}
+
+impl RunSettings {
+    /// What differs from `other`, for a refusal.
+    fn differences(&self, other: &RunSettings) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.network != other.network {
+            out.push(format!(
+                "network {:?} (now {:?})",
+                self.network, other.network
+            ));
+        }
+        if self.start_ms != other.start_ms {
+            out.push(format!(
+                "start {} (now {}): --start-day",
+                self.start_ms, other.start_ms
+            ));
+        }
+        if self.stop_ms != other.stop_ms {
+            out.push(format!(
+                "end {} (now {}): --days",
+                self.stop_ms, other.stop_ms
+            ));
+        }
+        if self.step_s != other.step_s {
+            out.push(format!("--step-s {} (now {})", self.step_s, other.step_s));
+        }
+        if self.scenario_toml != other.scenario_toml {
+            out.push("another scenario".into());
+        }
+        out
+    }
+}
+
+/// The season runner's own part of a run, in `runs/<mode>/driver.json`
+/// (the simulator, the optimizer and the gateways keep theirs in their own
+/// stores): written at the start, on every progress line, on every gateway it
+/// kills and at the end of each sitting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct RunState {
+    settings: RunSettings,
+    /// Real seconds spent in the sittings before this one.
+    wall_s: f64,
+    /// Gateways killed so far (the scenario's crashes).
+    crashes: Vec<Crash>,
+    /// Sittings ended before the run's end.
+    sittings_ended: u32,
+    /// Steps the clock took in those sittings (each simulator counts its own).
+    #[serde(default)]
+    steps: u64,
+    finished: bool,
+}
+
+impl RunState {
+    const FILE: &'static str = "driver.json";
+
+    fn new(settings: RunSettings) -> Self {
+        RunState {
+            settings,
+            wall_s: 0.0,
+            crashes: Vec::new(),
+            sittings_ended: 0,
+            steps: 0,
+            finished: false,
+        }
+    }
+
+    fn read(path: &Path) -> anyhow::Result<Option<RunState>> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
+                format!(
+                    "{} is damaged: start the run afresh (without --resume)",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::Error::from(e).context(format!("reading {}", path.display()))),
+        }
+    }
+
+    /// Written whole to a temporary file, then renamed over the old one.
+    fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    /// The scenario's crashes still to come: those not killed yet.
+    fn crashes_due(&self, scheduled: &[(i64, String)]) -> Vec<(i64, String)> {
+        scheduled
+            .iter()
+            .filter(|(due_ms, g)| {
+                !self
+                    .crashes
+                    .iter()
+                    .any(|c| &c.gateway == g && c.at_ms >= *due_ms)
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// How one sitting of a run ended.
+enum Sitting {
+    /// At `--until-day`, the run resumable.
+    Ended { day: f64, state: RunState },
+    Finished {
+        report: Box<RunReport>,
+        state: RunState,
+    },
 }
 
 async fn connect(addr: &str) -> anyhow::Result<Channel> {
@@ -327,17 +516,63 @@ async fn run_one(
     network_file: &Path,
     scenario: &Scenario,
     scenario_path: &Path,
+    settings: RunSettings,
     mode: Mode,
-) -> anyhow::Result<RunReport> {
-    let dir = args.out.join("runs").join(mode.name());
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(&dir)?;
+) -> anyhow::Result<Sitting> {
+    let dir = run_dir(args, mode);
+    let state_path = dir.join(RunState::FILE);
+    let resumed = match (args.resume, RunState::read(&state_path)?) {
+        (true, Some(state)) => {
+            let differences = state.settings.differences(&settings);
+            anyhow::ensure!(
+                differences.is_empty(),
+                "the run in {} was started with {}: resume it with those settings, or start it afresh without --resume",
+                dir.display(),
+                differences.join(", ")
+            );
+            Some(state)
+        }
+        (true, None) if dir.exists() => anyhow::bail!(
+            "{} holds a run without {} (not started by this heatnet, or damaged): it cannot be resumed; start it afresh without --resume",
+            dir.display(),
+            RunState::FILE
+        ),
+        _ => None,
+    };
+    let mut state = match resumed {
+        Some(state) => {
+            // Its pids are of processes long gone: no kill may read them.
+            let _ = std::fs::remove_file(crate::layout::up_file(&dir));
+            println!(
+                "  [{}] resuming the run in {} ({} sittings so far, {:.0} s)",
+                mode.name(),
+                dir.display(),
+                state.sittings_ended,
+                state.wall_s
+            );
+            state
+        }
+        None => {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("clearing {}", dir.display()))?;
+            }
+            std::fs::create_dir_all(&dir)?;
+            RunState::new(settings)
+        }
+    };
+    state.write(&state_path)?;
     let start_ms = net.start_time_ms;
-    let stop_ms = start_ms + (args.days * 86_400_000.0).round() as i64;
+    let stop_ms = state.settings.stop_ms;
+    let sitting_stop_ms = args
+        .until_day
+        .map(|d| start_ms + (d * 86_400_000.0).round() as i64)
+        .map_or(stop_ms, |t| t.min(stop_ms));
     let exe = std::env::current_exe().context("locating the heatnet binary")?;
-    let log = std::fs::File::create(dir.join("up.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("up.log"))?;
     let network_arg = network_file.display().to_string();
     let mut child = tokio::process::Command::new(&exe)
         .args([
@@ -352,7 +587,7 @@ async fn run_one(
             "--step-s",
             &args.step_s.to_string(),
             "--stop-at-ms",
-            &stop_ms.to_string(),
+            &sitting_stop_ms.to_string(),
             "--scenario",
             &scenario_path.display().to_string(),
             "--optimizer-mode",
@@ -370,7 +605,14 @@ async fn run_one(
         .context("starting heatnet up")?;
     let up_pid = child.id().unwrap_or(0);
     let result = drive(
-        args, net, scenario, mode, &dir, start_ms, stop_ms, &mut child,
+        args,
+        net,
+        scenario,
+        mode,
+        &dir,
+        (start_ms, sitting_stop_ms, stop_ms),
+        &mut state,
+        &mut child,
     )
     .await;
     // Ctrl-C for the whole stack, then wait for it to save and stop.
@@ -387,7 +629,19 @@ async fn run_one(
         );
         let _ = child.kill().await;
     }
-    result
+    Ok(match result? {
+        Some(report) => Sitting::Finished {
+            report: Box::new(report),
+            state,
+        },
+        None => {
+            state.sittings_ended += 1;
+            Sitting::Ended {
+                day: (sitting_stop_ms - start_ms) as f64 / 86_400_000.0,
+                state,
+            }
+        }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -397,15 +651,17 @@ async fn drive(
     scenario: &Scenario,
     mode: Mode,
     dir: &Path,
-    start_ms: i64,
-    stop_ms: i64,
+    (start_ms, sitting_stop_ms, stop_ms): (i64, i64, i64),
+    state: &mut RunState,
     child: &mut tokio::process::Child,
-) -> anyhow::Result<RunReport> {
+) -> anyhow::Result<Option<RunReport>> {
     let sim_addr = format!("127.0.0.1:{}", args.base_port);
     let opt_addr = format!("127.0.0.1:{}", args.base_port + 1);
     let mut sim = SimulatorServiceClient::new(connect(&sim_addr).await?);
+    let state_path = dir.join(RunState::FILE);
     let began = Instant::now();
-    let mut crashes_due: Vec<(i64, String)> = scenario
+    let wall_before_s = state.wall_s;
+    let scheduled: Vec<(i64, String)> = scenario
         .events
         .iter()
         .filter_map(|e| {
@@ -417,7 +673,9 @@ async fn drive(
             })
         })
         .collect();
-    let mut crashes = Vec::new();
+    let mut crashes_due = state.crashes_due(&scheduled);
+    // Network time this sitting began at (a resumed run starts later).
+    let mut sitting_from_ms = None;
     let (mut last_time, mut last_change) = (i64::MIN, Instant::now());
     let mut last_print = Instant::now() - Duration::from_secs(60);
     let clock = loop {
@@ -442,7 +700,8 @@ async fn drive(
         if c.time_ms != last_time {
             last_time = c.time_ms;
             last_change = Instant::now();
-        } else if last_change.elapsed() > STALL_LIMIT && !(c.paused && c.time_ms >= stop_ms) {
+        } else if last_change.elapsed() > STALL_LIMIT && !(c.paused && c.time_ms >= sitting_stop_ms)
+        {
             anyhow::bail!(
                 "the network clock stood still for {STALL_LIMIT:?} at {} ({} gateways attached); see {}",
                 c.time_ms,
@@ -450,10 +709,13 @@ async fn drive(
                 dir.join("logs").display()
             );
         }
-        // Gateway crashes of the scenario: kill -9, `up` restarts them.
+        let sitting_from_ms = *sitting_from_ms.get_or_insert(c.time_ms);
+        state.wall_s = wall_before_s + began.elapsed().as_secs_f64();
+        // Gateway crashes of the scenario: kill -9, `up` restarts them. Not
+        // before `up` has written the pids of this sitting.
         let mut i = 0;
         while i < crashes_due.len() {
-            if c.time_ms >= crashes_due[i].0 {
+            if c.time_ms >= crashes_due[i].0 && crate::layout::up_file(dir).exists() {
                 let (_, g) = crashes_due.remove(i);
                 match crate::layout::read_up_file(dir)
                     .and_then(|_| read_pid(dir, &format!("gateway-{g}")))
@@ -461,11 +723,12 @@ async fn drive(
                     Some(pid) => {
                         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
                         println!("  [{}] kill -9 of gateway {g} (pid {pid})", mode.name());
-                        crashes.push(Crash {
+                        state.crashes.push(Crash {
                             gateway: g,
                             at_ms: c.time_ms,
                             killed_wall_ms: wall_ms(),
                         });
+                        state.write(&state_path)?;
                     }
                     None => eprintln!("  [{}] gateway {g}: no pid in up.json to kill", mode.name()),
                 }
@@ -473,12 +736,16 @@ async fn drive(
                 i += 1;
             }
         }
+        let at_end = c.paused && c.time_ms >= sitting_stop_ms;
         let done = ((c.time_ms - start_ms) as f64 / (stop_ms - start_ms) as f64).clamp(0.0, 1.0);
-        if last_print.elapsed() >= Duration::from_secs(30) || (c.paused && c.time_ms >= stop_ms) {
+        if last_print.elapsed() >= Duration::from_secs(30) || at_end {
             last_print = Instant::now();
+            state.write(&state_path)?;
+            // Speed and what is left, from this sitting alone.
             let wall = began.elapsed().as_secs_f64();
-            let eta = if done > 0.0 {
-                wall * (1.0 - done) / done
+            let done_here = (c.time_ms - sitting_from_ms) as f64;
+            let eta = if done_here > 0.0 {
+                wall * (sitting_stop_ms - c.time_ms) as f64 / done_here
             } else {
                 f64::NAN
             };
@@ -490,15 +757,26 @@ async fn drive(
                 done * 100.0,
                 c.attached_gateways,
                 c.attached_planners,
-                (c.time_ms - start_ms) as f64 / 1000.0 / wall.max(1e-9),
+                done_here / 1000.0 / wall.max(1e-9),
                 human_duration(eta)
             );
         }
-        if c.paused && c.time_ms >= stop_ms {
+        if at_end {
             break c;
         }
     };
-    let wall_s = began.elapsed().as_secs_f64();
+    state.wall_s = wall_before_s + began.elapsed().as_secs_f64();
+    if clock.time_ms < stop_ms {
+        state.steps += clock.steps;
+        state.write(&state_path)?;
+        return Ok(None);
+    }
+    state.write(&state_path)?;
+    let clock = v1::ClockState {
+        steps: state.steps + clock.steps,
+        ..clock
+    };
+    let wall_s = state.wall_s;
     let mut opt = proto::control_room_client(connect(&opt_addr).await?);
     drain(&mut opt, mode, clock.time_ms, (args.step_s * 1000.0) as i64).await;
     let card = sim
@@ -520,9 +798,16 @@ async fn drive(
         .context("reading the optimizer's alarms")?
         .into_inner()
         .alarms;
-    Ok(build_report(
-        net, mode, wall_s, &clock, &card, &faults, &alarms, crashes,
-    ))
+    Ok(Some(build_report(
+        net,
+        mode,
+        wall_s,
+        &clock,
+        &card,
+        &faults,
+        &alarms,
+        state.crashes.clone(),
+    )))
 }
 
 /// Waits until the optimizer holds every node's telemetry up to the last
@@ -792,13 +1077,13 @@ fn write_report(
     net: &Network,
     scenario: &Scenario,
     fresh: &[RunReport],
-    earlier: Option<(Mode, serde_json::Value)>,
+    earlier: Vec<(Mode, serde_json::Value)>,
 ) -> anyhow::Result<()> {
     let mut runs: BTreeMap<&str, serde_json::Value> = fresh
         .iter()
         .map(|r| Ok((r.mode.name(), serde_json::to_value(r)?)))
         .collect::<anyhow::Result<_>>()?;
-    if let Some((m, v)) = earlier {
+    for (m, v) in earlier {
         runs.insert(m.name(), v);
     }
     let num = |run: &str, key: &str| {
@@ -1163,6 +1448,88 @@ mod tests {
             md.contains("| heat made by `chp-west`, GJ | 900 (90.0 %) | 760 (75.2 %) |"),
             "{md}"
         );
+    }
+
+    fn settings() -> RunSettings {
+        RunSettings {
+            network: "city".into(),
+            start_ms: 1_000,
+            stop_ms: 1_000 + 120 * 86_400_000,
+            step_s: 300.0,
+            scenario_toml: "name = \"s\"\n".into(),
+        }
+    }
+
+    #[test]
+    fn a_resumed_run_kills_only_the_gateways_it_has_not_killed_yet() {
+        let mut state = RunState::new(settings());
+        let scheduled = vec![
+            (10_000, "c0050".to_string()),
+            (20_000, "c0050".to_string()),
+            (15_000, "c0007".to_string()),
+        ];
+        assert_eq!(state.crashes_due(&scheduled), scheduled);
+        // The first crash of c0050 happened (a poll after it was due).
+        state.crashes.push(Crash {
+            gateway: "c0050".into(),
+            at_ms: 12_000,
+            killed_wall_ms: 5,
+        });
+        assert_eq!(
+            state.crashes_due(&scheduled),
+            vec![(20_000, "c0050".to_string()), (15_000, "c0007".to_string())]
+        );
+        state.crashes.push(Crash {
+            gateway: "c0050".into(),
+            at_ms: 20_000,
+            killed_wall_ms: 9,
+        });
+        assert_eq!(
+            state.crashes_due(&scheduled),
+            vec![(15_000, "c0007".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_run_is_resumed_only_with_the_settings_it_started_with_and_says_which_differ() {
+        let a = settings();
+        assert!(a.differences(&a.clone()).is_empty());
+        let b = RunSettings {
+            stop_ms: a.stop_ms + 86_400_000,
+            step_s: 600.0,
+            scenario_toml: "name = \"t\"\n".into(),
+            ..a.clone()
+        };
+        let d = a.differences(&b);
+        assert_eq!(d.len(), 3, "{d:?}");
+        assert!(d[0].contains("--days"), "{d:?}");
+        assert!(d[1].contains("--step-s 300 (now 600)"), "{d:?}");
+        assert_eq!(d[2], "another scenario");
+    }
+
+    #[test]
+    fn the_run_state_survives_a_round_trip_and_a_damaged_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("heatnet-run-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(RunState::FILE);
+        assert!(RunState::read(&path).unwrap().is_none());
+        let mut state = RunState::new(settings());
+        state.wall_s = 1234.5;
+        state.sittings_ended = 2;
+        state.crashes.push(Crash {
+            gateway: "c0050".into(),
+            at_ms: 7,
+            killed_wall_ms: 8,
+        });
+        state.write(&path).unwrap();
+        assert_eq!(RunState::read(&path).unwrap(), Some(state));
+        std::fs::write(&path, b"{\"settings\": ").unwrap();
+        let err = format!("{:#}", RunState::read(&path).unwrap_err());
+        assert!(
+            err.contains("is damaged") && err.contains("without --resume"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
