@@ -113,6 +113,12 @@ pub struct Ledger {
     dirty_last: BTreeSet<String>,
     dirty_days: BTreeSet<(String, i64)>,
     newest_day: Option<i64>,
+    /// Days older than [`MAX_DAYS`] may be held: set when the newest day
+    /// moves on or an older one is written, so that [`Ledger::persist`]
+    /// scans all the days once a network day, not on every batch (it did:
+    /// on the city 2,493 buildings × the days so far per batch, the
+    /// optimizer's main cost by day 20 of a season).
+    prune_due: bool,
 }
 
 fn day_key(building: &str, day: i64) -> Vec<u8> {
@@ -170,6 +176,7 @@ impl Ledger {
             dirty_last: BTreeSet::new(),
             dirty_days: BTreeSet::new(),
             newest_day,
+            prune_due: true,
         })
     }
 
@@ -221,7 +228,13 @@ impl Ledger {
     }
 
     fn entry(&mut self, building: &str, day: i64) -> &mut DayEntry {
-        self.newest_day = Some(self.newest_day.map_or(day, |n| n.max(day)));
+        match self.newest_day {
+            Some(n) if day <= n => self.prune_due |= day < n - MAX_DAYS + 1,
+            _ => {
+                self.newest_day = Some(day);
+                self.prune_due = true;
+            }
+        }
         self.dirty_days.insert((building.to_string(), day));
         self.days.entry((building.to_string(), day)).or_default()
     }
@@ -233,7 +246,8 @@ impl Ledger {
             return Ok(());
         }
         let mut batch = Batch::default();
-        if let Some(newest) = self.newest_day {
+        if let Some(newest) = self.newest_day.filter(|_| self.prune_due) {
+            self.prune_due = false;
             let oldest_kept = newest - MAX_DAYS + 1;
             let old: Vec<(String, i64)> = self
                 .days
@@ -410,6 +424,37 @@ mod tests {
         assert!(l.query(Some(d), Some(d), "", 10).is_empty());
         let again = Ledger::load(store.table("ledger").unwrap(), 18.0).unwrap();
         assert!(again.query(Some(d), Some(d), "", 10).is_empty());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The days are scanned for old ones once a network day, not on every
+    /// batch (on the city that scan was the optimizer's main cost by day 20).
+    #[test]
+    fn old_days_are_looked_for_only_when_the_newest_day_moves_on() {
+        let (dir, store) = open("prune");
+        let mut l = Ledger::load(store.table("ledger").unwrap(), 18.0).unwrap();
+        let t0 = day_start_ms(20_780) + H;
+        l.record("b1", t0, 19.0);
+        l.persist().unwrap();
+        assert!(!l.prune_due);
+        // The same day: nothing to look for.
+        for k in 1..=12 {
+            l.record("b1", t0 + k * 5 * 60_000, 19.0);
+            assert!(!l.prune_due);
+            l.persist().unwrap();
+        }
+        // The next day.
+        l.record("b1", day_start_ms(20_781) + H, 19.0);
+        assert!(l.prune_due);
+        l.persist().unwrap();
+        assert!(!l.prune_due);
+        // A building far behind writes a day already past the kept ones: it
+        // goes at the next persist.
+        l.record("b2", day_start_ms(20_781 - MAX_DAYS) + H, 19.0);
+        assert!(l.prune_due);
+        l.persist().unwrap();
+        assert!(l.query(None, Some(20_781 - MAX_DAYS), "b2", 10).is_empty());
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
