@@ -89,6 +89,11 @@ pub const MAX_ALARMS: usize = 100_000;
 pub struct AlarmBook {
     table: Table,
     alarms: BTreeMap<u64, Alarm>,
+    /// The ids of each node's alarms not cleared, in id order: what is
+    /// active is looked up here, not by a scan of every alarm kept (up to
+    /// [`MAX_ALARMS`]; on the city the scan was the optimizer's main cost
+    /// once a season had raised and cleared some thousands).
+    active: BTreeMap<String, Vec<u64>>,
     next_id: u64,
     /// Latest network time seen in telemetry, Unix ms.
     network_ms: Option<i64>,
@@ -106,9 +111,14 @@ impl AlarmBook {
             alarms.insert(a.id, a);
         }
         let next_id = alarms.keys().next_back().map_or(1, |id| id + 1);
+        let mut active: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for a in alarms.values().filter(|a| a.state != AlarmState::Cleared) {
+            active.entry(a.node_id.clone()).or_default().push(a.id);
+        }
         Ok(Self {
             table,
             alarms,
+            active,
             next_id,
             network_ms: None,
         })
@@ -131,23 +141,45 @@ impl AlarmBook {
     }
 
     fn active_on(&self, kind: &str, node: &str, metric: Option<&str>) -> Option<u64> {
-        self.alarms
-            .values()
+        self.active
+            .get(node)?
+            .iter()
             .rev()
+            .filter_map(|id| self.alarms.get(id))
             .find(|a| {
-                a.kind == kind
-                    && a.node_id == node
-                    && a.metric.as_deref() == metric
-                    && a.state != AlarmState::Cleared
+                a.kind == kind && a.metric.as_deref() == metric && a.state != AlarmState::Cleared
             })
             .map(|a| a.id)
     }
 
+    /// Kept in id order (a moved alarm may be older than those it joins).
+    fn index_add(&mut self, node: &str, id: u64) {
+        let ids = self.active.entry(node.to_string()).or_default();
+        if let Err(at) = ids.binary_search(&id) {
+            ids.insert(at, id);
+        }
+    }
+
+    fn index_remove(&mut self, node: &str, id: u64) {
+        if let Some(ids) = self.active.get_mut(node) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.active.remove(node);
+            }
+        }
+    }
+
+    /// The alarms not cleared, in id order.
+    fn active_alarms(&self) -> impl Iterator<Item = &Alarm> {
+        let mut ids: Vec<u64> = self.active.values().flatten().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter().filter_map(|id| self.alarms.get(&id))
+    }
+
     /// Active alarms of one kind: (node, metric) of each.
     pub fn active_of_kind(&self, kind: &str) -> Vec<(String, Option<String>)> {
-        self.alarms
-            .values()
-            .filter(|a| a.kind == kind && a.state != AlarmState::Cleared)
+        self.active_alarms()
+            .filter(|a| a.kind == kind)
             .map(|a| (a.node_id.clone(), a.metric.clone()))
             .collect()
     }
@@ -218,6 +250,7 @@ impl AlarmBook {
         self.next_id += 1;
         self.save(&a)?;
         self.alarms.insert(a.id, a.clone());
+        self.index_add(&a.node_id, a.id);
         self.trim()?;
         Ok(Some(a))
     }
@@ -245,6 +278,8 @@ impl AlarmBook {
         a.leak = leak;
         let a = a.clone();
         self.save(&a)?;
+        self.index_remove(node, id);
+        self.index_add(new_node, id);
         Ok(Some(a))
     }
 
@@ -292,6 +327,7 @@ impl AlarmBook {
         if let Some(a) = &a {
             self.save(a)?;
         }
+        self.index_remove(node, id);
         Ok(a)
     }
 
@@ -312,18 +348,15 @@ impl AlarmBook {
     }
 
     pub fn list(&self, include_cleared: bool) -> Vec<Alarm> {
-        self.alarms
-            .values()
-            .filter(|a| include_cleared || a.state != AlarmState::Cleared)
-            .cloned()
-            .collect()
+        if include_cleared {
+            self.alarms.values().cloned().collect()
+        } else {
+            self.active_alarms().cloned().collect()
+        }
     }
 
     pub fn active_count(&self) -> usize {
-        self.alarms
-            .values()
-            .filter(|a| a.state != AlarmState::Cleared)
-            .count()
+        self.active.values().map(Vec::len).sum()
     }
 
     fn trim(&mut self) -> Result<(), StoreError> {
@@ -414,6 +447,88 @@ mod tests {
             (a.node_id.as_str(), a.message.as_str(), a.leak.as_ref()),
             ("p0040", "on p0040", Some(&section))
         );
+    }
+
+    /// The index of active alarms against a scan of every alarm, over a
+    /// seeded random sequence of raises, clears, moves and acknowledgements,
+    /// and after a reload.
+    #[test]
+    fn the_active_index_agrees_with_a_scan_of_every_alarm() {
+        let seed: u64 = std::env::var("HEATNET_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x5eed_a1a7);
+        let mut x = seed | 1;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let dir = crate::testing::scratch_dir("alarms-index");
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
+        let mut book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+        let kinds = ["room_below_18c", "gateway_lost", "leak_suspected"];
+        let nodes = ["s01", "s01-b01", "s02", "network", "p0040"];
+        let metrics = [None, Some("room_temp_c")];
+        let scan = |b: &AlarmBook, kind: &str, node: &str, metric: Option<&str>| {
+            b.alarms
+                .values()
+                .rev()
+                .find(|a| {
+                    a.kind == kind
+                        && a.node_id == node
+                        && a.metric.as_deref() == metric
+                        && a.state != AlarmState::Cleared
+                })
+                .map(|a| a.id)
+        };
+        for step in 0..2_000i64 {
+            let kind = kinds[next(3) as usize];
+            let node = nodes[next(5) as usize];
+            let metric = metrics[next(2) as usize];
+            match next(4) {
+                0 | 1 => {
+                    book.raise_on(kind, node, metric, Severity::Warning, "m".into(), step)
+                        .unwrap();
+                }
+                2 => {
+                    book.clear_on(kind, node, metric, step).unwrap();
+                }
+                _ => {
+                    let to = nodes[next(5) as usize];
+                    if next(2) == 0 {
+                        book.relocate(kind, node, to, "moved".into(), None).unwrap();
+                    } else if let Some(id) = book.active_on(kind, node, metric) {
+                        book.acknowledge(id, "op", step).unwrap();
+                    }
+                }
+            }
+            for k in kinds {
+                for n in nodes {
+                    for m in metrics {
+                        assert_eq!(
+                            book.active_on(k, n, m),
+                            scan(&book, k, n, m),
+                            "seed {seed} step {step}: {k} {n} {m:?}"
+                        );
+                    }
+                }
+            }
+        }
+        let active: Vec<u64> = book
+            .alarms
+            .values()
+            .filter(|a| a.state != AlarmState::Cleared)
+            .map(|a| a.id)
+            .collect();
+        let listed: Vec<u64> = book.list(false).iter().map(|a| a.id).collect();
+        assert_eq!(listed, active, "seed {seed}");
+        assert_eq!(book.active_count(), active.len(), "seed {seed}");
+        let again = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+        assert_eq!(again.active, book.active, "seed {seed}");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
