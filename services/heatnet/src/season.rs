@@ -440,6 +440,10 @@ struct RunState {
     /// Steps the clock took in those sittings (each simulator counts its own).
     #[serde(default)]
     steps: u64,
+    /// Steps taken so far in the sitting under way (added to `steps` when
+    /// the next one starts: a sitting may end without a word, by Ctrl-C).
+    #[serde(default)]
+    sitting_steps: u64,
     finished: bool,
 }
 
@@ -453,6 +457,7 @@ impl RunState {
             crashes: Vec::new(),
             sittings_ended: 0,
             steps: 0,
+            sitting_steps: 0,
             finished: false,
         }
     }
@@ -540,7 +545,8 @@ async fn run_one(
         _ => None,
     };
     let mut state = match resumed {
-        Some(state) => {
+        Some(mut state) => {
+            state.steps += std::mem::take(&mut state.sitting_steps);
             // Its pids are of processes long gone: no kill may read them.
             let _ = std::fs::remove_file(crate::layout::up_file(&dir));
             println!(
@@ -676,6 +682,7 @@ async fn drive(
     let mut crashes_due = state.crashes_due(&scheduled);
     // Network time this sitting began at (a resumed run starts later).
     let mut sitting_from_ms = None;
+    let mut last_answer = Instant::now();
     let (mut last_time, mut last_change) = (i64::MIN, Instant::now());
     let mut last_print = Instant::now() - Duration::from_secs(60);
     let clock = loop {
@@ -688,15 +695,17 @@ async fn drive(
         }
         tokio::time::sleep(POLL).await;
         let Ok(c) = sim.get_clock(v1::GetClockRequest {}).await else {
-            if began.elapsed() > STALL_LIMIT {
+            if last_answer.elapsed() > STALL_LIMIT {
                 anyhow::bail!(
-                    "no simulator at {sim_addr} after {STALL_LIMIT:?}; see {}",
+                    "no answer from the simulator at {sim_addr} for {STALL_LIMIT:?}; see {}",
                     dir.join("logs/sim.log").display()
                 );
             }
             continue;
         };
+        last_answer = Instant::now();
         let c = c.into_inner();
+        state.sitting_steps = c.steps;
         if c.time_ms != last_time {
             last_time = c.time_ms;
             last_change = Instant::now();
@@ -767,7 +776,6 @@ async fn drive(
     };
     state.wall_s = wall_before_s + began.elapsed().as_secs_f64();
     if clock.time_ms < stop_ms {
-        state.steps += clock.steps;
         state.write(&state_path)?;
         return Ok(None);
     }
