@@ -1075,6 +1075,83 @@ fn build_report(
     }
 }
 
+/// The days on which both runs kept comfort (each day's share of healthy
+/// building-hours at or above 18 °C at least [`TARGET_COMFORT`]), and the
+/// heat and cost of each run on them: the target's "same weather, same
+/// comfort" comparison, which the whole season's totals are not where the
+/// fixed curve let rooms go cold (it then made less heat for it).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SameComfort {
+    pub days: usize,
+    /// Of the days both runs have.
+    pub of_days: usize,
+    pub heat_optimizer_gj: f64,
+    pub heat_baseline_gj: f64,
+    pub cost_optimizer_yuan: f64,
+    pub cost_baseline_yuan: f64,
+    pub heat_saving_share: f64,
+    pub cost_saving_share: f64,
+}
+
+/// One day of one run, as the same-comfort comparison needs it.
+#[derive(Clone, Copy)]
+struct DayTotals {
+    comfort: f64,
+    heat_gj: f64,
+    cost_yuan: f64,
+}
+
+fn same_comfort_days(runs: &BTreeMap<&str, serde_json::Value>) -> Option<SameComfort> {
+    let days = |run: &str| -> BTreeMap<i64, DayTotals> {
+        runs.get(run)
+            .and_then(|r| r["days"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                Some((
+                    d["day_start_ms"].as_i64()?,
+                    DayTotals {
+                        comfort: d["comfort_share"].as_f64()?,
+                        heat_gj: d["heat_produced_gj"].as_f64()?,
+                        cost_yuan: d["heat_cost_yuan"].as_f64()?,
+                    },
+                ))
+            })
+            .collect()
+    };
+    let (o, b) = (days("optimizer"), days("baseline"));
+    let both: Vec<(DayTotals, DayTotals)> = o
+        .iter()
+        .filter_map(|(t, x)| Some((*x, *b.get(t)?)))
+        .collect();
+    if both.is_empty() {
+        return None;
+    }
+    let kept: Vec<&(DayTotals, DayTotals)> = both
+        .iter()
+        .filter(|(x, y)| x.comfort >= TARGET_COMFORT && y.comfort >= TARGET_COMFORT)
+        .collect();
+    let (ho, hb): (f64, f64) = (
+        kept.iter().map(|p| p.0.heat_gj).sum(),
+        kept.iter().map(|p| p.1.heat_gj).sum(),
+    );
+    let (co, cb): (f64, f64) = (
+        kept.iter().map(|p| p.0.cost_yuan).sum(),
+        kept.iter().map(|p| p.1.cost_yuan).sum(),
+    );
+    let share = |o: f64, b: f64| if b > 0.0 { 1.0 - o / b } else { 0.0 };
+    Some(SameComfort {
+        days: kept.len(),
+        of_days: both.len(),
+        heat_optimizer_gj: ho,
+        heat_baseline_gj: hb,
+        cost_optimizer_yuan: co,
+        cost_baseline_yuan: cb,
+        heat_saving_share: share(ho, hb),
+        cost_saving_share: share(co, cb),
+    })
+}
+
 /// Targets of the scorecard (issue 5).
 const TARGET_COMFORT: f64 = 0.995;
 const TARGET_HEAT_SAVING: f64 = 0.10;
@@ -1103,7 +1180,9 @@ fn write_report(
         (Some(o), Some(b)) if b > 0.0 => Some(1.0 - o / b),
         _ => None,
     };
+    let same = same_comfort_days(&runs);
     let comparison = json!({
+        "same_comfort": same,
         "comfort_share_optimizer": num("optimizer", "comfort_share"),
         "comfort_share_baseline": num("baseline", "comfort_share"),
         "heat_saving_share": saving("heat_produced_gj"),
@@ -1306,6 +1385,15 @@ fn markdown(report: &serde_json::Value, runs: &BTreeMap<&str, serde_json::Value>
         pct(&c["heat_saving_share"]),
         pct(&c["cost_saving_share"])
     );
+    if let Some(d) = c["same_comfort"]["days"].as_u64() {
+        md += &format!(
+            "
+On the {d} of {} days on which both runs kept comfort (≥ 99.5 % of the day's healthy building-hours at or above 18 °C: the target's \"same comfort\"), heat saving: {}; cost saving: {}.\n",
+            c["same_comfort"]["of_days"].as_u64().unwrap_or(0),
+            pct(&c["same_comfort"]["heat_saving_share"]),
+            pct(&c["same_comfort"]["cost_saving_share"])
+        );
+    }
     md += "\n## Faults and how long they took to detect\n\nGateway crashes are judged on real time (liveness), the rest on network time. A leak's location: the section the alarm named, and how many pipes it or the nearest of its alternatives is from the leaking one.\n\n| run | fault | device | injected (network) | detected by | after | located |\n|---|---|---|---|---|---|---|\n";
     for (run, r) in runs {
         for fo in r["faults"].as_array().into_iter().flatten() {
@@ -1456,6 +1544,58 @@ mod tests {
             md.contains("| heat made by `chp-west`, GJ | 900 (90.0 %) | 760 (75.2 %) |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn the_same_comfort_saving_counts_only_days_on_which_both_runs_kept_comfort() {
+        let day = |t: i64, comfort: f64, heat: f64, cost: f64| {
+            serde_json::json!({
+                "day_start_ms": t,
+                "comfort_share": comfort,
+                "heat_produced_gj": heat,
+                "heat_cost_yuan": cost,
+            })
+        };
+        let runs: BTreeMap<&str, serde_json::Value> = [
+            (
+                "optimizer",
+                serde_json::json!({ "days": [
+                    day(0, 1.0, 90.0, 900.0),
+                    day(1, 0.999, 85.0, 800.0),
+                    day(2, 1.0, 120.0, 1300.0),
+                    day(3, 0.99, 100.0, 1000.0),
+                ]}),
+            ),
+            (
+                "baseline",
+                serde_json::json!({ "days": [
+                    day(0, 0.995, 100.0, 1000.0),
+                    day(1, 1.0, 100.0, 1000.0),
+                    // The fixed curve let rooms go cold: it made less heat.
+                    day(2, 0.90, 100.0, 1000.0),
+                    day(3, 1.0, 100.0, 1000.0),
+                ]}),
+            ),
+        ]
+        .into();
+        let s = same_comfort_days(&runs).unwrap();
+        assert_eq!((s.days, s.of_days), (2, 4));
+        assert_eq!((s.heat_optimizer_gj, s.heat_baseline_gj), (175.0, 200.0));
+        assert!((s.heat_saving_share - 0.125).abs() < 1e-12);
+        assert!((s.cost_saving_share - 0.15).abs() < 1e-12);
+        let md = markdown(
+            &serde_json::json!({ "comparison": { "same_comfort": s } }),
+            &runs,
+        );
+        assert!(
+            md.contains("On the 2 of 4 days on which both runs kept comfort")
+                && md.contains("heat saving: 12.5 %; cost saving: 15.0 %"),
+            "{md}"
+        );
+        // One run alone: nothing to compare.
+        let one: BTreeMap<&str, serde_json::Value> =
+            [("optimizer", runs["optimizer"].clone())].into();
+        assert_eq!(same_comfort_days(&one), None);
     }
 
     fn settings() -> RunSettings {
