@@ -318,6 +318,13 @@ pub struct OptimizerArgs {
     /// step only once the optimizer has stored their telemetry.
     #[arg(long)]
     pub lockstep_simulator: Option<String>,
+    /// Raw telemetry is kept this many days of network time; older batches
+    /// are folded into hourly aggregates per node and metric.
+    #[arg(long, default_value_t = 14.0)]
+    pub telemetry_raw_days: f64,
+    /// Hourly aggregates are kept this many days of network time.
+    #[arg(long, default_value_t = 400.0)]
+    pub telemetry_hourly_days: f64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -352,6 +359,17 @@ pub fn optimizer(args: OptimizerArgs) -> ExitCode {
             "--dp-target-pa {} is outside 10000..500000",
             args.dp_target_pa
         );
+        anyhow::ensure!(
+            (1.0..=3_660.0).contains(&args.telemetry_raw_days),
+            "--telemetry-raw-days {} is outside 1..3660",
+            args.telemetry_raw_days
+        );
+        anyhow::ensure!(
+            (args.telemetry_raw_days..=36_600.0).contains(&args.telemetry_hourly_days),
+            "--telemetry-hourly-days {} is outside {}..36600 (at least the raw days)",
+            args.telemetry_hourly_days,
+            args.telemetry_raw_days
+        );
         let network = match &args.network {
             Some(n) => Some(std::sync::Arc::new(
                 model::Network::load(n).map_err(|e| anyhow::anyhow!("--network {n}: {e}"))?,
@@ -373,6 +391,11 @@ pub fn optimizer(args: OptimizerArgs) -> ExitCode {
                     layout,
                 },
                 lockstep_simulator: args.lockstep_simulator,
+                retention: optimizer::retention::Retention {
+                    raw_keep_ms: (args.telemetry_raw_days * 86_400_000.0) as i64,
+                    hourly_keep_ms: (args.telemetry_hourly_days * 86_400_000.0) as i64,
+                    ..Default::default()
+                },
             },
             crate::shutdown_signal(),
         )

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 use model::{NodeId, TelemetryBatch};
 use store::{Batch, Store, StoreError, Table, seq_key, seq_of_key};
+
+use crate::retention::{self, HourRow, Retention};
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests waiting for the writer, at most.
@@ -59,11 +61,17 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Starts the writer on the store's `telemetry` table.
+    /// Starts the writer on the store's `telemetry` table, with the default
+    /// [`Retention`].
     pub fn start(store: &Store) -> Result<Self, IngestError> {
+        Self::start_with(store, Retention::default())
+    }
+
+    /// Starts the writer, keeping telemetry as `retention` says.
+    pub fn start_with(store: &Store, retention: Retention) -> Result<Self, IngestError> {
         let table = store.table("telemetry")?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let handle = tokio::spawn(writer(store.clone(), table.clone(), rx));
+        let handle = tokio::spawn(writer(store.clone(), table.clone(), rx, retention));
         Ok(Self {
             tx,
             table,
@@ -145,10 +153,53 @@ impl Ingest {
     pub fn count(&self, gateway: &NodeId) -> usize {
         self.table.scan_prefix(&batch_prefix(gateway)).count()
     }
+
+    /// A node's hourly aggregates (what the raw batches older than the
+    /// retention held) with hours in `[from_ms, to_ms)`.
+    pub fn hours(
+        &self,
+        node: &NodeId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(i64, HourRow)>, StoreError> {
+        retention::read_hours(&self.table, node.as_str(), from_ms, to_ms)
+    }
 }
 
-async fn writer(store: Store, table: Table, mut rx: mpsc::Receiver<Request>) {
+/// Runs a retention pass off the async threads; logs what it did.
+async fn retention_pass(table: &Table, now_ms: i64, cfg: Retention) -> bool {
+    let t = table.clone();
+    match tokio::task::spawn_blocking(move || retention::pass(&t, now_ms, &cfg)).await {
+        Ok(Ok(stats)) => {
+            if stats.batches_folded > 0 || stats.hours_dropped > 0 {
+                tracing::info!(
+                    batches_folded = stats.batches_folded,
+                    hours_written = stats.hours_written,
+                    hours_dropped = stats.hours_dropped,
+                    undecodable = stats.undecodable,
+                    more = stats.more,
+                    "old telemetry folded into hourly aggregates"
+                );
+            }
+            stats.more
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "telemetry retention pass failed: raw batches kept");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "telemetry retention pass panicked: raw batches kept");
+            false
+        }
+    }
+}
+
+async fn writer(store: Store, table: Table, mut rx: mpsc::Receiver<Request>, retention: Retention) {
     let mut last: HashMap<NodeId, u64> = HashMap::new();
+    // Newest network time stored, and when (in it) retention last ran.
+    let mut newest_ms: Option<i64> = None;
+    let mut retained_at_ms: Option<i64> = None;
+    let mut retention_more = false;
     let batches_stored = observe::counter(
         "heatnet.telemetry.batches_stored",
         "telemetry batches stored durably",
@@ -235,9 +286,21 @@ async fn writer(store: Store, table: Table, mut rx: mpsc::Receiver<Request>) {
                         _ => {
                             batches_stored.add(1, &[]);
                             samples_stored.add(r.batch.sample_count() as u64, &[]);
+                            let t = r.batch.snapshots.iter().map(|s| s.time_ms).max();
+                            newest_ms = newest_ms.max(t);
                         }
                     }
                     let _ = r.reply.send(Ok(o));
+                }
+                // Once a network hour (sooner while a backlog is worked off),
+                // after the answers: the pass's own writes are made durable
+                // by the next group's flush, atomically.
+                if let Some(now) = newest_ms
+                    && (retention_more
+                        || retained_at_ms.is_none_or(|t| now - t >= 3_600_000 || now < t))
+                {
+                    retained_at_ms = Some(now);
+                    retention_more = retention_pass(&table, now, retention).await;
                 }
             }
             Err(e) => {
@@ -268,6 +331,141 @@ mod tests {
                 readings: vec![Reading::new(Metric::HeatW, seq as f64)],
             }],
         }
+    }
+
+    /// Raw batches past the raw keep become hourly aggregates (checked by
+    /// hand: count, mean, min, max), aggregates past theirs go, the newest
+    /// batch of a gateway stays whatever its age, and a backlog is worked
+    /// off a bounded number of batches at a time.
+    #[tokio::test]
+    async fn old_telemetry_is_folded_into_hourly_aggregates_and_bounded() {
+        let dir = crate::testing::scratch_dir("ingest-retention");
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
+        const H: i64 = 3_600_000;
+        let retention = Retention {
+            raw_keep_ms: 3 * H,
+            hourly_keep_ms: 10 * H,
+            max_batches_per_pass: 10,
+        };
+        let ingest = Ingest::start_with(&store, retention).unwrap();
+        let (g1, g2) = (NodeId::new("g1").unwrap(), NodeId::new("g2").unwrap());
+        let t0 = 1_000 * H;
+        // g1: a batch every 15 minutes for 14 h, heat = minutes since t0;
+        // g2: two batches in the first hour, then silence.
+        let at = |seq: u64, node: &str, t: i64, v: f64| TelemetryBatch {
+            seq,
+            snapshots: vec![ActorSnapshot {
+                actor_id: NodeId::new(node).unwrap(),
+                time_ms: t,
+                mode: Mode::Optimizer,
+                readings: vec![Reading::new(Metric::HeatW, v)],
+            }],
+        };
+        ingest
+            .store(g2.clone(), at(1, "s2", t0, 1.0))
+            .await
+            .unwrap();
+        ingest
+            .store(g2.clone(), at(2, "s2", t0 + H / 2, 3.0))
+            .await
+            .unwrap();
+        for k in 0..=(14 * 4) {
+            let t = t0 + k * 15 * 60_000;
+            ingest
+                .store(g1.clone(), at(k as u64 + 1, "s1", t, (k * 15) as f64))
+                .await
+                .unwrap();
+        }
+        // The writer runs its pass after answering: done once it has closed.
+        ingest.close().await;
+        let ingest = Ingest::start_with(&store, retention).unwrap();
+        // A pass once a network hour: the last at 14:00 kept raw batches
+        // from 11:00 on and aggregates of the hours from 04:00 on.
+        let kept: Vec<i64> = ingest
+            .read(&g1, 0, 1_000)
+            .unwrap()
+            .iter()
+            .map(|(_, b)| (b.snapshots[0].time_ms - t0) / 60_000)
+            .collect();
+        assert_eq!(kept.first(), Some(&(11 * 60)), "{kept:?}");
+        assert_eq!(kept.len(), 13, "{kept:?}");
+        let hours = ingest
+            .hours(&NodeId::new("s1").unwrap(), t0, t0 + 24 * H)
+            .unwrap();
+        let starts: Vec<i64> = hours.iter().map(|(h, _)| (h - t0) / H).collect();
+        assert_eq!(starts, (4..=10).collect::<Vec<i64>>());
+        // Hour 4: minutes 240, 255, 270, 285.
+        let h4 = hours[0].1[&Metric::HeatW];
+        assert_eq!((h4.count, h4.min, h4.max), (4, 240.0, 285.0));
+        assert!((h4.mean - 262.5).abs() < 1e-9);
+        assert_eq!(hours[6].1[&Metric::HeatW].count, 4);
+        // g2's newest batch stays; its older one went (its hour past the keep).
+        let g2_left: Vec<u64> = ingest
+            .read(&g2, 0, 10)
+            .unwrap()
+            .iter()
+            .map(|(s, _)| *s)
+            .collect();
+        assert_eq!(g2_left, vec![2]);
+        assert_eq!(ingest.last_stored(&g2).unwrap(), 2);
+        ingest.close().await;
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A store kept without retention (an older optimizer) is worked off
+    /// a bounded number of batches per pass, one pass after each group.
+    #[tokio::test]
+    async fn a_backlog_of_old_telemetry_is_folded_a_bounded_number_at_a_time() {
+        let dir = crate::testing::scratch_dir("ingest-backlog");
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
+        const H: i64 = 3_600_000;
+        let gw = NodeId::new("g1").unwrap();
+        let at = |seq: u64, t: i64| TelemetryBatch {
+            seq,
+            snapshots: vec![ActorSnapshot {
+                actor_id: NodeId::new("s1").unwrap(),
+                time_ms: t,
+                mode: Mode::Optimizer,
+                readings: vec![Reading::new(Metric::HeatW, 1.0)],
+            }],
+        };
+        let keep_all = Retention {
+            raw_keep_ms: 1_000 * H,
+            ..Retention::default()
+        };
+        let ingest = Ingest::start_with(&store, keep_all).unwrap();
+        for k in 0..40 {
+            ingest
+                .store(gw.clone(), at(k + 1, 1_000 * H + k as i64 * 15 * 60_000))
+                .await
+                .unwrap();
+        }
+        ingest.close().await;
+        assert_eq!(Ingest::start_with(&store, keep_all).unwrap().count(&gw), 40);
+        let bounded = Retention {
+            raw_keep_ms: H,
+            hourly_keep_ms: 1_000 * H,
+            max_batches_per_pass: 10,
+        };
+        let ingest = Ingest::start_with(&store, bounded).unwrap();
+        ingest.store(gw.clone(), at(41, 1_020 * H)).await.unwrap();
+        ingest
+            .store(gw.clone(), at(42, 1_020 * H + 60_000))
+            .await
+            .unwrap();
+        ingest.close().await;
+        // Two passes of 10: 20 of the 40 old ones left, and the 2 new ones.
+        let ingest = Ingest::start_with(&store, bounded).unwrap();
+        assert_eq!(ingest.count(&gw), 22);
+        let hours = ingest
+            .hours(&NodeId::new("s1").unwrap(), 0, i64::MAX)
+            .unwrap();
+        let folded: u64 = hours.iter().map(|(_, r)| r[&Metric::HeatW].count).sum();
+        assert_eq!(folded, 20);
+        ingest.close().await;
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -36,6 +36,7 @@ pub mod ledger;
 pub mod lockstep;
 pub mod metrics;
 pub mod planner;
+pub mod retention;
 pub mod run;
 pub mod schedule;
 pub mod transport;

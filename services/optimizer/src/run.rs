@@ -20,6 +20,8 @@ pub struct OptimizerConfig {
     /// Plan on the steps of the simulator's lockstep clock at this address
     /// ([`crate::lockstep`]) instead of on the newest telemetry's time.
     pub lockstep_simulator: Option<String>,
+    /// How long telemetry is kept ([`crate::retention`]).
+    pub retention: crate::retention::Retention,
 }
 
 /// Runs the optimizer until `shutdown` resolves.
@@ -35,7 +37,7 @@ pub async fn run(
             cache_bytes: 64 << 20,
         },
     )?;
-    let ingest = Ingest::start(&store)?;
+    let ingest = Ingest::start_with(&store, cfg.retention)?;
     let core = Arc::new(Core::open(&store, ingest, cfg.core.clone())?);
     let grpc = Grpc { core: core.clone() };
 
