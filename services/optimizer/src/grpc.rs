@@ -19,6 +19,8 @@ use crate::curves::CurveVersion;
 
 /// Most stored batches one ReadTelemetry call returns.
 pub const MAX_READ_BATCHES: u32 = 10_000;
+/// Longest span of hours one `ReadTelemetryHours` reads, ms (400 days).
+pub const MAX_READ_HOURS_SPAN_MS: i64 = 400 * 86_400_000;
 /// Most batches one `ReadTelemetrySnapshots` call returns (keeps answers to a few MB).
 pub const MAX_SNAPSHOT_BATCHES: u32 = 500;
 /// Longest look ahead `GetForecast` answers, hours.
@@ -445,6 +447,50 @@ impl ControlRoomService for Grpc {
         Ok(Response::new(v1::SetOverrideResponse { command_id: id }))
     }
 
+    async fn read_telemetry_hours(
+        &self,
+        req: Request<v1::ReadTelemetryHoursRequest>,
+    ) -> Result<Response<v1::ReadTelemetryHoursResponse>, Status> {
+        let r = req.into_inner();
+        let node: NodeId = proto::convert::node_id("node_id", &r.node_id)?;
+        if r.from_ms >= r.to_ms {
+            return Err(Status::invalid_argument(format!(
+                "from_ms: {} is not before to_ms {}",
+                r.from_ms, r.to_ms
+            )));
+        }
+        if r.to_ms.saturating_sub(r.from_ms) > MAX_READ_HOURS_SPAN_MS {
+            return Err(Status::invalid_argument(format!(
+                "to_ms: {} ms after from_ms is more than the {} days one call reads",
+                r.to_ms.saturating_sub(r.from_ms),
+                MAX_READ_HOURS_SPAN_MS / 86_400_000
+            )));
+        }
+        let hours = self
+            .core
+            .ingest()
+            .hours(&node, r.from_ms, r.to_ms)
+            .map_err(|e| status(CoreError::from(e)))?;
+        Ok(Response::new(v1::ReadTelemetryHoursResponse {
+            hours: hours
+                .into_iter()
+                .map(|(hour, row)| v1::TelemetryHour {
+                    hour_start_ms: hour,
+                    metrics: row
+                        .into_iter()
+                        .map(|(m, a)| v1::HourAggregate {
+                            metric: v1::Metric::from(m) as i32,
+                            count: a.count,
+                            mean: a.mean,
+                            min: a.min,
+                            max: a.max,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn read_telemetry(
         &self,
         req: Request<v1::ReadTelemetryRequest>,
@@ -865,5 +911,81 @@ fn audit_entry(e: &AuditEntry) -> v1::AuditEntry {
         accepted,
         error_code,
         error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use model::{ActorSnapshot, Metric, Mode, Reading};
+    use store::Store;
+
+    use super::*;
+    use crate::core::CoreConfig;
+    use crate::ingest::Ingest;
+    use crate::retention::Retention;
+
+    /// The hourly aggregates of old telemetry through the control-room API,
+    /// and its refusals naming the field.
+    #[tokio::test]
+    async fn old_telemetry_is_read_as_hourly_aggregates_and_bad_ranges_are_refused() {
+        const H: i64 = 3_600_000;
+        let dir = crate::testing::scratch_dir("grpc-hours");
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
+        let retention = Retention {
+            raw_keep_ms: 2 * H,
+            ..Retention::default()
+        };
+        let ingest = Ingest::start_with(&store, retention).unwrap();
+        let gw = NodeId::new("g1").unwrap();
+        let t0 = 500_000 * H;
+        for k in 0..=8i64 {
+            let batch = TelemetryBatch {
+                seq: k as u64 + 1,
+                snapshots: vec![ActorSnapshot {
+                    actor_id: NodeId::new("s1").unwrap(),
+                    time_ms: t0 + k * H / 2,
+                    mode: Mode::Optimizer,
+                    readings: vec![Reading::new(Metric::SupplyTempC, 60.0 + k as f64)],
+                }],
+            };
+            ingest.store(gw.clone(), batch).await.unwrap();
+        }
+        ingest.close().await;
+        let ingest = Ingest::start_with(&store, retention).unwrap();
+        let core = Core::open(&store, ingest, CoreConfig::default()).unwrap();
+        let grpc = Grpc {
+            core: Arc::new(core),
+        };
+        let read = |node: &str, from_ms: i64, to_ms: i64| {
+            grpc.read_telemetry_hours(Request::new(v1::ReadTelemetryHoursRequest {
+                node_id: node.into(),
+                from_ms,
+                to_ms,
+            }))
+        };
+        // Newest 04:00: the hours before 02:00 are aggregates.
+        let hours = read("s1", t0, t0 + 24 * H)
+            .await
+            .unwrap()
+            .into_inner()
+            .hours;
+        assert_eq!(hours.len(), 2, "{hours:?}");
+        assert_eq!(hours[0].hour_start_ms, t0);
+        let m = &hours[1].metrics[0];
+        assert_eq!(m.metric, v1::Metric::from(Metric::SupplyTempC) as i32);
+        // 01:00 and 01:30: 62 and 63 °C.
+        assert_eq!((m.count, m.min, m.max, m.mean), (2, 62.0, 63.0, 62.5));
+        for (node, from, to, field) in [
+            ("", t0, t0 + H, "node_id"),
+            ("s1", t0 + H, t0, "from_ms"),
+            ("s1", t0, t0 + 401 * 86_400_000, "to_ms"),
+        ] {
+            let e = read(node, from, to).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+            assert!(e.message().contains(field), "{field}: {e:?}");
+        }
+        drop(grpc);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
