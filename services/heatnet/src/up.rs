@@ -124,6 +124,12 @@ async fn wait_for_port(addr: &str, what: &str, timeout: Duration) -> anyhow::Res
     anyhow::bail!("{what} did not open {addr} within {timeout:?}; see its log")
 }
 
+/// How long the simulator and the optimizer may take to open their stores
+/// and listen: sled reads its whole log on opening, and an optimizer's store
+/// 46 days into a `city` season (11 GB, before telemetry retention) took
+/// more than 30 s.
+const STORE_OPEN_LIMIT: Duration = Duration::from_secs(600);
+
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let net = Network::load(&args.network)?;
     physics::Engine::supports(&net).map_err(|e| anyhow::anyhow!(e))?;
@@ -387,8 +393,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     )));
     let started = Instant::now();
     let ready = async {
-        wait_for_port(&sim_addr, "the simulator", Duration::from_secs(30)).await?;
-        wait_for_port(&opt_addr, "the optimizer", Duration::from_secs(30)).await
+        wait_for_port(&sim_addr, "the simulator", STORE_OPEN_LIMIT).await?;
+        wait_for_port(&opt_addr, "the optimizer", STORE_OPEN_LIMIT).await
     };
     tokio::select! {
         r = ready => r?,
