@@ -227,6 +227,20 @@ fn a_season_ended_at_until_day_resumes_where_it_stopped() {
         serde_json::from_slice(&std::fs::read(run_dir.join("driver.json")).unwrap()).unwrap();
     assert_eq!(state["sittings_ended"], 1, "{state}");
     assert_eq!(state["finished"], false, "{state}");
+    // The run's report so far, and no paired one: no whole day yet.
+    let so_far: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("optimizer.so-far.json")).unwrap()).unwrap();
+    let days = so_far["network_days"].as_f64().unwrap();
+    assert!((days - 0.3).abs() < 0.01, "{days} days so far:\n{log}");
+    assert!(
+        so_far["heat_produced_gj"].as_f64().unwrap() > 0.0,
+        "{so_far}"
+    );
+    assert!(
+        log.contains("no whole day that every run has covered yet"),
+        "{log}"
+    );
+    assert!(!out.join("so-far").exists());
     assert!(state["crashes"].as_array().unwrap().is_empty(), "{state}");
 
     // Other settings are refused, and nothing is cleared.
@@ -245,6 +259,10 @@ fn a_season_ended_at_until_day_resumes_where_it_stopped() {
     assert!(
         sim_log.contains("simulation resumed from saved state"),
         "the simulator started afresh:\n{log}"
+    );
+    assert!(
+        !out.join("optimizer.so-far.json").exists(),
+        "the report so far outlived the whole run"
     );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();

@@ -37,6 +37,8 @@ const SEASON_FALLBACK_AFTER_MS: u64 = 120_000;
 /// A run whose network clock stands still this long (real time) has failed.
 const STALL_LIMIT: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_secs(2);
+/// How often the progress shows the scorecard so far (real time).
+const CARD_EVERY: Duration = Duration::from_secs(300);
 /// After the clock stops, at most this long (real time) for the gateways to
 /// deliver the telemetry still in their outboxes: the lockstep clock waits for
 /// their actuator writes, not for their telemetry, and on the city the
@@ -339,19 +341,28 @@ pub async fn run(args: SeasonArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("the {} run", mode.name()))?;
         match sitting {
-            Sitting::Ended { day, state } => {
+            Sitting::Ended { day, state, so_far } => {
                 println!(
                     "  [{}] sitting ended at day {day:.1} of {}: continue with the same command and --resume",
                     mode.name(),
                     args.days
                 );
                 state.write(&state_path)?;
+                if let Some(report) = so_far {
+                    std::fs::write(
+                        so_far_path(&args, mode),
+                        serde_json::to_vec_pretty(&report)?,
+                    )?;
+                    write_so_far(&args, &net, &scenario)?;
+                }
                 return Ok(());
             }
             Sitting::Finished { report, mut state } => {
                 std::fs::write(&report_path, serde_json::to_vec_pretty(&report)?)?;
                 state.finished = true;
                 state.write(&state_path)?;
+                // The whole run supersedes its report so far.
+                let _ = std::fs::remove_file(so_far_path(&args, mode));
                 reports.push(*report);
             }
         }
@@ -501,8 +512,12 @@ impl RunState {
 
 /// How one sitting of a run ended.
 enum Sitting {
-    /// At `--until-day`, the run resumable.
-    Ended { day: f64, state: RunState },
+    /// At `--until-day`, the run resumable; with its report so far.
+    Ended {
+        day: f64,
+        state: RunState,
+        so_far: Option<Box<RunReport>>,
+    },
     Finished {
         report: Box<RunReport>,
         state: RunState,
@@ -636,15 +651,19 @@ async fn run_one(
         let _ = child.kill().await;
     }
     Ok(match result? {
-        Some(report) => Sitting::Finished {
-            report: Box::new(report),
-            state,
-        },
-        None => {
+        DriveEnd::Stopped {
+            report,
+            finished: true,
+        } => Sitting::Finished { report, state },
+        end => {
             state.sittings_ended += 1;
             Sitting::Ended {
                 day: (sitting_stop_ms - start_ms) as f64 / 86_400_000.0,
                 state,
+                so_far: match end {
+                    DriveEnd::Stopped { report, .. } => Some(report),
+                    DriveEnd::NoReport => None,
+                },
             }
         }
     })
@@ -660,7 +679,7 @@ async fn drive(
     (start_ms, sitting_stop_ms, stop_ms): (i64, i64, i64),
     state: &mut RunState,
     child: &mut tokio::process::Child,
-) -> anyhow::Result<Option<RunReport>> {
+) -> anyhow::Result<DriveEnd> {
     let sim_addr = format!("127.0.0.1:{}", args.base_port);
     let opt_addr = format!("127.0.0.1:{}", args.base_port + 1);
     let mut sim = SimulatorServiceClient::new(connect(&sim_addr).await?);
@@ -685,6 +704,7 @@ async fn drive(
     let mut last_answer = Instant::now();
     let (mut last_time, mut last_change) = (i64::MIN, Instant::now());
     let mut last_print = Instant::now() - Duration::from_secs(60);
+    let mut last_card = Instant::now();
     let clock = loop {
         if let Ok(Some(status)) = child.try_wait() {
             anyhow::bail!(
@@ -769,23 +789,81 @@ async fn drive(
                 done_here / 1000.0 / wall.max(1e-9),
                 human_duration(eta)
             );
+            if last_card.elapsed() >= CARD_EVERY {
+                last_card = Instant::now();
+                // A glance at the truth so far; a slow answer is skipped.
+                if let Ok(Ok(card)) = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    sim.get_scorecard(v1::GetScorecardRequest {}),
+                )
+                .await
+                {
+                    let card = card.into_inner();
+                    println!(
+                        "  [{}] so far: comfort {:.2} % of healthy building-hours, coldest room {:.1} °C, heat {:.0} GJ, cost {:.0} yuan, peak {:.1} MW",
+                        mode.name(),
+                        card.comfort_share * 100.0,
+                        card.min_room_temp_c,
+                        card.heat_produced_gj,
+                        card.heat_cost_yuan,
+                        card.peak_load_w / 1e6
+                    );
+                }
+            }
         }
         if at_end {
             break c;
         }
     };
     state.wall_s = wall_before_s + began.elapsed().as_secs_f64();
-    if clock.time_ms < stop_ms {
-        state.write(&state_path)?;
-        return Ok(None);
-    }
     state.write(&state_path)?;
+    let finished = clock.time_ms >= stop_ms;
     let clock = v1::ClockState {
         steps: state.steps + clock.steps,
         ..clock
     };
+    let report = run_so_far(args, net, mode, &opt_addr, &mut sim, &clock, state).await;
+    match report {
+        Ok(report) => Ok(DriveEnd::Stopped {
+            report: Box::new(report),
+            finished,
+        }),
+        // The run itself is saved and resumable: only its report is missing.
+        Err(e) if !finished => {
+            eprintln!(
+                "  [{}] no report of the run so far ({e:#}): the next sitting writes one",
+                mode.name()
+            );
+            Ok(DriveEnd::NoReport)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// How `drive` ended.
+enum DriveEnd {
+    /// At the sitting's or the run's end, with the report of the run so far.
+    Stopped {
+        report: Box<RunReport>,
+        finished: bool,
+    },
+    /// At the sitting's end, its report unreadable.
+    NoReport,
+}
+
+/// The report of a run up to the clock's present time (its end, or a
+/// sitting's): telemetry drained, scorecard, faults and alarms read.
+async fn run_so_far(
+    args: &SeasonArgs,
+    net: &Network,
+    mode: Mode,
+    opt_addr: &str,
+    sim: &mut SimulatorServiceClient<Channel>,
+    clock: &v1::ClockState,
+    state: &RunState,
+) -> anyhow::Result<RunReport> {
     let wall_s = state.wall_s;
-    let mut opt = proto::control_room_client(connect(&opt_addr).await?);
+    let mut opt = proto::control_room_client(connect(opt_addr).await?);
     drain(&mut opt, mode, clock.time_ms, (args.step_s * 1000.0) as i64).await;
     let card = sim
         .get_scorecard(v1::GetScorecardRequest {})
@@ -806,16 +884,16 @@ async fn drive(
         .context("reading the optimizer's alarms")?
         .into_inner()
         .alarms;
-    Ok(Some(build_report(
+    Ok(build_report(
         net,
         mode,
         wall_s,
-        &clock,
+        clock,
         &card,
         &faults,
         &alarms,
         state.crashes.clone(),
-    )))
+    ))
 }
 
 /// Waits until the optimizer holds every node's telemetry up to the last
@@ -1171,6 +1249,130 @@ fn write_report(
     for (m, v) in earlier {
         runs.insert(m.name(), v);
     }
+    write_paired(&args.out, args, net, scenario, runs, None)?;
+    // The whole season supersedes the report of its first days.
+    let so_far = args.out.join(SO_FAR_DIR);
+    if so_far.exists() {
+        std::fs::remove_dir_all(&so_far)
+            .with_context(|| format!("removing {}", so_far.display()))?;
+    }
+    Ok(())
+}
+
+/// Where the paired report over the days covered so far goes, in `--out`.
+const SO_FAR_DIR: &str = "so-far";
+
+/// The report of a run up to the end of its last sitting.
+fn so_far_path(args: &SeasonArgs, mode: Mode) -> PathBuf {
+    args.out.join(format!("{}.so-far.json", mode.name()))
+}
+
+/// The paired report over the whole days every run has covered, in
+/// `<out>/so-far/`: written at the end of each sitting, so a season spread
+/// over sittings shows where it stands before its runs are done. Each run is
+/// read from its whole report if it has one, else from its report so far.
+fn write_so_far(args: &SeasonArgs, net: &Network, scenario: &Scenario) -> anyhow::Result<()> {
+    let mut runs = BTreeMap::new();
+    for mode in [Mode::Optimizer, Mode::Baseline] {
+        let whole = args.out.join(format!("{}.json", mode.name()));
+        for path in [whole, so_far_path(args, mode)] {
+            if let Ok(bytes) = std::fs::read(&path)
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            {
+                runs.insert(mode.name(), v);
+                break;
+            }
+        }
+    }
+    let days = whole_days_of_all(&runs, net.start_time_ms);
+    if days.is_empty() {
+        println!("so far: no whole day that every run has covered yet; no report so far");
+        return Ok(());
+    }
+    let runs = runs
+        .into_iter()
+        .map(|(mode, run)| (mode, over_days(&run, &days)))
+        .collect();
+    let dir = args.out.join(SO_FAR_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let so_far = json!({ "days": days.len(), "of_days": args.days });
+    write_paired(&dir, args, net, scenario, runs, Some(so_far))
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Starts (Unix ms) of the days that each of `runs` covered whole.
+fn whole_days_of_all(
+    runs: &BTreeMap<&str, serde_json::Value>,
+    start_ms: i64,
+) -> std::collections::BTreeSet<i64> {
+    let whole = |run: &serde_json::Value| -> std::collections::BTreeSet<i64> {
+        let end_ms =
+            start_ms + (run["network_days"].as_f64().unwrap_or(0.0) * DAY_MS as f64).round() as i64;
+        run["days"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["day_start_ms"].as_i64())
+            // A second of slack for the clock's rounding.
+            .filter(|t| t + DAY_MS <= end_ms + 1_000)
+            .collect()
+    };
+    let mut sets = runs.values().map(whole);
+    let first = sets.next().unwrap_or_default();
+    sets.fold(first, |all, s| all.intersection(&s).copied().collect())
+}
+
+/// `run` (a [`RunReport`] as JSON) cut to `days`: totals recomputed from the
+/// day rows (heat, cost and overheated hours summed, comfort the mean of the
+/// days' shares, the coldest room and the peak the extremes), faults injected
+/// before the last day's end. What day rows cannot give (plant shares, heat
+/// delivered and lost, alarms, wall time) is left out.
+fn over_days(run: &serde_json::Value, days: &std::collections::BTreeSet<i64>) -> serde_json::Value {
+    let rows: Vec<&serde_json::Value> = run["days"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| {
+            d["day_start_ms"]
+                .as_i64()
+                .is_some_and(|t| days.contains(&t))
+        })
+        .collect();
+    let values = |key: &'static str| rows.iter().filter_map(move |d| d[key].as_f64());
+    let n = rows.len().max(1) as f64;
+    let end_ms = days.last().map_or(i64::MIN, |t| t + DAY_MS);
+    let faults: Vec<&serde_json::Value> = run["faults"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["injected_at_ms"].as_i64().is_some_and(|t| t < end_ms))
+        .collect();
+    json!({
+        "mode": run["mode"],
+        "network_days": rows.len(),
+        "comfort_share": values("comfort_share").sum::<f64>() / n,
+        "min_room_temp_c": values("min_room_temp_c").fold(f64::INFINITY, f64::min),
+        "mean_room_temp_c": values("mean_room_temp_c").sum::<f64>() / n,
+        "overheated_building_hours": values("overheated_building_hours").sum::<f64>(),
+        "heat_produced_gj": values("heat_produced_gj").sum::<f64>(),
+        "heat_cost_yuan": values("heat_cost_yuan").sum::<f64>(),
+        "peak_load_mw": values("peak_load_mw").fold(f64::NEG_INFINITY, f64::max),
+        "faults": faults,
+        "days": rows,
+    })
+}
+
+/// Writes `report.json`, `report.md` and the plots of `runs` into `dir`;
+/// `so_far` marks a report over the first days of the season only.
+fn write_paired(
+    dir: &Path,
+    args: &SeasonArgs,
+    net: &Network,
+    scenario: &Scenario,
+    runs: BTreeMap<&str, serde_json::Value>,
+    so_far: Option<serde_json::Value>,
+) -> anyhow::Result<()> {
     let num = |run: &str, key: &str| {
         runs.get(run)
             .and_then(|r| r.get(key))
@@ -1232,11 +1434,12 @@ fn write_report(
         "start_ms": net.start_time_ms,
         "step_s": args.step_s,
         "scenario": scenario.name,
+        "so_far": so_far,
         "comparison": comparison,
         "runs": runs,
         "daily": daily,
     });
-    let out = &args.out;
+    let out = dir;
     std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
     let plots = [
         (
@@ -1284,8 +1487,12 @@ fn write_report(
         saving("heat_produced_gj"),
         saving("heat_cost_yuan"),
     ) {
+        let over = match report["so_far"]["days"].as_u64() {
+            Some(n) => format!(" over the first {n} days (so far)"),
+            None => String::new(),
+        };
         println!(
-            "optimizer vs fixed curve: comfort {:.2} %, heat {:+.1} %, cost {:+.1} %",
+            "optimizer vs fixed curve{over}: comfort {:.2} %, heat {:+.1} %, cost {:+.1} %",
             c * 100.0,
             -h * 100.0,
             -k * 100.0
@@ -1313,6 +1520,12 @@ fn markdown(report: &serde_json::Value, runs: &BTreeMap<&str, serde_json::Value>
         report["days"],
         report["scenario"].as_str().unwrap_or("")
     );
+    if let Some(n) = report["so_far"]["days"].as_u64() {
+        md += &format!(
+            "**So far**: the first {n} whole days of {}, which every run has covered. Totals are sums of the day rows, comfort the mean of the days' shares; what needs the whole run is left blank (–).\n\n",
+            report["so_far"]["of_days"]
+        );
+    }
     md += "| | optimizer | fixed curve |\n|---|---|---|\n";
     for (label, key) in [
         ("healthy building-hours ≥ 18 °C (share)", "comfort_share"),
@@ -1514,6 +1727,128 @@ fn xml(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run as JSON with one row per day: (comfort, coldest room, heat GJ).
+    fn run_of_days(
+        start_ms: i64,
+        network_days: f64,
+        rows: &[(f64, f64, f64)],
+    ) -> serde_json::Value {
+        let days: Vec<serde_json::Value> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (comfort, min_c, heat))| {
+                json!({
+                    "day_start_ms": start_ms + i as i64 * DAY_MS,
+                    "comfort_share": comfort,
+                    "min_room_temp_c": min_c,
+                    "mean_room_temp_c": 20.0 + i as f64,
+                    "heat_produced_gj": heat,
+                    "heat_cost_yuan": heat * 30.0,
+                    "peak_load_mw": 100.0 + i as f64,
+                    "overheated_building_hours": 2.0,
+                })
+            })
+            .collect();
+        json!({
+            "mode": "x",
+            "network_days": network_days,
+            "days": days,
+            "faults": [
+                { "kind": "supply_leak", "injected_at_ms": start_ms + DAY_MS / 2 },
+                { "kind": "stuck_valve", "injected_at_ms": start_ms + 2 * DAY_MS + 1 },
+            ],
+        })
+    }
+
+    #[test]
+    fn the_report_so_far_compares_only_the_whole_days_both_runs_covered() {
+        let t0 = 1_794_672_000_000;
+        // The optimizer finished 3 days; the baseline stopped at day 2.5, its
+        // third day half done.
+        let runs: BTreeMap<&str, serde_json::Value> = [
+            (
+                "optimizer",
+                run_of_days(
+                    t0,
+                    3.0,
+                    &[(1.0, 18.5, 100.0), (0.99, 17.0, 120.0), (1.0, 19.0, 90.0)],
+                ),
+            ),
+            (
+                "baseline",
+                run_of_days(
+                    t0,
+                    2.5,
+                    &[(0.98, 17.5, 110.0), (0.96, 16.0, 130.0), (1.0, 19.0, 40.0)],
+                ),
+            ),
+        ]
+        .into();
+        let days = whole_days_of_all(&runs, t0);
+        assert_eq!(days.into_iter().collect::<Vec<_>>(), vec![t0, t0 + DAY_MS]);
+
+        let days = whole_days_of_all(&runs, t0);
+        let o = over_days(&runs["optimizer"], &days);
+        let b = over_days(&runs["baseline"], &days);
+        assert_eq!(o["network_days"], 2);
+        // Sums, means and extremes of the two days, by hand.
+        assert!(
+            (o["heat_produced_gj"].as_f64().unwrap() - 220.0).abs() < 1e-9,
+            "{o}"
+        );
+        assert!(
+            (b["heat_produced_gj"].as_f64().unwrap() - 240.0).abs() < 1e-9,
+            "{b}"
+        );
+        assert!(
+            (b["heat_cost_yuan"].as_f64().unwrap() - 7200.0).abs() < 1e-9,
+            "{b}"
+        );
+        assert!(
+            (o["comfort_share"].as_f64().unwrap() - 0.995).abs() < 1e-12,
+            "{o}"
+        );
+        assert!(
+            (b["comfort_share"].as_f64().unwrap() - 0.97).abs() < 1e-12,
+            "{b}"
+        );
+        assert_eq!(b["min_room_temp_c"].as_f64(), Some(16.0));
+        assert_eq!(o["mean_room_temp_c"].as_f64(), Some(20.5));
+        assert_eq!(o["peak_load_mw"].as_f64(), Some(101.0));
+        assert_eq!(o["overheated_building_hours"].as_f64(), Some(4.0));
+        // The fault of the third day is not in the first two.
+        let kinds: Vec<&str> = o["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["kind"].as_str())
+            .collect();
+        assert_eq!(kinds, vec!["supply_leak"]);
+        // Nothing the day rows cannot give.
+        assert!(o.get("plant_heat_gj").is_none() && o.get("wall_s").is_none());
+
+        // A run without a whole day leaves nothing to compare.
+        let short: BTreeMap<&str, serde_json::Value> =
+            [("baseline", run_of_days(t0, 0.3, &[(1.0, 19.0, 10.0)]))].into();
+        assert!(whole_days_of_all(&short, t0).is_empty());
+    }
+
+    #[test]
+    fn the_report_so_far_says_so_above_its_table() {
+        let runs: BTreeMap<&str, serde_json::Value> =
+            [("optimizer", json!({ "heat_produced_gj": 220.0 }))].into();
+        let md = markdown(
+            &json!({ "comparison": {}, "so_far": { "days": 2, "of_days": 120.0 } }),
+            &runs,
+        );
+        assert!(
+            md.contains("**So far**: the first 2 whole days of 120"),
+            "{md}"
+        );
+        let whole = markdown(&json!({ "comparison": {} }), &runs);
+        assert!(!whole.contains("So far"), "{whole}");
+    }
 
     #[test]
     fn the_report_shows_each_plants_share_and_the_heat_drawn_from_the_networks_water() {
