@@ -8,6 +8,7 @@ mod control;
 mod footprint;
 mod ledger;
 mod status;
+mod storecmd;
 mod up;
 
 /// District heating control: simulator, optimizer and edge gateways.
@@ -57,6 +58,11 @@ enum Cmd {
     /// The control room: curves, overrides, alarms, faults, forecasts, audit.
     #[command(flatten)]
     Control(control::Cmd),
+    /// Inspect a process's local store (what fills the disk).
+    Store {
+        #[command(subcommand)]
+        command: storecmd::StoreCmd,
+    },
     /// Measurements on the real processes.
     Bench {
         #[command(subcommand)]
@@ -82,6 +88,7 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Cmd::Up(args) => heatnet::run_process("heatnet", "up", 2, || up::run(args)),
         Cmd::Ledger(args) => ledger::main(args),
+        Cmd::Store { command } => storecmd::main(command),
         Cmd::Sim { command } => heatnet::procs::sim_cmd(command),
         Cmd::Season(args) => {
             heatnet::run_process("heatnet", "season", 2, || heatnet::season::run(args))

@@ -275,6 +275,70 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+
+    /// The owner (kind, identity) named by the marker of the store in `dir`,
+    /// read without opening it; `None` if `dir` holds no heatnet store.
+    pub fn owner_of(dir: &Path) -> Option<(String, String)> {
+        let text = std::fs::read_to_string(dir.join(MARKER_FILE)).ok()?;
+        let mut lines = text.lines();
+        let (_format, kind, identity) = (lines.next()?, lines.next()?, lines.next()?);
+        Some((kind.to_string(), identity.to_string()))
+    }
+
+    /// What the store holds, by table and key prefix (the key up to its first
+    /// `/`, or its first byte when that is not readable text): entries and
+    /// their bytes, the live data against which [`Store::size_on_disk`]
+    /// shows sled's overhead. Reads every entry: slow on a large store.
+    pub fn usage(&self) -> Result<Vec<PrefixUsage>, StoreError> {
+        let mut out: Vec<PrefixUsage> = Vec::new();
+        for name in self.db.tree_names() {
+            let table = String::from_utf8_lossy(&name).into_owned();
+            let tree = self.db.open_tree(&name)?;
+            let mut by_prefix: std::collections::BTreeMap<String, PrefixUsage> =
+                std::collections::BTreeMap::new();
+            for entry in tree.iter() {
+                let (k, v) = entry?;
+                let prefix = key_prefix(&k);
+                let u = by_prefix
+                    .entry(prefix.clone())
+                    .or_insert_with(|| PrefixUsage {
+                        table: table.clone(),
+                        prefix,
+                        entries: 0,
+                        key_bytes: 0,
+                        value_bytes: 0,
+                    });
+                u.entries += 1;
+                u.key_bytes += k.len() as u64;
+                u.value_bytes += v.len() as u64;
+            }
+            out.extend(by_prefix.into_values());
+        }
+        Ok(out)
+    }
+}
+
+/// Entries of one table sharing a key prefix (see [`Store::usage`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PrefixUsage {
+    pub table: String,
+    pub prefix: String,
+    pub entries: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
+}
+
+/// The key up to and with its first `/` if what comes before is readable
+/// text of at most 32 bytes, else its first byte in hex (`0x..`).
+fn key_prefix(key: &[u8]) -> String {
+    let text = |b: &[u8]| b.iter().all(|c| c.is_ascii_graphic() && *c != b'/');
+    match key.iter().position(|c| *c == b'/') {
+        Some(i) if i <= 32 && text(&key[..i]) => String::from_utf8_lossy(&key[..=i]).into_owned(),
+        _ if key.len() <= 32 && text(key) => String::from_utf8_lossy(key).into_owned(),
+        _ => key
+            .first()
+            .map_or("(empty)".into(), |b| format!("0x{b:02x}..")),
+    }
 }
 
 /// A key and its value.
@@ -428,6 +492,41 @@ pub fn seq_of_key(key: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_counts_entries_and_bytes_by_table_and_key_prefix() {
+        let dir = tmp("usage");
+        let cfg = StoreConfig {
+            kind: "optimizer".into(),
+            identity: "central".into(),
+            cache_bytes: 1 << 20,
+        };
+        let s = Store::open(&dir, &cfg).unwrap();
+        assert_eq!(
+            Store::owner_of(&dir),
+            Some(("optimizer".into(), "central".into()))
+        );
+        let t = s.table("telemetry").unwrap();
+        t.insert(seq_key(b"b/c0001/", 1), [0u8; 100]).unwrap();
+        t.insert(seq_key(b"b/c0001/", 2), [0u8; 50]).unwrap();
+        t.insert(b"h/c0001/2026", [0u8; 10]).unwrap();
+        t.insert(seq_key(b"", 7), [0u8; 3]).unwrap();
+        s.table("meta").unwrap().insert("plan", "x").unwrap();
+        let u = s.usage().unwrap();
+        let find = |table: &str, prefix: &str| {
+            u.iter()
+                .find(|p| p.table == table && p.prefix == prefix)
+                .unwrap_or_else(|| panic!("no {table} {prefix} in {u:?}"))
+        };
+        let b = find("telemetry", "b/");
+        assert_eq!((b.entries, b.key_bytes, b.value_bytes), (2, 32, 150));
+        let h = find("telemetry", "h/");
+        assert_eq!((h.entries, h.key_bytes, h.value_bytes), (1, 12, 10));
+        // A binary key: named by its first byte.
+        assert_eq!(find("telemetry", "0x00..").value_bytes, 3);
+        assert_eq!(find("meta", "plan").entries, 1);
+        assert_eq!(Store::owner_of(&dir.join("nothing")), None);
+    }
 
     fn cfg(kind: &str, id: &str) -> StoreConfig {
         StoreConfig {
