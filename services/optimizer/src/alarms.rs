@@ -259,6 +259,11 @@ impl AlarmBook {
     /// message and leak section, keeping its id, state and raise times: a
     /// leak raised before its pressure readings were in, located once they
     /// are. `None` if no such alarm is active.
+    ///
+    /// If `new_node` already has an active alarm of this kind, the two become
+    /// one: the older, on `new_node`, takes the new message and section, and
+    /// the moving one is cleared at `now_ms` (one node, one active alarm of a
+    /// kind, as [`AlarmBook::raise`] keeps it).
     pub fn relocate(
         &mut self,
         kind: &str,
@@ -266,10 +271,24 @@ impl AlarmBook {
         new_node: &str,
         message: String,
         leak: Option<LeakSection>,
+        now_ms: i64,
     ) -> Result<Option<Alarm>, StoreError> {
         let Some(id) = self.active_on(kind, node, None) else {
             return Ok(None);
         };
+        if node != new_node
+            && let Some(there) = self.active_on(kind, new_node, None)
+        {
+            self.clear_at(kind, node, None, now_ms, None)?;
+            let Some(a) = self.alarms.get_mut(&there) else {
+                return Ok(None);
+            };
+            a.message = message;
+            a.leak = leak;
+            let a = a.clone();
+            self.save(&a)?;
+            return Ok(Some(a));
+        }
         let Some(a) = self.alarms.get_mut(&id) else {
             return Ok(None);
         };
@@ -426,6 +445,7 @@ mod tests {
                     "p0040",
                     "on p0040".into(),
                     Some(section.clone()),
+                    2,
                 )
                 .unwrap()
                 .unwrap();
@@ -433,7 +453,7 @@ mod tests {
             assert_eq!(moved.node_id, "p0040");
             // Nothing left on `network`, nothing to move twice.
             assert!(
-                book.relocate("leak_suspected", "network", "p0041", "x".into(), None)
+                book.relocate("leak_suspected", "network", "p0041", "x".into(), None, 3)
                     .unwrap()
                     .is_none()
             );
@@ -498,7 +518,8 @@ mod tests {
                 _ => {
                     let to = nodes[next(5) as usize];
                     if next(2) == 0 {
-                        book.relocate(kind, node, to, "moved".into(), None).unwrap();
+                        book.relocate(kind, node, to, "moved".into(), None, step)
+                            .unwrap();
                     } else if let Some(id) = book.active_on(kind, node, metric) {
                         book.acknowledge(id, "op", step).unwrap();
                     }
@@ -527,6 +548,47 @@ mod tests {
         assert_eq!(book.active_count(), active.len(), "seed {seed}");
         let again = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
         assert_eq!(again.active, book.active, "seed {seed}");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_leak_located_onto_a_section_that_already_has_one_leaves_one_alarm_there() {
+        let dir = crate::testing::scratch_dir("alarms-merge");
+        let cfg = crate::testing::store_config();
+        let store = Store::open(&dir, &cfg).unwrap();
+        let mut book = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+        let kind = "leak_suspected";
+        let older = book
+            .raise(kind, "p0040", Severity::Critical, "on p0040".into(), 1)
+            .unwrap()
+            .unwrap();
+        let moving = book
+            .raise(kind, "network", Severity::Critical, "locating".into(), 5)
+            .unwrap()
+            .unwrap();
+        let kept = book
+            .relocate(kind, "network", "p0040", "again on p0040".into(), None, 9)
+            .unwrap()
+            .unwrap();
+        assert_eq!((kept.id, kept.raised_at_ms), (older.id, 1));
+        assert_eq!(kept.message, "again on p0040");
+        let active: Vec<Alarm> = book.list(false);
+        assert_eq!(active.len(), 1, "{active:?}");
+        assert_eq!(active[0].id, older.id);
+        let cleared = book
+            .list(true)
+            .into_iter()
+            .find(|a| a.id == moving.id)
+            .unwrap();
+        assert_eq!(
+            (cleared.state, cleared.cleared_at_ms),
+            (AlarmState::Cleared, Some(9))
+        );
+        // As stored.
+        let again = AlarmBook::load(store.table("alarms").unwrap()).unwrap();
+        assert_eq!(again.list(false).len(), 1);
+        assert_eq!(again.list(false)[0].message, "again on p0040");
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -172,7 +172,7 @@ impl Watch {
                 let (node, message) = leak_message(leak_kg_s, &section, withheld.as_deref(), None);
                 if let Some(old) = self.leak_node.take()
                     && let Some(a) =
-                        alarms.relocate(LEAK_SUSPECTED, &old, &node, message, section)?
+                        alarms.relocate(LEAK_SUSPECTED, &old, &node, message, section, wall_ms)?
                 {
                     tracing::error!(node_id = %node, leak_kg_s, network_time_ms = network_ms, alarm_id = a.id, message = %a.message, "leak located");
                 }
