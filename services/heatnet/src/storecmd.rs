@@ -20,11 +20,19 @@ pub enum StoreCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Rewrite the store into fresh files holding only its live entries and
+    /// swap them in (sled reuses the space of pruned data slowly). The
+    /// store's process must be stopped; free disk for the live data is needed.
+    Compact {
+        /// The store's directory (e.g. heatnet-data/optimizer).
+        dir: PathBuf,
+    },
 }
 
 pub fn main(cmd: StoreCmd) -> ExitCode {
     let result = match cmd {
         StoreCmd::Usage { dir, json } => usage(&dir, json),
+        StoreCmd::Compact { dir } => compact(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -35,27 +43,62 @@ pub fn main(cmd: StoreCmd) -> ExitCode {
     }
 }
 
-fn usage(dir: &Path, json: bool) -> anyhow::Result<()> {
+/// The configuration that opens the store in `dir` as its owner.
+fn owner_config(dir: &Path) -> anyhow::Result<StoreConfig> {
     let (kind, identity) = Store::owner_of(dir).with_context(|| {
         format!(
             "{} holds no heatnet store (no marker file): give the data directory of a gateway, the optimizer or the simulator",
             dir.display()
         )
     })?;
+    Ok(StoreConfig {
+        kind,
+        identity,
+        cache_bytes: 256 << 20,
+    })
+}
+
+fn compact(dir: &Path) -> anyhow::Result<()> {
+    let cfg = owner_config(dir)?;
     let began = std::time::Instant::now();
-    let store = Store::open(
-        dir,
-        &StoreConfig {
-            kind: kind.clone(),
-            identity: identity.clone(),
-            cache_bytes: 256 << 20,
-        },
-    )?;
+    let mut last = std::time::Instant::now();
+    println!(
+        "compacting the store of {} {:?} in {}",
+        cfg.kind,
+        cfg.identity,
+        dir.display()
+    );
+    let c = store::compact(dir, &cfg, |entries| {
+        if last.elapsed().as_secs() >= 10 {
+            last = std::time::Instant::now();
+            println!(
+                "  {entries} entries copied ({:.0} s)",
+                began.elapsed().as_secs_f64()
+            );
+        }
+    })?;
+    let mb = |b: u64| b as f64 / 1e6;
+    println!(
+        "{} entries, {:.1} MB live: files {:.1} MB → {:.1} MB in {:.0} s",
+        c.entries,
+        mb(c.live_bytes),
+        mb(c.files_before),
+        mb(c.files_after),
+        began.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn usage(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let cfg = owner_config(dir)?;
+    let (kind, identity) = (cfg.kind.clone(), cfg.identity.clone());
+    let began = std::time::Instant::now();
+    let store = Store::open(dir, &cfg)?;
     let opened_s = began.elapsed().as_secs_f64();
     let mut rows = store.usage()?;
     rows.sort_by_key(|r| std::cmp::Reverse(r.key_bytes + r.value_bytes));
     let live: u64 = rows.iter().map(|r| r.key_bytes + r.value_bytes).sum();
-    let files = dir_bytes(dir)?;
+    let files = store::dir_bytes(dir).with_context(|| format!("reading {}", dir.display()))?;
     if json {
         println!(
             "{}",
@@ -103,19 +146,4 @@ fn print_row(r: &PrefixUsage) {
         bytes as f64 / 1e6,
         bytes as f64 / r.entries.max(1) as f64
     );
-}
-
-/// Bytes of the files under `dir`.
-fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            dir_bytes(&entry.path())?
-        } else {
-            meta.len()
-        };
-    }
-    Ok(total)
 }

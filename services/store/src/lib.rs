@@ -318,6 +318,132 @@ impl Store {
     }
 }
 
+/// What [`compact`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Compacted {
+    pub entries: u64,
+    pub live_bytes: u64,
+    /// Bytes of the store's files before and after.
+    pub files_before: u64,
+    pub files_after: u64,
+}
+
+/// Entries copied per sled batch by [`compact`].
+const COMPACT_BATCH: usize = 10_000;
+
+/// Rewrites the store in `dir` into fresh files holding only its live entries,
+/// then puts them in its place. sled 0.34 reuses the space of removed entries
+/// only slowly, so a store whose old data is pruned (the optimizer's raw
+/// telemetry) keeps growing on disk; this gives the space back.
+///
+/// The store's process must be stopped (sled's lock is taken, as by
+/// [`Store::open`], which checks the owner). The copy is built beside it in
+/// `<dir>.compacting` (free disk for the live data is needed), checked entry
+/// for entry by sled's checksum, and only then swapped in: the original moves
+/// to `<dir>.old` and is removed after the copy took its name. An interrupted
+/// compaction leaves the original in `dir` (or, between the two renames, in
+/// `<dir>.old`). `progress` is called with the entries copied so far.
+pub fn compact(
+    dir: &Path,
+    cfg: &StoreConfig,
+    mut progress: impl FnMut(u64),
+) -> Result<Compacted, StoreError> {
+    let sibling = |suffix: &str| {
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        dir.with_file_name(name)
+    };
+    let (copy_dir, old_dir) = (sibling(".compacting"), sibling(".old"));
+    let io = |path: &Path, e: std::io::Error| StoreError::Open {
+        path: path.to_path_buf(),
+        source: sled::Error::Io(e),
+    };
+    if old_dir.exists() {
+        return Err(io(
+            &old_dir,
+            std::io::Error::other(format!(
+                "{} is left from an interrupted compaction: if {} holds the store, remove it; else move it back to {}",
+                old_dir.display(),
+                dir.display(),
+                dir.display()
+            )),
+        ));
+    }
+    let store = Store::open(dir, cfg)?;
+    let files_before = dir_bytes(dir).map_err(|e| io(dir, e))?;
+    if copy_dir.exists() {
+        std::fs::remove_dir_all(&copy_dir).map_err(|e| io(&copy_dir, e))?;
+    }
+    let copy = sled::Config::new()
+        .path(&copy_dir)
+        .cache_capacity(64 << 20)
+        .open()
+        .map_err(|source| StoreError::Open {
+            path: copy_dir.clone(),
+            source,
+        })?;
+    let (mut entries, mut live_bytes) = (0u64, 0u64);
+    for name in store.db.tree_names() {
+        let from = store.db.open_tree(&name)?;
+        let to = copy.open_tree(&name)?;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for kv in from.iter() {
+            let (k, v) = kv?;
+            live_bytes += (k.len() + v.len()) as u64;
+            batch.insert(k, v);
+            (entries, in_batch) = (entries + 1, in_batch + 1);
+            if in_batch == COMPACT_BATCH {
+                to.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+                progress(entries);
+            }
+        }
+        to.apply_batch(batch)?;
+    }
+    copy.flush()?;
+    let (want, got) = (store.db.checksum()?, copy.checksum()?);
+    if want != got {
+        drop(copy);
+        let _ = std::fs::remove_dir_all(&copy_dir);
+        return Err(StoreError::Corrupt {
+            key: format!("(the copy in {})", copy_dir.display()),
+            reason: format!(
+                "checksum {got:08x}, the store's {want:08x}: the store is left as it was"
+            ),
+        });
+    }
+    std::fs::copy(dir.join(MARKER_FILE), copy_dir.join(MARKER_FILE))
+        .map_err(|e| io(&copy_dir, e))?;
+    drop(copy);
+    drop(store);
+    std::fs::rename(dir, &old_dir).map_err(|e| io(dir, e))?;
+    std::fs::rename(&copy_dir, dir).map_err(|e| io(dir, e))?;
+    std::fs::remove_dir_all(&old_dir).map_err(|e| io(&old_dir, e))?;
+    let files_after = dir_bytes(dir).map_err(|e| io(dir, e))?;
+    Ok(Compacted {
+        entries,
+        live_bytes,
+        files_before,
+        files_after,
+    })
+}
+
+/// Bytes of the files under `dir`.
+pub fn dir_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
 /// Entries of one table sharing a key prefix (see [`Store::usage`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PrefixUsage {
@@ -492,6 +618,67 @@ pub fn seq_of_key(key: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compaction_keeps_every_entry_and_gives_back_the_space_of_removed_ones() {
+        let dir = tmp("compact");
+        let cfg = StoreConfig {
+            kind: "optimizer".into(),
+            identity: "central".into(),
+            cache_bytes: 1 << 20,
+        };
+        {
+            let s = Store::open(&dir, &cfg).unwrap();
+            let t = s.table("telemetry").unwrap();
+            for i in 0..20_000u64 {
+                t.insert(seq_key(b"b/", i), [7u8; 1_000]).unwrap();
+            }
+            s.flush().unwrap();
+            // The old 95 % pruned, as retention does.
+            for i in 0..19_000u64 {
+                t.remove(seq_key(b"b/", i)).unwrap();
+            }
+            s.table("meta").unwrap().insert("plan", "kept").unwrap();
+            s.flush().unwrap();
+        }
+        let mut calls = 0;
+        let c = compact(&dir, &cfg, |_| calls += 1).unwrap();
+        // 1,000 batches, the meta entry, the owner's 3 marker entries.
+        assert_eq!(c.entries, 1_004, "{c:?}");
+        assert!(
+            c.files_after * 4 < c.files_before,
+            "{} bytes before, {} after",
+            c.files_before,
+            c.files_after
+        );
+        assert_eq!(calls, 0, "progress before 10,000 entries");
+        let s = Store::open(&dir, &cfg).unwrap();
+        let t = s.table("telemetry").unwrap();
+        assert_eq!(t.len(), 1_000);
+        assert_eq!(t.first().unwrap().unwrap().0, seq_key(b"b/", 19_000));
+        assert_eq!(
+            t.get(seq_key(b"b/", 19_999)).unwrap().unwrap(),
+            vec![7u8; 1_000]
+        );
+        assert_eq!(
+            s.table("meta").unwrap().get("plan").unwrap().unwrap(),
+            b"kept"
+        );
+        drop(s);
+        // Another owner is refused before anything is touched.
+        let other = StoreConfig {
+            identity: "other".into(),
+            ..cfg.clone()
+        };
+        assert!(matches!(
+            compact(&dir, &other, |_| ()),
+            Err(StoreError::Identity { .. })
+        ));
+        let mut left = dir.file_name().unwrap().to_os_string();
+        left.push(".compacting");
+        assert!(!dir.with_file_name(left).exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn usage_counts_entries_and_bytes_by_table_and_key_prefix() {
