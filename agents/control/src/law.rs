@@ -99,6 +99,11 @@ pub struct Pi {
     /// Scans longer than this act as if this long (see [`SAMPLED_MAX_DT_S`]).
     #[serde(default = "default_max_dt_s")]
     pub max_dt_s: f64,
+    /// The proportional gain of the last step, after gain scheduling and
+    /// long-scan scaling: [`Pi::track`] must use the gain the next step
+    /// will, or the handed-over output is off by the difference.
+    #[serde(default)]
+    pub last_kp: Option<f64>,
 }
 
 impl Pi {
@@ -110,6 +115,7 @@ impl Pi {
             out_max,
             integral: initial_out,
             max_dt_s: SAMPLED_MAX_DT_S,
+            last_kp: None,
         }
     }
 
@@ -134,6 +140,7 @@ impl Pi {
             1.0
         };
         let kp = self.kp * gain * long_scan;
+        self.last_kp = Some(kp);
         let e = setpoint - measured;
         let p = kp * e;
         let candidate = self.integral + kp * dt_s / self.ti_s * e;
@@ -151,9 +158,13 @@ impl Pi {
 
 impl Pi {
     /// Bumpless transfer: sets the integral so that the next output, at this
-    /// error, equals `output` (the output another loop or mode produced).
+    /// error, equals `output` (the output another loop or mode produced),
+    /// with the proportional gain of the last step (gain-scheduled, scaled
+    /// for long scans; the nominal gain before any step). With the nominal
+    /// gain instead, a loop whose scheduled gain is a tenth of it tracked
+    /// far above the output and never took its valve back.
     pub fn track(&mut self, output: f64, setpoint: f64, measured: f64) {
-        let p = self.kp * (setpoint - measured);
+        let p = self.last_kp.unwrap_or(self.kp) * (setpoint - measured);
         self.integral = (output - p).clamp(self.out_min, self.out_max);
     }
 }

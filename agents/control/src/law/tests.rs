@@ -444,6 +444,61 @@ fn the_return_limiter_closes_the_valve_only_above_its_limit() {
     assert!(bad.unwrap_err().contains("return_limit_c"));
 }
 
+/// Found in a 120-day city season: after the first cold spell put the return
+/// limiter in charge, the supply loop never took the valve back. Its tracking
+/// set the integral with the loop's nominal gain while its steps used the
+/// scheduled one (low flow, long lockstep scans), so it always asked for an
+/// almost open valve and the limiter kept holding the return at its limit:
+/// secondary supply 80 °C against a setpoint of 50, rooms at 23 °C, for 70
+/// days.
+#[test]
+fn a_supply_far_too_hot_takes_the_valve_back_from_the_return_limiter() {
+    let mut c = with_return_limit(Some(60.0));
+    let tick = |c: &mut Controller, i: i64, t_sup: f64, t_ret: f64, secondary_flow: f64| {
+        let mut inp = input_ret_flow(T0 + i * 300_000, t_sup, t_ret, 25.0);
+        if let Some(r) = inp.readings.as_mut() {
+            r.push(Reading::new(Metric::SecondaryFlowKgS, secondary_flow));
+        }
+        c.tick(&inp)
+    };
+    // Cold spell: the supply is short and the return above its limit, the
+    // limiter is in charge; full secondary flow.
+    let mut i = 0;
+    for _ in 0..20 {
+        tick(&mut c, i, 55.0, 62.0, 100.0);
+        i += 1;
+    }
+    // Milder: the buildings throttle (a sixth of the flow) and the supply
+    // warms to 20 K above its setpoint (1 K a scan, plausibly), while the
+    // return hovers at the limit.
+    for k in 0..25 {
+        tick(&mut c, i, 55.0 + k as f64, 60.0, 16.0);
+        i += 1;
+    }
+    let mut valves = Vec::new();
+    for k in 0..200 {
+        let (t_sup, t_ret) = if k % 2 == 0 {
+            (80.1, 60.2)
+        } else {
+            (79.9, 59.8)
+        };
+        let out = tick(&mut c, i, t_sup, t_ret, 16.0);
+        valves.push(valve(&out));
+        i += 1;
+    }
+    let sp = setpoint(&tick(&mut c, i, 80.0, 60.0, 16.0));
+    assert!(
+        sp < 70.0,
+        "setpoint {sp}: the test needs a supply far too hot"
+    );
+    assert!(
+        valves[199] < valves[0] - 0.3 && valves[199] <= 0.2,
+        "the valve stayed near {:.2} (first {:.2}): {valves:?}",
+        valves[199],
+        valves[0]
+    );
+}
+
 fn match_cfg() -> NodeConfig {
     NodeConfig {
         id: NodeId::new("s01").unwrap(),
