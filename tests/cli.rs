@@ -158,3 +158,28 @@ fn bad_input_is_refused_with_the_element_and_the_problem() {
         "up started processes for a broken scenario"
     );
 }
+
+#[test]
+fn up_refuses_ports_another_run_holds_before_starting_anything() {
+    let dir = TempDir::new("cli-port-taken");
+    let base = free_port_block(400);
+    // Someone else's simulator on the base port.
+    let _other = std::net::TcpListener::bind(("127.0.0.1", base)).expect("bind");
+    let data = dir.0.join("data");
+    let (ok, _, err) = heatnet(&[
+        "up",
+        "--network",
+        "demo",
+        "--data-dir",
+        data.to_str().expect("path"),
+        "--base-port",
+        &base.to_string(),
+    ]);
+    assert!(!ok, "up started on a taken port");
+    assert!(
+        err.contains(&format!("the simulator's port 127.0.0.1:{base} is taken"))
+            && err.contains("another --base-port"),
+        "{err}"
+    );
+    assert!(!data.join("up.json").exists(), "up started processes");
+}

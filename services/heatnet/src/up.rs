@@ -153,6 +153,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
     let sim_addr = format!("127.0.0.1:{}", args.base_port);
     let opt_addr = format!("127.0.0.1:{}", args.base_port + 1);
+    // Another run on the same ports would answer in this one's place (a
+    // season would read the other run's clock): refuse before anything starts.
+    for (addr, what) in [(&sim_addr, "simulator"), (&opt_addr, "optimizer")] {
+        if let Err(e) = std::net::TcpListener::bind(addr.as_str()) {
+            anyhow::bail!(
+                "the {what}'s port {addr} is taken ({e}): another `heatnet up` or `heatnet season` may be running on this machine; stop it, or give this one another --base-port"
+            );
+        }
+    }
 
     let mut configs = gateway_configs(
         &net,
