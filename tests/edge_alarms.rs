@@ -1,6 +1,7 @@
 //! Alarms the gateways raise themselves, across real processes: implausible
-//! sensor readings (`sensor_implausible`) and an outbox that reached its disk
-//! budget (`outbox_condensed`).
+//! sensor readings (`sensor_implausible`), a valve that does not follow its
+//! commands (`valve_stuck`) and an outbox that reached its disk budget
+//! (`outbox_condensed`).
 
 mod common;
 
@@ -224,4 +225,90 @@ async fn an_outbox_at_its_budget_condenses_raises_an_alarm_and_delivers_without_
         "{victim}: {} batches stored, {placeholders} of them condensed placeholders",
         stored.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_valve_raises_valve_stuck_and_clears_once_it_moves_again() {
+    let _rng = seeded_rng("valve_stuck");
+    // ×60: ten minutes of network time are ten seconds.
+    let sys = System::start("valve-stuck", 60.0, 30_000).await;
+    sys.wait_all_live(Duration::from_secs(60)).await;
+    let victim = "s03";
+    let mut sim = simulator(&sys.sim_addr).await.expect("simulator");
+    let stuck = sim
+        .inject_fault(v1::InjectFaultRequest {
+            fault: Some(v1::Fault {
+                kind: v1::FaultKind::StuckValve as i32,
+                device_id: victim.into(),
+                metric: 0,
+                magnitude: 0.0,
+            }),
+        })
+        .await
+        .expect("inject stuck valve")
+        .into_inner();
+    // Send its loop far from where the valve stuck: an override of the
+    // supply setpoint drives the valve to one end.
+    let valve = actuators(&sys.sim_addr, victim)
+        .await
+        .into_iter()
+        .find(|(a, _)| *a == v1::Actuator::PrimaryValve as i32)
+        .expect("primary valve")
+        .1;
+    let supply_temp_c = if valve > 0.5 { 30.0 } else { 84.0 };
+    let mut cr = control_room(&sys.opt_addr).await.expect("control room");
+    cr.set_override(v1::SetOverrideRequest {
+        node_id: victim.into(),
+        supply_temp_c,
+        duration_s: 7_200,
+        author: "test".into(),
+        reason: format!("move the loop of the valve stuck at {valve:.2}"),
+    })
+    .await
+    .expect("override");
+    let opt = sys.opt_addr.clone();
+    let alarm = wait_for(
+        Duration::from_secs(120),
+        "valve_stuck raised for s03",
+        || {
+            let opt = opt.clone();
+            async move {
+                alarms(&opt).await.into_iter().find(|a| {
+                    a.kind == "valve_stuck"
+                        && a.node_id == victim
+                        && a.state != v1::AlarmState::Cleared as i32
+                })
+            }
+        },
+    )
+    .await;
+    assert_eq!(alarm.severity, v1::Severity::Critical as i32);
+    assert!(
+        alarm.message.contains("stuck valve or failed actuator"),
+        "{}",
+        alarm.message
+    );
+    // Only the stuck one: every other valve follows its commands.
+    let others: Vec<_> = alarms(&sys.opt_addr)
+        .await
+        .into_iter()
+        .filter(|a| a.kind == "valve_stuck" && a.node_id != victim)
+        .map(|a| a.node_id)
+        .collect();
+    assert!(others.is_empty(), "valve_stuck without a fault: {others:?}");
+    // Freed, the valve reaches its command within a stroke: the alarm clears.
+    sim.clear_fault(v1::ClearFaultRequest {
+        fault_id: stuck.fault_id,
+    })
+    .await
+    .expect("clear fault");
+    wait_for(Duration::from_secs(60), "valve_stuck cleared", || {
+        let opt = opt.clone();
+        async move {
+            let a = alarms(&opt).await;
+            (cleared(&a, "valve_stuck", victim, "") && !active(&a, "valve_stuck", victim, ""))
+                .then_some(())
+        }
+    })
+    .await;
 }

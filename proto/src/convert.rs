@@ -656,6 +656,8 @@ pub enum EdgeAlarmKind {
     SensorImplausible,
     /// The outbox reached its disk budget and averaged its oldest batches.
     OutboxCondensed,
+    /// A valve stays away from its commands (stuck valve, failed actuator).
+    ValveStuck,
 }
 
 impl EdgeAlarmKind {
@@ -663,6 +665,7 @@ impl EdgeAlarmKind {
         match self {
             EdgeAlarmKind::SensorImplausible => "sensor_implausible",
             EdgeAlarmKind::OutboxCondensed => "outbox_condensed",
+            EdgeAlarmKind::ValveStuck => "valve_stuck",
         }
     }
 }
@@ -688,19 +691,20 @@ impl TryFrom<&v1::EdgeAlarm> for EdgeAlarm {
         let kind = match a.kind.as_str() {
             "sensor_implausible" => EdgeAlarmKind::SensorImplausible,
             "outbox_condensed" => EdgeAlarmKind::OutboxCondensed,
+            "valve_stuck" => EdgeAlarmKind::ValveStuck,
             "" => return Err(missing("kind")),
             other => {
                 return Err(ConversionError::Invalid {
                     field: "kind".into(),
                     reason: format!(
-                        "unknown edge alarm kind {other:?}: sensor_implausible or outbox_condensed"
+                        "unknown edge alarm kind {other:?}: sensor_implausible, outbox_condensed or valve_stuck"
                     ),
                 });
             }
         };
         let metric = match kind {
             EdgeAlarmKind::SensorImplausible => Some(metric("metric", a.metric)?),
-            EdgeAlarmKind::OutboxCondensed => None,
+            EdgeAlarmKind::OutboxCondensed | EdgeAlarmKind::ValveStuck => None,
         };
         if a.message.len() > MAX_EDGE_ALARM_MESSAGE {
             return Err(ConversionError::Invalid {

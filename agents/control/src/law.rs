@@ -5,6 +5,7 @@ use model::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::actuator::{ValveFault, ValveWatch};
 use crate::plausibility::{Finding, SensorGuard};
 
 /// Longest manual override accepted, ms (7 days).
@@ -38,6 +39,8 @@ pub struct TickOutput {
     pub readings: Vec<Reading>,
     /// Readings withheld as implausible at this tick (active `sensor_implausible` alarms).
     pub implausible: Vec<Finding>,
+    /// The node's valve not following its commands (an active `valve_stuck` alarm).
+    pub valve_fault: Option<ValveFault>,
 }
 
 /// Static configuration of one actor, from the gateway's configuration file.
@@ -368,6 +371,9 @@ pub struct SubstationCtl {
     /// Secondary pump speed holding the secondary differential pressure.
     #[serde(default)]
     pub pump: Option<PumpDp>,
+    /// Does the primary valve follow its commands?
+    #[serde(default)]
+    pub valve_watch: ValveWatch,
 }
 
 /// The loop gain of the secondary supply temperature on the primary valve
@@ -648,6 +654,9 @@ pub struct BuildingCtl {
     pub mode: Mode,
     #[serde(default)]
     pub guard: SensorGuard,
+    /// Does the balancing valve follow its commands?
+    #[serde(default)]
+    pub valve_watch: ValveWatch,
 }
 
 /// Room temperature above which a building's balancing valve starts to close, °C.
@@ -731,6 +740,7 @@ impl Controller {
                     guard: SensorGuard::default(),
                     flow_ref_kg_s: 0.0,
                     pump: cfg.pump_dp_setpoint_pa.map(PumpDp::new),
+                    valve_watch: ValveWatch::default(),
                 })
             }
             NodeKind::Plant => {
@@ -748,6 +758,7 @@ impl Controller {
                 last_time_ms: None,
                 mode: Mode::Fallback,
                 guard: SensorGuard::default(),
+                valve_watch: ValveWatch::default(),
             }),
         })
     }
@@ -842,6 +853,11 @@ impl Controller {
                     }
                 };
                 s.last_valve = valve;
+                let valve_fault = s.valve_watch.check(
+                    input.time_ms,
+                    get(&readings, Metric::ValvePosition),
+                    valve,
+                );
                 let mut writes = vec![
                     (Actuator::PrimaryValve, valve),
                     (Actuator::SecondaryPump, 1.0),
@@ -853,13 +869,15 @@ impl Controller {
                         pump.step(dp, !pump_stopped, dt),
                     ));
                 }
-                tick_output(
+                let mut out = tick_output(
                     readings,
                     sp,
                     s.source.mode,
                     &writes,
                     s.guard.findings.clone(),
-                )
+                );
+                out.valve_fault = valve_fault;
+                out
             }
             Controller::Plant(p) => {
                 let readings = p.guard.check(input.time_ms, raw);
@@ -895,6 +913,11 @@ impl Controller {
                     // Valves move slowly on purpose: a full stroke takes 10 minutes.
                     b.valve = ramp(b.valve, target, 1.0 / 600.0, dt);
                 }
+                let valve_fault = b.valve_watch.check(
+                    input.time_ms,
+                    get(&readings, Metric::ValvePosition),
+                    b.valve,
+                );
                 TickOutput {
                     writes: vec![ActuatorWrite {
                         actuator: Actuator::BalancingValve,
@@ -903,6 +926,7 @@ impl Controller {
                     mode: b.mode,
                     readings,
                     implausible: b.guard.findings.clone(),
+                    valve_fault,
                 }
             }
         }
@@ -939,6 +963,7 @@ fn tick_output(
         mode,
         readings,
         implausible,
+        valve_fault: None,
     }
 }
 

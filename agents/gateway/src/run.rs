@@ -216,6 +216,14 @@ pub async fn run(
                     metric: Some(f.metric),
                     message: format!("{id}: {}", f.reason),
                 }));
+                if let Some(f) = &out.valve_fault {
+                    edge_alarms.push(EdgeAlarm {
+                        kind: EdgeAlarmKind::ValveStuck,
+                        node_id: id.clone(),
+                        metric: None,
+                        message: format!("{id}: {}", f.describe()),
+                    });
+                }
                 // Unchanged values are not written again for a while: fewer
                 // requests to the hardware (the simulator, a PLC over Modbus).
                 let unchanged = last_writes

@@ -274,11 +274,26 @@ fn edge_alarms_round_trip_and_bad_ones_are_named() {
         alarms: vec![(&a).into()],
     };
     assert_eq!(edge_alarms(&set).unwrap(), vec![a.clone()]);
+    // A stuck valve is about the node, not a metric: one sent with a metric
+    // comes back without.
+    let stuck = EdgeAlarm {
+        kind: EdgeAlarmKind::ValveStuck,
+        node_id: NodeId::new("s01").unwrap(),
+        metric: None,
+        message: "valve at 20 % while commanded 90 % for 10 min".into(),
+    };
+    let mut wire = v1::EdgeAlarm::from(&stuck);
+    assert_eq!(wire.kind, "valve_stuck");
+    wire.metric = 3;
+    assert_eq!(
+        edge_alarms(&v1::EdgeAlarms { alarms: vec![wire] }).unwrap(),
+        vec![stuck]
+    );
     type Edit = fn(&mut v1::EdgeAlarm);
     let cases: Vec<(Edit, &str)> = vec![
         (
             |w| w.kind = "fire".into(),
-            "edge_alarms.alarms[0].kind: unknown edge alarm kind \"fire\": sensor_implausible or outbox_condensed",
+            "edge_alarms.alarms[0].kind: unknown edge alarm kind \"fire\": sensor_implausible, outbox_condensed or valve_stuck",
         ),
         (
             |w| w.metric = 0,

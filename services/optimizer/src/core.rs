@@ -925,6 +925,7 @@ impl Core {
         for kind in [
             proto::EdgeAlarmKind::SensorImplausible,
             proto::EdgeAlarmKind::OutboxCondensed,
+            proto::EdgeAlarmKind::ValveStuck,
         ] {
             let kind = kind.name();
             for (node, metric) in inner.alarms.active_of_kind(kind) {

@@ -963,3 +963,77 @@ fn a_pi_state_saved_before_max_dt_existed_still_loads() {
     let pi: Pi = serde_json::from_str(old).unwrap();
     assert_eq!(pi.max_dt_s, SAMPLED_MAX_DT_S);
 }
+
+#[test]
+fn a_substation_whose_valve_does_not_follow_reports_it_and_one_that_follows_does_not() {
+    // 300 s scans, the supply 15 K short of its setpoint at -5 °C outside:
+    // the loop opens the valve. `position` gives the valve's reading at scan k
+    // from the valve written at the scan before.
+    let run = |stuck_at: Option<f64>| {
+        let mut c = substation();
+        let mut last_valve = None::<f64>;
+        let mut faults = Vec::new();
+        for k in 0..12 {
+            // (A reading that never changes would be withheld as frozen.)
+            let t_sup = 50.0 + 0.1 * (k % 2) as f64;
+            let mut inp = input(T0 + k * 300_000, -5.0, Some(t_sup), false);
+            let position = stuck_at.or(last_valve).unwrap_or(0.5);
+            if let Some(r) = inp.readings.as_mut() {
+                r.push(Reading::new(Metric::ValvePosition, position));
+            }
+            let out = c.tick(&inp);
+            last_valve = Some(valve(&out));
+            faults.push(out.valve_fault);
+        }
+        (faults, last_valve)
+    };
+    let (faults, last) = run(None);
+    assert!(faults.iter().all(Option::is_none), "{faults:?}");
+    assert!(
+        last.is_some_and(|v| v > 0.9),
+        "the loop must open the valve: {last:?}"
+    );
+    // Stuck at 20 %: the gap is seen once the command has left 25 %, and
+    // reported ten minutes (two scans) after.
+    let (faults, _) = run(Some(0.2));
+    let first = faults.iter().position(Option::is_some).expect("a fault");
+    assert!(first <= 3, "found at scan {first}: {faults:?}");
+    assert!(faults[first..].iter().all(Option::is_some), "{faults:?}");
+    let f = faults[first].as_ref().expect("fault");
+    assert_eq!(f.position, 0.2);
+    assert_eq!(f.found_ms - f.since_ms, 600_000);
+}
+
+#[test]
+fn a_building_whose_balancing_valve_does_not_close_reports_it() {
+    let mut b = Controller::new(&NodeConfig {
+        id: NodeId::new("s01-b01").unwrap(),
+        kind: NodeKind::Building,
+        parent: Some(NodeId::new("s01").unwrap()),
+        group: None,
+        supply_limits_c: None,
+        fallback_curve: None,
+        max_setpoint_rate_k_per_min: 2.0,
+        return_limit_c: None,
+        pump_dp_setpoint_pa: None,
+    })
+    .unwrap();
+    // A warm room (valve sent to 0.3) whose valve stays wide open.
+    let tick = |b: &mut Controller, k: i64| {
+        b.tick(&TickInput {
+            time_ms: T0 + k * 300_000,
+            readings: Some(vec![
+                Reading::new(Metric::RoomTempC, 23.0),
+                Reading::new(Metric::ValvePosition, 1.0),
+            ]),
+            link: LinkState {
+                optimizer_recent: true,
+            },
+        })
+    };
+    let found: Vec<bool> = (0..6)
+        .map(|k| tick(&mut b, k).valve_fault.is_some())
+        .collect();
+    // Scan 1 sends 0.5, scan 2 sees the gap, scan 4 reports it.
+    assert_eq!(found, [false, false, false, false, true, true]);
+}
