@@ -5,7 +5,9 @@
 //! telemetry table's only writer) once per network hour, a bounded number of
 //! batches per pass, each pass one atomic sled batch.
 //!
-//! Keys: `h/{node}/{hour_start_ms:be64}` → JSON map metric → [`HourAgg`].
+//! Keys: `h/{node}/{hour_start_ms:be64}` → the hour's [`HourRow`] in the
+//! compact form of [`encode_row`] (17 bytes a metric; rows written as JSON
+//! by earlier versions, about 70 bytes a metric, are still read).
 //! The newest batch of every gateway is kept whatever its age: a restarted
 //! optimizer reads each node's last mode from it.
 
@@ -72,6 +74,81 @@ impl HourAgg {
 }
 
 pub type HourRow = BTreeMap<Metric, HourAgg>;
+
+/// First byte of a row in the compact form, version 1. (A JSON row starts
+/// with `{`.)
+const ROW_V1: u8 = 1;
+/// Bytes of one metric in a version 1 row.
+const AGG_BYTES: usize = 17;
+
+/// A metric's code in stored rows: its place in [`Metric::ALL`], which only
+/// ever grows at its end (pinned by a test).
+fn metric_code(m: Metric) -> u8 {
+    Metric::ALL
+        .iter()
+        .position(|x| *x == m)
+        .unwrap_or(u8::MAX as usize) as u8
+}
+
+/// The stored form of a row: a version byte, then per metric its code (1
+/// byte), count (u32), mean, min and max (f32, about 7 significant digits:
+/// 0.01 W of a 100 kW substation, 0.06 Pa of 10 bar), little-endian.
+/// Near four times smaller than the JSON earlier versions wrote (564 bytes a
+/// node-hour on the city, about 14 GB over the 400 days kept).
+pub fn encode_row(row: &HourRow) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + row.len() * AGG_BYTES);
+    out.push(ROW_V1);
+    for (m, a) in row {
+        out.push(metric_code(*m));
+        out.extend_from_slice(&(a.count.min(u64::from(u32::MAX)) as u32).to_le_bytes());
+        for v in [a.mean, a.min, a.max] {
+            out.extend_from_slice(&(v as f32).to_le_bytes());
+        }
+    }
+    out
+}
+
+/// A stored row, in either form; what is wrong with it otherwise.
+pub fn decode_row(bytes: &[u8]) -> Result<HourRow, String> {
+    match bytes.first() {
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| format!("JSON row: {e}")),
+        Some(&ROW_V1) => {
+            let body = &bytes[1..];
+            if !body.len().is_multiple_of(AGG_BYTES) {
+                return Err(format!(
+                    "{} bytes after the version, not a whole number of {AGG_BYTES}-byte aggregates",
+                    body.len()
+                ));
+            }
+            let f = |c: &[u8], at: usize| {
+                f64::from(f32::from_le_bytes([c[at], c[at + 1], c[at + 2], c[at + 3]]))
+            };
+            body.chunks_exact(AGG_BYTES)
+                .map(|c| {
+                    let m = *Metric::ALL
+                        .get(usize::from(c[0]))
+                        .ok_or_else(|| format!("unknown metric code {}", c[0]))?;
+                    let agg = HourAgg {
+                        count: u64::from(u32::from_le_bytes([c[1], c[2], c[3], c[4]])),
+                        mean: f(c, 5),
+                        min: f(c, 9),
+                        max: f(c, 13),
+                    };
+                    Ok((m, agg))
+                })
+                .collect()
+        }
+        Some(v) => Err(format!("unknown row version {v}")),
+        None => Err("empty row".into()),
+    }
+}
+
+fn corrupt(key: &[u8], reason: String) -> StoreError {
+    StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
+    }
+}
 
 fn hour_prefix(node: &str) -> Vec<u8> {
     format!("h/{node}/").into_bytes()
@@ -166,11 +243,14 @@ pub fn pass(table: &Table, now_ms: i64, cfg: &Retention) -> Result<PassStats, St
             continue;
         }
         let key = hour_key(node.as_str(), hour);
-        let mut merged: HourRow = table.get_json(&key)?.unwrap_or_default();
+        let mut merged: HourRow = match table.get(&key)? {
+            Some(v) => decode_row(&v).map_err(|e| corrupt(&key, e))?,
+            None => HourRow::new(),
+        };
         for (m, a) in row {
             merged.entry(m).and_modify(|x| x.merge(&a)).or_insert(a);
         }
-        batch.insert_json(&key, &merged);
+        batch.insert(&key, encode_row(&merged));
         stats.hours_written += 1;
     }
     // Aggregates past their keep, of the nodes that still report (those
@@ -210,11 +290,142 @@ pub fn read_hours(
         if hour >= to_ms {
             break;
         }
-        let row: HourRow = serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-            key: String::from_utf8_lossy(&k).into_owned(),
-            reason: e.to_string(),
-        })?;
+        let row = decode_row(&v).map_err(|e| corrupt(&k, e))?;
         out.push((hour, row));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_codes_never_move() {
+        // Stored rows name metrics by their place in `Metric::ALL`: a new
+        // metric goes at its end, never between.
+        let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "supply_temp_c",
+                "return_temp_c",
+                "flow_kg_s",
+                "heat_w",
+                "secondary_supply_temp_c",
+                "secondary_return_temp_c",
+                "secondary_flow_kg_s",
+                "room_temp_c",
+                "outdoor_temp_c",
+                "valve_position",
+                "setpoint_c",
+                "diff_pressure_pa",
+                "pump_running",
+                "building_flow_kg_s",
+                "building_return_temp_c",
+                "secondary_diff_pressure_pa",
+                "return_flow_kg_s",
+                "supply_pressure_pa",
+                "return_pressure_pa",
+                "makeup_flow_kg_s",
+                "holding_pressure_pa",
+                "tank_temp_c",
+                "collector_heat_w",
+            ]
+        );
+    }
+
+    fn substation_hour() -> HourRow {
+        let agg = |count, mean, min, max| HourAgg {
+            count,
+            mean,
+            min,
+            max,
+        };
+        [
+            (Metric::SupplyTempC, agg(12, 92.418_3, 91.9, 93.07)),
+            (Metric::ReturnTempC, agg(12, 48.25, 47.5, 49.0)),
+            (Metric::FlowKgS, agg(12, 3.172_59, 2.9, 3.3)),
+            (
+                Metric::HeatW,
+                agg(12, 1_234_567.8, 1_100_000.0, 1_300_000.0),
+            ),
+            (Metric::ValvePosition, agg(12, 0.625, 0.5, 0.75)),
+            (
+                Metric::SupplyPressurePa,
+                agg(12, 612_345.6, 600_000.0, 650_000.0),
+            ),
+            (Metric::SetpointC, agg(12, 55.0, 55.0, 55.0)),
+            (Metric::CollectorHeatW, agg(3_600, -0.0, -1.5, 1.0e-3)),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    #[test]
+    fn a_row_round_trips_within_f32_and_is_near_four_times_smaller_than_json() {
+        let row = substation_hour();
+        let bytes = encode_row(&row);
+        assert_eq!(bytes.len(), 1 + 8 * AGG_BYTES);
+        let json = serde_json::to_vec(&row).unwrap();
+        assert!(
+            json.len() * 10 > 35 * bytes.len(),
+            "json {} against {}",
+            json.len(),
+            bytes.len()
+        );
+        let back = decode_row(&bytes).unwrap();
+        assert_eq!(back.len(), row.len());
+        for (m, a) in &row {
+            let b = back[m];
+            assert_eq!(b.count, a.count, "{m:?}");
+            for (x, y) in [(a.mean, b.mean), (a.min, b.min), (a.max, b.max)] {
+                assert!(
+                    (x - y).abs() <= 1e-7 * x.abs().max(1e-30),
+                    "{m:?}: {x} against {y}"
+                );
+            }
+        }
+        // Values f32 holds exactly come back exactly.
+        assert_eq!(back[&Metric::ValvePosition], row[&Metric::ValvePosition]);
+    }
+
+    #[test]
+    fn rows_earlier_versions_wrote_as_json_are_read() {
+        let row: HourRow = [(
+            Metric::HeatW,
+            HourAgg {
+                count: 4,
+                mean: 262.5,
+                min: 240.0,
+                max: 285.0,
+            },
+        )]
+        .into_iter()
+        .collect();
+        let json = serde_json::to_vec(&row).unwrap();
+        assert_eq!(decode_row(&json).unwrap(), row);
+    }
+
+    #[test]
+    fn damaged_rows_are_refused_with_what_is_wrong() {
+        let bytes = encode_row(&substation_hour());
+        let cases: [(Vec<u8>, &str); 5] = [
+            (vec![], "empty row"),
+            (vec![7, 0], "unknown row version 7"),
+            (
+                bytes[..bytes.len() - 1].to_vec(),
+                "not a whole number of 17-byte aggregates",
+            ),
+            (
+                [&[ROW_V1, 200][..], &[0; 16]].concat(),
+                "unknown metric code 200",
+            ),
+            (b"{\"heat_w\": 1}".to_vec(), "JSON row"),
+        ];
+        for (bytes, want) in cases {
+            let err = decode_row(&bytes).unwrap_err();
+            assert!(err.contains(want), "{err} lacks {want}");
+        }
+    }
 }
