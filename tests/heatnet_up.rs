@@ -406,3 +406,81 @@ async fn up_with_the_fixed_curve_baseline_sends_plain_curves_and_dispatches_noth
         up.log_tail()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_three_substations_a_gateway_runs_every_node_and_restarts_a_killed_one() {
+    let _rng = seeded_rng("sites_per_gateway");
+    let dir = TempDir::new("heatnet-up-sites");
+    let data = dir.0.join("data");
+    let base = free_port_block(30);
+    let mut up = Proc::heatnet_up(
+        &dir.0,
+        &data,
+        base,
+        &["--speed", "120", "--sites-per-gateway", "3"],
+    );
+    // The demo's plant on its own gateway, its six substations on two.
+    let d = data.clone();
+    let status = wait_for(
+        Duration::from_secs(60),
+        "67 nodes on 3 gateways online with readings and setpoints",
+        || {
+            let d = d.clone();
+            async move {
+                let s = status_json(&d)?;
+                let gateways: Vec<&str> = s["gateways"]
+                    .as_array()?
+                    .iter()
+                    .filter(|g| g["status"] == "online")
+                    .filter_map(|g| g["gateway_id"].as_str())
+                    .collect();
+                let nodes = s["nodes"].as_array()?;
+                let ok = gateways.len() == 3
+                    && nodes.len() == 67
+                    && nodes.iter().all(|n| {
+                        n["status"] == "online"
+                            && n["readings"].as_object().is_some_and(|r| !r.is_empty())
+                            && (n["kind"] != "substation" || n["setpoint_c"].is_f64())
+                    });
+                ok.then_some(s)
+            }
+        },
+    )
+    .await;
+    let mut ids: Vec<&str> = status["gateways"]
+        .as_array()
+        .expect("gateways")
+        .iter()
+        .filter_map(|g| g["gateway_id"].as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["edge-s01-s03", "edge-s04-s06", "plant-a"], "{status}");
+
+    // kill -9 the gateway of s04..s06: lost, restarted, online again.
+    let name = "gateway-edge-s04-s06";
+    let pid = up_json(&data).expect("up.json")["pids"][name]
+        .as_u64()
+        .expect("gateway pid") as i32;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9");
+    let d = data.clone();
+    wait_for(
+        Duration::from_secs(30),
+        "the killed gateway restarted and its substations online again",
+        || {
+            let d = d.clone();
+            async move {
+                let up = up_json(&d)?;
+                let restarted = up["restarts"][name].as_u64() == Some(1);
+                let s = status_json(&d)?;
+                let online = s["nodes"]
+                    .as_array()?
+                    .iter()
+                    .all(|n| n["status"] == "online");
+                (restarted && online).then_some(())
+            }
+        },
+    )
+    .await;
+    kill(Pid::from_raw(up.pid() as i32), Signal::SIGINT).expect("SIGINT");
+    assert!(up.terminate(Duration::from_secs(20)), "{}", up.log_tail());
+}

@@ -187,10 +187,28 @@ impl GatewayConfig {
             .iter()
             .filter(|a| a.kind != NodeKind::Building)
             .count();
-        if heads != 1 {
+        let modbus = matches!(self.hardware, HardwareConfig::Modbus { .. });
+        if heads == 0 || (modbus && heads != 1) {
             return Err(format!(
-                "actors: a gateway hosts exactly one plant or substation, found {heads}"
+                "actors: a gateway hosts one plant or substation (several substations only on the simulator's hardware, not Modbus: one site server per gateway), found {heads}"
             ));
+        }
+        let mut sites = std::collections::HashSet::new();
+        for a in &self.actors {
+            if a.kind != NodeKind::Building {
+                sites.insert(&a.id);
+            }
+        }
+        for a in self.actors.iter().filter(|a| a.kind == NodeKind::Building) {
+            if let Some(p) = a.parent.as_ref().filter(|p| !sites.contains(p)) {
+                return Err(format!(
+                    "actors: building {} belongs to substation {p}, which this gateway does not host",
+                    a.id
+                ));
+            }
+        }
+        if heads > 1 && self.actors.iter().any(|a| a.kind == NodeKind::Plant) {
+            return Err("actors: a plant's gateway hosts that plant alone".into());
         }
         if let HardwareConfig::Modbus { units, .. } = &self.hardware {
             for a in &self.actors {

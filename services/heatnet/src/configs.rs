@@ -227,3 +227,188 @@ pub fn gateway_configs(
     }
     Ok(out)
 }
+
+/// Most substations one gateway may host (`heatnet up --sites-per-gateway`).
+pub const MAX_SITES_PER_GATEWAY: usize = 64;
+
+/// The gateway that hosts each substation when every gateway hosts up to
+/// `sites` of them, in the network's order: a run of substations on one edge
+/// box, `edge-{first}-{last}`; a substation alone keeps its own id. Plants
+/// always have their own gateway (not listed).
+pub fn substation_hosts(
+    net: &Network,
+    sites: usize,
+) -> anyhow::Result<std::collections::BTreeMap<model::NodeId, model::NodeId>> {
+    anyhow::ensure!(
+        (1..=MAX_SITES_PER_GATEWAY).contains(&sites),
+        "--sites-per-gateway {sites} must be 1..{MAX_SITES_PER_GATEWAY}"
+    );
+    let mut out = std::collections::BTreeMap::new();
+    for chunk in net.substations.chunks(sites) {
+        let host = match chunk {
+            [one] => one.id.clone(),
+            [first, .., last] => model::NodeId::new(format!("edge-{}-{}", first.id, last.id))
+                .with_context(|| format!("naming the gateway of {} to {}", first.id, last.id))?,
+            [] => continue,
+        };
+        for s in chunk {
+            out.insert(s.id.clone(), host.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Puts the substations' gateways together, `sites` to a gateway (see
+/// [`substation_hosts`]): an edge box serving a run of substations, as a
+/// utility may install one per district, and far fewer processes for a
+/// season on one machine. A group's gateway takes the actors of all its
+/// substations, the health port of the first and a data directory of its
+/// own. Simulator hardware only: a Modbus gateway reads one site server.
+pub fn group_substations(
+    configs: Vec<GatewayConfig>,
+    net: &Network,
+    sites: usize,
+    data_dir: &Path,
+) -> anyhow::Result<Vec<GatewayConfig>> {
+    let hosts = substation_hosts(net, sites)?;
+    let mut out: Vec<GatewayConfig> = Vec::new();
+    for c in configs {
+        let Some(host) = hosts.get(&c.gateway_id) else {
+            out.push(c);
+            continue;
+        };
+        anyhow::ensure!(
+            sites == 1 || matches!(c.hardware, HardwareConfig::Simulator { .. }),
+            "gateway {}: several substations on one gateway need the simulator's hardware, not Modbus (a Modbus gateway reads one site server)",
+            c.gateway_id
+        );
+        match out.iter_mut().find(|g| &g.gateway_id == host) {
+            Some(g) => g.actors.extend(c.actors),
+            None => {
+                let mut g = c;
+                if &g.gateway_id != host {
+                    g.gateway_id = host.clone();
+                    g.data_dir = layout::gateway_data_dir(data_dir, host.as_str());
+                }
+                out.push(g);
+            }
+        }
+    }
+    for c in &out {
+        c.validate().map_err(|e| {
+            anyhow::anyhow!("generated configuration of gateway {}: {e}", c.gateway_id)
+        })?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn city_configs(dir: &Path) -> (Network, Vec<GatewayConfig>) {
+        let net = Network::sample("city").expect("city");
+        let configs = gateway_configs(&net, dir, "127.0.0.1:1", "127.0.0.1:2", 20_000, 30_000)
+            .expect("configs");
+        (net, configs)
+    }
+
+    #[test]
+    fn substations_grouped_on_gateways_keep_every_actor_once_and_plants_alone() {
+        let dir = Path::new("/nonexistent/heatnet-group");
+        let (net, one_each) = city_configs(dir);
+        let actors = |cs: &[GatewayConfig]| -> Vec<String> {
+            let mut v: Vec<String> = cs
+                .iter()
+                .flat_map(|c| c.actors.iter().map(|a| a.id.to_string()))
+                .collect();
+            v.sort();
+            v
+        };
+        let grouped = group_substations(one_each.clone(), &net, 8, dir).expect("grouped");
+        // 124 substations: 15 gateways of 8 and one of 4, besides the 3 plants'.
+        assert_eq!(net.substations.len(), 124);
+        assert_eq!(grouped.len(), 3 + 16);
+        assert_eq!(actors(&grouped), actors(&one_each));
+        let hosts = substation_hosts(&net, 8).expect("hosts");
+        for g in &grouped {
+            let heads: Vec<_> = g
+                .actors
+                .iter()
+                .filter(|a| a.kind != NodeKind::Building)
+                .collect();
+            if heads[0].kind == NodeKind::Plant {
+                assert_eq!((heads.len(), &g.gateway_id), (1, &heads[0].id));
+                continue;
+            }
+            assert!(heads.len() <= 8);
+            // Each substation's host is the gateway it is on, named after
+            // its first and last; its buildings are on the same gateway.
+            for h in &heads {
+                assert_eq!(hosts[&h.id], g.gateway_id);
+            }
+            for b in g.actors.iter().filter(|a| a.kind == NodeKind::Building) {
+                assert!(
+                    heads.iter().any(|h| Some(&h.id) == b.parent.as_ref()),
+                    "{}",
+                    b.id
+                );
+            }
+            assert!(g.data_dir.ends_with(g.gateway_id.as_str()));
+        }
+        assert_eq!(grouped[3].gateway_id.as_str(), "edge-c0001-c0008");
+        // Distinct ids, distinct health ports.
+        let ids: std::collections::BTreeSet<_> = grouped.iter().map(|g| &g.gateway_id).collect();
+        let ports: std::collections::BTreeSet<_> =
+            grouped.iter().map(|g| g.health_listen).collect();
+        assert_eq!((ids.len(), ports.len()), (grouped.len(), grouped.len()));
+        // One a gateway is the ungrouped layout.
+        assert_eq!(
+            group_substations(one_each.clone(), &net, 1, dir).expect("1"),
+            one_each
+        );
+    }
+
+    #[test]
+    fn grouping_refuses_modbus_and_sizes_out_of_range() {
+        let dir = Path::new("/nonexistent/heatnet-group");
+        let (net, mut configs) = city_configs(dir);
+        for bad in [0, MAX_SITES_PER_GATEWAY + 1] {
+            let err = group_substations(configs.clone(), &net, bad, dir).unwrap_err();
+            assert!(err.to_string().contains("--sites-per-gateway"), "{err}");
+        }
+        use_modbus(&mut configs, std::net::Ipv4Addr::LOCALHOST.into(), 20_500);
+        let err = group_substations(configs, &net, 4, dir).unwrap_err();
+        assert!(err.to_string().contains("not Modbus"), "{err}");
+    }
+
+    #[test]
+    fn a_gateway_hosting_several_sites_is_validated_whole() {
+        let dir = Path::new("/nonexistent/heatnet-group");
+        let (net, configs) = city_configs(dir);
+        let grouped = group_substations(configs, &net, 4, dir).expect("grouped");
+        let edge = grouped[3].clone();
+        assert!(edge.validate().is_ok());
+        // A building whose substation is on another gateway.
+        let mut stray = edge.clone();
+        let b = stray
+            .actors
+            .iter_mut()
+            .find(|a| a.kind == NodeKind::Building)
+            .expect("a building");
+        b.parent = Some(model::NodeId::new("c0099").expect("id"));
+        let err = stray.validate().unwrap_err();
+        assert!(
+            err.contains("belongs to substation c0099, which this gateway does not host"),
+            "{err}"
+        );
+        // A plant shares its gateway with nothing.
+        let mut mixed = edge;
+        mixed.actors.extend(grouped[0].actors.clone());
+        let err = mixed.validate().unwrap_err();
+        assert!(
+            err.contains("a plant's gateway hosts that plant alone"),
+            "{err}"
+        );
+    }
+}

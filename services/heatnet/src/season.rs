@@ -91,6 +91,12 @@ pub struct SeasonArgs {
     /// pair on `city` takes about 4.5 h on two cores.
     #[arg(long)]
     pub until_day: Option<f64>,
+    /// Substations per gateway (`heatnet up --sites-per-gateway`): 1, an
+    /// edge box at every substation, or runs of them on one gateway: far
+    /// fewer processes, a faster season. A scenario's gateway crash then
+    /// kills the gateway that hosts the named substation.
+    #[arg(long, default_value_t = 1)]
+    pub sites_per_gateway: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -203,7 +209,12 @@ fn pipes_apart(net: &Network, a: &str, b: &str) -> Option<usize> {
 /// A gateway killed by the season runner.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Crash {
+    /// The gateway killed.
     pub gateway: String,
+    /// The substation the scenario named, when another gateway hosts it
+    /// (`--sites-per-gateway`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named: Option<String>,
     /// Network time of the kill, Unix ms.
     pub at_ms: i64,
     /// Real time of the kill, Unix ms.
@@ -313,6 +324,7 @@ pub async fn run(args: SeasonArgs) -> anyhow::Result<()> {
             stop_ms: net.start_time_ms + (args.days * 86_400_000.0).round() as i64,
             step_s: args.step_s,
             scenario_toml: scenario_toml.clone(),
+            sites_per_gateway: args.sites_per_gateway,
         };
         let state_path = run_dir(&args, mode).join(RunState::FILE);
         let report_path = args.out.join(format!("{}.json", mode.name()));
@@ -401,6 +413,12 @@ struct RunSettings {
     stop_ms: i64,
     step_s: f64,
     scenario_toml: String,
+    #[serde(default = "one")]
+    sites_per_gateway: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl RunSettings {
@@ -430,6 +448,12 @@ impl RunSettings {
         }
         if self.scenario_toml != other.scenario_toml {
             out.push("another scenario".into());
+        }
+        if self.sites_per_gateway != other.sites_per_gateway {
+            out.push(format!(
+                "--sites-per-gateway {} (now {})",
+                self.sites_per_gateway, other.sites_per_gateway
+            ));
         }
         out
     }
@@ -503,7 +527,7 @@ impl RunState {
                 !self
                     .crashes
                     .iter()
-                    .any(|c| &c.gateway == g && c.at_ms >= *due_ms)
+                    .any(|c| c.named.as_ref().unwrap_or(&c.gateway) == g && c.at_ms >= *due_ms)
             })
             .cloned()
             .collect()
@@ -617,6 +641,8 @@ async fn run_one(
             &SEASON_HEARTBEAT_TIMEOUT_MS.to_string(),
             "--fallback-after-ms",
             &SEASON_FALLBACK_AFTER_MS.to_string(),
+            "--sites-per-gateway",
+            &args.sites_per_gateway.to_string(),
         ])
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -699,6 +725,11 @@ async fn drive(
         })
         .collect();
     let mut crashes_due = state.crashes_due(&scheduled);
+    let hosts: BTreeMap<String, String> =
+        crate::configs::substation_hosts(net, args.sites_per_gateway)?
+            .into_iter()
+            .map(|(s, g)| (s.to_string(), g.to_string()))
+            .collect();
     // Network time this sitting began at (a resumed run starts later).
     let mut sitting_from_ms = None;
     let mut last_answer = Instant::now();
@@ -745,7 +776,10 @@ async fn drive(
         let mut i = 0;
         while i < crashes_due.len() {
             if c.time_ms >= crashes_due[i].0 && crate::layout::up_file(dir).exists() {
-                let (_, g) = crashes_due.remove(i);
+                let (_, named) = crashes_due.remove(i);
+                // The gateway that hosts the named substation (itself,
+                // one gateway a substation).
+                let g = hosts.get(&named).cloned().unwrap_or_else(|| named.clone());
                 match crate::layout::read_up_file(dir)
                     .and_then(|_| read_pid(dir, &format!("gateway-{g}")))
                 {
@@ -753,6 +787,7 @@ async fn drive(
                         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
                         println!("  [{}] kill -9 of gateway {g} (pid {pid})", mode.name());
                         state.crashes.push(Crash {
+                            named: (g != named).then_some(named),
                             gateway: g,
                             at_ms: c.time_ms,
                             killed_wall_ms: wall_ms(),
@@ -1940,6 +1975,7 @@ mod tests {
             stop_ms: 1_000 + 120 * 86_400_000,
             step_s: 300.0,
             scenario_toml: "name = \"s\"\n".into(),
+            sites_per_gateway: 1,
         }
     }
 
@@ -1955,6 +1991,7 @@ mod tests {
         // The first crash of c0050 happened (a poll after it was due).
         state.crashes.push(Crash {
             gateway: "c0050".into(),
+            named: None,
             at_ms: 12_000,
             killed_wall_ms: 5,
         });
@@ -1964,6 +2001,7 @@ mod tests {
         );
         state.crashes.push(Crash {
             gateway: "c0050".into(),
+            named: None,
             at_ms: 20_000,
             killed_wall_ms: 9,
         });
@@ -1971,6 +2009,15 @@ mod tests {
             state.crashes_due(&scheduled),
             vec![(15_000, "c0007".to_string())]
         );
+        // With substations grouped on gateways, the crash of c0007 killed
+        // the gateway hosting it: done all the same.
+        state.crashes.push(Crash {
+            gateway: "edge-c0001-c0008".into(),
+            named: Some("c0007".into()),
+            at_ms: 15_000,
+            killed_wall_ms: 7,
+        });
+        assert_eq!(state.crashes_due(&scheduled), vec![]);
     }
 
     #[test]
@@ -1981,10 +2028,12 @@ mod tests {
             stop_ms: a.stop_ms + 86_400_000,
             step_s: 600.0,
             scenario_toml: "name = \"t\"\n".into(),
+            sites_per_gateway: 8,
             ..a.clone()
         };
         let d = a.differences(&b);
-        assert_eq!(d.len(), 3, "{d:?}");
+        assert_eq!(d.len(), 4, "{d:?}");
+        assert_eq!(d[3], "--sites-per-gateway 1 (now 8)");
         assert!(d[0].contains("--days"), "{d:?}");
         assert!(d[1].contains("--step-s 300 (now 600)"), "{d:?}");
         assert_eq!(d[2], "another scenario");
@@ -2001,8 +2050,15 @@ mod tests {
         state.sittings_ended = 2;
         state.crashes.push(Crash {
             gateway: "c0050".into(),
+            named: None,
             at_ms: 7,
             killed_wall_ms: 8,
+        });
+        state.crashes.push(Crash {
+            gateway: "edge-c0049-c0056".into(),
+            named: Some("c0050".into()),
+            at_ms: 9,
+            killed_wall_ms: 10,
         });
         state.write(&path).unwrap();
         assert_eq!(RunState::read(&path).unwrap(), Some(state));

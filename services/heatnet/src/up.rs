@@ -62,6 +62,12 @@ pub struct UpArgs {
     /// How the optimizer plans: `optimizing`, or the `fixed-curve` baseline.
     #[arg(long, value_enum, default_value_t = heatnet::procs::OptimizerMode::Optimizing)]
     optimizer_mode: heatnet::procs::OptimizerMode,
+    /// Substations per gateway: 1 (an edge box at every substation), or a
+    /// run of them on one gateway (`edge-{first}-{last}`), as an edge server
+    /// per district would: far fewer processes on one machine. Simulator
+    /// hardware only.
+    #[arg(long, default_value_t = 1)]
+    sites_per_gateway: usize,
 }
 
 /// One supervised child process.
@@ -171,10 +177,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.base_port,
         args.fallback_after_ms,
     )?;
+    let modbus_port = heatnet::configs::modbus_base_port(args.base_port, configs.len());
+    if args.sites_per_gateway != 1 {
+        anyhow::ensure!(
+            args.hardware != heatnet::configs::HardwareKind::Modbus,
+            "--sites-per-gateway {} needs --hardware grpc: a Modbus gateway reads one site server",
+            args.sites_per_gateway
+        );
+        configs =
+            heatnet::configs::group_substations(configs, &net, args.sites_per_gateway, &data_dir)?;
+    }
     if args.lockstep {
         heatnet::configs::use_lockstep(&mut configs, &sim_addr);
     }
-    let modbus_port = heatnet::configs::modbus_base_port(args.base_port, configs.len());
     if args.hardware == heatnet::configs::HardwareKind::Modbus {
         heatnet::configs::use_modbus(
             &mut configs,
@@ -353,7 +368,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     with_metrics(&mut opt, args.base_port.checked_add(3), &mut metrics);
     with_metrics(&mut dash, args.base_port.checked_add(4), &mut metrics);
     let first_gateway_metrics =
-        heatnet::configs::port_offsets(gateways.len()).gateway_metrics as usize;
+        // Counted over the sites, as the health ports are (a gateway hosting
+        // several substations keeps its first one's health port).
+        heatnet::configs::port_offsets(n_sites).gateway_metrics as usize;
     for (i, g) in gateways.iter_mut().enumerate() {
         let port = u16::try_from(first_gateway_metrics + i)
             .ok()
@@ -452,7 +469,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!(
         "  gateways    {n_gateways} processes, health from 127.0.0.1:{}",
-        args.base_port + heatnet::configs::port_offsets(n_gateways).gateway_health
+        args.base_port + heatnet::configs::port_offsets(n_sites).gateway_health
     );
     if let Some(opt_metrics) = metrics.get("optimizer") {
         println!(
