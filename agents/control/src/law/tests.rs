@@ -246,9 +246,9 @@ fn bad_commands_are_refused_whole_and_change_nothing() {
     }
 }
 
-#[test]
-fn buildings_refuse_supply_commands_and_throttle_when_warm() {
-    let mut b = Controller::new(&NodeConfig {
+/// Building s01-b01 of substation s01.
+fn building() -> Controller {
+    Controller::new(&NodeConfig {
         id: NodeId::new("s01-b01").unwrap(),
         kind: NodeKind::Building,
         parent: Some(NodeId::new("s01").unwrap()),
@@ -259,7 +259,12 @@ fn buildings_refuse_supply_commands_and_throttle_when_warm() {
         return_limit_c: None,
         pump_dp_setpoint_pa: None,
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn buildings_refuse_supply_commands_and_throttle_when_warm() {
+    let mut b = building();
     let err = b
         .command(&cmd(
             1,
@@ -515,18 +520,7 @@ fn match_cfg() -> NodeConfig {
 
 #[test]
 fn a_building_with_an_implausible_room_sensor_holds_its_valve() {
-    let mut b = Controller::new(&NodeConfig {
-        id: NodeId::new("s01-b01").unwrap(),
-        kind: NodeKind::Building,
-        parent: Some(NodeId::new("s01").unwrap()),
-        group: None,
-        supply_limits_c: None,
-        fallback_curve: None,
-        max_setpoint_rate_k_per_min: 2.0,
-        return_limit_c: None,
-        pump_dp_setpoint_pa: None,
-    })
-    .unwrap();
+    let mut b = building();
     let room = |t, v| TickInput {
         time_ms: t,
         readings: Some(vec![Reading::new(Metric::RoomTempC, v)]),
@@ -1006,18 +1000,7 @@ fn a_substation_whose_valve_does_not_follow_reports_it_and_one_that_follows_does
 
 #[test]
 fn a_building_whose_balancing_valve_does_not_close_reports_it() {
-    let mut b = Controller::new(&NodeConfig {
-        id: NodeId::new("s01-b01").unwrap(),
-        kind: NodeKind::Building,
-        parent: Some(NodeId::new("s01").unwrap()),
-        group: None,
-        supply_limits_c: None,
-        fallback_curve: None,
-        max_setpoint_rate_k_per_min: 2.0,
-        return_limit_c: None,
-        pump_dp_setpoint_pa: None,
-    })
-    .unwrap();
+    let mut b = building();
     // A warm room (valve sent to 0.3) whose valve stays wide open.
     let tick = |b: &mut Controller, k: i64| {
         b.tick(&TickInput {
