@@ -429,19 +429,26 @@ impl PlanState {
     /// description) draw now, losses included, W; `None` without a network
     /// or a reading.
     fn district_draw_w(&self, plant: &NodeId, subs: &[SubstationObs]) -> Option<f64> {
+        let draws: BTreeMap<NodeId, f64> = subs
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), s.heat_w?)))
+            .collect();
+        self.district_w(plant, &draws)
+    }
+
+    /// The sum over a plant's own district (by the network description) of
+    /// `per_substation_w`, losses included, W; `None` without a network or
+    /// any value.
+    fn district_w(&self, plant: &NodeId, per_substation_w: &BTreeMap<NodeId, f64>) -> Option<f64> {
         let net = self.network.as_ref()?;
-        let own: BTreeSet<&NodeId> = net
+        let values: Vec<f64> = net
             .substations
             .iter()
             .filter(|s| &s.plant == plant)
-            .map(|s| &s.id)
+            .filter_map(|s| per_substation_w.get(&s.id).copied())
+            .filter(|q| q.is_finite() && *q >= 0.0)
             .collect();
-        let draws: Vec<f64> = subs
-            .iter()
-            .filter(|s| own.contains(&s.id))
-            .filter_map(|s| s.heat_w.filter(|q| q.is_finite() && *q >= 0.0))
-            .collect();
-        (!draws.is_empty()).then(|| draws.iter().sum::<f64>() * (1.0 + self.loss_share))
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() * (1.0 + self.loss_share))
     }
 
     pub fn view(&self) -> Option<&PlanView> {
@@ -550,6 +557,9 @@ impl PlanState {
         let mut demand_w = vec![0.0; HORIZON_STEPS];
         // Substations whose demand model forecasts (a day of data).
         let mut forecasting = 0;
+        // What each substation needs in the hour at hand: the more of its
+        // model's forecast and what it draws (smoothed), W.
+        let mut need_now_w: BTreeMap<NodeId, f64> = BTreeMap::new();
         let k_smooth = 1.0 - (-(plan_interval_ms as f64) / DEMAND_SMOOTHING_MS).exp();
         for s in subs {
             let out = s.outdoor_c.unwrap_or(measured_out);
@@ -578,6 +588,14 @@ impl PlanState {
                 } else {
                     Vec::new()
                 };
+            let need_w = forecast
+                .first()
+                .copied()
+                .into_iter()
+                .chain(heat_w)
+                .filter(|q| q.is_finite())
+                .fold(0.0_f64, f64::max);
+            need_now_w.insert(s.id.clone(), need_w);
             if forecast.len() == HORIZON_STEPS {
                 forecasting += 1;
                 for (d, f) in demand_w.iter_mut().zip(&forecast) {
@@ -663,17 +681,6 @@ impl PlanState {
         if !tripped.is_empty() {
             self.last_trip_ms = Some(now_ms);
         }
-
-        // Transport delays from the measured flows.
-        let flows: BTreeMap<NodeId, f64> = subs
-            .iter()
-            .filter_map(|s| Some((s.id.clone(), s.flow_kg_s?)))
-            .collect();
-        let delays: Delays = self
-            .layout
-            .as_ref()
-            .map(|l| l.delays(&flows, &tripped))
-            .unwrap_or_default();
 
         // Critical substation.
         let critical = ahead::critical(
@@ -865,8 +872,27 @@ impl PlanState {
         }
         self.standing_by = standing_by;
 
-        // Regions: the substations each plant serves (nearest in water
-        // volume), their critical pressure and most open valve.
+        // Transport delays from the measured flows; a plant tripped or
+        // standing by (its pump stopped, its district fed through the ties:
+        // this round's decision above) feeds nobody.
+        let flows: BTreeMap<NodeId, f64> = subs
+            .iter()
+            .filter_map(|s| Some((s.id.clone(), s.flow_kg_s?)))
+            .collect();
+        let out_of_service: Vec<NodeId> = tripped
+            .iter()
+            .chain(self.standing_by.iter())
+            .cloned()
+            .collect();
+        let delays: Delays = self
+            .layout
+            .as_ref()
+            .map(|l| l.delays(&flows, &out_of_service))
+            .unwrap_or_default();
+
+        // Regions: the substations each plant serves (its own district while
+        // it runs, see `Layout::delays`), their critical pressure and most
+        // open valve.
         let regions = regions(subs, &delays, &self.design, self.dp_target_pa);
         // A lead at its head limit (ordered the most, or its pump unable to
         // make what it is ordered) has nothing more to give: while the regions
@@ -931,7 +957,9 @@ impl PlanState {
                 .get(&o.id)
                 .copied()
                 .or(o.heat_w.filter(|q| first_sight && *q > 0.0));
-            match ahead::next_floor(floor_w, o.heat_w, need, p.capacity_w, deliverable) {
+            let ratchet = ahead::next_floor(floor_w, o.heat_w, need, p.capacity_w, deliverable);
+            let district = ahead::district_floor(self.district_w(&o.id, &need_now_w), deliverable);
+            match ratchet.into_iter().chain(district).reduce(f64::max) {
                 Some(f) => self.floor_w.insert(o.id.clone(), f),
                 None => self.floor_w.remove(&o.id),
             };
@@ -1422,9 +1450,13 @@ mod tests {
         assert_eq!(v.lead_plant.as_ref().map(NodeId::as_str), Some("chp-north"));
         // Persistence (young models): demand = measured heat.
         assert!((v.demand_w[0] - total).abs() < 1.0, "{:?}", v.demand_w);
-        // The meshed ring keeps both pumps running: the boiler at its
-        // minimum (1.2 MW) while the CHP plant covers the rest.
-        assert!((v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4, "{v:?}");
+        // The meshed ring keeps both pumps running: the dear boiler at the
+        // least it may make, most of its own district's 2 MW (more than its
+        // 1.2 MW minimum), while the CHP plant covers the rest at no less
+        // than its own minimum.
+        let district_w = ahead::DISTRICT_NEED_SHARE * 2.0e6 * (1.0 + st.loss_share);
+        assert!(district_w > 1.2e6);
+        assert!((v.plants[1].heat_w[0] - district_w).abs() < 1.0e4, "{v:?}");
         // The lead gets a head, the boiler a heat order.
         assert!(
             out.orders
@@ -1861,8 +1893,8 @@ mod tests {
         let v = round(&mut st, 20_000.0, boiler_mw);
         let second = v.plants[1].heat_w[0];
         assert!((second - (first + ahead::FLOOR_RISE_SHARE * boiler_cap)).abs() < 1.0e4);
-        // Pressure to spare: the floor falls slowly, down to the economic
-        // minimum once it is gone.
+        // Pressure to spare: the floor falls slowly, down to most of what
+        // its own district needs (its one substation, 1 MW), never below.
         boiler_mw = second / 1e6;
         let v = round(&mut st, 150_000.0, boiler_mw);
         let third = v.plants[1].heat_w[0];
@@ -1870,7 +1902,10 @@ mod tests {
         for _ in 0..100 {
             round(&mut st, 150_000.0, boiler_mw);
         }
-        assert!(st.floor_w.is_empty(), "{:?}", st.floor_w);
+        let district_w = ahead::DISTRICT_NEED_SHARE * 1.0e6 * (1.0 + st.loss_share);
+        assert_eq!(st.floor_w.len(), 1, "{:?}", st.floor_w);
+        let floor = st.floor_w[&boiler];
+        assert!((floor - district_w).abs() < 1.0, "{floor} vs {district_w}");
     }
 
     #[test]
@@ -1923,15 +1958,24 @@ mod tests {
         assert!(v.lead_plant.is_none() && v.plants.iter().all(|p| p.heat_w.is_empty()));
     }
 
-    /// The ring at 2 MW a substation, 80 kPa everywhere, after a first
-    /// round with the CHP plant at 6.8 MW and the boiler at `boiler_mw`.
+    /// The ring at 2 MW a substation of the CHP's district and 0.5 MW in
+    /// the boiler's (its district floor under its 1.2 MW minimum), 80 kPa
+    /// everywhere, after a first round with the CHP plant at 6.8 MW and the
+    /// boiler at `boiler_mw`.
     fn ring_after_a_round(boiler_mw: f64) -> (PlanState, Vec<SubstationObs>, Vec<PlantObs>) {
         let net = Arc::new(Network::sample("ring").unwrap());
         let mut st = PlanState::new(Some(net.clone()), 50_000.0);
         let subs: Vec<SubstationObs> = net
             .substations
             .iter()
-            .map(|s| sub(s.id.as_str(), 2.0, 80_000.0))
+            .map(|s| {
+                let mw = if s.plant == net.plants[1].id {
+                    0.5
+                } else {
+                    2.0
+                };
+                sub(s.id.as_str(), mw, 80_000.0)
+            })
             .collect();
         let plants = vec![plant_obs(&net, 0, 6.8), plant_obs(&net, 1, boiler_mw)];
         st.round(0, 300_000, &subs, &plants);
