@@ -312,3 +312,75 @@ fn a_season_ended_at_until_day_resumes_where_it_stopped() {
     assert!(ok, "{log}");
     assert!(log.contains("finished in an earlier sitting"), "{log}");
 }
+
+/// `heatnet season` stopped by SIGTERM to its own process (a service
+/// manager, `pkill`) stops the run it drives, the way a sitting ends: no
+/// process of the stack is left holding the ports, and the run is kept for
+/// `--resume` (a season killed this way once left its run going, and the next
+/// one found the simulator's port taken).
+#[test]
+fn a_season_terminated_stops_its_whole_stack_and_keeps_the_run() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
+
+    let dir = TempDir::new("season-term");
+    let scenario = dir.0.join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let out = dir.0.join("out");
+    let base = free_port_block(256);
+    let mut season = Command::new(bin("heatnet"))
+        .args(["season", "--network", "demo", "--step-s", "300"])
+        .args(["--runs", "optimizer", "--days", "30"])
+        .arg("--scenario")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .args(["--base-port", &base.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start heatnet season");
+    let driver = out.join("runs/optimizer/driver.json");
+    let ports = [base, base + 1, base + 100];
+    let taken = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_err();
+    let began = Instant::now();
+    // Running: its simulator, optimizer and dashboard listen, its driver
+    // has saved.
+    while !(driver.exists() && ports.into_iter().all(taken)) {
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "the season did not start in 120 s (logs under {})",
+            out.display()
+        );
+        assert!(
+            season.try_wait().unwrap().is_none(),
+            "the season ended early"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    kill(Pid::from_raw(season.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let ended = season.wait_with_output().expect("wait for the season");
+    let log = format!(
+        "{}\n{}\n(logs under {})",
+        String::from_utf8_lossy(&ended.stdout),
+        String::from_utf8_lossy(&ended.stderr),
+        out.display()
+    );
+    assert!(
+        !ended.status.success(),
+        "a terminated season succeeded:\n{log}"
+    );
+    assert!(log.contains("continue it with --resume"), "{log}");
+    // Every port of the stack is free again: the simulator's, the
+    // optimizer's and the dashboard's.
+    for port in ports {
+        assert!(
+            !taken(port),
+            "port {port} still held after the season ended:\n{log}"
+        );
+    }
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&driver).unwrap()).unwrap();
+    assert_eq!(state["finished"], false, "{state}");
+}

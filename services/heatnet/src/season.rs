@@ -651,17 +651,26 @@ async fn run_one(
         .spawn()
         .context("starting heatnet up")?;
     let up_pid = child.id().unwrap_or(0);
-    let result = drive(
-        args,
-        net,
-        scenario,
-        mode,
-        &dir,
-        (start_ms, sitting_stop_ms, stop_ms),
-        &mut state,
-        &mut child,
-    )
-    .await;
+    // SIGTERM (or Ctrl-C) to this process alone must not orphan the stack:
+    // it is stopped below as at the end of a sitting, its state saved for
+    // `--resume` (found when a season killed with `pkill` left its run
+    // holding the ports).
+    let result = tokio::select! {
+        r = drive(
+            args,
+            net,
+            scenario,
+            mode,
+            &dir,
+            (start_ms, sitting_stop_ms, stop_ms),
+            &mut state,
+            &mut child,
+        ) => r,
+        () = crate::shutdown_signal() => Err(anyhow::anyhow!(
+            "the {} run was interrupted: continue it with --resume",
+            mode.name()
+        )),
+    };
     // Ctrl-C for the whole stack, then wait for it to save and stop.
     if up_pid != 0 {
         let _ = kill(Pid::from_raw(up_pid as i32), Signal::SIGINT);
