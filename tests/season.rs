@@ -384,3 +384,45 @@ fn a_season_terminated_stops_its_whole_stack_and_keeps_the_run() {
         serde_json::from_slice(&std::fs::read(&driver).unwrap()).unwrap();
     assert_eq!(state["finished"], false, "{state}");
 }
+
+/// A sitting that ends as a leak begins (the leak of the city's season at
+/// day 20.0, its sittings ending at day 20): the optimizer of the next
+/// sitting carries its leak detector's memory over the restart, and still
+/// finds the leak within 10 minutes (a detector started afresh took the
+/// leaking make-up water for its baseline and raised nothing).
+#[test]
+fn a_leak_that_begins_as_a_sitting_ends_is_found_after_the_resume() {
+    let dir = TempDir::new("season-leak-boundary");
+    let scenario = dir.0.join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "test: a leak at the sitting's end"
+[[events]]
+at_h = 3.0
+inject = { kind = "supply_leak", device = "s03.pipe", magnitude = 100.0 }
+label = "leak"
+"#,
+    )
+    .unwrap();
+    let out = dir.0.join("out");
+    let (ok, log) = season(&out, &scenario, &["--days", "0.25", "--until-day", "0.125"]);
+    assert!(ok, "first sitting failed:\n{log}");
+    let (ok, log) = season(&out, &scenario, &["--days", "0.25", "--resume"]);
+    assert!(ok, "second sitting failed:\n{log}");
+    let opt_log = std::fs::read_to_string(out.join("runs/optimizer/logs/optimizer.log")).unwrap();
+    assert!(
+        opt_log.contains("leak detector's memory restored"),
+        "the resumed optimizer started its leak detector afresh:\n{log}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let faults = report["runs"]["optimizer"]["faults"].as_array().unwrap();
+    let leak = faults
+        .iter()
+        .find(|f| f["kind"] == "supply_leak")
+        .unwrap_or_else(|| panic!("no leak in {faults:?}\n{log}"));
+    assert_eq!(leak["detected_by"], "leak_suspected", "{leak}\n{log}");
+    let after_min = leak["detected_after_min"].as_f64().unwrap();
+    assert!(after_min <= 10.0, "found after {after_min} min: {leak}");
+}

@@ -295,6 +295,8 @@ struct Inner {
     recent_saved: Option<RecentMemory>,
     /// When the planner's learned memory was last saved, network ms.
     learned_saved_ms: Option<i64>,
+    /// When the leak detector's memory was last saved, network ms.
+    leak_saved_ms: Option<i64>,
 }
 
 /// The planner's memory keys in the `meta` table.
@@ -303,6 +305,13 @@ const RECENT_KEY: &str = "plan/recent";
 /// The learned memory (demand models) is saved this often, network ms: a
 /// restart loses at most this much learning.
 const LEARNED_SAVE_EVERY_MS: i64 = 3_600_000;
+/// The leak detector's memory in the `meta` table: saved every
+/// [`LEAK_SAVE_EVERY_MS`] of network time and when the optimizer stops, given
+/// back to the detector at start.
+const LEAK_KEY: &str = "watch/leak";
+/// How often the leak detector's memory is saved, network ms (some hundred
+/// kilobytes on the city: pressure histories of every node).
+const LEAK_SAVE_EVERY_MS: i64 = 3_600_000;
 
 /// What the last round decided, saved after every round so that a restarted
 /// optimizer carries on: the dispatch memory and each substation's room
@@ -379,7 +388,18 @@ impl Core {
         let meta = store.table("meta")?;
         let alarms = AlarmBook::load(store.table("alarms")?)?;
         let ledger = crate::ledger::Ledger::load(store.table("ledger")?, ROOM_ALARM_C)?;
-        let watch = crate::watch::Watch::new(cfg.layout.clone(), ledger, &alarms);
+        let mut watch = crate::watch::Watch::new(cfg.layout.clone(), ledger, &alarms);
+        // A damaged memory is no reason not to start: the detector learns again.
+        match meta.get_json::<crate::detect::LeakMemory>(LEAK_KEY) {
+            Ok(Some(m)) => {
+                watch.restore_leak(m);
+                tracing::info!("leak detector's memory restored (baselines, pressure histories)");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "leak detector's memory unreadable: learning afresh")
+            }
+        }
         let curves = CurveBook::load(store.table("curves")?)?;
         let forecasts = ForecastBook::load(store.table("forecasts")?)?;
         let audit = AuditLog::load(store.table("audit")?)?;
@@ -485,6 +505,7 @@ impl Core {
                 pending: BTreeMap::new(),
                 recent_saved,
                 learned_saved_ms: None,
+                leak_saved_ms: None,
             }),
             forecasts,
             audit,
@@ -790,6 +811,7 @@ impl Core {
             g.last_seen = Some(Instant::now());
             g.last_seen_wall_ms = now;
         }
+        let newest_ms = batch.snapshots.iter().map(|s| s.time_ms).max();
         for snap in batch.snapshots {
             let Some(node) = inner.nodes.get(&snap.actor_id) else {
                 continue;
@@ -846,7 +868,23 @@ impl Core {
             }
         }
         inner.watch.persist()?;
+        if let Some(t) = newest_ms
+            && inner
+                .leak_saved_ms
+                .is_none_or(|s| t - s >= LEAK_SAVE_EVERY_MS || t < s)
+        {
+            self.meta.put_json(LEAK_KEY, &inner.watch.leak_memory())?;
+            inner.leak_saved_ms = Some(t);
+        }
         Ok(last)
+    }
+
+    /// Saves what must outlive this process and is not saved as it goes
+    /// (the leak detector's memory), for a clean stop; the caller flushes.
+    pub fn save_on_stop(&self) -> Result<(), CoreError> {
+        let inner = self.lock()?;
+        self.meta.put_json(LEAK_KEY, &inner.watch.leak_memory())?;
+        Ok(())
     }
 
     /// The ledger of hours below 18 °C: days `from..=to` (local day numbers,

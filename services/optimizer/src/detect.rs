@@ -362,7 +362,7 @@ const NULL_SURVEYS: usize = 4;
 const SILENT_CONFIRMS: i64 = 10;
 
 /// An exponentially weighted mean and variance over network time.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Ewma {
     mean: f64,
     var: f64,
@@ -394,7 +394,7 @@ impl Ewma {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 enum LeakPhase {
     Quiet,
     /// Excess seen first at `onset_ms` in a sample of `plant`; the last
@@ -486,7 +486,7 @@ impl MarkUnit {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct PlantFlows {
     /// Network time of the plant's sample.
     time_ms: i64,
@@ -496,7 +496,7 @@ struct PlantFlows {
 }
 
 /// A raised leak waiting for its pressure readings before it is located.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Locating {
     plant: NodeId,
     before_ms: i64,
@@ -518,6 +518,24 @@ const LOCATE_COVERAGE: f64 = 1.0;
 /// optimizer up to a few steps apart: surveyed at the raise, half of the
 /// nodes (and a plant, without which nothing is learned) were missing.
 const LOCATE_WAIT_MS: i64 = 30 * 60_000;
+
+/// What a [`LeakDetector`] has learned and where it stands, to be saved and
+/// given to the detector of a restarted optimizer
+/// ([`LeakDetector::restore`]): without it a restart at a leak's onset blinds
+/// the detector, its make-up baseline learned again from the leaking water
+/// and no pressure reading from before the onset to locate the hole with
+/// (found on the city: the optimizer of a season resumed at the day a leak
+/// began raised nothing at all).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct LeakMemory {
+    plants: BTreeMap<NodeId, PlantFlows>,
+    makeup: Ewma,
+    balance: Ewma,
+    pressures: BTreeMap<NodeId, VecDeque<PressureSample>>,
+    phase: LeakPhase,
+    last_quiet_ms: Option<i64>,
+    locating: Option<Locating>,
+}
 
 pub struct LeakDetector {
     cfg: LeakConfig,
@@ -545,6 +563,42 @@ impl LeakDetector {
             last_quiet_ms: None,
             locating: None,
         }
+    }
+
+    /// What it has learned and where it stands.
+    pub fn memory(&self) -> LeakMemory {
+        LeakMemory {
+            plants: self.plants.clone(),
+            makeup: self.makeup.clone(),
+            balance: self.balance.clone(),
+            pressures: self.pressures.clone(),
+            phase: self.phase.clone(),
+            last_quiet_ms: self.last_quiet_ms,
+            locating: self.locating.clone(),
+        }
+    }
+
+    /// Carries on from a memory saved by an earlier detector (of the same
+    /// network). Readings older than the history kept are dropped as new
+    /// ones come, and a baseline after a long gap is learned again, as
+    /// without a restart.
+    pub fn restore(&mut self, m: LeakMemory) {
+        let pressures = m
+            .pressures
+            .into_iter()
+            .map(|(node, mut samples)| {
+                let excess = samples.len().saturating_sub(MAX_PRESSURE_SAMPLES);
+                samples.drain(..excess);
+                (node, samples)
+            })
+            .collect();
+        self.plants = m.plants;
+        self.makeup = m.makeup;
+        self.balance = m.balance;
+        self.pressures = pressures;
+        self.phase = m.phase;
+        self.last_quiet_ms = m.last_quiet_ms;
+        self.locating = m.locating;
     }
 
     /// Whether a leak is suspected now.

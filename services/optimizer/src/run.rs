@@ -99,6 +99,9 @@ pub async fn run(
     if let Some(l) = lockstep {
         l.abort();
     }
+    if let Err(e) = core.save_on_stop() {
+        tracing::error!(error = %e, "leak detector's memory not saved: it learns again after the restart");
+    }
     store.flush_async().await?;
     tracing::info!("optimizer stopped");
     served.context("serving gRPC")

@@ -8,8 +8,8 @@ use store::StoreError;
 
 use crate::alarms::{AlarmBook, LeakSection, NewAlarm, Severity};
 use crate::detect::{
-    Layout, LeakConfig, LeakDetector, LeakEvent, MarkUnit, PLANT_TRIP, PUMP_TRIP, PlantOrder,
-    TripDetector, TripEvent, Withheld,
+    Layout, LeakConfig, LeakDetector, LeakEvent, LeakMemory, MarkUnit, PLANT_TRIP, PUMP_TRIP,
+    PlantOrder, TripDetector, TripEvent, Withheld,
 };
 use crate::ledger::Ledger;
 
@@ -201,6 +201,16 @@ impl Watch {
     /// Writes the ledger's changes (the caller's flush makes them durable).
     pub fn persist(&mut self) -> Result<(), StoreError> {
         self.ledger.persist()
+    }
+
+    /// The leak detector's memory, to be saved for a restart.
+    pub fn leak_memory(&self) -> LeakMemory {
+        self.leak.memory()
+    }
+
+    /// Carries the leak detector on from a memory saved before a restart.
+    pub fn restore_leak(&mut self, m: LeakMemory) {
+        self.leak.restore(m);
     }
 }
 

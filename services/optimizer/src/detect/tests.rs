@@ -502,6 +502,64 @@ fn a_leak_is_raised_after_confirmation_located_and_cleared() {
 }
 
 #[test]
+fn a_detector_restored_from_its_saved_memory_finds_a_leak_at_once_as_if_never_stopped() {
+    let t0 = 1_800_000_000_000;
+    let none = |_: &str| 0.0;
+    let mut det = LeakDetector::new(LeakConfig::default(), Some(ring()));
+    for k in 0..30 {
+        assert!(minute(&mut det, t0 + k * 60_000, 0.1, &none).is_empty());
+    }
+    // The optimizer stops after 30 quiet minutes; its successor restores the
+    // memory (through its stored form).
+    let saved = serde_json::to_vec(&det.memory()).unwrap();
+    let mut restored = LeakDetector::new(LeakConfig::default(), Some(ring()));
+    restored.restore(serde_json::from_slice(&saved).unwrap());
+    let mut blind = LeakDetector::new(LeakConfig::default(), Some(ring()));
+    // The leak begins as the successor starts.
+    let leak = |n: &str| match n {
+        "r3" => 1_400.0,
+        "boiler-south" => 500.0,
+        "chp-north" => 300.0,
+        _ => 200.0,
+    };
+    let t1 = t0 + 30 * 60_000;
+    let (mut went_on, mut came_back, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
+    for k in 0..3 {
+        let t = t1 + k * 60_000;
+        went_on.extend(minute(&mut det, t, 3.1, &leak));
+        came_back.extend(minute(&mut restored, t, 3.1, &leak));
+        fresh.extend(minute(&mut blind, t, 3.1, &leak));
+    }
+    // Restored, it raises and locates the leak exactly as the detector that
+    // never stopped...
+    assert_eq!(came_back, went_on);
+    assert!(
+        matches!(
+            came_back.as_slice(),
+            [LeakEvent::Raise { section: Some(s), .. }] if s.junction == "j-west"
+        ),
+        "{came_back:?}"
+    );
+    // ...where one started afresh takes the leaking make-up for its
+    // baseline and raises nothing.
+    assert!(fresh.is_empty(), "{fresh:?}");
+    // A memory from an older detector with a longer history is cut to what
+    // is kept.
+    let mut long = det.memory();
+    for samples in long.pressures.values_mut() {
+        let last = *samples.back().unwrap();
+        samples.extend(std::iter::repeat_n(last, 2 * MAX_PRESSURE_SAMPLES));
+    }
+    let mut cut = LeakDetector::new(LeakConfig::default(), Some(ring()));
+    cut.restore(long);
+    assert!(
+        cut.pressures
+            .values()
+            .all(|s| s.len() <= MAX_PRESSURE_SAMPLES)
+    );
+}
+
+#[test]
 fn a_single_spike_is_not_a_leak_and_a_mass_balance_alone_raises() {
     let mut det = LeakDetector::new(LeakConfig::default(), None);
     let t0 = 1_800_000_000_000;
