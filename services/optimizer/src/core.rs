@@ -1906,6 +1906,56 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The leak detector's memory is saved every network hour as telemetry
+    /// comes, so that even a crash (no clean stop) loses at most an hour.
+    #[tokio::test]
+    async fn the_leak_detectors_memory_is_saved_every_network_hour() {
+        let dir = crate::testing::scratch_dir("core-leak-memory");
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
+        let core = open_core(&store);
+        let gw = NodeId::new("g1").unwrap();
+        core.register(GatewayRecord {
+            actors: vec![actor("p1", NodeKind::Plant)],
+            ..record("g1", &[])
+        })
+        .await
+        .unwrap();
+        let t0 = 1_800_000_000_000;
+        let saved_plant_ms = |core: &Core| -> Option<i64> {
+            let m: serde_json::Value = core.meta.get_json(LEAK_KEY).unwrap()?;
+            m["plants"]["p1"]["time_ms"].as_i64()
+        };
+        for k in 0..=150_i64 {
+            let time_ms = t0 + k * 60_000;
+            core.ingest_batch(
+                &gw,
+                TelemetryBatch {
+                    seq: k as u64 + 1,
+                    snapshots: vec![model::ActorSnapshot {
+                        actor_id: NodeId::new("p1").unwrap(),
+                        time_ms,
+                        mode: Mode::Optimizer,
+                        readings: vec![
+                            model::Reading::new(Metric::MakeupFlowKgS, 0.1),
+                            model::Reading::new(Metric::FlowKgS, 100.0),
+                            model::Reading::new(Metric::ReturnFlowKgS, 99.9),
+                        ],
+                    }],
+                },
+            )
+            .await
+            .unwrap();
+            // Saved with the first batch, then once a network hour.
+            let want = t0 + (k / 60) * 3_600_000;
+            assert_eq!(saved_plant_ms(&core), Some(want), "minute {k}");
+        }
+        // A clean stop saves the newest.
+        core.save_on_stop().unwrap();
+        assert_eq!(saved_plant_ms(&core), Some(t0 + 150 * 60_000));
+        drop(core);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_room_hovering_at_18_c_raises_its_alarm_once() {
         // A room at 17.98 °C read through 0.05 K of noise (a fixed sequence
