@@ -2108,6 +2108,7 @@ mod tests {
         for text in [
             DEFAULT_SCENARIO,
             include_str!("../../../sim/simulator/scenarios/season-week.toml"),
+            include_str!("../../../sim/simulator/scenarios/season-midwinter.toml"),
         ] {
             let s = Scenario::from_toml(text).unwrap();
             s.validate(&simulator::World::new(net.clone())).unwrap();
