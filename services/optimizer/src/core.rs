@@ -313,6 +313,23 @@ const LEAK_KEY: &str = "watch/leak";
 /// kilobytes on the city: pressure histories of every node).
 const LEAK_SAVE_EVERY_MS: i64 = 3_600_000;
 
+/// A memory saved in the `meta` table under `key`, logged as restored; a
+/// damaged one is no reason not to start (what it held is learned again).
+fn load_memory<T: serde::de::DeserializeOwned>(meta: &Table, key: &str, what: &str) -> Option<T> {
+    match meta.get_json::<T>(key) {
+        Ok(m) => {
+            if m.is_some() {
+                tracing::info!(key, "{what} restored");
+            }
+            m
+        }
+        Err(e) => {
+            tracing::warn!(key, error = %e, "{what} unreadable: learning afresh");
+            None
+        }
+    }
+}
+
 /// What the last round decided, saved after every round so that a restarted
 /// optimizer carries on: the dispatch memory and each substation's room
 /// feedback trim.
@@ -389,16 +406,8 @@ impl Core {
         let alarms = AlarmBook::load(store.table("alarms")?)?;
         let ledger = crate::ledger::Ledger::load(store.table("ledger")?, ROOM_ALARM_C)?;
         let mut watch = crate::watch::Watch::new(cfg.layout.clone(), ledger, &alarms);
-        // A damaged memory is no reason not to start: the detector learns again.
-        match meta.get_json::<crate::detect::LeakMemory>(LEAK_KEY) {
-            Ok(Some(m)) => {
-                watch.restore_leak(m);
-                tracing::info!("leak detector's memory restored (baselines, pressure histories)");
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "leak detector's memory unreadable: learning afresh")
-            }
+        if let Some(m) = load_memory(&meta, LEAK_KEY, "leak detector's memory") {
+            watch.restore_leak(m);
         }
         let curves = CurveBook::load(store.table("curves")?)?;
         let forecasts = ForecastBook::load(store.table("forecasts")?)?;
@@ -466,16 +475,8 @@ impl Core {
             "optimizer state loaded"
         );
         let mut schedule = PlanState::new(cfg.network.clone(), cfg.dp_target_pa);
-        // A damaged memory is no reason not to start: the planner learns again.
-        match meta.get_json::<crate::schedule::LearnedMemory>(LEARNED_KEY) {
-            Ok(Some(m)) => {
-                schedule.restore_learned(m);
-                tracing::info!("planner's learned memory restored (demand models, losses)");
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "planner's learned memory unreadable: learning afresh")
-            }
+        if let Some(m) = load_memory(&meta, LEARNED_KEY, "planner's learned memory") {
+            schedule.restore_learned(m);
         }
         let recent_saved = match meta.get_json::<RecentMemory>(RECENT_KEY) {
             Ok(m) => m,

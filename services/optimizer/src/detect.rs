@@ -531,6 +531,7 @@ pub struct LeakMemory {
     plants: BTreeMap<NodeId, PlantFlows>,
     makeup: Ewma,
     balance: Ewma,
+    /// Per node: (time, supply Pa, return Pa, flow kg/s), oldest first.
     pressures: BTreeMap<NodeId, VecDeque<PressureSample>>,
     phase: LeakPhase,
     last_quiet_ms: Option<i64>,
@@ -540,14 +541,7 @@ pub struct LeakMemory {
 pub struct LeakDetector {
     cfg: LeakConfig,
     layout: Option<Layout>,
-    plants: BTreeMap<NodeId, PlantFlows>,
-    makeup: Ewma,
-    balance: Ewma,
-    /// Per node: (time, supply Pa, return Pa), oldest first.
-    pressures: BTreeMap<NodeId, VecDeque<PressureSample>>,
-    phase: LeakPhase,
-    last_quiet_ms: Option<i64>,
-    locating: Option<Locating>,
+    state: LeakMemory,
 }
 
 impl LeakDetector {
@@ -555,55 +549,38 @@ impl LeakDetector {
         Self {
             cfg,
             layout,
-            plants: BTreeMap::new(),
-            makeup: Ewma::default(),
-            balance: Ewma::default(),
-            pressures: BTreeMap::new(),
-            phase: LeakPhase::Quiet,
-            last_quiet_ms: None,
-            locating: None,
+            state: LeakMemory {
+                plants: BTreeMap::new(),
+                makeup: Ewma::default(),
+                balance: Ewma::default(),
+                pressures: BTreeMap::new(),
+                phase: LeakPhase::Quiet,
+                last_quiet_ms: None,
+                locating: None,
+            },
         }
     }
 
     /// What it has learned and where it stands.
     pub fn memory(&self) -> LeakMemory {
-        LeakMemory {
-            plants: self.plants.clone(),
-            makeup: self.makeup.clone(),
-            balance: self.balance.clone(),
-            pressures: self.pressures.clone(),
-            phase: self.phase.clone(),
-            last_quiet_ms: self.last_quiet_ms,
-            locating: self.locating.clone(),
-        }
+        self.state.clone()
     }
 
     /// Carries on from a memory saved by an earlier detector (of the same
     /// network). Readings older than the history kept are dropped as new
     /// ones come, and a baseline after a long gap is learned again, as
     /// without a restart.
-    pub fn restore(&mut self, m: LeakMemory) {
-        let pressures = m
-            .pressures
-            .into_iter()
-            .map(|(node, mut samples)| {
-                let excess = samples.len().saturating_sub(MAX_PRESSURE_SAMPLES);
-                samples.drain(..excess);
-                (node, samples)
-            })
-            .collect();
-        self.plants = m.plants;
-        self.makeup = m.makeup;
-        self.balance = m.balance;
-        self.pressures = pressures;
-        self.phase = m.phase;
-        self.last_quiet_ms = m.last_quiet_ms;
-        self.locating = m.locating;
+    pub fn restore(&mut self, mut m: LeakMemory) {
+        for samples in m.pressures.values_mut() {
+            let excess = samples.len().saturating_sub(MAX_PRESSURE_SAMPLES);
+            samples.drain(..excess);
+        }
+        self.state = m;
     }
 
     /// Whether a leak is suspected now.
     pub fn raised(&self) -> bool {
-        matches!(self.phase, LeakPhase::Raised { .. })
+        matches!(self.state.phase, LeakPhase::Raised { .. })
     }
 
     /// Takes one snapshot; returns what changed.
@@ -626,7 +603,7 @@ impl LeakDetector {
         }
         let (ps, pr) = (get(Metric::SupplyPressurePa), get(Metric::ReturnPressurePa));
         if ps.is_some() || pr.is_some() {
-            let q = self.pressures.entry(node.clone()).or_default();
+            let q = self.state.pressures.entry(node.clone()).or_default();
             if q.back().is_none_or(|b| b.0 < time_ms) {
                 q.push_back((time_ms, ps, pr, get(Metric::FlowKgS)));
                 let keep_from = time_ms - PRESSURE_HISTORY_MS;
@@ -644,7 +621,7 @@ impl LeakDetector {
         if kind != NodeKind::Plant {
             return None;
         }
-        self.plants.insert(
+        self.state.plants.insert(
             node.clone(),
             PlantFlows {
                 time_ms,
@@ -663,7 +640,7 @@ impl LeakDetector {
         let sum = |acc: Option<f64>, x: f64| Some(acc.unwrap_or(0.0) + x);
         let (mut makeup, mut balance) = (None, None);
         let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
-        for p in self.plants.values() {
+        for p in self.state.plants.values() {
             let b = p.supply_kg_s.zip(p.return_kg_s).map(|(s, r)| s - r);
             if p.makeup_kg_s.is_some() || b.is_some() {
                 oldest = oldest.min(p.time_ms);
@@ -690,13 +667,14 @@ impl LeakDetector {
                 .map(|x| x - e.mean)
                 .unwrap_or(0.0)
         };
-        let excess = excess_of(&self.makeup, makeup).max(excess_of(&self.balance, balance));
-        let noise = self.makeup.var.max(self.balance.var).sqrt();
+        let excess =
+            excess_of(&self.state.makeup, makeup).max(excess_of(&self.state.balance, balance));
+        let noise = self.state.makeup.var.max(self.state.balance.var).sqrt();
         let threshold = self.cfg.min_leak_kg_s.max(4.0 * noise);
-        match self.phase.clone() {
+        match self.state.phase.clone() {
             LeakPhase::Quiet => {
                 if excess > threshold {
-                    self.phase = LeakPhase::Pending {
+                    self.state.phase = LeakPhase::Pending {
                         // Plants sample at their own instants, and their
                         // telemetry may arrive hours apart (a lockstep run
                         // whose clock outruns the delivery): the excess is
@@ -704,18 +682,18 @@ impl LeakDetector {
                         // known up to the oldest sample of the last quiet
                         // evaluation.
                         onset_ms: t,
-                        before_ms: self.last_quiet_ms.unwrap_or(oldest - 1).min(t - 1),
+                        before_ms: self.state.last_quiet_ms.unwrap_or(oldest - 1).min(t - 1),
                         plant: plant.clone(),
                     };
                 } else {
                     let tau = self.cfg.baseline_tau_ms;
                     if let Some(m) = makeup {
-                        self.makeup.update(m, t, tau);
+                        self.state.makeup.update(m, t, tau);
                     }
                     if let Some(b) = balance {
-                        self.balance.update(b, t, tau);
+                        self.state.balance.update(b, t, tau);
                     }
-                    self.last_quiet_ms = Some(oldest);
+                    self.state.last_quiet_ms = Some(oldest);
                 }
                 None
             }
@@ -725,7 +703,7 @@ impl LeakDetector {
                 plant: first,
             } => {
                 if excess <= threshold {
-                    self.phase = LeakPhase::Quiet;
+                    self.state.phase = LeakPhase::Quiet;
                     return None;
                 }
                 // Confirmed by a later sample of the plant that showed the
@@ -740,7 +718,7 @@ impl LeakDetector {
                 if !confirmed {
                     return None;
                 }
-                self.phase = LeakPhase::Raised { below_since: None };
+                self.state.phase = LeakPhase::Raised { below_since: None };
                 // Telemetry arrives gateway by gateway: a survey needs the
                 // readings across the onset of (nearly) every node.
                 let locating = self.layout.as_ref().map(|_| {
@@ -754,7 +732,7 @@ impl LeakDetector {
                         known: Default::default(),
                         covered: Default::default(),
                     };
-                    for (n, q) in &self.pressures {
+                    for (n, q) in &self.state.pressures {
                         if q.iter().any(|s| s.0 >= from && s.0 <= before_ms) {
                             l.known.insert(n.clone());
                             if q.back().is_some_and(|s| s.0 >= onset_ms) {
@@ -766,7 +744,7 @@ impl LeakDetector {
                 });
                 if let Some(l) = locating.filter(|l| !l.complete()) {
                     let counts = (l.covered.len(), l.known.len());
-                    self.locating = Some(l);
+                    self.state.locating = Some(l);
                     return Some(LeakEvent::Raise {
                         network_ms: t,
                         leak_kg_s: excess,
@@ -786,20 +764,20 @@ impl LeakDetector {
             }
             LeakPhase::Raised { below_since } => {
                 if excess >= 0.5 * threshold {
-                    self.phase = LeakPhase::Raised { below_since: None };
+                    self.state.phase = LeakPhase::Raised { below_since: None };
                     return None;
                 }
                 match below_since {
                     None => {
-                        self.phase = LeakPhase::Raised {
+                        self.state.phase = LeakPhase::Raised {
                             below_since: Some(t),
                         };
                         None
                     }
                     Some(s) if t - s >= self.cfg.confirm_ms => {
-                        self.phase = LeakPhase::Quiet;
-                        self.locating = None;
-                        self.last_quiet_ms = Some(oldest);
+                        self.state.phase = LeakPhase::Quiet;
+                        self.state.locating = None;
+                        self.state.last_quiet_ms = Some(oldest);
                         Some(LeakEvent::Clear { network_ms: t })
                     }
                     Some(_) => None,
@@ -811,14 +789,14 @@ impl LeakDetector {
     /// A pending location: surveyed once (nearly) every node read before the
     /// onset has been read after it, or [`LOCATE_WAIT_MS`] after the onset.
     fn locate_pending(&mut self, node: &NodeId, time_ms: i64) -> Option<LeakEvent> {
-        let l = self.locating.as_mut()?;
+        let l = self.state.locating.as_mut()?;
         if time_ms >= l.onset_ms && l.known.contains(node) {
             l.covered.insert(node.clone());
         }
         if !l.complete() && time_ms < l.onset_ms + LOCATE_WAIT_MS {
             return None;
         }
-        let l = self.locating.take()?;
+        let l = self.state.locating.take()?;
         let (section, withheld) = self.locate(&l.plant, l.before_ms, l.onset_ms, l.leak_kg_s);
         Some(LeakEvent::Located {
             // The reading that completed the survey may be older than the
@@ -949,7 +927,7 @@ impl LeakDetector {
     fn across(&self, before_ms: i64, after_ms: i64, after_until_ms: i64) -> Vec<Across<'_>> {
         let from = before_ms - self.cfg.baseline_window_ms;
         let mut read: Vec<Across<'_>> = Vec::new();
-        for (node, q) in &self.pressures {
+        for (node, q) in &self.state.pressures {
             let before = q.iter().rev().find(|s| s.0 <= before_ms && s.0 >= from);
             let after = q.iter().find(|s| s.0 >= after_ms && s.0 <= after_until_ms);
             if let (Some(b), Some(a)) = (before, after) {
@@ -1034,9 +1012,10 @@ impl LeakDetector {
     /// located only where its mark stands well above what the survey finds
     /// where no water was lost.
     fn survey(&self, plant: &NodeId, before_ms: i64, onset_ms: i64, leak_kg_s: f64) -> Survey {
-        let plants: Vec<NodeId> = self.plants.keys().cloned().collect();
+        let plants: Vec<NodeId> = self.state.plants.keys().cloned().collect();
         let gap_ms = (onset_ms - before_ms).max(0);
         let times: Vec<i64> = self
+            .state
             .pressures
             .get(plant)
             .map(|q| {
@@ -1092,6 +1071,7 @@ impl LeakDetector {
         // The plants count only in pascals (in σ their heads explain them).
         let counted = |n: &NodeId| response.is_none() || !plants.contains(n);
         let known = self
+            .state
             .pressures
             .iter()
             .filter(|(n, q)| counted(n) && q.iter().any(|s| s.0 >= from && s.0 <= before_ms))

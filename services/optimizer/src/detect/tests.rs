@@ -441,6 +441,17 @@ fn minute(
     ev
 }
 
+/// A 3 kg/s leak near j-west (r3): r3 loses 1,400 Pa, boiler-south
+/// (j-south) 500, chp-north (j-north) 300, everyone else 200.
+fn west_leak(n: &str) -> f64 {
+    match n {
+        "r3" => 1_400.0,
+        "boiler-south" => 500.0,
+        "chp-north" => 300.0,
+        _ => 200.0,
+    }
+}
+
 #[test]
 fn a_leak_is_raised_after_confirmation_located_and_cleared() {
     let mut det = LeakDetector::new(LeakConfig::default(), Some(ring()));
@@ -450,14 +461,7 @@ fn a_leak_is_raised_after_confirmation_located_and_cleared() {
     for k in 0..30 {
         assert!(minute(&mut det, t0 + k * 60_000, 0.1, &none).is_empty());
     }
-    // A 3 kg/s leak near j-west (r3): r3 loses 1,400 Pa, boiler-south
-    // (j-south) 500, chp-north (j-north) 300, everyone else 200.
-    let leak = |n: &str| match n {
-        "r3" => 1_400.0,
-        "boiler-south" => 500.0,
-        "chp-north" => 300.0,
-        _ => 200.0,
-    };
+    let leak = west_leak;
     let t1 = t0 + 30 * 60_000;
     // First sample above the threshold: pending, not raised.
     assert!(minute(&mut det, t1, 3.1, &leak).is_empty());
@@ -516,12 +520,7 @@ fn a_detector_restored_from_its_saved_memory_finds_a_leak_at_once_as_if_never_st
     restored.restore(serde_json::from_slice(&saved).unwrap());
     let mut blind = LeakDetector::new(LeakConfig::default(), Some(ring()));
     // The leak begins as the successor starts.
-    let leak = |n: &str| match n {
-        "r3" => 1_400.0,
-        "boiler-south" => 500.0,
-        "chp-north" => 300.0,
-        _ => 200.0,
-    };
+    let leak = west_leak;
     let t1 = t0 + 30 * 60_000;
     let (mut went_on, mut came_back, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
     for k in 0..3 {
@@ -553,7 +552,8 @@ fn a_detector_restored_from_its_saved_memory_finds_a_leak_at_once_as_if_never_st
     let mut cut = LeakDetector::new(LeakConfig::default(), Some(ring()));
     cut.restore(long);
     assert!(
-        cut.pressures
+        cut.state
+            .pressures
             .values()
             .all(|s| s.len() <= MAX_PRESSURE_SAMPLES)
     );
