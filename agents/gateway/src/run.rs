@@ -197,6 +197,9 @@ pub async fn run(
             };
             let mut snapshots = Vec::with_capacity(ids.len());
             let mut edge_alarms = Vec::new();
+            // The scan's changed actuator values, written together once every
+            // actor has ticked (each from the same scan).
+            let mut to_write = Vec::new();
             for id in &ids {
                 let input = TickInput {
                     time_ms: scan.time_ms,
@@ -236,15 +239,7 @@ pub async fn run(
                 } else if out.writes.is_empty() {
                     last_writes.remove(id);
                 } else {
-                    match hw.write(id, &out.writes).await {
-                        Ok(()) => {
-                            last_writes.insert(id.clone(), (out.writes.clone(), 0));
-                        }
-                        Err(e) => {
-                            last_writes.remove(id);
-                            tracing::warn!(actor_id = %id, error = %e, "actuator write failed");
-                        }
-                    }
+                    to_write.push((id.clone(), out.writes.clone()));
                 }
                 control.record(&out.readings);
                 snapshots.push(ActorSnapshot {
@@ -255,6 +250,18 @@ pub async fn run(
                 });
             }
             control.end_scan();
+            let written = hw.write_many(&to_write).await;
+            for ((id, writes), result) in to_write.into_iter().zip(written) {
+                match result {
+                    Ok(()) => {
+                        last_writes.insert(id, (writes, 0));
+                    }
+                    Err(e) => {
+                        last_writes.remove(&id);
+                        tracing::warn!(actor_id = %id, error = %e, "actuator write failed");
+                    }
+                }
+            }
             if snapshots.is_empty() {
                 if let Some((clock, _, _)) = &lockstep {
                     next_step = Some(tokio::spawn(clock.clone().next(step)));

@@ -27,7 +27,7 @@ pub struct Scan {
     pub devices: BTreeMap<NodeId, Vec<Reading>>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum HardwareError {
     #[error("hardware unreachable at {address}: {reason}")]
     Unavailable { address: String, reason: String },
@@ -45,7 +45,27 @@ pub trait Hardware: Send + Sync + 'static {
         device: &NodeId,
         writes: &[ActuatorWrite],
     ) -> impl Future<Output = Result<(), HardwareError>> + Send;
+    /// Several devices' writes: one outcome per device, in their order, each
+    /// device's writes standing on their own. By default one [`write`]
+    /// after another; a driver that can carries them in fewer requests.
+    ///
+    /// [`write`]: Hardware::write
+    fn write_many(
+        &self,
+        writes: &[(NodeId, Vec<ActuatorWrite>)],
+    ) -> impl Future<Output = Vec<Result<(), HardwareError>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(writes.len());
+            for (device, w) in writes {
+                out.push(self.write(device, w).await);
+            }
+            out
+        }
+    }
 }
+
+/// Most devices one `WriteActuatorsMany` request of [`SimHardware`] carries.
+pub const MAX_DEVICES_PER_WRITE_CALL: usize = 1_000;
 
 /// The simulator's lockstep clock, as a gateway sees it: each call reports the
 /// step the gateway has finished with and waits for the next one. A test rig's
@@ -180,16 +200,65 @@ impl Hardware for SimHardware {
     }
 
     async fn write(&self, device: &NodeId, writes: &[ActuatorWrite]) -> Result<(), HardwareError> {
-        let req = v1::WriteActuatorsRequest {
-            device_id: device.to_string(),
-            writes: writes.iter().map(|w| v1::ActuatorWrite::from(*w)).collect(),
-        };
         self.client
             .clone()
-            .write_actuators(req)
+            .write_actuators(write_request(device, writes))
             .await
             .map_err(|s| self.map_status(s))?;
         Ok(())
+    }
+
+    /// In requests of up to [`MAX_DEVICES_PER_WRITE_CALL`] devices (found on
+    /// the `city`: a fixed-curve season's buildings move their valves every
+    /// scan, and one request per device kept the simulator busy with TCP).
+    async fn write_many(
+        &self,
+        writes: &[(NodeId, Vec<ActuatorWrite>)],
+    ) -> Vec<Result<(), HardwareError>> {
+        let mut out = Vec::with_capacity(writes.len());
+        for chunk in writes.chunks(MAX_DEVICES_PER_WRITE_CALL) {
+            let req = v1::WriteActuatorsManyRequest {
+                devices: chunk.iter().map(|(d, w)| write_request(d, w)).collect(),
+            };
+            match self.client.clone().write_actuators_many(req).await {
+                Ok(resp) => {
+                    let outcomes = resp.into_inner().outcomes;
+                    let matches = outcomes.len() == chunk.len()
+                        && outcomes
+                            .iter()
+                            .zip(chunk)
+                            .all(|(o, (d, _))| o.device_id == d.as_str());
+                    if matches {
+                        out.extend(outcomes.into_iter().map(|o| {
+                            if o.error.is_empty() {
+                                Ok(())
+                            } else {
+                                Err(HardwareError::Refused(o.error))
+                            }
+                        }));
+                    } else {
+                        let e = HardwareError::BadData(format!(
+                            "{} write outcomes for {} devices, or out of order",
+                            outcomes.len(),
+                            chunk.len()
+                        ));
+                        out.extend(chunk.iter().map(|_| Err(e.clone())));
+                    }
+                }
+                Err(s) => {
+                    let e = self.map_status(s);
+                    out.extend(chunk.iter().map(|_| Err(e.clone())));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn write_request(device: &NodeId, writes: &[ActuatorWrite]) -> v1::WriteActuatorsRequest {
+    v1::WriteActuatorsRequest {
+        device_id: device.to_string(),
+        writes: writes.iter().map(|w| v1::ActuatorWrite::from(*w)).collect(),
     }
 }
 
@@ -211,6 +280,16 @@ impl Hardware for Driver {
         match self {
             Driver::Sim(h) => h.write(device, writes).await,
             Driver::Modbus(h) => h.write(device, writes).await,
+        }
+    }
+
+    async fn write_many(
+        &self,
+        writes: &[(NodeId, Vec<ActuatorWrite>)],
+    ) -> Vec<Result<(), HardwareError>> {
+        match self {
+            Driver::Sim(h) => h.write_many(writes).await,
+            Driver::Modbus(h) => h.write_many(writes).await,
         }
     }
 }

@@ -12,6 +12,8 @@ use crate::world::{Fault, FaultKind, FaultRecord, World, WorldError};
 
 /// Most devices one ReadSensors call may name.
 pub const MAX_DEVICES_PER_READ: usize = 10_000;
+/// Most devices one WriteActuatorsMany call may carry.
+pub const MAX_DEVICES_PER_WRITE: usize = 10_000;
 /// Longest forecast `GetForecast` gives, hours.
 pub const MAX_FORECAST_HORIZON_H: u32 = 240;
 /// The source name of the simulator's forecast product.
@@ -202,6 +204,47 @@ impl SimulatorService for SimulatorGrpc {
             .write_actuators(&req.device_id, &writes)
             .map_err(status)?;
         Ok(Response::new(v1::WriteActuatorsResponse {}))
+    }
+
+    async fn write_actuators_many(
+        &self,
+        req: Request<v1::WriteActuatorsManyRequest>,
+    ) -> Result<Response<v1::WriteActuatorsManyResponse>, Status> {
+        let req = req.into_inner();
+        if req.devices.len() > MAX_DEVICES_PER_WRITE {
+            return Err(Status::invalid_argument(format!(
+                "devices: {} devices, at most {MAX_DEVICES_PER_WRITE} per call",
+                req.devices.len()
+            )));
+        }
+        // Every write is checked before any is applied: a malformed request
+        // changes nothing.
+        let writes = req
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(d, dev)| {
+                dev.writes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| convert::actuator_write(&format!("devices[{d}].writes[{i}]"), w))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut w = lock(&self.world)?;
+        let outcomes = req
+            .devices
+            .iter()
+            .zip(&writes)
+            .map(|(dev, writes)| v1::DeviceWriteOutcome {
+                device_id: dev.device_id.clone(),
+                error: w
+                    .write_actuators(&dev.device_id, writes)
+                    .err()
+                    .map_or_else(String::new, |e| e.to_string()),
+            })
+            .collect();
+        Ok(Response::new(v1::WriteActuatorsManyResponse { outcomes }))
     }
 
     async fn read_actuators(
@@ -402,5 +445,87 @@ fn scorecard_to_wire(
             })
             .collect(),
         plants: net.plants.iter().map(|p| p.id.to_string()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> SimulatorGrpc {
+        let net = model::Network::sample("demo").unwrap();
+        SimulatorGrpc {
+            world: Arc::new(Mutex::new(World::new(net))),
+            clock: Arc::new(Clock::new(1.0, false, None)),
+        }
+    }
+
+    fn valve(device: &str, value: f64) -> v1::WriteActuatorsRequest {
+        v1::WriteActuatorsRequest {
+            device_id: device.into(),
+            writes: vec![v1::ActuatorWrite {
+                actuator: v1::Actuator::PrimaryValve as i32,
+                value,
+            }],
+        }
+    }
+
+    async fn valve_of(svc: &SimulatorGrpc, device: &str) -> f64 {
+        let values = svc
+            .read_actuators(Request::new(v1::ReadActuatorsRequest {
+                device_id: device.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .values;
+        values
+            .iter()
+            .find(|w| w.actuator == v1::Actuator::PrimaryValve as i32)
+            .map(|w| w.value)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn many_devices_are_written_in_one_request_each_on_its_own() {
+        let svc = service();
+        let many = |devices| Request::new(v1::WriteActuatorsManyRequest { devices });
+        let out = svc
+            .write_actuators_many(many(vec![
+                valve("s01", 0.4),
+                valve("nope", 0.5),
+                valve("s02", 0.6),
+            ]))
+            .await
+            .unwrap()
+            .into_inner()
+            .outcomes;
+        let ids: Vec<&str> = out.iter().map(|o| o.device_id.as_str()).collect();
+        assert_eq!(ids, ["s01", "nope", "s02"]);
+        assert!(
+            out[0].error.is_empty() && out[2].error.is_empty(),
+            "{out:?}"
+        );
+        assert!(out[1].error.contains("nope"), "{out:?}");
+        assert_eq!(valve_of(&svc, "s01").await, 0.4);
+        assert_eq!(valve_of(&svc, "s02").await, 0.6);
+        // A malformed write refuses the whole request, naming it, and
+        // changes nothing.
+        let mut bad = valve("s02", 0.7);
+        bad.writes[0].actuator = v1::Actuator::Unspecified as i32;
+        let err = svc
+            .write_actuators_many(many(vec![valve("s01", 0.3), bad]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("devices[1].writes[0]"), "{err:?}");
+        assert_eq!(valve_of(&svc, "s01").await, 0.4);
+        // So does one over the limit.
+        let err = svc
+            .write_actuators_many(many(vec![valve("s01", 0.3); MAX_DEVICES_PER_WRITE + 1]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert_eq!(valve_of(&svc, "s01").await, 0.4);
     }
 }
