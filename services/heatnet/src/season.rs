@@ -667,8 +667,7 @@ async fn run_one(
             &mut child,
         ) => r,
         () = crate::shutdown_signal() => Err(anyhow::anyhow!(
-            "the {} run was interrupted: continue it with --resume",
-            mode.name()
+            "interrupted: continue it with --resume"
         )),
     };
     // Ctrl-C for the whole stack, then wait for it to save and stop.
