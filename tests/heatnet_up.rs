@@ -31,6 +31,26 @@ fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
 }
 
+/// `heatnet status --json` shows `count` nodes, every one online with readings.
+fn all_nodes_live(s: &serde_json::Value, count: usize) -> bool {
+    s["nodes"].as_array().is_some_and(|nodes| {
+        nodes.len() == count
+            && nodes.iter().all(|n| {
+                n["status"] == "online" && n["readings"].as_object().is_some_and(|r| !r.is_empty())
+            })
+    })
+}
+
+/// `kill -9` of the child `name` of the `heatnet up` writing into `data`;
+/// its pid.
+fn kill_child(data: &std::path::Path, name: &str) -> i32 {
+    let pid = up_json(data).expect("up.json")["pids"][name]
+        .as_u64()
+        .expect("child pid") as i32;
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9");
+    pid
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_runs_the_demo_warms_homes_and_restarts_a_killed_gateway() {
     let mut rng = seeded_rng("heatnet_up");
@@ -49,13 +69,7 @@ async fn up_runs_the_demo_warms_homes_and_restarts_a_killed_gateway() {
             let d = d.clone();
             async move {
                 let s = status_json(&d)?;
-                let nodes = s["nodes"].as_array()?;
-                let ok = nodes.len() == 67
-                    && nodes.iter().all(|n| {
-                        n["status"] == "online"
-                            && n["readings"].as_object().is_some_and(|r| !r.is_empty())
-                    });
-                ok.then_some(s)
+                all_nodes_live(&s, 67).then_some(s)
             }
         },
     )
@@ -138,10 +152,7 @@ async fn up_runs_the_demo_warms_homes_and_restarts_a_killed_gateway() {
 
     // kill -9 one gateway child: reported lost, then restarted by `heatnet up`.
     let victim = format!("s0{}", rng.random_range(1..=6));
-    let pid = up_json(&data).expect("up.json")["pids"][format!("gateway-{victim}")]
-        .as_u64()
-        .expect("gateway pid") as i32;
-    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9");
+    let pid = kill_child(&data, &format!("gateway-{victim}"));
     let d = data.clone();
     let v = victim.clone();
     wait_for(
@@ -434,14 +445,12 @@ async fn up_with_three_substations_a_gateway_runs_every_node_and_restarts_a_kill
                     .filter(|g| g["status"] == "online")
                     .filter_map(|g| g["gateway_id"].as_str())
                     .collect();
-                let nodes = s["nodes"].as_array()?;
                 let ok = gateways.len() == 3
-                    && nodes.len() == 67
-                    && nodes.iter().all(|n| {
-                        n["status"] == "online"
-                            && n["readings"].as_object().is_some_and(|r| !r.is_empty())
-                            && (n["kind"] != "substation" || n["setpoint_c"].is_f64())
-                    });
+                    && all_nodes_live(&s, 67)
+                    && s["nodes"]
+                        .as_array()?
+                        .iter()
+                        .all(|n| n["kind"] != "substation" || n["setpoint_c"].is_f64());
                 ok.then_some(s)
             }
         },
@@ -458,10 +467,7 @@ async fn up_with_three_substations_a_gateway_runs_every_node_and_restarts_a_kill
 
     // kill -9 the gateway of s04..s06: lost, restarted, online again.
     let name = "gateway-edge-s04-s06";
-    let pid = up_json(&data).expect("up.json")["pids"][name]
-        .as_u64()
-        .expect("gateway pid") as i32;
-    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9");
+    let _ = kill_child(&data, name);
     let d = data.clone();
     wait_for(
         Duration::from_secs(30),
