@@ -314,6 +314,7 @@ fn outbox_at_death(config: &std::path::Path) -> (Vec<(u64, u32, i64)>, u64) {
             kind: "gateway".into(),
             identity: cfg.gateway_id.to_string(),
             cache_bytes: 1 << 20,
+            ..Default::default()
         },
     )
     .expect("open the dead gateway's store");

@@ -348,6 +348,7 @@ mod tests {
                 kind: "gateway".into(),
                 identity: "s01".into(),
                 cache_bytes: 1 << 20,
+                ..Default::default()
             },
         )
         .unwrap()

@@ -55,6 +55,7 @@ fn owner_config(dir: &Path) -> anyhow::Result<StoreConfig> {
         kind,
         identity,
         cache_bytes: 256 << 20,
+        ..Default::default()
     })
 }
 

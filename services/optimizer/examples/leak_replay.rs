@@ -49,6 +49,7 @@ fn main() -> anyhow::Result<()> {
             kind: "optimizer".into(),
             identity: "central".into(),
             cache_bytes: 64 << 20,
+            ..Default::default()
         },
     )
     .with_context(|| format!("opening the optimizer's store in {store_dir}"))?;

@@ -62,6 +62,7 @@ pub(crate) mod testing {
             kind: "optimizer".into(),
             identity: "central".into(),
             cache_bytes: 1 << 20,
+            ..Default::default()
         }
     }
 }

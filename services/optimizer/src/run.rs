@@ -35,6 +35,7 @@ pub async fn run(
             kind: "optimizer".into(),
             identity: "central".into(),
             cache_bytes: 64 << 20,
+            ..Default::default()
         },
     )?;
     let ingest = Ingest::start_with(&store, cfg.retention)?;

@@ -47,6 +47,23 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("stored value under {key} is corrupt: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error(
+        "disk nearly full under {path}: {free_bytes} bytes free, writes need {min_free_bytes} left; nothing was written: free space there (the last durable state stands)"
+    )]
+    DiskLow {
+        path: PathBuf,
+        free_bytes: u64,
+        min_free_bytes: u64,
+    },
+}
+
+impl StoreError {
+    /// The disk is (nearly) full: nothing was written, and the same write
+    /// succeeds once space is freed. Callers keep running on what they
+    /// hold and try again later, rather than stopping.
+    pub fn is_disk_low(&self) -> bool {
+        matches!(self, StoreError::DiskLow { .. })
+    }
 }
 
 /// How long [`Store::open`] waits for another holder of the directory lock.
@@ -103,6 +120,79 @@ pub struct StoreConfig {
     pub identity: String,
     /// Page cache budget, bytes. Keep it small on edge gateways.
     pub cache_bytes: u64,
+    /// Free space left on the store's disk below which writes are refused
+    /// ([`StoreError::DiskLow`]), bytes; 0: never refused. sled 0.34 does
+    /// not survive running out of space mid-write (measured: stores that
+    /// filled a disk would not open again, "Read corrupted data"), so a
+    /// store stops writing while its last durable state is whole.
+    pub min_free_bytes: u64,
+}
+
+/// [`StoreConfig::min_free_bytes`] unless a process says otherwise: room
+/// for sled's segment and blob writes of every store sharing the disk.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 << 20;
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: String::new(),
+            identity: String::new(),
+            cache_bytes: 16 << 20,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+        }
+    }
+}
+
+/// Bytes free for an unprivileged writer on the disk that holds `path`.
+pub fn disk_free_bytes(path: &Path) -> std::io::Result<u64> {
+    fs2::available_space(path)
+}
+
+/// How long a reading of the disk's free space is trusted.
+const ROOM_RECHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The guard on a store's disk space, shared by its tables.
+struct Room {
+    path: PathBuf,
+    min_free_bytes: std::sync::atomic::AtomicU64,
+    /// The last reading: when, and the bytes free then.
+    read: std::sync::Mutex<Option<(std::time::Instant, u64)>>,
+}
+
+impl Room {
+    /// Refuses a write when the disk has less than `min_free_bytes` free.
+    /// A disk whose free space cannot be read is not refused.
+    fn check(&self) -> Result<(), StoreError> {
+        let min_free_bytes = self
+            .min_free_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if min_free_bytes == 0 {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        let mut read = match self.read.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        let free = match *read {
+            Some((at, free)) if now.duration_since(at) < ROOM_RECHECK => free,
+            _ => match disk_free_bytes(&self.path) {
+                Ok(free) => {
+                    *read = Some((now, free));
+                    free
+                }
+                Err(_) => return Ok(()),
+            },
+        };
+        if free < min_free_bytes {
+            return Err(StoreError::DiskLow {
+                path: self.path.clone(),
+                free_bytes: free,
+                min_free_bytes,
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
@@ -110,6 +200,7 @@ pub struct Store {
     db: sled::Db,
     path: PathBuf,
     flushes: std::sync::Arc<FlushGate>,
+    room: std::sync::Arc<Room>,
 }
 
 /// One flush at a time per store, shared by every caller.
@@ -223,6 +314,11 @@ impl Store {
             db,
             path: dir.to_path_buf(),
             flushes: std::sync::Arc::new(FlushGate::default()),
+            room: std::sync::Arc::new(Room {
+                path: dir.to_path_buf(),
+                min_free_bytes: std::sync::atomic::AtomicU64::new(cfg.min_free_bytes),
+                read: std::sync::Mutex::new(None),
+            }),
         })
     }
 
@@ -230,9 +326,17 @@ impl Store {
         &self.path
     }
 
+    /// Changes [`StoreConfig::min_free_bytes`] for every table of the store.
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.room
+            .min_free_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn table(&self, name: &str) -> Result<Table, StoreError> {
         Ok(Table {
             tree: self.db.open_tree(name)?,
+            room: self.room.clone(),
         })
     }
 
@@ -471,9 +575,13 @@ fn key_prefix(key: &[u8]) -> String {
 pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// A named keyspace of a store, ordered by key bytes.
+///
+/// Every write is refused with [`StoreError::DiskLow`] while the store's disk
+/// is nearly full ([`StoreConfig::min_free_bytes`]); reads always work.
 #[derive(Clone)]
 pub struct Table {
     tree: sled::Tree,
+    room: std::sync::Arc<Room>,
 }
 
 /// Writes applied to one table atomically.
@@ -502,16 +610,19 @@ impl Table {
     }
 
     pub fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), StoreError> {
+        self.room.check()?;
         self.tree.insert(key.as_ref(), value.as_ref())?;
         Ok(())
     }
 
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<(), StoreError> {
+        self.room.check()?;
         self.tree.remove(key)?;
         Ok(())
     }
 
     pub fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        self.room.check()?;
         self.tree.apply_batch(batch.inner)?;
         Ok(())
     }
@@ -626,6 +737,7 @@ mod tests {
             kind: "optimizer".into(),
             identity: "central".into(),
             cache_bytes: 1 << 20,
+            ..StoreConfig::default()
         };
         {
             let s = Store::open(&dir, &cfg).unwrap();
@@ -687,6 +799,7 @@ mod tests {
             kind: "optimizer".into(),
             identity: "central".into(),
             cache_bytes: 1 << 20,
+            ..StoreConfig::default()
         };
         let s = Store::open(&dir, &cfg).unwrap();
         assert_eq!(
@@ -715,11 +828,61 @@ mod tests {
         assert_eq!(Store::owner_of(&dir.join("nothing")), None);
     }
 
+    /// A disk with less free space than the store must leave refuses every
+    /// write whole, names the directory and the numbers, and keeps what was
+    /// there readable; the same writes go through once there is room.
+    #[test]
+    fn a_store_on_a_nearly_full_disk_refuses_writes_and_keeps_its_state() {
+        let dir = tmp("disk-low");
+        let roomy = cfg("simulator", "city");
+        {
+            let s = Store::open(&dir, &roomy).unwrap();
+            s.table("state")
+                .unwrap()
+                .insert("snapshot", "good")
+                .unwrap();
+            s.flush().unwrap();
+        }
+        let full = StoreConfig {
+            min_free_bytes: u64::MAX,
+            ..roomy.clone()
+        };
+        let s = Store::open(&dir, &full).unwrap();
+        let t = s.table("state").unwrap();
+        let refused = [
+            t.insert("snapshot", "torn"),
+            t.remove("snapshot"),
+            t.put_json("other", &1),
+            {
+                let mut b = Batch::default();
+                b.insert("snapshot", "torn");
+                b.insert("other", "x");
+                t.apply(b)
+            },
+        ];
+        for r in refused {
+            let e = r.unwrap_err();
+            assert!(e.is_disk_low(), "{e}");
+            let text = e.to_string();
+            assert!(text.contains(&dir.display().to_string()), "{text}");
+            assert!(text.contains("free space there"), "{text}");
+        }
+        assert_eq!(t.get("snapshot").unwrap().unwrap(), b"good");
+        assert_eq!(t.get("other").unwrap(), None);
+        drop((t, s));
+        let s = Store::open(&dir, &roomy).unwrap();
+        let t = s.table("state").unwrap();
+        t.insert("snapshot", "next").unwrap();
+        assert_eq!(t.get("snapshot").unwrap().unwrap(), b"next");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn cfg(kind: &str, id: &str) -> StoreConfig {
         StoreConfig {
             kind: kind.into(),
             identity: id.into(),
             cache_bytes: 1 << 20,
+            ..StoreConfig::default()
         }
     }
 

@@ -483,6 +483,7 @@ async fn in_process_rep(args: &IngestArgs, samples_per_batch: usize) -> anyhow::
             kind: "optimizer".into(),
             identity: "central".into(),
             cache_bytes: 64 << 20,
+            ..Default::default()
         },
     )?;
     let ingest = optimizer::ingest::Ingest::start(&store)?;
