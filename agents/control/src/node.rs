@@ -20,6 +20,8 @@ pub(crate) struct NodeState {
     ctl: Controller,
     store: Store,
     table: Table,
+    /// Ticks in a row whose state the disk had no room for.
+    unsaved_ticks: u64,
 }
 
 pub(crate) enum NodeMsg {
@@ -72,6 +74,7 @@ impl Actor for NodeActor {
             ctl,
             store: args.store,
             table: args.table,
+            unsaved_ticks: 0,
         })
     }
 
@@ -85,8 +88,20 @@ impl Actor for NodeActor {
             NodeMsg::Tick(input, reply) => {
                 let out = state.ctl.tick(&input);
                 // Control state is saved every tick; sled's background flush and the
-                // gateway's outbox flushes make it durable within a second.
-                state.table.put_json(key(&state.id), &state.ctl)?;
+                // gateway's outbox flushes make it durable within a second. On a
+                // nearly full disk control goes on, from the last state saved
+                // should the actor restart.
+                match state.table.put_json(key(&state.id), &state.ctl) {
+                    Ok(()) => state.unsaved_ticks = 0,
+                    Err(e) if e.is_disk_low() => {
+                        state.unsaved_ticks += 1;
+                        if state.unsaved_ticks == 1 || state.unsaved_ticks.is_multiple_of(600) {
+                            tracing::error!(actor_id = %state.id, error = %e,
+                                unsaved_ticks = state.unsaved_ticks, "control state not saved");
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 let _ = reply.send(out);
             }
             NodeMsg::Command(cmd, reply) => {

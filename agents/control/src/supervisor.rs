@@ -321,6 +321,7 @@ mod tests {
                 kind: "gateway".into(),
                 identity: "s01".into(),
                 cache_bytes: 1 << 20,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -374,6 +375,56 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// On a nearly full disk the actors go on controlling (no restarts, no
+    /// errors), a command is refused since it cannot be made durable, and
+    /// once there is room it is applied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_does_not_stop_control_and_refuses_commands_until_there_is_room() {
+        let dir = std::env::temp_dir().join(format!("heatnet-control-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(
+            &dir,
+            &store::StoreConfig {
+                kind: "gateway".into(),
+                identity: "s01".into(),
+                cache_bytes: 1 << 20,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let gw = NodeId::new("s01").unwrap();
+        let actors = Actors::start(&gw, configs(), &store).await.unwrap();
+        let s01 = NodeId::new("s01").unwrap();
+        store.set_min_free_bytes(u64::MAX);
+        for i in 0..5 {
+            actors
+                .tick(&s01, input(1_000_000 + i * 60_000))
+                .await
+                .expect("ticks go on without saving");
+        }
+        let cmd = Command {
+            command_id: "c1".into(),
+            actor_id: s01.clone(),
+            version: 7,
+            action: Action::SetSupplyTemp {
+                supply_temp_c: 65.0,
+            },
+        };
+        match actors.command(cmd.clone()).await {
+            CommandOutcome::Rejected { reason } => {
+                assert!(reason.contains("disk nearly full"), "{reason}")
+            }
+            other => panic!("accepted without storing it: {other:?}"),
+        }
+        store.set_min_free_bytes(0);
+        assert_eq!(actors.command(cmd).await, CommandOutcome::Accepted);
+        let out = actors.tick(&s01, input(1_400_000)).await.unwrap();
+        assert_eq!(out.mode, model::Mode::Optimizer);
+        actors.stop().await;
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn corrupt_saved_state_is_refused_and_the_actor_starts_from_its_configuration() {
         let dir =
@@ -385,6 +436,7 @@ mod tests {
                 kind: "gateway".into(),
                 identity: "s01".into(),
                 cache_bytes: 1 << 20,
+                ..Default::default()
             },
         )
         .unwrap();

@@ -31,6 +31,7 @@ fn store_config(cfg: &GatewayConfig) -> StoreConfig {
         kind: "gateway".into(),
         identity: cfg.gateway_id.to_string(),
         cache_bytes: cfg.limits.cache_bytes,
+        ..Default::default()
     }
 }
 
@@ -324,6 +325,14 @@ pub async fn run(
                             skipped_scans = skipped_full,
                             "outbox full: scans are not recorded until the optimizer acknowledges"
                         );
+                    }
+                }
+                // The disk is nearly full: control goes on, scans are not
+                // recorded until there is room (nothing half-written).
+                Err(OutboxError::Store(e)) if e.is_disk_low() => {
+                    skipped_full += 1;
+                    if skipped_full == 1 || skipped_full.is_multiple_of(600) {
+                        tracing::error!(error = %e, skipped_scans = skipped_full, "scan not recorded");
                     }
                 }
                 Err(e) => return Err(anyhow::Error::from(e).context("storing telemetry")),

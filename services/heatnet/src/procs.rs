@@ -51,6 +51,10 @@ pub struct SimArgs {
     /// Pause the clock when network time reaches this, Unix ms.
     #[arg(long)]
     pub stop_at_ms: Option<i64>,
+    /// Free disk space, MiB, below which the simulator stops saving
+    /// snapshots (it keeps running; the last snapshot stands whole).
+    #[arg(long, default_value_t = store::DEFAULT_MIN_FREE_BYTES >> 20)]
+    pub min_free_mib: u64,
 }
 
 pub fn sim(args: SimArgs) -> ExitCode {
@@ -76,6 +80,7 @@ pub fn sim(args: SimArgs) -> ExitCode {
                 expect_gateways: args.expect_gateways,
                 expect_planners: args.expect_planners,
                 stop_at_ms: args.stop_at_ms,
+                min_free_bytes: args.min_free_mib << 20,
             },
             crate::shutdown_signal(),
         )

@@ -47,6 +47,9 @@ pub struct SimConfig {
     pub expect_planners: usize,
     /// The clock pauses when network time reaches this, Unix ms.
     pub stop_at_ms: Option<i64>,
+    /// Free disk space below which snapshots are not saved
+    /// ([`store::StoreConfig::min_free_bytes`]); the simulation goes on.
+    pub min_free_bytes: u64,
 }
 
 /// Lockstep: a gateway that has not finished with a step this long (real
@@ -308,6 +311,11 @@ impl Clock {
     }
 }
 
+fn is_disk_low(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<store::StoreError>()
+        .is_some_and(store::StoreError::is_disk_low)
+}
+
 /// Longest wait for the last save on the way out.
 const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -335,6 +343,7 @@ pub async fn run(
             kind: "simulator".into(),
             identity: cfg.network.name.clone(),
             cache_bytes: 16 << 20,
+            min_free_bytes: cfg.min_free_bytes,
         },
     )?;
     let table = store.table("state")?;
@@ -414,6 +423,7 @@ pub async fn run(
 
     let stepping = async {
         let mut last_save = tokio::time::Instant::now();
+        let mut refused_saves = 0u64;
         if let (Some(stop), Ok(w)) = (cfg.stop_at_ms, world.lock())
             && w.time_ms() >= stop
         {
@@ -481,9 +491,25 @@ pub async fn run(
             }
             clock.stepped();
             if last_save.elapsed() >= SNAPSHOT_EVERY {
-                save(&world)?;
-                store.flush_async().await?;
                 last_save = tokio::time::Instant::now();
+                match save(&world) {
+                    Ok(()) => {
+                        store.flush_async().await?;
+                        if refused_saves > 0 {
+                            tracing::info!(refused_saves, "disk has room again: snapshots resumed");
+                            refused_saves = 0;
+                        }
+                    }
+                    // The network goes on; the last snapshot stands whole
+                    // until there is room for the next.
+                    Err(e) if is_disk_low(&e) => {
+                        refused_saves += 1;
+                        if refused_saves == 1 || refused_saves.is_multiple_of(300) {
+                            tracing::error!(error = %e, refused_saves, "snapshot not saved");
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     };
@@ -493,25 +519,23 @@ pub async fn run(
     };
     let _ = stop_tx.send(());
     let _ = server.await;
+    let on_the_way_out = "saving the simulation on the way out (the last periodic snapshot stands)";
+    // A full disk: nothing was written, the store is whole and let go.
+    save(&world).context(on_the_way_out)?;
     // sled can wait forever on a flush whose files were taken away (a data
     // directory deleted under a running simulator): give up after a while,
     // and leave sled's handles alone then (dropping them flushes again).
-    let saved = match save(&world) {
-        Ok(()) => match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, store.flush_async()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(anyhow::Error::from(e)),
-            Err(_) => Err(anyhow::anyhow!(
-                "did not finish within {FINAL_FLUSH_TIMEOUT:?}"
-            )),
-        },
-        Err(e) => Err(e),
+    let flushed = match tokio::time::timeout(FINAL_FLUSH_TIMEOUT, store.flush_async()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(anyhow::Error::from(e)),
+        Err(_) => Err(anyhow::anyhow!(
+            "did not finish within {FINAL_FLUSH_TIMEOUT:?}"
+        )),
     };
-    if let Err(e) = saved {
+    if let Err(e) = flushed {
         std::mem::forget(table);
         std::mem::forget(store);
-        return Err(
-            e.context("saving the simulation on the way out (the last periodic snapshot stands)")
-        );
+        return Err(e.context(on_the_way_out));
     }
     tracing::info!("simulator stopped, state saved");
     result
@@ -520,6 +544,100 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sim_config(dir: &std::path::Path, min_free_bytes: u64) -> SimConfig {
+        SimConfig {
+            network: Network::sample("demo").expect("demo network"),
+            data_dir: dir.to_path_buf(),
+            listen: "127.0.0.1:0".parse().expect("address"),
+            speed: 3_600.0,
+            step_s: 60.0,
+            epw: None,
+            modbus_base_port: None,
+            scenario: None,
+            lockstep: false,
+            expect_gateways: 0,
+            expect_planners: 0,
+            stop_at_ms: None,
+            min_free_bytes,
+        }
+    }
+
+    fn saved_time_ms(dir: &std::path::Path) -> i64 {
+        let store = Store::open(
+            dir,
+            &StoreConfig {
+                kind: "simulator".into(),
+                identity: "demo".into(),
+                ..StoreConfig::default()
+            },
+        )
+        .expect("store opens");
+        let snap: Snapshot = store
+            .table("state")
+            .expect("table")
+            .get_json("snapshot")
+            .expect("readable")
+            .expect("a snapshot");
+        snap.state.time_ms
+    }
+
+    /// A disk too full to write on (here: a store that must leave more free
+    /// than any disk has) stops the snapshots, not the simulation; the last
+    /// snapshot stands whole, and the next start resumes from it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_stops_the_snapshots_not_the_simulation() {
+        let dir = std::env::temp_dir().join(format!("heatnet-sim-disk-low-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let wait = |s| tokio::time::sleep(Duration::from_secs_f64(s));
+        run(sim_config(&dir, 0), wait(1.0))
+            .await
+            .expect("first run");
+        let saved_ms = saved_time_ms(&dir);
+
+        // Past SNAPSHOT_EVERY, a periodic save is refused: the network still
+        // steps and answers.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut cfg = sim_config(&dir, u64::MAX);
+        cfg.listen = ([127, 0, 0, 1], port).into();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let full = tokio::spawn(run(cfg, async {
+            let _ = stopped.await;
+        }));
+        let clock = || async move {
+            let mut c = v1::simulator_service_client::SimulatorServiceClient::connect(format!(
+                "http://127.0.0.1:{port}"
+            ))
+            .await?;
+            let t = c.get_clock(v1::GetClockRequest {}).await?.into_inner();
+            anyhow::Ok(t.time_ms)
+        };
+        wait(SNAPSHOT_EVERY.as_secs_f64() + 0.5).await;
+        let after_refusal_ms = clock().await.expect("still serving after a refused save");
+        wait(0.5).await;
+        let later_ms = clock().await.expect("still serving");
+        assert!(later_ms > after_refusal_ms, "still stepping");
+        let _ = stop.send(());
+        let e = full
+            .await
+            .expect("joined")
+            .expect_err("the save on the way out is refused");
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("on the way out") && text.contains("disk nearly full"),
+            "{text}"
+        );
+        assert_eq!(saved_time_ms(&dir), saved_ms, "the last snapshot stands");
+
+        run(sim_config(&dir, 0), wait(0.5))
+            .await
+            .expect("resumed run");
+        assert!(saved_time_ms(&dir) > saved_ms);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn report(clock: &Arc<Clock>, gw: &'static str, done: u64) -> tokio::task::JoinHandle<u64> {
         let c = clock.clone();
