@@ -120,13 +120,20 @@ pub enum CoreError {
     FailedPrecondition(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The optimizer's disk is nearly full: nothing was written.
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("{0}")]
     Internal(String),
 }
 
 impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
-        CoreError::Internal(format!("local storage: {e}"))
+        if e.is_disk_low() {
+            CoreError::ResourceExhausted(format!("local storage: {e}"))
+        } else {
+            CoreError::Internal(format!("local storage: {e}"))
+        }
     }
 }
 

@@ -34,6 +34,10 @@ fn status(e: CoreError) -> Status {
         CoreError::NotFound(m) => Status::not_found(m),
         CoreError::FailedPrecondition(m) => Status::failed_precondition(m),
         CoreError::Unavailable(m) => Status::unavailable(m),
+        CoreError::ResourceExhausted(m) => {
+            tracing::error!(error = %m, "write refused: disk nearly full");
+            Status::resource_exhausted(m)
+        }
         CoreError::Internal(m) => {
             tracing::error!(error = %m, "internal error answered to a client");
             Status::internal(m)

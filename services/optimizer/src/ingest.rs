@@ -36,6 +36,10 @@ pub enum IngestError {
     Store(#[from] StoreError),
     #[error("telemetry writer is not running")]
     Stopped,
+    /// The group's write failed (a nearly full disk, a storage error):
+    /// nothing of it was acknowledged, the gateways send it again.
+    #[error("telemetry not stored: {0}")]
+    NotStored(String),
 }
 
 struct Request {
@@ -106,10 +110,7 @@ impl Ingest {
             .map_err(|_| IngestError::Stopped)?;
         match rx.await {
             Ok(Ok(o)) => Ok(o),
-            Ok(Err(e)) => Err(IngestError::Store(StoreError::Corrupt {
-                key: "telemetry".into(),
-                reason: e,
-            })),
+            Ok(Err(e)) => Err(IngestError::NotStored(e)),
             Err(_) => Err(IngestError::Stopped),
         }
     }
@@ -466,6 +467,30 @@ mod tests {
         ingest.close().await;
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A nearly full disk: nothing is stored or acknowledged, the writer
+    /// keeps running, and the batch sent again is stored once there is room.
+    #[tokio::test]
+    async fn a_full_disk_stores_nothing_and_the_batch_sent_again_is_stored() {
+        let dir = crate::testing::scratch_dir("ingest-full");
+        let store = Store::open(&dir, &crate::testing::store_config()).unwrap();
+        let ingest = Ingest::start(&store).unwrap();
+        let gw = NodeId::new("g1").unwrap();
+        store.set_min_free_bytes(u64::MAX);
+        let e = ingest.store(gw.clone(), batch(1)).await.unwrap_err();
+        assert!(
+            matches!(&e, IngestError::NotStored(m) if m.contains("disk nearly full")),
+            "{e}"
+        );
+        assert_eq!(ingest.last_stored(&gw).unwrap(), 0);
+        store.set_min_free_bytes(0);
+        assert_eq!(
+            ingest.store(gw.clone(), batch(1)).await.unwrap(),
+            Outcome::Stored { last_stored: 1 }
+        );
+        assert_eq!(ingest.last_stored(&gw).unwrap(), 1);
+        ingest.close().await;
     }
 
     #[tokio::test]
