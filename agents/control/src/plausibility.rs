@@ -29,9 +29,13 @@ pub fn spec(metric: Metric) -> Option<SensorSpec> {
         stuck_after_s,
     };
     Some(match metric {
-        // The controlled variable of the substation loop: frozen for 30 min is a fault.
-        Metric::SecondarySupplyTempC => water(110.0, 1_800.0),
-        Metric::SecondaryReturnTempC | Metric::BuildingReturnTempC => water(110.0, 4.0 * 3_600.0),
+        // The controlled variable of the substation loop: frozen for 30 min is a
+        // fault. The secondary side is bounded by the primary supply, not by its
+        // own design: behind a heat-exchanger valve failed open it runs at the
+        // primary's temperature (a season's stuck valve: 110.6 °C, true, and the
+        // reading the loop and the control room most need).
+        Metric::SecondarySupplyTempC => water(150.0, 1_800.0),
+        Metric::SecondaryReturnTempC | Metric::BuildingReturnTempC => water(150.0, 4.0 * 3_600.0),
         Metric::SupplyTempC | Metric::ReturnTempC => water(150.0, 4.0 * 3_600.0),
         Metric::RoomTempC => SensorSpec {
             range: (-10.0, 40.0),
@@ -187,8 +191,14 @@ mod tests {
             (
                 "supply too hot",
                 s,
-                vec![(0, 60.0), (60, 130.0)],
+                vec![(0, 60.0), (60, 160.0)],
                 Some("outside the plausible range"),
+            ),
+            (
+                "supply at the primary's temperature behind a valve failed open",
+                s,
+                vec![(0, 60.0), (60, 110.6), (120, 125.0)],
+                None,
             ),
             (
                 "supply below freezing",
