@@ -51,9 +51,10 @@ async fn implausible_supply_sensors_raise_alarms_and_put_the_loop_in_safe_mode()
             magnitude,
         }),
     };
-    // s02: the sensor reads 80 K high (out of range); s04: it freezes.
+    // s02: the sensor reads 120 K high (out of range, above the primary's
+    // 150 °C); s04: it freezes.
     let offset = sim
-        .inject_fault(inject("s02", v1::FaultKind::SensorOffset, 80.0))
+        .inject_fault(inject("s02", v1::FaultKind::SensorOffset, 120.0))
         .await
         .expect("inject offset")
         .into_inner();
