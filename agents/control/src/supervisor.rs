@@ -311,9 +311,10 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_actor_restarts_with_its_state_and_others_carry_on() {
-        let dir = std::env::temp_dir().join(format!("heatnet-control-sup-{}", std::process::id()));
+    /// A fresh store of gateway `s01` in a scratch directory of its own.
+    fn gateway_store(name: &str) -> (std::path::PathBuf, Store) {
+        let dir =
+            std::env::temp_dir().join(format!("heatnet-control-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open(
             &dir,
@@ -325,6 +326,12 @@ mod tests {
             },
         )
         .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_actor_restarts_with_its_state_and_others_carry_on() {
+        let (dir, store) = gateway_store("sup");
         let gw = NodeId::new("s01").unwrap();
         let actors = Actors::start(&gw, configs(), &store).await.unwrap();
         let s01 = NodeId::new("s01").unwrap();
@@ -380,18 +387,7 @@ mod tests {
     /// once there is room it is applied.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_disk_does_not_stop_control_and_refuses_commands_until_there_is_room() {
-        let dir = std::env::temp_dir().join(format!("heatnet-control-full-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(
-            &dir,
-            &store::StoreConfig {
-                kind: "gateway".into(),
-                identity: "s01".into(),
-                cache_bytes: 1 << 20,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let (dir, store) = gateway_store("full");
         let gw = NodeId::new("s01").unwrap();
         let actors = Actors::start(&gw, configs(), &store).await.unwrap();
         let s01 = NodeId::new("s01").unwrap();
@@ -427,19 +423,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn corrupt_saved_state_is_refused_and_the_actor_starts_from_its_configuration() {
-        let dir =
-            std::env::temp_dir().join(format!("heatnet-control-corrupt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(
-            &dir,
-            &store::StoreConfig {
-                kind: "gateway".into(),
-                identity: "s01".into(),
-                cache_bytes: 1 << 20,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let (dir, store) = gateway_store("corrupt");
         store
             .table("actors")
             .unwrap()
