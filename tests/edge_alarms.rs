@@ -313,3 +313,64 @@ async fn a_stuck_valve_raises_valve_stuck_and_clears_once_it_moves_again() {
     })
     .await;
 }
+
+/// A gateway whose disk is nearly full (here: one told to keep 1 TiB free)
+/// records no scans and raises `disk_low`, and keeps running its actors;
+/// with room again its data flows and the alarm clears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_a_nearly_full_disk_raises_disk_low_and_runs_on() {
+    let _rng = seeded_rng("disk_low");
+    let mut sys = System::start("disk-low", 60.0, 30_000).await;
+    sys.wait_all_live(Duration::from_secs(60)).await;
+    let victim = "s03";
+    let config = sys.gateway(victim).1.clone();
+    let set_min_free_mib = |mib: u64| {
+        let mut cfg = gateway::GatewayConfig::load(&config).expect("config");
+        cfg.limits.min_free_mib = mib;
+        std::fs::write(&config, cfg.to_toml()).expect("write config");
+    };
+    sys.gateway(victim).2.kill9();
+    set_min_free_mib(1 << 20);
+    sys.gateway(victim).2.restart();
+    let opt = sys.opt_addr.clone();
+    wait_for(
+        Duration::from_secs(60),
+        "disk_low raised for the gateway",
+        || {
+            let opt = opt.clone();
+            async move { active(&alarms(&opt).await, "disk_low", victim, "").then_some(()) }
+        },
+    )
+    .await;
+    let before = stored_seqs(&opt, victim).await.len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        stored_seqs(&opt, victim).await.len(),
+        before,
+        "scans recorded on a full disk"
+    );
+    assert!(
+        sys.gateway(victim).2.running(),
+        "the gateway stopped: {}",
+        sys.gateway(victim).2.log_tail()
+    );
+
+    sys.gateway(victim).2.kill9();
+    set_min_free_mib(0);
+    sys.gateway(victim).2.restart();
+    wait_for(
+        Duration::from_secs(60),
+        "disk_low cleared and the gateway's data stored again",
+        || {
+            let opt = opt.clone();
+            async move {
+                let a = alarms(&opt).await;
+                (cleared(&a, "disk_low", victim, "")
+                    && !active(&a, "disk_low", victim, "")
+                    && stored_seqs(&opt, victim).await.len() > before)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}

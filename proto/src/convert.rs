@@ -658,14 +658,25 @@ pub enum EdgeAlarmKind {
     OutboxCondensed,
     /// A valve stays away from its commands (stuck valve, failed actuator).
     ValveStuck,
+    /// The gateway's disk is nearly full: its scans are not recorded and its
+    /// actors' state and commands are not saved (they control on).
+    DiskLow,
 }
 
 impl EdgeAlarmKind {
+    pub const ALL: [EdgeAlarmKind; 4] = [
+        EdgeAlarmKind::SensorImplausible,
+        EdgeAlarmKind::OutboxCondensed,
+        EdgeAlarmKind::ValveStuck,
+        EdgeAlarmKind::DiskLow,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             EdgeAlarmKind::SensorImplausible => "sensor_implausible",
             EdgeAlarmKind::OutboxCondensed => "outbox_condensed",
             EdgeAlarmKind::ValveStuck => "valve_stuck",
+            EdgeAlarmKind::DiskLow => "disk_low",
         }
     }
 }
@@ -688,23 +699,26 @@ pub const MAX_EDGE_ALARMS: usize = 4096;
 impl TryFrom<&v1::EdgeAlarm> for EdgeAlarm {
     type Error = ConversionError;
     fn try_from(a: &v1::EdgeAlarm) -> Result<Self, Self::Error> {
-        let kind = match a.kind.as_str() {
-            "sensor_implausible" => EdgeAlarmKind::SensorImplausible,
-            "outbox_condensed" => EdgeAlarmKind::OutboxCondensed,
-            "valve_stuck" => EdgeAlarmKind::ValveStuck,
-            "" => return Err(missing("kind")),
-            other => {
+        let kind = match EdgeAlarmKind::ALL.into_iter().find(|k| k.name() == a.kind) {
+            Some(k) => k,
+            None if a.kind.is_empty() => return Err(missing("kind")),
+            None => {
+                let names: Vec<&str> = EdgeAlarmKind::ALL.iter().map(|k| k.name()).collect();
                 return Err(ConversionError::Invalid {
                     field: "kind".into(),
                     reason: format!(
-                        "unknown edge alarm kind {other:?}: sensor_implausible, outbox_condensed or valve_stuck"
+                        "unknown edge alarm kind {:?}: one of {}",
+                        a.kind,
+                        names.join(", ")
                     ),
                 });
             }
         };
         let metric = match kind {
             EdgeAlarmKind::SensorImplausible => Some(metric("metric", a.metric)?),
-            EdgeAlarmKind::OutboxCondensed | EdgeAlarmKind::ValveStuck => None,
+            EdgeAlarmKind::OutboxCondensed | EdgeAlarmKind::ValveStuck | EdgeAlarmKind::DiskLow => {
+                None
+            }
         };
         if a.message.len() > MAX_EDGE_ALARM_MESSAGE {
             return Err(ConversionError::Invalid {

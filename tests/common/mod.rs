@@ -141,6 +141,11 @@ impl Proc {
         self.child.id()
     }
 
+    /// Whether the process is still running (it has not exited).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGKILL, and reap.
     pub fn kill9(&mut self) {
         let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);

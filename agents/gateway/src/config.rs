@@ -101,6 +101,10 @@ pub struct Limits {
     pub outbox_budget_bytes: u64,
     /// sled page cache, bytes.
     pub cache_bytes: u64,
+    /// Free disk space, MiB, below which the gateway writes nothing (its
+    /// scans go unrecorded, raised as a `disk_low` alarm; its actors control
+    /// on): sled does not survive running out of space mid-write.
+    pub min_free_mib: u64,
 }
 
 impl Default for Limits {
@@ -113,6 +117,7 @@ impl Default for Limits {
             max_outbox_batches: 5_000_000,
             outbox_budget_bytes: 256 << 20,
             cache_bytes: 4 << 20,
+            min_free_mib: store::DEFAULT_MIN_FREE_BYTES >> 20,
         }
     }
 }
@@ -170,6 +175,7 @@ impl GatewayConfig {
             1 << 40,
         )?;
         in_range("cache_bytes", l.cache_bytes, 1 << 20, 1 << 30)?;
+        in_range("min_free_mib", l.min_free_mib, 0, 1 << 20)?;
         if let ClockConfig::Lockstep {
             max_unacked_batches,
             ack_wait_ms,

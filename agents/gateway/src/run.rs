@@ -8,7 +8,7 @@ use control::{Actors, LinkState, TickInput};
 use hardware::{Driver, Hardware, LockstepClock, ModbusHardware, SimHardware};
 use model::{ActorSnapshot, NodeId};
 use proto::{EdgeAlarm, EdgeAlarmKind};
-use store::{Store, StoreConfig};
+use store::{Store, StoreConfig, StoreError};
 
 use crate::config::{ClockConfig, GatewayConfig, HardwareConfig};
 use crate::link::{Link, LinkShared};
@@ -31,7 +31,7 @@ fn store_config(cfg: &GatewayConfig) -> StoreConfig {
         kind: "gateway".into(),
         identity: cfg.gateway_id.to_string(),
         cache_bytes: cfg.limits.cache_bytes,
-        ..Default::default()
+        min_free_bytes: cfg.limits.min_free_mib << 20,
     }
 }
 
@@ -297,6 +297,24 @@ pub async fn run(
                 }),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read the outbox state"),
+            }
+            if let Err(OutboxError::Store(StoreError::DiskLow {
+                path,
+                min_free_bytes,
+                ..
+            })) = &appended
+            {
+                edge_alarms.push(EdgeAlarm {
+                    kind: EdgeAlarmKind::DiskLow,
+                    node_id: cfg.gateway_id.clone(),
+                    metric: None,
+                    message: format!(
+                        "disk of gateway {} nearly full (under {} MiB free at {}): its scans are not recorded and its actors' state and commands not saved; they control on",
+                        cfg.gateway_id,
+                        min_free_bytes >> 20,
+                        path.display()
+                    ),
+                });
             }
             edge_alarms.sort();
             shared.alarms.send_if_modified(|current| {

@@ -293,7 +293,7 @@ fn edge_alarms_round_trip_and_bad_ones_are_named() {
     let cases: Vec<(Edit, &str)> = vec![
         (
             |w| w.kind = "fire".into(),
-            "edge_alarms.alarms[0].kind: unknown edge alarm kind \"fire\": sensor_implausible, outbox_condensed or valve_stuck",
+            "edge_alarms.alarms[0].kind: unknown edge alarm kind \"fire\": one of sensor_implausible, outbox_condensed, valve_stuck, disk_low",
         ),
         (
             |w| w.metric = 0,

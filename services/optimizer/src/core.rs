@@ -968,11 +968,7 @@ impl Core {
                 a.message,
             ));
         }
-        for kind in [
-            proto::EdgeAlarmKind::SensorImplausible,
-            proto::EdgeAlarmKind::OutboxCondensed,
-            proto::EdgeAlarmKind::ValveStuck,
-        ] {
+        for kind in proto::EdgeAlarmKind::ALL {
             let kind = kind.name();
             for (node, metric) in inner.alarms.active_of_kind(kind) {
                 let still = wanted
