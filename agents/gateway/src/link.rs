@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument as _;
 
 use crate::config::GatewayConfig;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, OutboxError};
 
 /// Shared view of the link, read by the scan loop.
 pub struct LinkShared {
@@ -122,6 +122,19 @@ impl Link {
         }
     }
 
+    /// Frees what the optimizer has stored. On a nearly full disk the
+    /// outbox keeps it (the session goes on, and the edge alarms with it):
+    /// a batch sent again is recognized by the optimizer as a duplicate.
+    fn acknowledge(&self, seq: u64) -> Result<(), OutboxError> {
+        match self.outbox.acknowledge(seq) {
+            Err(OutboxError::Store(e)) if e.is_disk_low() => {
+                tracing::debug!(seq, error = %e, "acknowledgement not recorded");
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
     fn descriptors(&self) -> Vec<v1::ActorDescriptor> {
         self.cfg
             .actors
@@ -164,7 +177,7 @@ impl Link {
             .into_inner();
         self.shared.touch();
         let stored = reg.last_stored_seq;
-        self.outbox.acknowledge(stored)?;
+        self.acknowledge(stored)?;
         self.shared.acked.send_if_modified(|a| {
             let newer = stored > *a;
             *a = (*a).max(stored);
@@ -239,7 +252,7 @@ impl Link {
                         Some(v1::optimizer_message::Body::Ack(a)) => {
                             if a.seq > acked {
                                 acked = a.seq;
-                                self.outbox.acknowledge(a.seq)?;
+                                self.acknowledge(a.seq)?;
                                 self.shared.acked.send_if_modified(|s| {
                                     let newer = acked > *s;
                                     *s = (*s).max(acked);
