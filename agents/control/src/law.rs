@@ -434,8 +434,14 @@ fn one() -> f64 {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PlantDispatch {
     /// Make this much heat: the pump speed tracks the measured heat output
-    /// (more flow at the plant's supply temperature, more heat). 0: pump off.
-    Heat { heat_w: f64, pi: Pi },
+    /// (more flow at the plant's supply temperature, more heat), smoothed
+    /// over [`HEAT_FILTER_TAU_S`] (`heat_seen_w`). 0: pump off.
+    Heat {
+        heat_w: f64,
+        pi: Pi,
+        #[serde(default)]
+        heat_seen_w: Option<f64>,
+    },
     /// The lead plant: hold this pump head and take the balance.
     Head(PumpDp),
 }
@@ -446,6 +452,16 @@ pub const HEAT_LOOP_TI_S: f64 = 900.0;
 /// Gain of the heat-output loop: pump speed per unit of heat error relative
 /// to the larger of the order and the measured heat.
 pub const HEAT_LOOP_GAIN: f64 = 0.2;
+/// Time constant over which the heat-output loop smooths the plant's heat
+/// reading, s. Two plants joined by open tie lines near their pumps' shut-off
+/// heads take the flow from each other on a small difference of speed: the
+/// raw reading then swung between nothing and the whole load from one 300 s
+/// step to the next, and the loop's proportional part, answering each swing
+/// with a fifth of the pump's speed, kept the swing going (found on the city
+/// with the gas boiler standing by: `chp-east` read 0, 185, 0, 157 MW on an
+/// order of 103 MW, and the optimizer took the swings for a lost plant). The
+/// smoothed reading passes a quarter of such a swing at 300 s steps.
+pub const HEAT_FILTER_TAU_S: f64 = 600.0;
 /// A dispatched plant whose supply is this far under its setpoint while it
 /// carries water has its heat source at a limit; its heat loop then holds or
 /// slows the pump, never speeds it up, K.
@@ -483,7 +499,11 @@ impl PlantCtl {
                             self.last_speed,
                         )
                         .with_max_dt_s(HEAT_LOOP_TI_S);
-                        self.dispatch = Some(PlantDispatch::Heat { heat_w, pi });
+                        self.dispatch = Some(PlantDispatch::Heat {
+                            heat_w,
+                            pi,
+                            heat_seen_w: None,
+                        });
                     }
                 }
             }
@@ -521,14 +541,25 @@ impl PlantCtl {
         let running = get(readings, Metric::PumpRunning).is_none_or(|r| r >= 0.5);
         let head = get(readings, Metric::DiffPressurePa);
         let (on, speed) = match (&mut self.dispatch, link.optimizer_recent) {
-            (Some(PlantDispatch::Heat { heat_w, pi }), true) => {
+            (
+                Some(PlantDispatch::Heat {
+                    heat_w,
+                    pi,
+                    heat_seen_w,
+                }),
+                true,
+            ) => {
                 if *heat_w <= 0.0 {
                     // Not committed: the pump stops; it restarts where it was.
                     pi.integral = self.last_speed;
+                    *heat_seen_w = None;
                     (0.0, Some(self.last_speed))
                 } else {
                     match get(readings, Metric::HeatW) {
-                        Some(q) if running => {
+                        Some(raw_w) if running => {
+                            let alpha = 1.0 - (-dt.max(0.0) / HEAT_FILTER_TAU_S).exp();
+                            let q = heat_seen_w.map_or(raw_w, |seen| seen + alpha * (raw_w - seen));
+                            *heat_seen_w = Some(q);
                             // A heat source at its limit (capacity, ramp, a
                             // trip) leaves the supply under its setpoint:
                             // more flow brings no more heat, it only cools
@@ -576,6 +607,7 @@ impl PlantCtl {
                         // No plausible heat reading or a stopped pump: hold the speed.
                         _ => {
                             pi.integral = self.last_speed;
+                            *heat_seen_w = None;
                             (1.0, Some(self.last_speed))
                         }
                     }
