@@ -27,6 +27,9 @@ pub use telemetry::{ActorSnapshot, Metric, Mode, NodeKind, Reading, TelemetryBat
 /// thermo-hydraulic engine uses temperature-dependent properties where it matters.
 pub const WATER_CP_J_KG_K: f64 = 4186.0;
 
+/// Standard gravity, m/s² (pump heads in metres to pressures).
+pub const GRAVITY_M_S2: f64 = 9.80665;
+
 /// Indoor temperature a building's design heat load is reckoned for, °C: at
 /// the network's `outdoor_design_temp_c` a building loses its design heat.
 pub const DESIGN_ROOM_TEMP_C: f64 = 20.0;

@@ -502,6 +502,17 @@ pub struct PumpRating {
     pub rated_head_m: f64,
 }
 
+impl PumpRating {
+    /// The head at `flow_m3_h` and relative `speed` by the affinity laws on
+    /// the quadratic curve through the shut-off head and the rated point
+    /// (the simulator's `PumpCurve`), m; never negative.
+    pub fn head_m(&self, flow_m3_h: f64, speed: f64) -> f64 {
+        let rated_m3_h = self.rated_flow_m3_h.max(1e-9);
+        let c = (self.shutoff_head_m - self.rated_head_m) / (rated_m3_h * rated_m3_h);
+        (self.shutoff_head_m * speed * speed - c * flow_m3_h * flow_m3_h.abs()).max(0.0)
+    }
+}
+
 impl Plant {
     /// Mass flow at design load and design temperatures, kg/s.
     pub fn design_flow_kg_s(&self) -> f64 {
@@ -1271,6 +1282,21 @@ fn check_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pump_curve_passes_its_shutoff_and_rated_heads_and_scales_with_speed() {
+        let r = PumpRating {
+            shutoff_head_m: 127.0,
+            rated_flow_m3_h: 3228.0,
+            rated_head_m: 102.0,
+        };
+        assert_eq!(r.head_m(0.0, 1.0), 127.0);
+        assert!((r.head_m(3228.0, 1.0) - 102.0).abs() < 1e-9);
+        // Twice the speed: four times the shut-off head.
+        assert_eq!(r.head_m(0.0, 2.0), 508.0);
+        // Far beyond the curve: no head, never a negative one.
+        assert_eq!(r.head_m(100_000.0, 1.0), 0.0);
+    }
 
     #[test]
     fn demo_is_valid_and_shaped_as_documented() {
