@@ -578,6 +578,8 @@ fn city_observations(
                 head_pa: sc.get(Metric::DiffPressurePa),
                 supply_temp_c: sc.get(Metric::SupplyTempC),
                 return_temp_c: sc.get(Metric::ReturnTempC),
+                flow_kg_s: sc.get(Metric::FlowKgS),
+                supply_setpoint_c: sc.get(Metric::SetpointC),
                 pump_running: sc.get(Metric::PumpRunning).map(|r| r >= 0.5),
                 trip_alarm: false,
                 curve: p.cfgs[&pl].fallback_curve.clone(),

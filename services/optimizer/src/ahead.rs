@@ -140,17 +140,30 @@ pub const LEAD_OVERPOWERED_SHARE: f64 = 0.5;
 /// rises by half a step a round whatever the critical substation reads
 /// (found on the interconnected city: the others' pumps held the pressure,
 /// `chp-west`'s head trimmed down to 100 kPa, its flow stopped, and its
-/// ramp-limited restart looked like a trip).
+/// ramp-limited restart looked like a trip), and at once to half a step over
+/// the pressure the others put across its pump (`measured_head_pa`): a pump
+/// ordered less than that stays shut behind its check valve (found on the
+/// city with the gas boiler standing by, its ties joining the two CHPs:
+/// `chp-east` started again and pushed 800 kPa across `chp-west`, whose order
+/// climbed from 100 kPa by 25 kPa a round and carried no water for two hours;
+/// its restart then ended the standby).
 pub fn hold_lead_flow(
     next_pa: f64,
     head_pa: f64,
     lead_heat_w: Option<f64>,
+    measured_head_pa: Option<f64>,
     min_load_w: f64,
 ) -> f64 {
     match lead_heat_w {
-        Some(q) if min_load_w > 0.0 && q < LEAD_OVERPOWERED_SHARE * min_load_w => next_pa
-            .max(head_pa + MAX_HEAD_STEP_PA / 2.0)
-            .min(HEAD_LIMITS_PA.1),
+        Some(q) if min_load_w > 0.0 && q < LEAD_OVERPOWERED_SHARE * min_load_w => {
+            let across_pa = measured_head_pa
+                .filter(|h| h.is_finite())
+                .map_or(f64::NEG_INFINITY, |h| h + MAX_HEAD_STEP_PA / 2.0);
+            next_pa
+                .max(head_pa + MAX_HEAD_STEP_PA / 2.0)
+                .max(across_pa)
+                .min(HEAD_LIMITS_PA.1)
+        }
         _ => next_pa,
     }
 }
@@ -315,23 +328,48 @@ mod tests {
         // Trimmed down to 300 kPa (the critical substation has plenty), the
         // lead carries 10 MW against its 160 MW minimum: half a step up.
         assert_eq!(
-            hold_lead_flow(300.0e3, 310.0e3, Some(10.0e6), 160.0e6),
+            hold_lead_flow(300.0e3, 310.0e3, Some(10.0e6), None, 160.0e6),
+            335.0e3
+        );
+        // The others put 800 kPa across its pump: it is ordered half a step
+        // over that at once, not 25 kPa a round.
+        assert_eq!(
+            hold_lead_flow(300.0e3, 310.0e3, Some(0.0), Some(800.0e3), 160.0e6),
+            825.0e3
+        );
+        // Less across it than its order: the half step stands.
+        assert_eq!(
+            hold_lead_flow(300.0e3, 310.0e3, Some(0.0), Some(200.0e3), 160.0e6),
             335.0e3
         );
         // Carrying its minimum (or more) or no reading: the trim stands.
         assert_eq!(
-            hold_lead_flow(300.0e3, 310.0e3, Some(160.0e6), 160.0e6),
+            hold_lead_flow(300.0e3, 310.0e3, Some(160.0e6), Some(800.0e3), 160.0e6),
             300.0e3
         );
-        assert_eq!(hold_lead_flow(300.0e3, 310.0e3, None, 160.0e6), 300.0e3);
-        // A trim already raising faster is kept; the limit holds.
         assert_eq!(
-            hold_lead_flow(400.0e3, 310.0e3, Some(0.0), 160.0e6),
+            hold_lead_flow(300.0e3, 310.0e3, None, Some(800.0e3), 160.0e6),
+            300.0e3
+        );
+        // A trim already raising faster is kept; the limit holds, whatever
+        // is measured.
+        assert_eq!(
+            hold_lead_flow(400.0e3, 310.0e3, Some(0.0), None, 160.0e6),
             400.0e3
         );
         assert_eq!(
-            hold_lead_flow(HEAD_LIMITS_PA.1, HEAD_LIMITS_PA.1, Some(0.0), 160.0e6),
+            hold_lead_flow(
+                HEAD_LIMITS_PA.1,
+                HEAD_LIMITS_PA.1,
+                Some(0.0),
+                Some(3.0e6),
+                160.0e6
+            ),
             HEAD_LIMITS_PA.1
+        );
+        assert_eq!(
+            hold_lead_flow(300.0e3, 310.0e3, Some(0.0), Some(f64::NAN), 160.0e6),
+            335.0e3
         );
     }
 

@@ -1232,6 +1232,8 @@ impl Core {
                         head_pa: n.get(Metric::DiffPressurePa),
                         supply_temp_c: n.get(Metric::SupplyTempC),
                         return_temp_c: n.get(Metric::ReturnTempC),
+                        flow_kg_s: n.get(Metric::FlowKgS),
+                        supply_setpoint_c: n.get(Metric::SetpointC),
                         pump_running: n.get(Metric::PumpRunning).map(|r| r >= 0.5),
                         trip_alarm: tripped_alarms.iter().any(|t| t == n.info.id.as_str()),
                         curve: n.info.default_curve.clone(),

@@ -97,6 +97,51 @@ fn trip_hold_over(held_ms: i64, standing_lift_k: Option<f64>) -> bool {
 /// pump cannot push water against another's head), not as at the limit of
 /// what it can deliver.
 pub const OVERPOWERED_SHARE: f64 = 0.1;
+
+/// A plant short of its heat order is at the limit of its pump when it
+/// measures at least this share of the head its pump makes at full speed at
+/// the flow it carries.
+pub const PUMP_AT_LIMIT_SHARE: f64 = 0.85;
+/// ... or at the limit of its heat source when its supply is this far under
+/// the setpoint its own control aims at, K (as the plant's heat loop judges
+/// it: `control::law::HEAT_LOOP_SOURCE_SHORT_K`).
+pub const SOURCE_SHORT_K: f64 = 3.0;
+/// Water density for pump heads, kg/m³ (about 80 °C: within 1.5 % from 60
+/// to 110 °C).
+const PUMP_WATER_DENSITY_KG_M3: f64 = 970.0;
+
+/// Whether a plant making less than its heat order does so at a limit: its
+/// pump near its full-speed curve at the flow it carries, or its heat source
+/// leaving the supply under its setpoint. A plant whose pump has head to
+/// spare and whose supply is on its setpoint is short for another reason:
+/// its loop is still turning, or another plant's pump pushes its water back
+/// (found on the city with the gas boiler standing by and its ties joining
+/// the two CHPs: the CHPs' pumps took the flow from each other round by
+/// round, `chp-east` read 27 MW at 550 kPa, a third of what its pump makes
+/// at full speed, was taken as able to deliver no more, and the boiler
+/// started again at 430 MW of forecast peak, a third under the CHPs'
+/// 656 MW). Without the readings to judge by, any shortfall counts.
+fn at_a_limit(o: &PlantObs, plant: Option<&model::Plant>) -> bool {
+    let source = match (o.supply_temp_c, o.supply_setpoint_c) {
+        (Some(t), Some(sp)) if t.is_finite() && sp.is_finite() => t < sp - SOURCE_SHORT_K,
+        _ => false,
+    };
+    let pump = match (o.head_pa, o.flow_kg_s, plant) {
+        (Some(head_pa), Some(flow_kg_s), Some(p))
+            if head_pa.is_finite() && flow_kg_s.is_finite() =>
+        {
+            let flow_m3_h = flow_kg_s.max(0.0) / PUMP_WATER_DENSITY_KG_M3 * 3600.0;
+            let full_pa = p
+                .pump_rating()
+                .head_m(flow_m3_h, model::hardware::PUMP_SPEED_LIMITS.1)
+                * PUMP_WATER_DENSITY_KG_M3
+                * model::GRAVITY_M_S2;
+            head_pa >= PUMP_AT_LIMIT_SHARE * full_pa
+        }
+        _ => true,
+    };
+    source || pump
+}
 /// Most forecast points kept.
 pub const MAX_FORECAST_POINTS: usize = 1_000;
 
@@ -146,6 +191,10 @@ pub struct PlantObs {
     pub head_pa: Option<f64>,
     pub supply_temp_c: Option<f64>,
     pub return_temp_c: Option<f64>,
+    /// Water through its pump, kg/s.
+    pub flow_kg_s: Option<f64>,
+    /// The supply temperature its own control aims at, °C.
+    pub supply_setpoint_c: Option<f64>,
     pub pump_running: Option<bool>,
     /// A `plant_trip` alarm is active.
     pub trip_alarm: bool,
@@ -745,12 +794,22 @@ impl PlanState {
             // was taken as able to deliver 0 W and left out for days).
             let short = match self.sent.get(&o.id) {
                 Some(Action::SetHeatOutput { heat_w }) if *heat_w > 0.0 => {
-                    settled && q < 0.9 * heat_w && q >= OVERPOWERED_SHARE * heat_w && !rising
+                    settled
+                        && q < 0.9 * heat_w
+                        && q >= OVERPOWERED_SHARE * heat_w
+                        && !rising
+                        && at_a_limit(o, self.network.as_ref().and_then(|n| n.plant(&o.id)))
                 }
                 Some(Action::SetPumpHead { head_pa }) => {
                     most_open.is_some_and(|v| v >= ahead::VALVE_WIDE_OPEN)
                         && (*head_pa >= ahead::HEAD_LIMITS_PA.1 - 1.0
                             || o.head_pa.is_some_and(|h| h < 0.95 * head_pa))
+                        // Its pump at full speed: not a head order it is
+                        // still climbing to (found on the city: a lead
+                        // ordered 25 kPa more a round from 100 kPa, 150 kPa
+                        // against 175 kPa, was taken as able to deliver only
+                        // what it made, and the boiler started again).
+                        && at_a_limit(o, self.network.as_ref().and_then(|n| n.plant(&o.id)))
                 }
                 _ => false,
             };
@@ -1096,7 +1155,7 @@ impl PlanState {
                 .as_ref()
                 .and_then(|n| n.plant(&lead.id))
                 .map_or(0.0, |p| p.min_load_w);
-            let next = ahead::hold_lead_flow(next, head, lead.heat_w, min_load_w);
+            let next = ahead::hold_lead_flow(next, head, lead.heat_w, lead.head_pa, min_load_w);
             self.head_pa = Some(next);
         }
 
@@ -1405,6 +1464,8 @@ mod tests {
             head_pa: Some(4.0e5),
             supply_temp_c: Some(100.0),
             return_temp_c: Some(55.0),
+            flow_kg_s: None,
+            supply_setpoint_c: None,
             pump_running: Some(true),
             trip_alarm: false,
             curve: Some(
@@ -2035,6 +2096,44 @@ mod tests {
             assert!(
                 (v.plants[1].heat_w[0] - 1.2e6).abs() < 1.0e4,
                 "round {k}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_plant_short_of_its_order_is_limited_only_by_its_pump_or_its_source() {
+        // The ring's boiler: no pump rating given, so 65 m at shut-off,
+        // 93.6 m at full speed (1.2): 890 kPa at its small flow.
+        let full_pa = 65.0 * 1.44 * 970.0 * model::GRAVITY_M_S2;
+        // (head, flow, supply, its setpoint, limited?)
+        let cases = [
+            // Head to spare, supply on its setpoint: another plant's pump or
+            // its own loop, not a limit.
+            (4.0e5, Some(3.2), 100.0, Some(100.0), false),
+            // Its pump near full speed at its flow.
+            (0.9 * full_pa, Some(3.2), 100.0, Some(100.0), true),
+            (0.8 * full_pa, Some(3.2), 100.0, Some(100.0), false),
+            // Its source short: the supply more than 3 K under its setpoint.
+            (4.0e5, Some(3.2), 96.0, Some(100.0), true),
+            (4.0e5, Some(3.2), 97.5, Some(100.0), false),
+            // Without a flow reading the pump cannot be judged: limited.
+            (4.0e5, None, 100.0, Some(100.0), true),
+        ];
+        for (k, (head_pa, flow, supply_c, setpoint_c, limited)) in cases.into_iter().enumerate() {
+            let (mut st, subs, mut plants) = ring_after_a_round(1.2);
+            // Told its 1.2 MW minimum, the boiler makes 0.6 MW for two rounds.
+            plants[1].heat_w = Some(0.6e6);
+            plants[1].head_pa = Some(head_pa);
+            plants[1].flow_kg_s = flow;
+            plants[1].supply_temp_c = Some(supply_c);
+            plants[1].supply_setpoint_c = setpoint_c;
+            st.round(300_000, 300_000, &subs, &plants);
+            st.round(600_000, 300_000, &subs, &plants);
+            let planned_w = st.view().unwrap().plants[1].heat_w[0];
+            let want_w = if limited { 0.612e6 } else { 1.2e6 };
+            assert!(
+                (planned_w - want_w).abs() < 1.0e4,
+                "case {k}: planned {planned_w} W, want {want_w} W"
             );
         }
     }
