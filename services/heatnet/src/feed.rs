@@ -26,6 +26,22 @@ pub const HORIZON_H: u32 = 72;
 /// The author the optimizer's audit log shows for the feed.
 pub const AUTHOR: &str = "weather-feed";
 const HOUR_MS: i64 = 3_600_000;
+/// After a failed load the next try waits this long, doubled with each
+/// further failure up to [`RETRY_MAX`], real time: an optimizer that refuses
+/// the forecast (its disk nearly full) is asked once a minute, not every
+/// second (found on a full disk: two errors a second in its log).
+pub const RETRY_FIRST: Duration = Duration::from_secs(1);
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// How long to wait before the next try after `failures` failed loads in a row.
+pub fn retry_delay(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    RETRY_FIRST
+        .saturating_mul(1 << (failures - 1).min(16))
+        .min(RETRY_MAX)
+}
 
 /// The network hour a forecast is due for, if one is due: each new hour of
 /// network time once.
@@ -156,32 +172,49 @@ async fn run_polling(sim: String, opt: String, mut stop: watch::Receiver<bool>) 
     }
 }
 
-/// The feed's own state: the network hour last loaded, and whether the
-/// last attempt failed (a failure is logged once until one succeeds).
+/// The feed's own state: the network hour last loaded, and the failed
+/// loads in a row (the first is logged, the next tries back off:
+/// [`retry_delay`]).
 #[derive(Default)]
 struct Feed {
     last_hour: Option<i64>,
-    failing: bool,
+    failures: u32,
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl Feed {
     /// Loads the forecast when network time `now_ms` has entered a new hour
-    /// (retried at the next call when it fails).
+    /// (tried again at a later call, [`retry_delay`] after it fails).
     async fn load_if_due(&mut self, sim: &str, opt: &str, now_ms: i64) {
         let Some(hour) = due(self.last_hour, now_ms) else {
             return;
         };
+        if self
+            .retry_at
+            .is_some_and(|at| tokio::time::Instant::now() < at)
+        {
+            return;
+        }
         match once(sim, opt).await {
             Ok((issued_at_ms, points)) => {
                 self.last_hour = Some(hour);
-                self.failing = false;
+                if self.failures > 0 {
+                    tracing::info!(
+                        failures = self.failures,
+                        "weather feed: forecasts load again"
+                    );
+                }
+                self.failures = 0;
+                self.retry_at = None;
                 tracing::info!(issued_at_ms, points, "weather feed: forecast loaded");
             }
-            Err(e) if !self.failing => {
-                self.failing = true;
-                tracing::warn!(error = %format!("{e:#}"), "weather feed: forecast not loaded; retrying");
+            Err(e) => {
+                if self.failures == 0 {
+                    tracing::warn!(error = %format!("{e:#}"), "weather feed: forecast not loaded; retrying");
+                }
+                self.failures = self.failures.saturating_add(1);
+                self.retry_at = Some(tokio::time::Instant::now() + retry_delay(self.failures));
             }
-            Err(_) => {}
         }
     }
 }
@@ -200,5 +233,16 @@ mod tests {
             Some(t0 / HOUR_MS + 1)
         );
         assert_eq!(due(None, 0), None);
+    }
+
+    #[test]
+    fn failed_loads_are_tried_again_later_and_later_up_to_a_minute() {
+        let secs = |n: u32| retry_delay(n).as_secs_f64();
+        assert_eq!(secs(0), 0.0);
+        assert_eq!(
+            (1..=8).map(secs).collect::<Vec<_>>(),
+            vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+        );
+        assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
     }
 }
