@@ -92,7 +92,13 @@ impl Actor for NodeActor {
                 // nearly full disk control goes on, from the last state saved
                 // should the actor restart.
                 match state.table.put_json(key(&state.id), &state.ctl) {
-                    Ok(()) => state.unsaved_ticks = 0,
+                    Ok(()) => {
+                        if state.unsaved_ticks > 0 {
+                            tracing::info!(actor_id = %state.id,
+                                unsaved_ticks = state.unsaved_ticks, "control state saved again");
+                        }
+                        state.unsaved_ticks = 0;
+                    }
                     Err(e) if e.is_disk_low() => {
                         state.unsaved_ticks += 1;
                         if state.unsaved_ticks == 1 || state.unsaved_ticks.is_multiple_of(600) {
