@@ -120,6 +120,17 @@ impl Plant {
 
     /// One gateway scan of every node, then physics until the next scan.
     fn scan(&mut self, optimizer_recent: bool) -> BTreeMap<NodeId, Scan> {
+        self.scan_every(optimizer_recent, SCAN_S as f64, STEP_S)
+    }
+
+    /// As [`Self::scan`], with the next scan `scan_s` later in physics steps
+    /// of `step_s` (`heatnet season` scans and steps every 300 s).
+    fn scan_every(
+        &mut self,
+        optimizer_recent: bool,
+        scan_s: f64,
+        step_s: f64,
+    ) -> BTreeMap<NodeId, Scan> {
         let time_ms = self.world.time_ms();
         let mut out = BTreeMap::new();
         for (id, ctl) in self.ctls.iter_mut() {
@@ -141,8 +152,8 @@ impl Plant {
                 },
             );
         }
-        for _ in 0..(SCAN_S as f64 / STEP_S) as usize {
-            self.world.step(STEP_S).expect("hydraulics solve");
+        for _ in 0..(scan_s / step_s).round() as usize {
+            self.world.step(step_s).expect("hydraulics solve");
         }
         out
     }
@@ -676,4 +687,85 @@ fn the_city_dispatched_by_the_planner_keeps_every_pump_running_and_every_room_wa
         leads[0].is_some() && leads.iter().all(|l| l == &leads[0]),
         "the lead changed: {leads:?}"
     );
+}
+
+#[test]
+fn with_the_boiler_standing_by_the_two_chps_share_its_district_without_swinging() {
+    // The city's gas boiler stands by (its pump stopped, its tie lines to
+    // both CHPs open), as the optimizer's standby rule has it on a mild day:
+    // `chp-east` is told its minimum load, `chp-west` leads on a pump head.
+    // At `heatnet season`'s 300 s scans and steps the CHPs' pumps, joined
+    // through the boiler's district, once took the flow from each other
+    // every step (`chp-east` 0, 185, 0, 157 MW on a 103 MW order); the heat
+    // loop's smoothed reading keeps each near its share.
+    let mut net = model::Network::sample("city").expect("city network");
+    net.initial_room_temp_c = 20.0;
+    let mut p = Plant::network_with(net, |_| {});
+    let id = |s: &str| NodeId::new(s).expect("id");
+    let (west, east, boiler) = (id("chp-west"), id("chp-east"), id("boiler-south"));
+    for n in p
+        .ids(NodeKind::Substation)
+        .iter()
+        .chain(&p.ids(NodeKind::Plant))
+    {
+        let sp = p.curve_now(n);
+        p.set_supply(n, sp);
+    }
+    let settle = |p: &mut Plant, hours: f64| -> Vec<BTreeMap<NodeId, Scan>> {
+        (0..(hours * 12.0) as usize)
+            .map(|_| p.scan_every(true, 300.0, 300.0))
+            .collect()
+    };
+    let before = settle(&mut p, 2.0);
+    let last = before.last().expect("scans");
+    let head_pa = last[&west].get(Metric::DiffPressurePa).expect("west head");
+    let min_load_w = p.world.network().plant(&east).expect("east").min_load_w;
+    p.send(&boiler, Action::SetHeatOutput { heat_w: 0.0 });
+    p.send(&east, Action::SetHeatOutput { heat_w: min_load_w });
+    p.send(&west, Action::SetPumpHead { head_pa });
+    settle(&mut p, 2.0);
+    let record = settle(&mut p, 4.0);
+    let east_w: Vec<f64> = record
+        .iter()
+        .filter_map(|s| s[&east].get(Metric::HeatW))
+        .collect();
+    let west_w: Vec<f64> = record
+        .iter()
+        .filter_map(|s| s[&west].get(Metric::HeatW))
+        .collect();
+    let boiler_w = record
+        .iter()
+        .filter_map(|s| s[&boiler].get(Metric::HeatW))
+        .fold(0.0, f64::max);
+    let range = |v: &[f64]| {
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(0.0, f64::max),
+        )
+    };
+    eprintln!(
+        "city, boiler standing by: head {:.0} kPa; chp-east {:?} MW on {:.1} MW; chp-west {:?} MW; boiler at most {:.1} MW",
+        head_pa / 1e3,
+        east_w
+            .iter()
+            .map(|w| (w / 1e5).round() / 10.0)
+            .collect::<Vec<_>>(),
+        min_load_w / 1e6,
+        west_w
+            .iter()
+            .map(|w| (w / 1e5).round() / 10.0)
+            .collect::<Vec<_>>(),
+        boiler_w / 1e6
+    );
+    assert!(
+        boiler_w < 1.0e6,
+        "the boiler makes {boiler_w} W standing by"
+    );
+    let (east_lo, east_hi) = range(&east_w);
+    assert!(
+        east_lo >= 0.5 * min_load_w && east_hi <= 1.5 * min_load_w,
+        "chp-east swings between {east_lo} and {east_hi} W on a {min_load_w} W order"
+    );
+    let (west_lo, _) = range(&west_w);
+    assert!(west_lo > 0.0, "chp-west carried no water at a scan");
 }
