@@ -311,6 +311,7 @@ impl Clients {
             "weather_forecast": p.weather_forecast,
             "note": p.note,
             "room_target_c": p.room_target_c,
+            "curve_sun_k": p.curve_sun_k,
         }))
     }
 

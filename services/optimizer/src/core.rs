@@ -1174,6 +1174,12 @@ impl Core {
         let fixed = self.cfg.mode == PlanMode::FixedCurve;
         // Raised ahead of a shortage the last round foresaw.
         let room_target_c = inner.schedule.room_target_c();
+        // The baseline's curve knows no sun.
+        let sun_k = if fixed {
+            0.0
+        } else {
+            inner.schedule.sun_ahead_k(now)
+        };
         let mut plans: Vec<(NodeId, NodeId, f64, f64)> = Vec::new();
         let mut sub_obs: Vec<SubstationObs> = Vec::new();
         for n in inner
@@ -1184,6 +1190,7 @@ impl Core {
             let cv = n.info.group.as_ref().and_then(|g| inner.curves.current(g));
             let input = SubstationInput {
                 outdoor_c: n.get(Metric::OutdoorTempC),
+                sun_k,
                 // The baseline has no room feedback and no trims.
                 coldest_room_c: if fixed {
                     None

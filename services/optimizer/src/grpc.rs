@@ -577,6 +577,7 @@ impl ControlRoomService for Grpc {
             weather_forecast: p.weather_forecast,
             note: p.note,
             room_target_c: p.room_target_c,
+            curve_sun_k: p.curve_sun_k,
         }))
     }
 

@@ -257,6 +257,9 @@ pub struct PlanView {
     /// What each substation's coldest room is aimed at, °C (raised ahead of
     /// a shortage); none in fixed-curve mode.
     pub room_target_c: Option<f64>,
+    /// How much milder the sun ahead makes the weather for the substations'
+    /// curves, K ([`planner::sun_ahead_k`]); none in fixed-curve mode.
+    pub curve_sun_k: Option<f64>,
 }
 
 /// The planner's memory between rounds.
@@ -466,6 +469,12 @@ impl PlanState {
         let mut points = ahead::clean_forecast(points);
         points.truncate(MAX_FORECAST_POINTS);
         self.forecast = points;
+    }
+
+    /// How much milder the sun forecast ahead makes the weather for the
+    /// substations' curves, K ([`planner::sun_ahead_k`]).
+    pub fn sun_ahead_k(&self, now_ms: i64) -> f64 {
+        planner::sun_ahead_k(&self.forecast, now_ms)
     }
 
     /// What the substations aim their coldest room at, °C: the target,
@@ -1310,6 +1319,7 @@ impl PlanState {
             weather_forecast: !self.forecast.is_empty(),
             note,
             room_target_c: Some(self.room_target_c()),
+            curve_sun_k: Some(self.sun_ahead_k(now_ms)),
         });
         RoundOutcome {
             orders,
@@ -2001,6 +2011,23 @@ mod tests {
         assert!(delay > 600.0 && delay < 4.0 * 3600.0, "{delay}");
         assert!(cold > calm + 5.0, "{calm} → {cold}");
         assert!(v.weather_forecast);
+        // No sun in that forecast: the substations' curves read the outdoor
+        // temperature as it is.
+        assert_eq!(v.curve_sun_k, Some(0.0));
+        // 400 W/m² over the next hours: read 6 K milder (0.015 K per W/m²).
+        st.set_forecast(
+            (0..4)
+                .map(|h| WeatherAhead {
+                    time_ms: now + h * 3_600_000,
+                    outdoor_c: 0.0,
+                    solar_w_m2: 400.0,
+                })
+                .collect(),
+        );
+        st.round(now + 600_000, 300_000, &subs, &plants);
+        let sun_k = st.view().unwrap().curve_sun_k.unwrap();
+        assert!((sun_k - 6.0).abs() < 1e-9, "{sun_k}");
+        assert_eq!(st.sun_ahead_k(now + 600_000), sun_k);
     }
 
     #[test]
@@ -2017,6 +2044,8 @@ mod tests {
         let v = st.view().unwrap();
         assert_eq!(v.mode, "fixed_curve");
         assert!(v.lead_plant.is_none() && v.plants.iter().all(|p| p.heat_w.is_empty()));
+        // Its curves know no sun.
+        assert_eq!(v.curve_sun_k, None);
     }
 
     /// The ring at 2 MW a substation of the CHP's district and 0.5 MW in
