@@ -1,10 +1,11 @@
 //! The planning core: supply setpoints for every substation and plant. Pure:
 //! it sees only telemetry-derived inputs, never the simulator.
 //!
-//! Substations: the group's supply curve at the measured outdoor temperature,
-//! plus a bounded trim integrated from the coldest monitored room toward
-//! [`TARGET_ROOM_C`] (just above 18 °C with a margin), so that homes are kept
-//! warm enough instead of overheated. Ahead of a shortage the plants cannot
+//! Substations: the group's supply curve at the measured outdoor temperature
+//! made milder by the sun the forecast gives over the next hours
+//! ([`sun_ahead_k`]), plus a bounded trim integrated from the coldest
+//! monitored room toward [`TARGET_ROOM_C`] (just above 18 °C with a margin),
+//! so that homes are kept warm enough instead of overheated. Ahead of a shortage the plants cannot
 //! make (a cold wave past their nameplates), the aim is raised for a while
 //! ([`Preheat`]) so that the buildings' thermal mass stores the heat the
 //! plants will lack. Plants: enough supply temperature to serve the hottest
@@ -47,6 +48,9 @@ pub const SUN_K_PER_W_M2: f64 = 0.015;
 pub const SUN_LEAD_MS: i64 = 2 * 3_600_000;
 /// The sun never counts for more than this, K.
 pub const MAX_SUN_K: f64 = 10.0;
+/// The forecast's sun is taken this far before its first point and after
+/// its last (hourly points, the first at the next full hour), ms.
+pub const SUN_FORECAST_REACH_MS: i64 = 3_600_000;
 
 /// Primary supply above the hottest secondary setpoint, K (heat exchanger approach + losses).
 pub const PLANT_MARGIN_K: f64 = 30.0;
@@ -139,18 +143,20 @@ impl Preheat {
 
 /// How much milder the sun forecast over the next [`SUN_LEAD_MS`] makes the
 /// weather for the curve, K: [`SUN_K_PER_W_M2`] times its mean irradiance,
-/// within 0..[`MAX_SUN_K`]. Without a forecast: 0 (the sun is not measured).
+/// within 0..[`MAX_SUN_K`]. Without a forecast: 0 (the sun is not measured);
+/// nor for times more than [`SUN_FORECAST_REACH_MS`] beyond the forecast's
+/// points (a feed that stopped must not leave a noon sun standing through
+/// the night).
 pub fn sun_ahead_k(forecast: &[WeatherAhead], now_ms: i64) -> f64 {
-    if forecast.is_empty() {
+    let (Some(first), Some(last)) = (forecast.first(), forecast.last()) else {
         return 0.0;
-    }
+    };
+    let covered = (first.time_ms - SUN_FORECAST_REACH_MS)..=(last.time_ms + SUN_FORECAST_REACH_MS);
     const SAMPLES: i64 = 8;
     let mean_w_m2 = (0..=SAMPLES)
-        .map(|i| {
-            ahead::weather_at(forecast, 0.0, now_ms + i * SUN_LEAD_MS / SAMPLES)
-                .solar_w_m2
-                .max(0.0)
-        })
+        .map(|i| now_ms + i * SUN_LEAD_MS / SAMPLES)
+        .filter(|t| covered.contains(t))
+        .map(|t| ahead::weather_at(forecast, 0.0, t).solar_w_m2.max(0.0))
         .sum::<f64>()
         / (SAMPLES + 1) as f64;
     let k = SUN_K_PER_W_M2 * mean_w_m2;
@@ -430,6 +436,14 @@ mod tests {
         );
         // A blinding forecast counts for 10 K at most.
         assert_eq!(sun_ahead_k(&forecast(&[(0.0, 5000.0); 4]), 0), MAX_SUN_K);
+        // A forecast that ended at noon (its feed stopped) leaves no sun a
+        // day later, and counts only the samples it reaches: at 3 h, only
+        // the one at 3 h of the nine over the next 2 h (its last point is at
+        // 2 h, taken 1 h on).
+        let noon = forecast(&[(0.0, 400.0); 3]);
+        assert_eq!(sun_ahead_k(&noon, 26 * 3_600_000), 0.0);
+        let late = sun_ahead_k(&noon, 3 * 3_600_000);
+        assert!((late - 0.015 * 400.0 * 1.0 / 9.0).abs() < 1e-9, "{late}");
     }
 
     #[test]
