@@ -100,6 +100,16 @@ impl Plant {
         (curve.supply_temp_c(self.world.outdoor_temp_c()) * 2.0).round() / 2.0
     }
 
+    /// Every substation and plant on its own curve now (the setpoints an
+    /// optimizer without trims would send).
+    fn all_on_curves(&mut self) {
+        let ids = self.ids(NodeKind::Substation);
+        for id in ids.iter().chain(&self.ids(NodeKind::Plant)) {
+            let sp = self.curve_now(id);
+            self.set_supply(id, sp);
+        }
+    }
+
     /// What the optimizer would send: a supply setpoint for one node.
     fn set_supply(&mut self, id: &NodeId, supply_temp_c: f64) {
         self.send(id, Action::SetSupplyTemp { supply_temp_c });
@@ -202,15 +212,7 @@ fn secondary_supply_holds_its_setpoint_within_half_a_kelvin() {
     let mut p = Plant::demo(20.0);
     // The optimizer sets fixed setpoints: each node's curve at the start.
     let subs = p.ids(NodeKind::Substation);
-    let plants = p.ids(NodeKind::Plant);
-    for s in &subs {
-        let sp = p.curve_now(s);
-        p.set_supply(s, sp);
-    }
-    for pl in &plants {
-        let sp = p.curve_now(pl);
-        p.set_supply(pl, sp);
-    }
+    p.all_on_curves();
     // Settle for 6 h (longer than the slowest primary pipe's transport delay),
     // then a whole day of record: night load, and buildings throttling in the
     // afternoon sun (low secondary flow, the hardest case for the loop).
@@ -489,14 +491,7 @@ fn on_the_ring_a_dispatched_boiler_makes_its_heat_while_the_lead_chp_holds_the_h
     let mut p = Plant::network_with(net, |_| {});
     let chp = NodeId::new("chp-north").expect("id");
     let boiler = NodeId::new("boiler-south").expect("id");
-    for id in p
-        .ids(NodeKind::Substation)
-        .iter()
-        .chain(&p.ids(NodeKind::Plant))
-    {
-        let sp = p.curve_now(id);
-        p.set_supply(id, sp);
-    }
+    p.all_on_curves();
     let settled = p.run(2.0, true);
     let last = settled.last().expect("scans");
     let head_pa = last[&chp].get(Metric::DiffPressurePa).expect("chp head");
@@ -621,13 +616,9 @@ fn the_city_dispatched_by_the_planner_keeps_every_pump_running_and_every_room_wa
     let mut planner =
         optimizer::schedule::PlanState::new(Some(std::sync::Arc::new(net.clone())), 50_000.0);
     let mut p = Plant::network_with(net, |_| {});
-    let subs = p.ids(NodeKind::Substation);
     let plants = p.ids(NodeKind::Plant);
     let buildings = p.ids(NodeKind::Building);
-    for id in subs.iter().chain(&plants) {
-        let sp = p.curve_now(id);
-        p.set_supply(id, sp);
-    }
+    p.all_on_curves();
     // Average price of the heat made, yuan/GJ: the plant mix.
     let yuan_per_gj = |h: &[BTreeMap<NodeId, Scan>]| {
         let (mut yuan, mut gj) = (0.0, 0.0);
@@ -703,14 +694,7 @@ fn with_the_boiler_standing_by_the_two_chps_share_its_district_without_swinging(
     let mut p = Plant::network_with(net, |_| {});
     let id = |s: &str| NodeId::new(s).expect("id");
     let (west, east, boiler) = (id("chp-west"), id("chp-east"), id("boiler-south"));
-    for n in p
-        .ids(NodeKind::Substation)
-        .iter()
-        .chain(&p.ids(NodeKind::Plant))
-    {
-        let sp = p.curve_now(n);
-        p.set_supply(n, sp);
-    }
+    p.all_on_curves();
     let settle = |p: &mut Plant, hours: f64| -> Vec<BTreeMap<NodeId, Scan>> {
         (0..(hours * 12.0) as usize)
             .map(|_| p.scan_every(true, 300.0, 300.0))
